@@ -1,0 +1,52 @@
+"""Session fixtures shared by every test: the private PostgreSQL cluster and the real proxy."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tools.pgcluster import Cluster, destroy, free_port, start_temp_cluster
+from tools.procs import start_and_wait, stop
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Cluster]:
+    """A private PostgreSQL 15 + PostGIS cluster with TLS and one role per auth method."""
+    cluster = start_temp_cluster()
+    try:
+        yield cluster
+    finally:
+        destroy(cluster)
+
+
+class ProxyProcess:
+    def __init__(self, port: int, proc: object) -> None:
+        self.port = port
+        self.proc = proc
+        self.host = "127.0.0.1"
+
+    @property
+    def ws_proxy(self) -> str:
+        """The driver's `ws_proxy` setting for this proxy (use with use_secure_websocket=False)."""
+        return f"{self.host}:{self.port}/v2"
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/v2"
+
+
+@pytest.fixture(scope="session")
+def proxy(pg: Cluster) -> Iterator[ProxyProcess]:
+    """The real proxy process, allowed to reach only the private cluster."""
+    port = free_port()
+    env = {
+        "LISTEN_PORT": f"127.0.0.1:{port}",
+        "ALLOW_ADDR_REGEX": rf"(127\.0\.0\.1|localhost|\[::1\]):{pg.port}",
+    }
+    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
+    try:
+        yield ProxyProcess(port, proc)
+    finally:
+        stop(proc)  # type: ignore[arg-type]
