@@ -1,0 +1,286 @@
+"""Settings: wsproxy's environment names and formats, our additions, and a flag for each."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Only a local Postgres: an unconfigured proxy must never be an open relay.
+DEFAULT_ALLOW_ADDR_REGEX = r"(localhost|127\.0\.0\.1|\[::1\]):5432"
+# Link-local and cloud metadata endpoints: the classic SSRF prize.
+DEFAULT_DENY_NETWORKS = "169.254.0.0/16,fe80::/10,fd00:ec2::254/128"
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the process exits with the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen_host: str = ""
+    listen_port: int = 80
+    allow_addr_regex: re.Pattern[str] | None = re.compile(DEFAULT_ALLOW_ADDR_REGEX)
+    append_port: str = ""
+    use_host_header: bool = False
+    log_traffic: bool = False
+    log_conn_info: bool = True
+    prometheus_bind: tuple[str, int] | None = None
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_connections: int = 1000
+    max_connections_per_ip: int = 100
+    idle_timeout: float = 3600.0
+    connect_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    max_message_size: int = 16 * 1024 * 1024
+    allowed_origins: frozenset[str] = frozenset()
+    drain_timeout: float = 30.0
+    ping_interval: float = 30.0
+    auth_token: str = ""
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    deny_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
+
+
+def parse_bool(text: str) -> bool:
+    """What Go's strconv.ParseBool accepts (wsproxy parses env with it), plus yes/no/on/off."""
+    low = text.strip().lower()
+    if low in ("1", "t", "true", "yes", "y", "on"):
+        return True
+    if low in ("0", "f", "false", "no", "n", "off", ""):
+        return False
+    raise ConfigError(f"not a boolean: {text!r}")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds as a number ("2.5") or a Go duration ("1m30s", "500ms"), so either habit works."""
+    t = text.strip()
+    try:
+        value = float(t)
+    except ValueError:
+        pos, value = 0, 0.0
+        for m in _DURATION.finditer(t):
+            if m.start() != pos:
+                break
+            value += float(m.group(1)) * _UNIT[m.group(2)]
+            pos = m.end()
+        if pos != len(t) or not t:
+            raise ConfigError(f"not a duration: {text!r}") from None
+    if value < 0:
+        raise ConfigError(f"negative duration: {text!r}")
+    return value
+
+
+def parse_size(text: str) -> int:
+    """Bytes, optionally with a binary suffix (K, M, G), since sizes are usually round MiB."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]i?B?)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ConfigError(f"not a size: {text!r}")
+    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[(m.group(2) or "")[:1].lower()]
+    return int(m.group(1)) * mult
+
+
+def parse_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise ConfigError(f"not an integer: {text!r}") from None
+    if n < 0:
+        raise ConfigError(f"negative count: {text!r}")
+    return n
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """Go's listen syntax: ":9876" (all interfaces), "host:9876" or "[::1]:9876"."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"expected [host]:port, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def parse_optional_hostport(text: str) -> tuple[str, int] | None:
+    return parse_hostport(text) if text.strip() else None
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip()) for p in text.split(",") if p.strip())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def parse_regex(text: str) -> re.Pattern[str] | None:
+    """An empty regex allows every target, exactly as in wsproxy (the server warns loudly)."""
+    if text == "":
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ConfigError(f"bad ALLOW_ADDR_REGEX {text!r}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    env: str
+    default: str
+    help: str
+    parse: Callable[[str], Any]
+    is_bool: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.env.lower().replace("_", "-")
+
+
+_SETTINGS: tuple[_Setting, ...] = (
+    _Setting("LISTEN_PORT", ":80", "address to listen on, [host]:port", parse_hostport),
+    _Setting(
+        "ALLOW_ADDR_REGEX",
+        DEFAULT_ALLOW_ADDR_REGEX,
+        "regex the whole target host:port must match; empty allows every target",
+        parse_regex,
+    ),
+    _Setting("APPEND_PORT", "", "string appended to the target, e.g. ':5432'", str),
+    _Setting("USE_HOST_HEADER", "false", "take the target from the Host header", parse_bool, True),
+    _Setting(
+        "LOG_TRAFFIC", "false", "log message sizes and Postgres message types", parse_bool, True
+    ),
+    _Setting("LOG_CONN_INFO", "true", "log each connection's open and close", parse_bool, True),
+    _Setting(
+        "PROMETHEUS_BIND",
+        "",
+        "[host]:port serving /metrics; empty disables",
+        parse_optional_hostport,
+    ),
+    _Setting("TLS_CERT", "", "PEM certificate chain; with TLS_KEY serves wss://", str),
+    _Setting("TLS_KEY", "", "PEM private key for TLS_CERT", str),
+    _Setting("MAX_CONNECTIONS", "1000", "relays at once; more get 503 (0 = no limit)", parse_count),
+    _Setting(
+        "MAX_CONNECTIONS_PER_IP",
+        "100",
+        "relays per client IP; more get 503 (0 = no limit)",
+        parse_count,
+    ),
+    _Setting(
+        "IDLE_TIMEOUT",
+        "1h",
+        "close a relay after this long without traffic (0 = never)",
+        parse_duration,
+    ),
+    _Setting("CONNECT_TIMEOUT", "10s", "time allowed to connect upstream", parse_duration),
+    _Setting(
+        "HANDSHAKE_TIMEOUT", "10s", "time allowed for the TLS and HTTP upgrade", parse_duration
+    ),
+    _Setting(
+        "MAX_MESSAGE_SIZE",
+        "16MiB",
+        "largest client WebSocket message; larger closes with 1009",
+        parse_size,
+    ),
+    _Setting(
+        "ALLOWED_ORIGINS", "", "comma-separated Origin values admitted; empty admits all", str
+    ),
+    _Setting(
+        "DRAIN_TIMEOUT", "30s", "on SIGTERM, how long active relays may finish", parse_duration
+    ),
+    _Setting(
+        "PING_INTERVAL",
+        "30s",
+        "server ping period keeping load balancers open (0 = off)",
+        parse_duration,
+    ),
+    _Setting(
+        "AUTH_TOKEN",
+        "",
+        "shared secret required as 'Authorization: Bearer' or ?token= (empty = not required)",
+        str,
+    ),
+    _Setting(
+        "TRUSTED_PROXIES",
+        "",
+        "CIDRs whose X-Forwarded-For names the real client",
+        parse_networks,
+    ),
+    _Setting(
+        "DENY_NETWORKS",
+        DEFAULT_DENY_NETWORKS,
+        "CIDRs never connected to, whatever the regex says; empty allows all",
+        parse_networks,
+    ),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wsproxy",
+        description="WebSocket-to-TCP relay for Postgres, compatible with Neon's wsproxy. "
+        "Every flag can also be set by the environment variable shown; the flag wins.",
+    )
+    for s in _SETTINGS:
+        shown = s.default if s.default else "empty"
+        helptext = f"{s.help} [env {s.env}, default: {shown}]".replace("%", "%%")
+        if s.is_bool:
+            p.add_argument(s.flag, nargs="?", const="true", metavar="BOOL", help=helptext)
+        else:
+            p.add_argument(s.flag, metavar=s.env, help=helptext)
+    return p
+
+
+def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Build the config from flags, then environment, then defaults.
+
+    Raises:
+        ConfigError: a value does not parse; the caller prints it and exits non-zero.
+        SystemExit: from argparse, for --help or an unknown flag.
+    """
+    args = vars(_parser().parse_args(argv))
+    env = env if env is not None else {}
+    raw: dict[str, str] = {}
+    for s in _SETTINGS:
+        value = args[s.env.lower()]
+        raw[s.env] = value if value is not None else env.get(s.env, s.default)
+    parsed: dict[str, Any] = {}
+    for s in _SETTINGS:
+        try:
+            parsed[s.env] = s.parse(raw[s.env])
+        except ConfigError as exc:
+            raise ConfigError(f"{s.env}: {exc}") from None
+    if bool(parsed["TLS_CERT"]) != bool(parsed["TLS_KEY"]):
+        raise ConfigError("TLS_CERT and TLS_KEY must be set together")
+    host, port = parsed["LISTEN_PORT"]
+    origins = frozenset(o.strip() for o in parsed["ALLOWED_ORIGINS"].split(",") if o.strip())
+    return Config(
+        listen_host=host,
+        listen_port=port,
+        allow_addr_regex=parsed["ALLOW_ADDR_REGEX"],
+        append_port=parsed["APPEND_PORT"],
+        use_host_header=parsed["USE_HOST_HEADER"],
+        log_traffic=parsed["LOG_TRAFFIC"],
+        log_conn_info=parsed["LOG_CONN_INFO"],
+        prometheus_bind=parsed["PROMETHEUS_BIND"],
+        tls_cert=parsed["TLS_CERT"],
+        tls_key=parsed["TLS_KEY"],
+        max_connections=parsed["MAX_CONNECTIONS"],
+        max_connections_per_ip=parsed["MAX_CONNECTIONS_PER_IP"],
+        idle_timeout=parsed["IDLE_TIMEOUT"],
+        connect_timeout=parsed["CONNECT_TIMEOUT"],
+        handshake_timeout=parsed["HANDSHAKE_TIMEOUT"],
+        max_message_size=parsed["MAX_MESSAGE_SIZE"],
+        allowed_origins=origins,
+        drain_timeout=parsed["DRAIN_TIMEOUT"],
+        ping_interval=parsed["PING_INTERVAL"],
+        auth_token=parsed["AUTH_TOKEN"],
+        trusted_proxies=parsed["TRUSTED_PROXIES"],
+        deny_networks=parsed["DENY_NETWORKS"],
+    )

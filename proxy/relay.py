@@ -1,0 +1,149 @@
+"""One relay: two pumps (ws->tcp, tcp->ws), and a close code that says why it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from .metrics import Metrics
+from .traffic import TrafficLog
+from .upstream import Upstream, UpstreamError
+
+log = logging.getLogger("proxy.relay")
+
+# RFC 6455 close codes the relay uses.
+NORMAL, GOING_AWAY, UNSUPPORTED_DATA, INTERNAL_ERROR = 1000, 1001, 1003, 1011
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """Why a relay stopped: the close code sent to the client (if we sent one) and a reason."""
+
+    code: int | None
+    reason: str
+
+
+class _TextFrame(Exception):
+    pass
+
+
+class Relay:
+    """Moves bytes both ways until one side ends, then closes the other with the right code.
+
+    Each direction awaits its sink before reading more (ws.send drains past the write limit,
+    Upstream.write waits on the socket), so a slow side pauses the other: no unbounded queues.
+    """
+
+    def __init__(
+        self,
+        conn_id: int,
+        ws: ServerConnection,
+        upstream: Upstream,
+        metrics: Metrics,
+        idle_timeout: float,
+        traffic: TrafficLog | None,
+    ) -> None:
+        self.conn_id = conn_id
+        self.ws = ws
+        self.up = upstream
+        self.metrics = metrics
+        self.idle_timeout = idle_timeout
+        self.traffic = traffic
+        self.bytes_from_client = 0
+        self.bytes_from_server = 0
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._stop: asyncio.Future[Ending] = self._loop.create_future()
+
+    def stop(self, code: int, reason: str) -> None:
+        """Ask the relay to end (drain timeout, shutdown); it closes the WebSocket with `code`."""
+        if not self._stop.done():
+            self._stop.set_result(Ending(code, reason))
+
+    async def _tcp_to_ws(self) -> Ending:
+        while True:
+            try:
+                data = await self.up.read()
+            except UpstreamError as exc:
+                return Ending(INTERNAL_ERROR, f"upstream error: {exc}")
+            if not data:
+                return Ending(NORMAL, "TCP connection is closed")
+            self._last = self._loop.time()
+            self.bytes_from_server += len(data)
+            self.metrics.bytes_tcp.inc(len(data))
+            if self.traffic is not None:
+                self.traffic.from_server(data)
+            try:
+                await self.ws.send(data)
+            except ConnectionClosed:
+                return Ending(None, "client went away")
+
+    async def _ws_to_tcp(self) -> Ending:
+        try:
+            async for message in self.ws:
+                if isinstance(message, str):
+                    raise _TextFrame
+                self._last = self._loop.time()
+                self.bytes_from_client += len(message)
+                self.metrics.bytes_ws.inc(len(message))
+                if self.traffic is not None:
+                    self.traffic.from_client(message)
+                await self.up.write(message)
+        except _TextFrame:
+            return Ending(UNSUPPORTED_DATA, "text frames are not supported; send binary")
+        except UpstreamError as exc:
+            return Ending(INTERNAL_ERROR, f"upstream error: {exc}")
+        except ConnectionClosed:
+            pass
+        return Ending(None, _close_story(self.ws))
+
+    async def _idle(self) -> Ending:
+        while True:
+            left = self._last + self.idle_timeout - self._loop.time()
+            if left <= 0:
+                return Ending(NORMAL, "idle timeout")
+            await asyncio.sleep(left)
+
+    async def run(self) -> Ending:
+        """Relay until something ends it; then close both sides.
+
+        Returns:
+            What ended the relay, for the connection log line.
+        """
+        tasks = [
+            asyncio.ensure_future(self._tcp_to_ws()),
+            asyncio.ensure_future(self._ws_to_tcp()),
+            self._stop,
+        ]
+        if self.idle_timeout > 0:
+            tasks.append(asyncio.ensure_future(self._idle()))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            ending = next(t for t in tasks if t in done).result()
+        finally:
+            for t in tasks:
+                t.cancel()
+        if ending.code == INTERNAL_ERROR:
+            self.up.abort()
+        else:
+            self.up.close()
+        if ending.code is not None:
+            # Everything read from the target was already handed to ws.send, so the close
+            # frame queues behind the last data frame: the client sees all bytes, then 1000.
+            await self.ws.close(ending.code, ending.reason[:120])
+        return ending
+
+
+def _close_story(ws: ServerConnection) -> str:
+    """Describe how the client closed, e.g. 'client closed 1000' or 'message too big 1009'."""
+    p = ws.protocol
+    rcvd, sent = p.close_rcvd, p.close_sent
+    if sent is not None and (rcvd is None or p.close_rcvd_then_sent is False):
+        return f"closed by proxy {sent.code} {sent.reason}".rstrip()
+    if rcvd is not None:
+        return f"client closed {rcvd.code} {rcvd.reason}".rstrip()
+    return "client connection lost"
