@@ -1,0 +1,131 @@
+"""The text format of PostgreSQL arrays: '{1,NULL,"a\\"b"}' <-> nested Python lists.
+
+Follows the "Arrays / Array Value Input and Output" section of the PostgreSQL docs. Every type
+we handle uses ',' as its delimiter (only box uses ';'). Parsing works on the raw bytes from the
+server: UTF-8 never puts an ASCII byte inside a multi-byte character, so the structural bytes
+are safe to find without decoding first, and element decoders get bytes as for plain columns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Decoder = Callable[[bytes], Any]
+TextEncoder = Callable[[Any], str]
+
+
+class CodecError(ValueError):
+    """A value the server sent (or the caller passed) has no faithful conversion.
+
+    A ValueError, so code written for asyncpg (which raises ValueError/OverflowError for the same
+    values) keeps working; the connection layer may wrap it in its own error type.
+    """
+
+
+# a quoted element (group 1 = its body), a brace, a comma, or an unquoted element
+_TOKEN = re.compile(rb'"((?:[^"\\]|\\.)*)"|[{},]|[^{},"]+', re.S)
+_UNESCAPE = re.compile(rb"\\(.)", re.S)
+# array_out quotes these: the delimiter, braces, quotes, backslashes and whitespace
+_NEEDS_QUOTES = re.compile(r'[{},"\\ \t\n\r\v\f]')
+
+
+def parse_array(data: bytes, decode: Decoder) -> list[Any]:
+    """Turn an array's text output into (nested) lists, decoding each element with `decode`.
+
+    Lower bounds ('[0:2]={1,2,3}') are dropped, as asyncpg drops them: Python lists start at 0.
+
+    Raises:
+        CodecError: the text is not an array literal.
+    """
+    if data[:1] == b"[":
+        data = data[data.find(b"=") + 1 :]
+    if b'"' not in data and b"\\" not in data and data.count(b"{") == 1:
+        # the common case: one dimension, nothing quoted
+        if data[:1] != b"{" or data[-1:] != b"}":
+            raise CodecError(f"not an array literal: {data[:80]!r}")
+        inner = data[1:-1]
+        if not inner:
+            return []
+        return [None if item == b"NULL" else decode(item) for item in inner.split(b",")]
+    return _parse_nested(data, decode)
+
+
+def _parse_nested(data: bytes, decode: Decoder) -> list[Any]:
+    stack: list[list[Any]] = []
+    current: list[Any] | None = None
+    root: list[Any] | None = None
+    end = 0
+    for match in _TOKEN.finditer(data):
+        if match.start() != end:
+            break
+        end = match.end()
+        token = match.group()
+        if token == b"{":
+            new: list[Any] = []
+            if current is None:
+                if root is not None:
+                    raise CodecError(f"text after the end of an array: {data[:80]!r}")
+                root = new
+            else:
+                current.append(new)
+                stack.append(current)
+            current = new
+        elif current is None:
+            break
+        elif token == b"}":
+            current = stack.pop() if stack else None
+        elif token == b",":
+            continue
+        elif match.group(1) is not None:
+            current.append(decode(_UNESCAPE.sub(rb"\1", match.group(1))))
+        else:
+            token = token.strip()
+            current.append(None if token.upper() == b"NULL" else decode(token))
+    if root is None or current is not None or end != len(data):
+        raise CodecError(f"not an array literal: {data[:80]!r}")
+    return root
+
+
+def format_array(value: Sequence[Any], encode: TextEncoder) -> str:
+    """Write (nested) lists or tuples as an array literal, encoding elements with `encode`.
+
+    Elements are quoted when array_in would otherwise misread them (empty strings, 'NULL' in any
+    case, delimiters, braces, quotes, backslashes, whitespace). The server, not this function,
+    rejects ragged nesting.
+    """
+    parts: list[str] = []
+    for item in value:
+        if item is None:
+            parts.append("NULL")
+        elif isinstance(item, list | tuple):
+            parts.append(format_array(item, encode))
+        else:
+            text = encode(item)
+            if not text or _NEEDS_QUOTES.search(text) or text.upper() == "NULL":
+                text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            parts.append(text)
+    return "{" + ",".join(parts) + "}"
+
+
+def array_decoder(decode: Decoder) -> Decoder:
+    """Build the decoder of an array type from its element decoder (done once per type)."""
+
+    def decode_array(data: bytes) -> list[Any]:
+        return parse_array(data, decode)
+
+    return decode_array
+
+
+def array_encoder(encode: TextEncoder) -> TextEncoder:
+    """Build the encoder of an array type from its element encoder; a str is sent as is."""
+
+    def encode_array(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list or tuple for an array, got {type(value).__name__}")
+        return format_array(value, encode)
+
+    return encode_array

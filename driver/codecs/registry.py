@@ -1,0 +1,284 @@
+"""TypeRegistry: which codec handles which type OID, and which OID a bare Python value gets."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from . import datetimes as dt
+from . import oids
+from . import scalars as sc
+from .arrays import CodecError, Decoder, TextEncoder, array_decoder, array_encoder, format_array
+
+Encoder = Callable[[Any], bytes | str]
+# value -> (OID to declare, text); used when the parameter's type is not known yet
+Inferrer = Callable[[Any], tuple[int, str]]
+
+_INT8_MIN, _INT8_MAX = -(2**63), 2**63 - 1
+_NUMBERS = {oids.INT8, oids.FLOAT8, oids.NUMERIC}
+
+
+class TypeRegistry:
+    """Text-format codecs keyed by type OID; each connection works on its own copy().
+
+    Decoders are looked up once per result column (`decoder(oid)`), so the per-row cost is just
+    calling them. Unknown OIDs decode as str, which costs no catalog round trip.
+    """
+
+    __slots__ = ("_array_of", "_decoders", "_encoders", "_inferrers")
+
+    def __init__(self) -> None:
+        self._decoders: dict[int, Decoder] = {}
+        self._encoders: dict[int, TextEncoder] = {}
+        self._inferrers: dict[type, Inferrer] = {}
+        self._array_of: dict[int, int] = {}
+
+    def copy(self) -> TypeRegistry:
+        """A registry whose register() calls leave this one untouched."""
+        new = TypeRegistry()
+        new._decoders = dict(self._decoders)
+        new._encoders = dict(self._encoders)
+        new._inferrers = dict(self._inferrers)
+        new._array_of = dict(self._array_of)
+        return new
+
+    def decoder(self, oid: int) -> Decoder:
+        """Text-format decoder for a column type OID; unknown OIDs decode as UTF-8 str.
+
+        Call it once per column and keep the result: the callable takes the column's bytes (never
+        None; NULLs are the caller's to skip) and may raise CodecError or ValueError.
+        """
+        return self._decoders.get(oid, sc.decode_text)
+
+    def encode(self, value: object, oid: int = 0) -> tuple[int, bytes | None]:
+        """Python value -> (type OID to declare in Parse, text-format bytes; None for NULL).
+
+        With oid=0 the OID comes from the Python type, and 0 (let the server infer) for str,
+        None, empty or all-None lists and lists of str. With a known parameter OID the value is
+        converted for that type; a str is always sent as is.
+
+        Raises:
+            TypeError: no codec knows this Python type (or it does not fit the parameter type).
+            CodecError: the value has no representation in the type (e.g. a signaling NaN).
+        """
+        if value is None:
+            return oid, None
+        if oid:
+            encode = self._encoders.get(oid)
+            if encode is not None:
+                return oid, encode(value).encode()
+            if isinstance(value, str):
+                return oid, value.encode()
+            return oid, self._infer(value)[1].encode()
+        inferred, text = self._infer(value)
+        return inferred, text.encode()
+
+    def register(
+        self,
+        oid: int,
+        *,
+        encoder: Encoder | None,
+        decoder: Decoder | None,
+        array_oid: int | None = None,
+        python_type: type | None = None,
+    ) -> None:
+        """Add or override the text-format codec of `oid` (and of its array type, if given).
+
+        A None encoder or decoder leaves that direction as it was. `python_type` makes bare
+        values of that type (and lists of them) infer `oid` (and `array_oid`).
+        """
+        if array_oid:
+            self._array_of[oid] = array_oid
+        if decoder is not None:
+            self._decoders[oid] = decoder
+        if array_oid:
+            self._decoders[array_oid] = array_decoder(self.decoder(oid))
+        text_encoder: TextEncoder | None = None
+        if encoder is not None:
+            text_encoder = _as_text(encoder)
+            self._encoders[oid] = text_encoder
+        else:
+            text_encoder = self._encoders.get(oid)
+        if array_oid and text_encoder is not None:
+            self._encoders[array_oid] = array_encoder(text_encoder)
+        if python_type is not None:
+            if text_encoder is None:
+                raise ValueError("python_type needs an encoder for the type")
+            self._inferrers[python_type] = _fixed(oid, text_encoder)
+
+    # -- inference for parameters of unknown type ----------------------------------------------
+
+    def _infer(self, value: Any) -> tuple[int, str]:
+        infer = self._inferrers.get(type(value))
+        if infer is None:
+            infer = self._inferrer_for(value)
+        return infer(value)
+
+    def _inferrer_for(self, value: Any) -> Inferrer:
+        if isinstance(value, list | tuple):
+            return self._infer_array
+        for klass in type(value).__mro__[1:]:
+            infer = self._inferrers.get(klass)
+            if infer is not None:
+                return infer
+        raise TypeError(
+            f"cannot encode a {type(value).__name__} as a query parameter; "
+            "register a codec for it with set_type_codec()"
+        )
+
+    def _infer_array(self, value: Any) -> tuple[int, str]:
+        """Infer the array type from the elements: one element type gives its array, mixed
+        numbers widen to float8 or numeric, anything else (or only str/None) gives 0."""
+        found: set[int] = set()
+
+        def element(item: Any) -> str:
+            elem_oid, text = self._infer(item)
+            found.add(elem_oid)
+            return text
+
+        text = format_array(value, element)
+        if len(found) == 1:
+            elem = found.pop()
+        elif found and found <= _NUMBERS:
+            # integer text is valid float8 and numeric input, float text is valid numeric input
+            elem = oids.FLOAT8 if found == {oids.INT8, oids.FLOAT8} else oids.NUMERIC
+        else:
+            elem = 0
+        return self._array_of.get(elem, 0), text
+
+
+def _as_text(encoder: Encoder) -> TextEncoder:
+    def encode(value: Any) -> str:
+        out = encoder(value)
+        return out.decode() if isinstance(out, bytes | bytearray) else out
+
+    return encode
+
+
+def _fixed(oid: int, encode: TextEncoder) -> Inferrer:
+    def infer(value: Any) -> tuple[int, str]:
+        return oid, encode(value)
+
+    return infer
+
+
+def _infer_int(value: Any) -> tuple[int, str]:
+    number = int(value)
+    oid = oids.INT8 if _INT8_MIN <= number <= _INT8_MAX else oids.NUMERIC
+    return oid, str(number)
+
+
+def _infer_datetime(value: Any) -> tuple[int, str]:
+    oid = oids.TIMESTAMP if value.tzinfo is None else oids.TIMESTAMPTZ
+    return oid, dt.encode_timestamp(value)
+
+
+def _infer_time(value: Any) -> tuple[int, str]:
+    return (oids.TIME if value.tzinfo is None else oids.TIMETZ), value.isoformat()
+
+
+def _infer_str(value: Any) -> tuple[int, str]:
+    return 0, str.__str__(value)
+
+
+def _build_default() -> TypeRegistry:
+    reg = TypeRegistry()
+    decoders: dict[int, Decoder] = {
+        oids.BOOL: sc.decode_bool,
+        oids.INT2: int,
+        oids.INT4: int,
+        oids.INT8: int,
+        oids.OID: int,
+        oids.XID: int,
+        oids.XID8: int,
+        oids.CID: int,
+        oids.FLOAT4: sc.decode_float4,
+        oids.FLOAT8: float,
+        oids.NUMERIC: sc.decode_numeric,
+        oids.TEXT: sc.decode_text,
+        oids.VARCHAR: sc.decode_text,
+        oids.BPCHAR: sc.decode_text,
+        oids.NAME: sc.decode_text,
+        oids.CHAR: sc.decode_char,
+        oids.BYTEA: sc.decode_bytea,
+        oids.DATE: dt.decode_date,
+        oids.TIME: dt.decode_time,
+        oids.TIMETZ: dt.decode_timetz,
+        oids.TIMESTAMP: dt.decode_timestamp,
+        oids.TIMESTAMPTZ: dt.decode_timestamptz,
+        oids.INTERVAL: dt.decode_interval,
+        oids.UUID: sc.decode_uuid,
+        oids.JSON: sc.decode_json,
+        oids.JSONB: sc.decode_json,
+        oids.INET: sc.decode_inet,
+        oids.CIDR: sc.decode_cidr,
+        oids.INT2VECTOR: sc.decode_int_vector,
+        oids.OIDVECTOR: sc.decode_int_vector,
+    }
+    encoders: dict[int, TextEncoder] = {
+        oids.BOOL: sc.encode_bool,
+        oids.INT2: sc.encode_int,
+        oids.INT4: sc.encode_int,
+        oids.INT8: sc.encode_int,
+        oids.OID: sc.encode_int,
+        oids.XID: sc.encode_int,
+        oids.XID8: sc.encode_int,
+        oids.CID: sc.encode_int,
+        oids.FLOAT4: sc.encode_float,
+        oids.FLOAT8: sc.encode_float,
+        oids.NUMERIC: sc.encode_numeric,
+        oids.CHAR: sc.encode_char,
+        oids.BYTEA: sc.encode_bytea,
+        oids.DATE: dt.encode_date,
+        oids.TIME: dt.encode_time,
+        oids.TIMETZ: dt.encode_time,
+        oids.TIMESTAMP: dt.encode_timestamp,
+        oids.TIMESTAMPTZ: dt.encode_timestamp,
+        oids.INTERVAL: dt.encode_interval,
+        oids.UUID: sc.encode_str,
+        oids.JSON: sc.encode_json,
+        oids.JSONB: sc.encode_json,
+        oids.INET: sc.encode_str,
+        oids.CIDR: sc.encode_str,
+    }
+    for oid, decode in decoders.items():
+        reg.register(oid, encoder=encoders.get(oid), decoder=decode, array_oid=oids.ARRAY_OF[oid])
+    for oid, array_oid in oids.TEXT_LIKE_ARRAYS.items():
+        reg.register(oid, encoder=None, decoder=sc.decode_text, array_oid=array_oid)
+    # text-like types have no encoder: encode() sends a str as is and anything else by its
+    # Python type, so an int bound to a text parameter becomes its decimal text
+    reg._inferrers.update(_default_inferrers())
+    return reg
+
+
+def _default_inferrers() -> dict[type, Inferrer]:
+    fixed: list[tuple[type, int, TextEncoder]] = [
+        (bool, oids.BOOL, sc.encode_bool),
+        (float, oids.FLOAT8, sc.encode_float),
+        (Decimal, oids.NUMERIC, sc.encode_numeric),
+        (bytes, oids.BYTEA, sc.encode_bytea),
+        (bytearray, oids.BYTEA, sc.encode_bytea),
+        (memoryview, oids.BYTEA, sc.encode_bytea),
+        (date, oids.DATE, dt.encode_date),
+        (timedelta, oids.INTERVAL, dt.encode_interval),
+        (uuid.UUID, oids.UUID, sc.encode_str),
+        (dict, oids.JSONB, sc.encode_json),
+        (ipaddress.IPv4Address, oids.INET, sc.encode_str),
+        (ipaddress.IPv6Address, oids.INET, sc.encode_str),
+        (ipaddress.IPv4Interface, oids.INET, sc.encode_str),
+        (ipaddress.IPv6Interface, oids.INET, sc.encode_str),
+        (ipaddress.IPv4Network, oids.CIDR, sc.encode_str),
+        (ipaddress.IPv6Network, oids.CIDR, sc.encode_str),
+    ]
+    table: dict[type, Inferrer] = {t: _fixed(oid, enc) for t, oid, enc in fixed}
+    table.update({int: _infer_int, datetime: _infer_datetime, time: _infer_time, str: _infer_str})
+    return table
+
+
+default_registry = _build_default()
+
+__all__ = ["CodecError", "Encoder", "TypeRegistry", "default_registry"]

@@ -1,0 +1,178 @@
+"""Text-format codecs for the non-temporal scalar types (numbers, strings, bytea, uuid, json, net).
+
+Decoders take the column's raw bytes and are plain callables picked once per column, so the
+per-value cost is one call: `int(b"12")` and `float(b"NaN")` parse bytes directly. Encoders
+return the text PostgreSQL's input function accepts; a str is always sent as is, because the
+text protocol makes it the value's literal.
+"""
+
+from __future__ import annotations
+
+import binascii
+import ipaddress
+import json
+import math
+import operator
+import re
+import struct
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from .arrays import CodecError
+
+# -- decoders ---------------------------------------------------------------------------------
+
+decode_bool = {b"t": True, b"f": False}.__getitem__
+decode_text = bytes.decode  # UTF-8, the client_encoding the driver asks for
+decode_json = json.loads  # accepts bytes and detects UTF-8 itself
+
+_F32 = struct.Struct("<f")
+
+
+def decode_float4(data: bytes) -> float:
+    """Round to the nearest float32, as asyncpg does: the server prints the shortest text that
+    reads back as the same float4 ("0.1"), and asyncpg's binary path widens that float4 to
+    0.10000000149011612."""
+    return float(_F32.unpack(_F32.pack(float(data)))[0])
+
+
+def decode_numeric(data: bytes) -> Decimal:
+    """Exact at any precision: Decimal() from a string does not round to the context."""
+    return Decimal(data.decode("ascii"))
+
+
+def decode_bytea(data: bytes) -> bytes:
+    r"""Accept both bytea_output formats: hex ('\x00ff', the default) and escape ('a\000\\')."""
+    if data[:2] == b"\\x":
+        return binascii.unhexlify(data[2:])
+    return _unescape_bytea(data)
+
+
+_BYTEA_ESCAPE = re.compile(rb"\\(\\|[0-7]{3})")
+
+
+def _unescape_bytea(data: bytes) -> bytes:
+    def sub(m: re.Match[bytes]) -> bytes:
+        code = m.group(1)
+        return b"\\" if code == b"\\" else bytes((int(code, 8),))
+
+    return _BYTEA_ESCAPE.sub(sub, data)
+
+
+def decode_char(data: bytes) -> bytes:
+    """The one-byte "char" type, returned as bytes like asyncpg does.
+
+    charout prints bytes >= 0x80 as a backslash and three octal digits, and the zero byte as ''
+    (asyncpg reads b'\\x00' for it from the binary format).
+    """
+    if len(data) == 4 and data[:1] == b"\\":
+        return bytes((int(data[1:], 8),))
+    return data[:1] or b"\x00"
+
+
+def decode_uuid(data: bytes) -> uuid.UUID:
+    return uuid.UUID(data.decode("ascii"))
+
+
+def decode_inet(
+    data: bytes,
+) -> (
+    ipaddress.IPv4Address
+    | ipaddress.IPv6Address
+    | ipaddress.IPv4Interface
+    | ipaddress.IPv6Interface
+):
+    """inet prints the prefix only when it is not the full width, and asyncpg returns an address
+    in that case and an interface (host bits plus prefix) otherwise."""
+    text = data.decode("ascii")
+    if "/" in text:
+        return ipaddress.ip_interface(text)
+    return ipaddress.ip_address(text)
+
+
+def decode_cidr(data: bytes) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(data.decode("ascii"))
+
+
+def decode_int_vector(data: bytes) -> list[int]:
+    """int2vector and oidvector print as space-separated numbers ('1 2 3')."""
+    return [int(item) for item in data.split()]
+
+
+# -- encoders (value -> text) ----------------------------------------------------------------
+
+
+def encode_bool(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, bool):
+        raise TypeError(f"expected bool, got {type(value).__name__}")
+    return "t" if value else "f"
+
+
+def encode_int(value: Any) -> str:
+    """Any object with __index__ (int, bool, IntEnum, numpy ints); floats are refused as asyncpg
+    refuses them, rather than silently truncated."""
+    if isinstance(value, str):
+        return value
+    return str(operator.index(value))
+
+
+def encode_float(value: Any) -> str:
+    """repr() is the shortest text that reads back as the same double."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(int(value))  # exact decimal text; the server rounds it once
+    number = float(value)
+    if math.isfinite(number):
+        return repr(number)
+    if math.isnan(number):
+        return "NaN"
+    return "Infinity" if number > 0 else "-Infinity"
+
+
+def encode_numeric(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        if value.is_snan():
+            raise CodecError("numeric cannot hold a signaling NaN")
+        return str(value)  # 'NaN', 'Infinity', '1E+100': numeric_in reads them all (PG 14+)
+    if isinstance(value, float):
+        return encode_float(value)
+    return str(operator.index(value))
+
+
+def encode_bytea(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "\\x" + bytes(value).hex()
+
+
+def encode_char(value: Any) -> str:
+    r"""The inverse of decode_char: bytes >= 0x80 as '\ooo', the zero byte as ''."""
+    if isinstance(value, str):
+        return value
+    raw = bytes(value)
+    if len(raw) != 1:
+        raise CodecError(f'"char" holds exactly one byte, got {raw!r}')
+    code = raw[0]
+    if code == 0:
+        return ""
+    if code >= 0x80:
+        return f"\\{code:03o}"
+    return raw.decode("ascii")
+
+
+def encode_json(value: Any) -> str:
+    """A str is taken to be JSON text already (asyncpg's convention); anything else is dumped."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def encode_str(value: Any) -> str:
+    """For uuid, inet, cidr and text-like types: their str() is PostgreSQL's input syntax."""
+    return value if isinstance(value, str) else str(value)
