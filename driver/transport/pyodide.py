@@ -99,6 +99,8 @@ class BrowserWebSocketStream:
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._error: TransportError | None = None
+        self._saw_error = False  # an error event came; the close event says how it ended
+        self._broken = False  # the peer broke the protocol; stop reading at once
         ws.binaryType = "arraybuffer"
         self._proxies = [
             ffi.create_proxy(self._on_open),
@@ -115,16 +117,26 @@ class BrowserWebSocketStream:
             self._opened.set_result(None)
 
     def _on_message(self, event: Any) -> None:
+        if self._broken:
+            return
         data = event.data
-        chunk = data.encode() if isinstance(data, str) else bytes(data.to_bytes())
+        if isinstance(data, str):
+            # Same rule as the CPython transport: the Postgres stream only travels as binary.
+            self._broken = True
+            self._error = TransportError(
+                f"WebSocket {self._url} sent a text message; expected binary"
+            )
+            self._ws.close(1003)  # "unsupported data" (RFC 6455, section 7.4.1)
+            self._wake()
+            return
+        chunk = bytes(data.to_bytes())
         if chunk:
             self._chunks.append(chunk)
             self._wake()
 
     def _on_error(self, _event: Any) -> None:
         # Browsers deliberately give no detail here; the close event that follows has the code.
-        if self._error is None:
-            self._error = TransportError(f"WebSocket error on {self._url}")
+        self._saw_error = True
 
     def _on_close(self, event: Any) -> None:
         code = int(getattr(event, "code", 1006))
@@ -137,7 +149,7 @@ class BrowserWebSocketStream:
                     "is the proxy running and does it allow this database address?"
                 )
             )
-        elif code not in _CLEAN_CLOSE_CODES or self._error is not None:
+        elif self._error is None and (code not in _CLEAN_CLOSE_CODES or self._saw_error):
             detail = f": {reason}" if reason else ""
             self._error = TransportError(
                 f"WebSocket to {self._url} closed abnormally (code {code}{detail})"
@@ -189,7 +201,7 @@ class BrowserWebSocketStream:
             InterfaceError: another `read()` is already waiting on this stream.
         """
         while not self._chunks:
-            if self._closed.done():
+            if self._closed.done() or self._broken:
                 if self._error is not None:
                     raise self._error
                 return b""

@@ -233,11 +233,24 @@ async def test_read_waits_for_the_next_message() -> None:
     assert await reader == b"late"
 
 
-async def test_text_message_is_utf8_and_empty_message_is_not_eof() -> None:
+async def test_empty_message_is_not_eof() -> None:
     stream, ws = await opened(FakeBrowser())
     ws.fire_message(b"")
-    ws.fire_message("é")
-    assert await stream.read(10) == "é".encode()
+    ws.fire_message(b"R")
+    assert await stream.read(10) == b"R"
+
+
+async def test_text_message_breaks_the_stream_like_the_cpython_transport() -> None:
+    stream, ws = await opened(FakeBrowser())
+    ws.fire_message(b"before")
+    ws.fire_message("not binary")
+    ws.fire_message(b"after")  # ignored: the stream is already broken
+    assert ws.close_calls == [(1003,)]
+    assert await stream.read(100) == b"before"
+    with pytest.raises(TransportError, match="text message"):
+        await stream.read(100)
+    with pytest.raises(TransportError, match="text message"):
+        await stream.write(b"x")
 
 
 async def test_clean_close_is_eof_after_buffered_data() -> None:
