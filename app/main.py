@@ -1,0 +1,71 @@
+"""The FastAPI application: `create_app()` wires settings, database, cache, GeoIP and routes.
+
+Run with `uvicorn app.main:create_app --factory`; nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+import driver
+from app import page, routes
+from app.cache import CellCache, SharedCache
+from app.db import Connector, Database, PoolFactory
+from app.locate import open_reader
+from app.metrics import Metrics, RequestMetrics
+from app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open what the requests share (per worker) and close it on shutdown."""
+    s: Settings = app.state.settings
+    shared = SharedCache(s.cache_url, s.cache_ttl_s) if s.cache_url else None
+    app.state.cache = CellCache(s.cache_ttl_s, s.cache_max_cells, shared)
+    app.state.geoip = open_reader(s.geoip_db_path)
+    await app.state.db.start()
+    try:
+        yield
+    finally:
+        await app.state.db.close()
+        await app.state.cache.close()
+        if app.state.geoip is not None:
+            app.state.geoip.close()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    pool_factory: PoolFactory | None = None,
+    connect: Connector | None = None,
+) -> FastAPI:
+    """A new app; tests pass their own settings (and, for scripted faults, a pool factory)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Nearest UNESCO World Heritage sites",
+        version="1.0",
+        lifespan=lifespan,
+        summary="The World Heritage sites nearest to you, from PostGIS over a WebSocket driver.",
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.db = Database(settings, pool_factory=pool_factory, connect=connect)
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: database unavailable: %r", request.method, request.url.path, exc)
+        return routes.unavailable(settings.retry_after_s, exc)
+
+    for kind in (driver.Error, TimeoutError, OSError):
+        app.add_exception_handler(kind, database_unavailable)
+    app.include_router(routes.router)
+    app.include_router(page.router)
+    page.mount_static(app)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    return app
