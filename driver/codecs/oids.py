@@ -31,6 +31,7 @@ INTERVAL = 1186
 TIMETZ = 1266
 NUMERIC = 1700
 UUID = 2950
+PG_LSN = 3220
 JSONB = 3802
 XID8 = 5069
 
@@ -66,6 +67,7 @@ ARRAY_OF: dict[int, int] = {
     UUID: 2951,
     JSONB: 3807,
     XID8: 271,
+    PG_LSN: 3221,
 }
 
 # Built-in types that asyncpg also returns as str: listed only so their arrays become lists of
@@ -82,7 +84,6 @@ TEXT_LIKE_ARRAYS: dict[int, int] = {
     2204: 2209,  # regoperator
     2205: 2210,  # regclass
     2206: 2211,  # regtype
-    3220: 3221,  # pg_lsn
     3614: 3643,  # tsvector
     3615: 3645,  # tsquery
     3734: 3735,  # regconfig

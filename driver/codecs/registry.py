@@ -218,6 +218,7 @@ def _build_default() -> TypeRegistry:
         oids.CIDR: sc.decode_cidr,
         oids.INT2VECTOR: sc.decode_int_vector,
         oids.OIDVECTOR: sc.decode_int_vector,
+        oids.PG_LSN: sc.decode_pg_lsn,
     }
     encoders: dict[int, TextEncoder] = {
         oids.BOOL: sc.encode_bool,
@@ -244,6 +245,9 @@ def _build_default() -> TypeRegistry:
         oids.JSONB: sc.encode_json,
         oids.INET: sc.encode_str,
         oids.CIDR: sc.encode_str,
+        oids.INT2VECTOR: sc.encode_int_vector,
+        oids.OIDVECTOR: sc.encode_int_vector,
+        oids.PG_LSN: sc.encode_pg_lsn,
     }
     for oid, decode in decoders.items():
         reg.register(oid, encoder=encoders.get(oid), decoder=decode, array_oid=oids.ARRAY_OF[oid])

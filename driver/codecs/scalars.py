@@ -100,6 +100,12 @@ def decode_int_vector(data: bytes) -> list[int]:
     return [int(item) for item in data.split()]
 
 
+def decode_pg_lsn(data: bytes) -> int:
+    """A WAL position 'HI/LO' (two hex halves) as the int asyncpg returns."""
+    high, _, low = data.partition(b"/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
 # -- encoders (value -> text) ----------------------------------------------------------------
 
 
@@ -164,6 +170,19 @@ def encode_char(value: Any) -> str:
     if code >= 0x80:
         return f"\\{code:03o}"
     return raw.decode("ascii")
+
+
+def encode_int_vector(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return " ".join(str(operator.index(item)) for item in value)
+
+
+def encode_pg_lsn(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    number = operator.index(value)
+    return f"{number >> 32:X}/{number & 0xFFFFFFFF:X}"
 
 
 def encode_json(value: Any) -> str:
