@@ -206,8 +206,6 @@ def test_inferred_oids_name_the_natural_type(raw: psycopg.Connection[Any]) -> No
         ([[1, None], [2**64, 3]], "numeric[]"),
     ]:
         param_oid, text = default_registry.encode(value)
-        res = _check(
-            raw.pgconn.exec_params(b"select pg_typeof($1)::text, $1", [text], [param_oid])
-        )
+        res = _check(raw.pgconn.exec_params(b"select pg_typeof($1)::text, $1", [text], [param_oid]))
         assert res.get_value(0, 0) == type_name.encode(), value
         assert decode(res.ftype(1), res.get_value(0, 1)) == value  # big ints come back Decimal
