@@ -9,6 +9,7 @@ that protect the database are enforced by Postgres, not by the page.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import io
 import json
@@ -24,8 +25,10 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 __all__ = ["PlaygroundConfig", "create_playground_app", "playground_router"]
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web" / "pyodide"
-# Packages copied into the browser: the driver and what it imports at run time there.
+# Packages copied into the browser: the driver and what it imports at run time there. The
+# third-party ones bring their METADATA too, since scramp asks importlib.metadata for its version.
 BUNDLED_PACKAGES = ("driver", "scramp", "asn1crypto")
+_DISTRIBUTIONS = {"scramp": "scramp", "asn1crypto": "asn1crypto"}
 # The page's own Python module, shipped in the same zip so one fetch brings all the code.
 PAGE_MODULE = "pgws_playground.py"
 PAGE_FILES = {"": "playground.html", "playground.js": "playground.js"}
@@ -74,6 +77,10 @@ def _bundle(packages: Iterable[str], page_module: Path) -> bytes:
                     continue
                 if path.suffix in (".py", ".typed"):
                     zf.write(path, f"{name}/{path.relative_to(root).as_posix()}")
+            if name in _DISTRIBUTIONS:
+                dist = importlib.metadata.distribution(_DISTRIBUTIONS[name])
+                info = f"{dist.name}-{dist.version}.dist-info"
+                zf.writestr(f"{info}/METADATA", dist.read_text("METADATA") or "")
         zf.write(page_module, page_module.name)
     return buf.getvalue()
 
