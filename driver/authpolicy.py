@@ -1,0 +1,215 @@
+"""Which authentication the client accepts: libpq 16's ``require_auth`` and ``channel_binding``,
+plus this driver's rule that a password never crosses a path not encrypted end to end.
+
+The server picks the method; a hostile server (or a proxy pretending to be one) can pick a
+weak one to harvest a password, or skip authentication to impersonate the database. The
+protocol core asks ``AuthGuard`` before answering each authentication request and again on
+AuthenticationOk, so these checks need no network to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from driver.errors import InterfaceError
+
+__all__ = [
+    "AUTH_METHODS",
+    "CHANNEL_BINDING_MODES",
+    "AuthGuard",
+    "AuthPolicy",
+    "AuthPolicyError",
+]
+
+AUTH_METHODS = ("password", "md5", "gss", "sspi", "scram-sha-256", "none")
+CHANNEL_BINDING_MODES = ("disable", "prefer", "require")
+ALLOW_OPTION = "allow_unencrypted_password"
+
+# AuthenticationRequest codes ("Message Formats": Authentication*)
+AUTH_OK, AUTH_KRB5, AUTH_CLEARTEXT, AUTH_MD5, AUTH_SCM = 0, 2, 3, 5, 6
+AUTH_GSS, AUTH_GSS_CONTINUE, AUTH_SSPI = 7, 8, 9
+AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL = 10, 11, 12
+
+_METHOD_OF_CODE = {
+    AUTH_CLEARTEXT: "password", AUTH_MD5: "md5", AUTH_GSS: "gss", AUTH_GSS_CONTINUE: "gss",
+    AUTH_SSPI: "sspi", AUTH_SASL: "scram-sha-256", AUTH_SASL_CONTINUE: "scram-sha-256",
+    AUTH_SASL_FINAL: "scram-sha-256",
+}
+_WHAT_SERVER_ASKED = {
+    "password": "server requested a cleartext password",
+    "md5": "server requested a hashed password",
+    "gss": "server requested GSSAPI authentication",
+    "sspi": "server requested SSPI authentication",
+    "scram-sha-256": "server requested SASL authentication",
+}
+SCRAM = "SCRAM-SHA-256"
+SCRAM_PLUS = "SCRAM-SHA-256-PLUS"
+
+
+class AuthPolicyError(InterfaceError):
+    """The client refused the server's way of authenticating (nothing secret was sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """The accepted methods (``allowed``; every method when ``None``) and related options.
+
+    Build it with ``AuthPolicy.parse(...)`` from connection parameters. ``require_auth`` is
+    kept as written, for error messages that quote the setting like libpq's do.
+    """
+
+    allowed: frozenset[str] | None = None
+    require_auth: str | None = None
+    channel_binding: str = "prefer"
+    allow_unencrypted_password: bool = False
+
+    @classmethod
+    def parse(
+        cls,
+        require_auth: str | None = None,
+        *,
+        channel_binding: str = "prefer",
+        allow_unencrypted_password: bool = False,
+    ) -> AuthPolicy:
+        """Validate the options as libpq 16 does ("Parameter Key Words", require_auth).
+
+        Raises:
+            InterfaceError: unknown method, a method given twice, negated and plain
+                methods mixed, or an unknown channel_binding value.
+        """
+        if channel_binding not in CHANNEL_BINDING_MODES:
+            raise InterfaceError(
+                f"invalid channel_binding value: {channel_binding!r} "
+                f"(expected one of {', '.join(CHANNEL_BINDING_MODES)})")
+        if require_auth is None or not require_auth.strip():
+            return cls(None, None, channel_binding, allow_unencrypted_password)
+        seen: set[str] = set()
+        negated: bool | None = None
+        for raw in require_auth.split(","):
+            item = raw.strip()
+            neg = item.startswith("!")
+            method = item[1:] if neg else item
+            if method not in AUTH_METHODS:
+                raise InterfaceError(f"invalid require_auth value: {item!r} "
+                                     f"(methods: {', '.join(AUTH_METHODS)}, each may be "
+                                     "negated with !)")
+            if negated is not None and neg != negated:
+                raise InterfaceError(f"negative require_auth method {item!r} cannot be mixed "
+                                     "with non-negative methods" if neg else
+                                     f"require_auth method {item!r} cannot be mixed with "
+                                     "negative methods")
+            if method in seen:
+                raise InterfaceError(f"require_auth method {method!r} is specified more "
+                                     "than once")
+            negated = neg
+            seen.add(method)
+        allowed = frozenset(AUTH_METHODS) - seen if negated else frozenset(seen)
+        return cls(allowed, require_auth, channel_binding, allow_unencrypted_password)
+
+    def guard(self, *, encrypted: bool, channel_binding: bytes | None) -> AuthGuard:
+        """Start checking one connection attempt.
+
+        Args:
+            encrypted: TLS is up between this client and the Postgres server itself.
+            channel_binding: the ``tls-server-end-point`` data, None without TLS.
+
+        Raises:
+            AuthPolicyError: channel_binding=require on a connection without TLS (libpq
+                fails this before sending the startup message, and so should the caller).
+        """
+        if self.channel_binding == "require" and (not encrypted or channel_binding is None):
+            raise AuthPolicyError("channel binding is required, but TLS is not in use "
+                                  "(use sslmode=require or stronger)")
+        return AuthGuard(self, encrypted, channel_binding)
+
+
+class AuthGuard:
+    """Checks one authentication exchange as it unfolds; the core calls it, in order:
+
+    ``on_request(code)`` for every Authentication* message but AuthenticationOk, before
+    answering it; ``choose_mechanism(mechanisms)`` on AuthenticationSASL, to know what to
+    pass to scramp; ``on_ok()`` on AuthenticationOk, after the SCRAM server signature was
+    verified. Each raises ``AuthPolicyError`` when the connection must be abandoned.
+    """
+
+    def __init__(self, policy: AuthPolicy, encrypted: bool,
+                 channel_binding: bytes | None) -> None:
+        self.policy = policy
+        self.encrypted = encrypted
+        self.channel_binding = channel_binding
+        self.method: str | None = None  # the method the server asked for, once known
+        self.mechanism: str | None = None  # the SASL mechanism chosen
+        self.sasl_done = False
+
+    def on_request(self, code: int) -> None:
+        """Accept or refuse an authentication request before anything is sent in reply."""
+        method = _METHOD_OF_CODE.get(code)
+        if method is None:
+            self._fail("server requested an unknown authentication type")
+        assert method is not None
+        if code in (AUTH_SASL_CONTINUE, AUTH_SASL_FINAL):
+            if self.method != "scram-sha-256" or self.sasl_done:
+                raise AuthPolicyError("the server sent a SASL message out of order")
+            self.sasl_done = code == AUTH_SASL_FINAL
+            return
+        if code == AUTH_GSS_CONTINUE and self.method == "gss":
+            return
+        if self.method is not None:
+            raise AuthPolicyError(f"the server asked for {method} authentication after "
+                                  f"{self.method} had started")
+        allowed = self.policy.allowed
+        if allowed is not None and method not in allowed:
+            self._fail(_WHAT_SERVER_ASKED[method])
+        if self.policy.channel_binding == "require" and method != "scram-sha-256":
+            raise AuthPolicyError("channel binding required but not supported by server's "
+                                  f"authentication request ({_WHAT_SERVER_ASKED[method]})")
+        if method in ("password", "md5") and not (
+                self.encrypted or self.policy.allow_unencrypted_password):
+            kind = "a cleartext" if method == "password" else "an MD5-hashed"
+            raise AuthPolicyError(
+                f"the server asked for {kind} password, and this connection is not encrypted "
+                "end to end to PostgreSQL (a proxy or anyone on the path could read or replay "
+                "it): refusing to send it. Use sslmode=require (or verify-full), or pass "
+                f"{ALLOW_OPTION}=True to send it anyway")
+        self.method = method
+
+    def choose_mechanism(self, mechanisms: Sequence[str]) -> tuple[str, bytes | None]:
+        """Pick the SASL mechanism from the server's list ("SASL Authentication").
+
+        Returns:
+            ``(mechanism, cb_data)``: give scramp ``[mechanism]`` and, when ``cb_data`` is
+            not None, ``channel_binding=("tls-server-end-point", cb_data)``. With TLS up and
+            no PLUS offered, cb_data is still returned so the client sends the GS2 flag
+            'y' (it supports binding), which lets the server detect a downgrade.
+        """
+        cb = self.channel_binding if self.policy.channel_binding != "disable" else None
+        if cb is not None and SCRAM_PLUS in mechanisms:
+            self.mechanism = SCRAM_PLUS
+            return SCRAM_PLUS, cb
+        if self.policy.channel_binding == "require":
+            raise AuthPolicyError("channel binding is required, but the server does not offer "
+                                  f"{SCRAM_PLUS} (it offers {', '.join(mechanisms) or 'none'})")
+        if SCRAM not in mechanisms:
+            raise AuthPolicyError("none of the server's SASL mechanisms is supported: "
+                                  + (", ".join(mechanisms) or "(empty list)"))
+        self.mechanism = SCRAM
+        return SCRAM, cb
+
+    def on_ok(self) -> None:
+        """Check, on AuthenticationOk, that the authentication the policy demands happened."""
+        if self.method is None:
+            allowed = self.policy.allowed
+            if allowed is not None and "none" not in allowed:
+                self._fail("server did not complete authentication")
+        elif self.method == "scram-sha-256" and not self.sasl_done:
+            self._fail("server did not complete authentication")
+        if self.policy.channel_binding == "require" and self.mechanism != SCRAM_PLUS:
+            raise AuthPolicyError("channel binding required, but server authenticated client "
+                                  "without channel binding")
+
+    def _fail(self, reason: str) -> None:
+        setting = self.policy.require_auth
+        if setting is None:
+            raise AuthPolicyError(reason)
+        raise AuthPolicyError(f'authentication method requirement "{setting}" failed: {reason}')
