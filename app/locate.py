@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from maxminddb.errors import InvalidDatabaseError
+
 from app.geo import Point
 from app.settings import Network, Settings
 
@@ -84,7 +86,7 @@ class GeoIPReader:
         """The City record, or None when the address is not in the database.
 
         Raises:
-            OSError or ValueError: the file vanished or is not a MaxMind database.
+            OSError, ValueError or InvalidDatabaseError: the file vanished or is broken.
         """
         import geoip2.errors
 
@@ -110,7 +112,7 @@ def open_reader(path: Path | None) -> GeoIPReader | None:
         return None
     try:
         return GeoIPReader(path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, InvalidDatabaseError) as exc:
         log.warning("GeoIP database %s unusable (%s): using the default place", path, exc)
         return None
 
@@ -191,7 +193,7 @@ def from_geoip(reader: GeoIPReader | None, ip: IPAddress | None) -> Located | No
         return None
     try:
         record = reader.city(ip)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, InvalidDatabaseError) as exc:
         log.warning("GeoIP lookup failed for %s: %s", ip, exc)
         return None
     if record is None or record.location.latitude is None or record.location.longitude is None:

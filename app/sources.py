@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import html
 import io
 import math
 import urllib.error
@@ -94,7 +93,7 @@ def plain_text(value: str) -> str:
     parser = _TextOnly()
     parser.feed(value)
     parser.close()
-    return " ".join(html.unescape("".join(parser.parts)).split())
+    return " ".join("".join(parser.parts).split())
 
 
 def read_csv(data: bytes) -> Iterator[dict[str, str]]:
@@ -148,7 +147,10 @@ def download(url: str = FEED_URL, *, timeout: float = 60.0) -> bytes:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return bytes(response.read())
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", None) or exc
+        if isinstance(exc, urllib.error.HTTPError):
+            reason: object = f"HTTP {exc.code} {exc.reason}"
+        else:
+            reason = getattr(exc, "reason", None) or exc
         raise SourceError(
             f"could not download {url}: {reason}.\n"
             f"The site may refuse scripts. Open {url} in a web browser, save the page "
