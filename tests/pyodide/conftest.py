@@ -87,8 +87,18 @@ def playground_server(playground_db: PlaygroundDB, proxy: Any) -> Iterator[Serve
         "PLAYGROUND_WS_PROXY": proxy.ws_proxy,
         "PLAYGROUND_WS_SECURE": "0",
     }
-    argv = [sys.executable, "-m", "uvicorn", "--factory", "app.playground:create_playground_app",
-            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "app.playground:create_playground_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
     proc, _ = start_and_wait(argv, "Uvicorn running on", env=env, timeout=30)
     try:
         yield Server(f"http://127.0.0.1:{port}/playground/", proxy.ws_proxy)

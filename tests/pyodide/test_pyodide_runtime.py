@@ -30,8 +30,10 @@ async def test_pyodide_comes_from_this_server_only(
     hosts = {urlsplit(u).netloc for u in loaded_page.requests if u.startswith("http")}
     assert hosts == {origin}, loaded_page.requests
     assert loaded_page.boot["python"] == pinned_pyodide_version()
-    print(f"\nPyodide {loaded_page.boot['python']} + driver bundle ready in "
-          f"{loaded_page.boot['loadMs']:.0f} ms")
+    print(
+        f"\nPyodide {loaded_page.boot['python']} + driver bundle ready in "
+        f"{loaded_page.boot['loadMs']:.0f} ms"
+    )
 
 
 async def test_import_driver_under_pyodide(loaded_page: LoadedPage) -> None:
@@ -72,8 +74,10 @@ json.dumps({"missing": missing, "ours": ours, "theirs": theirs,
     assert got["missing"] is True  # the reason driver.pbkdf2 exists
     assert got["ours"] == want
     assert got["theirs"] == want
-    print(f"\nPBKDF2-SHA256 x4096 in Pyodide: driver.pbkdf2 {got['ours_ms']:.1f} ms, "
-          f"scramp's pure-Python fallback {got['scramp_ms']:.1f} ms")
+    print(
+        f"\nPBKDF2-SHA256 x4096 in Pyodide: driver.pbkdf2 {got['ours_ms']:.1f} ms, "
+        f"scramp's pure-Python fallback {got['scramp_ms']:.1f} ms"
+    )
 
 
 STARTUP_EXCHANGE = """
