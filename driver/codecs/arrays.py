@@ -1,13 +1,15 @@
 """The text format of PostgreSQL arrays: '{1,NULL,"a\\"b"}' <-> nested Python lists.
 
-Follows the "Arrays / Array Value Input and Output" section of the PostgreSQL docs. Every type
-we handle uses ',' as its delimiter (only box uses ';'). Parsing works on the raw bytes from the
+Follows the "Arrays / Array Value Input and Output" section of the PostgreSQL docs. Most types
+use ',' between elements; pg_type.typdelim says otherwise (';' for box, ':' for PostGIS
+geometry), so the delimiter is a parameter. Parsing works on the raw bytes from the
 server: UTF-8 never puts an ASCII byte inside a multi-byte character, so the structural bytes
 are safe to find without decoding first, and element decoders get bytes as for plain columns.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,14 +26,23 @@ class CodecError(ValueError):
     """
 
 
-# a quoted element (group 1 = its body), a brace, a comma, or an unquoted element
-_TOKEN = re.compile(rb'"((?:[^"\\]|\\.)*)"|[{},]|[^{},"]+', re.S)
 _UNESCAPE = re.compile(rb"\\(.)", re.S)
-# array_out quotes these: the delimiter, braces, quotes, backslashes and whitespace
-_NEEDS_QUOTES = re.compile(r'[{},"\\ \t\n\r\v\f]')
 
 
-def parse_array(data: bytes, decode: Decoder) -> list[Any]:
+@functools.cache
+def _tokens(delimiter: bytes) -> re.Pattern[bytes]:
+    """A quoted element (group 1 = its body), a brace, a delimiter, or an unquoted element."""
+    d = re.escape(delimiter)
+    return re.compile(rb'"((?:[^"\\]|\\.)*)"|[{}]|' + d + rb'|[^{}"' + d + rb"]+", re.S)
+
+
+@functools.cache
+def _needs_quotes(delimiter: str) -> re.Pattern[str]:
+    """array_out quotes elements holding the delimiter, braces, quotes, backslashes or spaces."""
+    return re.compile(r'[{}"\\ \t\n\r\v\f' + re.escape(delimiter) + "]")
+
+
+def parse_array(data: bytes, decode: Decoder, delimiter: bytes = b",") -> list[Any]:
     """Turn an array's text output into (nested) lists, decoding each element with `decode`.
 
     Lower bounds ('[0:2]={1,2,3}') are dropped, as asyncpg drops them: Python lists start at 0.
@@ -48,16 +59,16 @@ def parse_array(data: bytes, decode: Decoder) -> list[Any]:
         inner = data[1:-1]
         if not inner:
             return []
-        return [None if item == b"NULL" else decode(item) for item in inner.split(b",")]
-    return _parse_nested(data, decode)
+        return [None if item == b"NULL" else decode(item) for item in inner.split(delimiter)]
+    return _parse_nested(data, decode, delimiter)
 
 
-def _parse_nested(data: bytes, decode: Decoder) -> list[Any]:
+def _parse_nested(data: bytes, decode: Decoder, delimiter: bytes) -> list[Any]:
     stack: list[list[Any]] = []
     current: list[Any] | None = None
     root: list[Any] | None = None
     end = 0
-    for match in _TOKEN.finditer(data):
+    for match in _tokens(delimiter).finditer(data):
         if match.start() != end:
             break
         end = match.end()
@@ -76,7 +87,7 @@ def _parse_nested(data: bytes, decode: Decoder) -> list[Any]:
             break
         elif token == b"}":
             current = stack.pop() if stack else None
-        elif token == b",":
+        elif token == delimiter:
             continue
         elif match.group(1) is not None:
             current.append(decode(_UNESCAPE.sub(rb"\1", match.group(1))))
@@ -88,37 +99,39 @@ def _parse_nested(data: bytes, decode: Decoder) -> list[Any]:
     return root
 
 
-def format_array(value: Sequence[Any], encode: TextEncoder) -> str:
+def format_array(value: Sequence[Any], encode: TextEncoder, delimiter: str = ",") -> str:
     """Write (nested) lists or tuples as an array literal, encoding elements with `encode`.
 
     Elements are quoted when array_in would otherwise misread them (empty strings, 'NULL' in any
     case, delimiters, braces, quotes, backslashes, whitespace). The server, not this function,
     rejects ragged nesting.
     """
+    needs_quotes = _needs_quotes(delimiter)
     parts: list[str] = []
     for item in value:
         if item is None:
             parts.append("NULL")
         elif isinstance(item, list | tuple):
-            parts.append(format_array(item, encode))
+            parts.append(format_array(item, encode, delimiter))
         else:
             text = encode(item)
-            if not text or _NEEDS_QUOTES.search(text) or text.upper() == "NULL":
+            if not text or needs_quotes.search(text) or text.upper() == "NULL":
                 text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
             parts.append(text)
-    return "{" + ",".join(parts) + "}"
+    return "{" + delimiter.join(parts) + "}"
 
 
-def array_decoder(decode: Decoder) -> Decoder:
+def array_decoder(decode: Decoder, delimiter: str = ",") -> Decoder:
     """Build the decoder of an array type from its element decoder (done once per type)."""
+    raw_delimiter = delimiter.encode()
 
     def decode_array(data: bytes) -> list[Any]:
-        return parse_array(data, decode)
+        return parse_array(data, decode, raw_delimiter)
 
     return decode_array
 
 
-def array_encoder(encode: TextEncoder) -> TextEncoder:
+def array_encoder(encode: TextEncoder, delimiter: str = ",") -> TextEncoder:
     """Build the encoder of an array type from its element encoder; a str is sent as is."""
 
     def encode_array(value: Any) -> str:
@@ -126,6 +139,6 @@ def array_encoder(encode: TextEncoder) -> TextEncoder:
             return value
         if not isinstance(value, list | tuple):
             raise TypeError(f"expected a list or tuple for an array, got {type(value).__name__}")
-        return format_array(value, encode)
+        return format_array(value, encode, delimiter)
 
     return encode_array

@@ -29,13 +29,14 @@ class TypeRegistry:
     calling them. Unknown OIDs decode as str, which costs no catalog round trip.
     """
 
-    __slots__ = ("_array_of", "_decoders", "_encoders", "_inferrers")
+    __slots__ = ("_array_of", "_decoders", "_delimiters", "_encoders", "_inferrers")
 
     def __init__(self) -> None:
         self._decoders: dict[int, Decoder] = {}
         self._encoders: dict[int, TextEncoder] = {}
         self._inferrers: dict[type, Inferrer] = {}
         self._array_of: dict[int, int] = {}
+        self._delimiters: dict[int, str] = {}  # element OID -> typdelim, when not ','
 
     def copy(self) -> TypeRegistry:
         """A registry whose register() calls leave this one untouched."""
@@ -44,6 +45,7 @@ class TypeRegistry:
         new._encoders = dict(self._encoders)
         new._inferrers = dict(self._inferrers)
         new._array_of = dict(self._array_of)
+        new._delimiters = dict(self._delimiters)
         return new
 
     def decoder(self, oid: int) -> Decoder:
@@ -85,18 +87,24 @@ class TypeRegistry:
         decoder: Decoder | None,
         array_oid: int | None = None,
         python_type: type | None = None,
+        delimiter: str = ",",
     ) -> None:
         """Add or override the text-format codec of `oid` (and of its array type, if given).
 
         A None encoder or decoder leaves that direction as it was. `python_type` makes bare
-        values of that type (and lists of them) infer `oid` (and `array_oid`).
+        values of that type (and lists of them) infer `oid` (and `array_oid`). `delimiter` is
+        the element type's pg_type.typdelim (':' for PostGIS geometry, ',' for nearly all else).
         """
         if array_oid:
             self._array_of[oid] = array_oid
+        if delimiter != ",":
+            self._delimiters[oid] = delimiter
+        else:
+            self._delimiters.pop(oid, None)
         if decoder is not None:
             self._decoders[oid] = decoder
         if array_oid:
-            self._decoders[array_oid] = array_decoder(self.decoder(oid))
+            self._decoders[array_oid] = array_decoder(self.decoder(oid), delimiter)
         text_encoder: TextEncoder | None = None
         if encoder is not None:
             text_encoder = _as_text(encoder)
@@ -104,7 +112,7 @@ class TypeRegistry:
         else:
             text_encoder = self._encoders.get(oid)
         if array_oid and text_encoder is not None:
-            self._encoders[array_oid] = array_encoder(text_encoder)
+            self._encoders[array_oid] = array_encoder(text_encoder, delimiter)
         if python_type is not None:
             if text_encoder is None:
                 raise ValueError("python_type needs an encoder for the type")
@@ -148,6 +156,9 @@ class TypeRegistry:
             elem = oids.FLOAT8 if found == {oids.INT8, oids.FLOAT8} else oids.NUMERIC
         else:
             elem = 0
+        delimiter = self._delimiters.get(elem)
+        if delimiter is not None:
+            text = format_array(value, lambda item: self._infer(item)[1], delimiter)
         return self._array_of.get(elem, 0), text
 
 
