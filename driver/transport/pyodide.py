@@ -20,44 +20,12 @@ from typing import Any
 
 from driver.errors import InterfaceError, TransportError
 
-__all__ = ["BrowserWebSocketStream", "open_websocket", "proxy_url"]
+__all__ = ["BrowserWebSocketStream", "open_websocket"]
 
 # WebSocket.readyState values (HTML Living Standard, "The WebSocket interface").
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 # Close codes after which the end of the stream is an ordinary EOF (RFC 6455, section 7.4.1).
 _CLEAN_CLOSE_CODES = frozenset({1000, 1001})
-
-WsProxy = str | Callable[[str, int], str]
-
-
-def proxy_url(ws_proxy: WsProxy | None, host: str, port: int, *, use_secure_websocket: bool) -> str:
-    """Build the proxy URL exactly as the CPython WebSocket transport and Neon's driver do.
-
-    Args:
-        ws_proxy: "proxy.example.com:9876/v1" (then `?address=HOST:PORT` is appended) or a
-            callable `(host, port) -> str` returning the URL without its scheme.
-        host: the database host the proxy should connect to.
-        port: the database port.
-        use_secure_websocket: True for wss://, False for ws://.
-
-    Returns:
-        The URL to open.
-
-    Raises:
-        InterfaceError: when no proxy is configured; a browser cannot reach Postgres without one.
-    """
-    if not ws_proxy:
-        raise InterfaceError(
-            "no WebSocket proxy configured: under Pyodide the driver can only reach Postgres "
-            "through a WebSocket-to-TCP proxy; pass ws_proxy='host:port/path' or set the default"
-        )
-    if callable(ws_proxy):
-        target = ws_proxy(host, port)
-    else:
-        address = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        target = f"{ws_proxy}?address={address}:{port}"
-    scheme = "wss" if use_secure_websocket else "ws"
-    return f"{scheme}://{target}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,14 +221,25 @@ class BrowserWebSocketStream:
         self._release()
 
 
-async def open_websocket(url: str, *, ffi: FFI | None = None) -> BrowserWebSocketStream:
-    """Open a browser WebSocket to `url` and wait until it is open.
+async def open_websocket(url: str | None, *, ffi: FFI | None = None) -> BrowserWebSocketStream:
+    """Open a browser WebSocket to `url` (with `?address=host:port` in it) and wait until open.
 
     Callers bound the wait with their connect timeout; a cancelled open closes the socket.
 
+    Args:
+        url: the proxy URL the connection parameters produced; None when no proxy is set.
+        ffi: stand-ins for Pyodide's `js` and `pyodide.ffi` (tests only).
+
     Raises:
+        InterfaceError: no proxy configured; a browser page has no other way to Postgres.
         TransportError: the browser could not open it (proxy down, refused address, bad URL).
     """
+    if url is None:
+        raise InterfaceError(
+            "no WebSocket proxy configured: under Pyodide the driver reaches Postgres only "
+            "through a WebSocket-to-TCP proxy; pass ws_proxy='host:port/path' to connect() "
+            "or set driver.config.ws_proxy"
+        )
     api = ffi or pyodide_ffi()
     try:
         ws = api.new_websocket(url)

@@ -82,7 +82,7 @@ json.dumps({"missing": missing, "ours": ours, "theirs": theirs,
 
 STARTUP_EXCHANGE = """
 import json, struct
-from driver.transport.pyodide import open_websocket, proxy_url
+from driver.transport.pyodide import open_websocket
 
 def startup(user, database):
     body = struct.pack("!i", 196608)
@@ -106,7 +106,7 @@ async def messages(stream, until):
             if out[-1][0] == until:
                 return out
 
-url = proxy_url(WS_PROXY, "127.0.0.1", PORT, use_secure_websocket=False)
+url = f"ws://{WS_PROXY}?address=127.0.0.1:{PORT}"
 stream = await open_websocket(url)
 await stream.write(startup("trust_user", DB))
 first = await messages(stream, "Z")
@@ -155,10 +155,9 @@ async def test_browser_transport_reports_a_refused_address(
         f"""
 import json
 from driver.errors import TransportError
-from driver.transport.pyodide import open_websocket, proxy_url
+from driver.transport.pyodide import open_websocket
 try:
-    await open_websocket(proxy_url({playground_server.ws_proxy!r}, "127.0.0.1", 1,
-                                   use_secure_websocket=False))
+    await open_websocket("ws://{playground_server.ws_proxy}?address=127.0.0.1:1")
     out = {{"raised": None}}
 except TransportError as exc:
     out = {{"raised": type(exc).__name__, "message": str(exc)}}

@@ -13,7 +13,7 @@ import pytest
 
 from driver.errors import InterfaceError, TransportError
 from driver.transport import pyodide as pt
-from driver.transport.pyodide import FFI, BrowserWebSocketStream, open_websocket, proxy_url
+from driver.transport.pyodide import FFI, BrowserWebSocketStream, open_websocket
 
 
 class ArrayBuffer:
@@ -134,36 +134,6 @@ async def opened(browser: FakeBrowser, url: str = "ws://proxy:1/v2?address=db:54
     return stream, ws
 
 
-# Proxy addressing: the same rules as the CPython transport and Neon's driver.
-
-
-def test_proxy_url_string_appends_address() -> None:
-    url = proxy_url("proxy.local:9876/v1", "db.local", 5432, use_secure_websocket=True)
-    assert url == "wss://proxy.local:9876/v1?address=db.local:5432"
-
-
-def test_proxy_url_plain_ws_and_ipv6_brackets() -> None:
-    url = proxy_url("127.0.0.1:80/v2", "::1", 5433, use_secure_websocket=False)
-    assert url == "ws://127.0.0.1:80/v2?address=[::1]:5433"
-
-
-def test_proxy_url_callable_gets_host_and_port() -> None:
-    seen: list[tuple[str, int]] = []
-
-    def route(host: str, port: int) -> str:
-        seen.append((host, port))
-        return f"edge.local/{host}/{port}"
-
-    assert proxy_url(route, "db", 6543, use_secure_websocket=False) == "ws://edge.local/db/6543"
-    assert seen == [("db", 6543)]
-
-
-@pytest.mark.parametrize("missing", [None, ""])
-def test_proxy_url_without_proxy_says_what_is_missing(missing: str | None) -> None:
-    with pytest.raises(InterfaceError, match="ws_proxy"):
-        proxy_url(missing, "db", 5432, use_secure_websocket=True)
-
-
 # Opening.
 
 
@@ -187,6 +157,13 @@ async def test_refused_open_raises_transport_error_with_url_and_code() -> None:
     await asyncio.sleep(0)  # the release is scheduled after the close handler returns
     assert all(p.destroyed for p in browser.proxies)
     assert ws.onmessage is None
+
+
+async def test_no_proxy_fails_at_once_naming_the_setting() -> None:
+    browser = FakeBrowser()
+    with pytest.raises(InterfaceError, match="ws_proxy"):
+        await open_websocket(None, ffi=browser.ffi)
+    assert browser.sockets == []
 
 
 async def test_malformed_url_raises_transport_error() -> None:
