@@ -67,8 +67,8 @@ class ProxyProc:
                     raise AssertionError(f"no log line /{pattern}/: {self.lines[-15:]}")
                 self._cond.wait(left)
 
-    async def await_line(self, pattern: str, timeout: float = 20, start: int = 0) -> str:
-        return await asyncio.to_thread(self.wait_for, pattern, timeout, start)
+    async def await_line(self, pattern: str, within: float = 20, start: int = 0) -> str:
+        return await asyncio.to_thread(self.wait_for, pattern, within, start)
 
     def mark(self) -> int:
         """Index to pass as `start`, so a wait ignores what was logged before."""
@@ -141,8 +141,8 @@ class Target:
         self.count += 1
         await self.accepted.put((reader, writer))
 
-    async def next(self, timeout: float = 10) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        async with asyncio.timeout(timeout):
+    async def next(self, within: float = 10) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with asyncio.timeout(within):
             return await self.accepted.get()
 
     async def close(self) -> None:
@@ -215,9 +215,14 @@ class RawWS:
 
 def pg_startup(user: str, database: str = "testdb") -> bytes:
     """StartupMessage ("Message Formats"): protocol 3.0 and key/value pairs."""
-    body = struct.pack("!I", 196608) + b"".join(
-        k.encode() + b"\0" + v.encode() + b"\0" for k, v in (("user", user), ("database", database))
-    ) + b"\0"
+    body = (
+        struct.pack("!I", 196608)
+        + b"".join(
+            k.encode() + b"\0" + v.encode() + b"\0"
+            for k, v in (("user", user), ("database", database))
+        )
+        + b"\0"
+    )
     return struct.pack("!I", len(body) + 4) + body
 
 

@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.proxy.conftest import ProxyProc, RawWS, Target
 
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def tgt() -> AsyncIterator[Target]:
     t = Target()
@@ -67,8 +68,13 @@ def guarded(tgt: Target) -> object:
 
 
 async def _refused(
-    proxy: ProxyProc, tgt: Target, query: str, status: int, reason: str,
-    headers: dict[str, str] | None = None, control_host: str = "127.0.0.1",
+    proxy: ProxyProc,
+    tgt: Target,
+    query: str,
+    status: int,
+    reason: str,
+    headers: dict[str, str] | None = None,
+    control_host: str = "127.0.0.1",
 ) -> None:
     before, mark = tgt.count, proxy.mark()
     with pytest.raises(InvalidStatus) as info:
@@ -85,7 +91,9 @@ async def _refused(
 
 
 async def _control(
-    proxy: ProxyProc, tgt: Target, host: str = "127.0.0.1",
+    proxy: ProxyProc,
+    tgt: Target,
+    host: str = "127.0.0.1",
     headers: dict[str, str] | None = None,
 ) -> None:
     """An allowed relay through the same proxy: it must reach the target."""
@@ -163,7 +171,9 @@ def test_default_allow_list_is_local_postgres_only() -> None:
         p.stop()
 
 
-async def test_empty_regex_allows_all_with_a_loud_warning(open_proxy: ProxyProc, tgt: Target) -> None:
+async def test_empty_regex_allows_all_with_a_loud_warning(
+    open_proxy: ProxyProc, tgt: Target
+) -> None:
     assert "WARNING" in open_proxy.log and "ANY host:port" in open_proxy.log
     await _control(open_proxy, tgt)
     await _control(open_proxy, tgt, host="127.0.0.2")
@@ -266,8 +276,10 @@ async def test_host_header_target_with_append_port(tgt: Target) -> None:
         raw.close()
         status, resp, raw = await RawWS.connect(p.port, "/v2", host="db.example")
         assert status == 403 and b"not allowed" in await raw.reader.read(100)
+        raw.close()
         status, resp, raw = await RawWS.connect(p.port, "/v2", host="localhost:1")
         assert status == 400, resp  # "localhost:1:PORT" is not host:port
+        raw.close()
         assert tgt.count == before + 1
     finally:
         p.stop()
