@@ -1,0 +1,34 @@
+"""An asyncio PostgreSQL driver speaking the v3 wire protocol over TCP or WebSocket proxies."""
+
+from . import errors
+from .connection import Connection
+from .dsn import Config, config
+from .errors import (
+    ConnectionLostError,
+    Error,
+    InterfaceError,
+    PostgresError,
+    ProtocolError,
+    TransportError,
+)
+from .prepared import PreparedStatement
+from .record import Record
+from .startup import connect
+from .transaction import Transaction
+
+__all__ = [
+    "Config",
+    "Connection",
+    "ConnectionLostError",
+    "Error",
+    "InterfaceError",
+    "PostgresError",
+    "PreparedStatement",
+    "ProtocolError",
+    "Record",
+    "Transaction",
+    "TransportError",
+    "config",
+    "connect",
+    "errors",
+]

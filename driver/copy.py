@@ -1,0 +1,266 @@
+"""COPY FROM STDIN / TO STDOUT helpers ("COPY Operations" in the PostgreSQL docs)."""
+# ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+from .errors import InterfaceError, PostgresError
+from .protocol import messages as m
+
+if TYPE_CHECKING:
+    from .codecs import TypeRegistry
+    from .protocol import PGProtocol
+    from .transport.base import Stream
+
+T = TypeVar("T")
+
+__all__ = ["CopyMixin"]
+
+Source = str | os.PathLike[str] | BinaryIO | AsyncIterable[bytes] | Iterable[bytes]
+Output = str | os.PathLike[str] | BinaryIO | Callable[[bytes], Awaitable[Any] | Any]
+_FLUSH_AT = 1 << 16
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_PARAM = re.compile(r"\$(\d+)")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _target(name: str, schema: str | None, columns: Sequence[str] | None) -> str:
+    out = f"{_ident(schema)}.{_ident(name)}" if schema else _ident(name)
+    if columns:
+        out += "(" + ", ".join(_ident(c) for c in columns) + ")"
+    return out
+
+
+def _options(
+    format: str | None = None,
+    delimiter: str | None = None,
+    null: str | None = None,
+    header: bool | None = None,
+    quote: str | None = None,
+    escape: str | None = None,
+    force_quote: bool | Sequence[str] | None = None,
+    force_not_null: Sequence[str] | None = None,
+    force_null: Sequence[str] | None = None,
+    encoding: str | None = None,
+) -> str:
+    """The ``WITH (...)`` clause, from asyncpg's keyword names."""
+    opts = []
+    if format is not None:
+        if format not in ("text", "csv", "binary"):
+            raise InterfaceError(f"COPY format must be text, csv or binary, got {format!r}")
+        opts.append(f"FORMAT {format}")
+    for key, value in (("DELIMITER", delimiter), ("NULL", null), ("QUOTE", quote),
+                       ("ESCAPE", escape), ("ENCODING", encoding)):  # fmt: skip
+        if value is not None:
+            opts.append(f"{key} {_literal(value)}")
+    if header is not None:
+        opts.append(f"HEADER {'true' if header else 'false'}")
+    if force_quote is True:
+        opts.append("FORCE_QUOTE *")
+    elif force_quote:
+        opts.append("FORCE_QUOTE (" + ", ".join(_ident(c) for c in force_quote) + ")")
+    for key, cols in (("FORCE_NOT_NULL", force_not_null), ("FORCE_NULL", force_null)):
+        if cols:
+            opts.append(f"{key} (" + ", ".join(_ident(c) for c in cols) + ")")
+    return f" WITH ({', '.join(opts)})" if opts else ""
+
+
+async def _chunks(source: Source) -> AsyncIterable[bytes]:
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as f:  # noqa: ASYNC230 - local file, read in 64 KiB pieces
+            while chunk := f.read(_FLUSH_AT):
+                yield chunk
+    elif hasattr(source, "read"):
+        while chunk := source.read(_FLUSH_AT):
+            yield chunk
+    elif isinstance(source, AsyncIterable):
+        async for chunk in source:
+            yield bytes(chunk)
+    else:
+        for chunk in source:
+            yield bytes(chunk)
+
+
+class CopyMixin:
+    """COPY methods of Connection; each is one operation under the connection's guard."""
+
+    if TYPE_CHECKING:
+        _proto: PGProtocol
+        _stream: Stream
+        _codecs: TypeRegistry
+
+        async def _pump(self) -> m.BackendMessage: ...
+
+        async def _run(
+            self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None
+        ) -> T: ...
+
+    async def _copy_in(self, sql: str, chunks: AsyncIterable[bytes]) -> str:
+        proto = self._proto
+        proto.send_query(sql)
+        tag, error, failure = "", None, None
+        while True:
+            event = await self._pump()
+            if isinstance(event, m.CopyInResponse):
+                try:
+                    async for chunk in chunks:
+                        proto.send_copy_data(chunk)
+                        if len(chunk) >= _FLUSH_AT or proto.pending > 1:
+                            await self._stream.write(proto.data_to_send())
+                except Exception as exc:
+                    # Tell the server to abandon the COPY, and raise the caller's error.
+                    failure = exc
+                    proto.send_copy_fail(f"client error: {type(exc).__name__}")
+                else:
+                    proto.send_copy_done()
+            elif isinstance(event, m.CommandComplete):
+                tag = event.tag
+            elif isinstance(event, m.ErrorResponse):
+                error = event
+            elif isinstance(event, m.ReadyForQuery):
+                break
+        if failure is not None:
+            raise failure
+        if error is not None:
+            raise PostgresError.from_fields(error.fields)
+        return tag
+
+    async def _copy_out(self, sql: str, output: Output) -> str:
+        close = None
+        if isinstance(output, str | os.PathLike):
+            close = f = open(output, "wb")  # noqa: ASYNC230 - closed below
+            write: Callable[[bytes], Any] = f.write
+        elif hasattr(output, "write"):
+            write = output.write
+        else:
+            write = output
+        try:
+            proto = self._proto
+            proto.send_query(sql)
+            tag, error = "", None
+            while True:
+                event = await self._pump()
+                if isinstance(event, m.CopyData):
+                    result = write(event.data)
+                    if inspect.isawaitable(result):
+                        await result
+                elif isinstance(event, m.CommandComplete):
+                    tag = event.tag
+                elif isinstance(event, m.ErrorResponse):
+                    error = event
+                elif isinstance(event, m.ReadyForQuery):
+                    break
+        finally:
+            if close is not None:
+                close.close()
+        if error is not None:
+            raise PostgresError.from_fields(error.fields)
+        return tag
+
+    async def copy_to_table(
+        self,
+        table_name: str,
+        *,
+        source: Source,
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> str:
+        """COPY ``source`` (a path, a binary file, or an (async) iterable of bytes) into a table.
+
+        ``options`` are asyncpg's: format ('text', 'csv', 'binary'), delimiter, null, header,
+        quote, escape, force_not_null, force_null, encoding. Returns the tag, e.g. "COPY 3".
+        """
+        sql = f"COPY {_target(table_name, schema_name, columns)} FROM STDIN{_options(**options)}"
+        return await self._run(self._copy_in, sql, _chunks(source), timeout=timeout)
+
+    async def copy_records_to_table(
+        self,
+        table_name: str,
+        *,
+        records: Iterable[Sequence[Any]] | AsyncIterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """COPY Python rows into a table, as COPY text format encoded by the type registry."""
+        encode = self._codecs.encode
+
+        def line(record: Sequence[Any]) -> bytes:
+            fields = []
+            for value in record:
+                data = encode(value, 0)[1]
+                fields.append("\\N" if data is None else data.decode().translate(_ESCAPES))
+            return ("\t".join(fields) + "\n").encode()
+
+        async def lines() -> AsyncIterable[bytes]:
+            batch: list[bytes] = []
+            size = 0
+            if isinstance(records, AsyncIterable):
+                async for rec in records:
+                    batch.append(line(rec))
+                    size += len(batch[-1])
+                    if size >= _FLUSH_AT:
+                        yield b"".join(batch)
+                        batch, size = [], 0
+            else:
+                for rec in records:
+                    batch.append(line(rec))
+                    size += len(batch[-1])
+                    if size >= _FLUSH_AT:
+                        yield b"".join(batch)
+                        batch, size = [], 0
+            if batch:
+                yield b"".join(batch)
+
+        sql = f"COPY {_target(table_name, schema_name, columns)} FROM STDIN"
+        return await self._run(self._copy_in, sql, lines(), timeout=timeout)
+
+    async def copy_from_table(
+        self,
+        table_name: str,
+        *,
+        output: Output,
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> str:
+        """COPY a table to ``output``: a path, a binary file, or a (coroutine) callable."""
+        sql = f"COPY {_target(table_name, schema_name, columns)} TO STDOUT{_options(**options)}"
+        return await self._run(self._copy_out, sql, output, timeout=timeout)
+
+    async def copy_from_query(
+        self,
+        query: str,
+        *args: Any,
+        output: Output,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> str:
+        """COPY a query's result to ``output``.
+
+        COPY takes no bind parameters, so ``$n`` arguments are inlined as quoted literals
+        of their text form (as asyncpg does).
+        """
+        if args:
+            texts = []
+            for value in args:
+                data = self._codecs.encode(value, 0)[1]
+                texts.append("NULL" if data is None else _literal(data.decode()))
+            query = _PARAM.sub(lambda mt: texts[int(mt.group(1)) - 1], query)
+        sql = f"COPY ({query}) TO STDOUT{_options(**options)}"
+        return await self._run(self._copy_out, sql, output, timeout=timeout)

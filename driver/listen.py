@@ -1,0 +1,134 @@
+"""Connection side channels: notices, LISTEN/NOTIFY callbacks and user type codecs."""
+# ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from .errors import InterfaceError, PostgresError
+from .protocol import messages as m
+
+if TYPE_CHECKING:
+    from .codecs import TypeRegistry
+    from .connection import Connection
+    from .prepared import Statement, StatementCache
+    from .record import Record
+
+__all__ = ["ListenMixin", "Listener", "LogListener"]
+
+log = logging.getLogger("driver.connection")
+LogListener = Callable[["Connection", PostgresError], Any]
+Listener = Callable[["Connection", int, str, str], Any]
+_LEVELS = {"WARNING": logging.WARNING, "NOTICE": logging.INFO, "INFO": logging.INFO}
+
+_TYPE_QUERY = """
+SELECT t.oid, t.typarray FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE t.typname = $1 AND n.nspname = $2
+"""
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class ListenMixin:
+    """Methods of Connection that deal with what arrives besides query results."""
+
+    if TYPE_CHECKING:
+        _codecs: TypeRegistry
+        _cache: StatementCache
+        _log_listeners: list[LogListener]
+        _listeners: dict[str, list[Listener]]
+
+        async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str: ...
+
+        async def fetchrow(
+            self, query: str, *args: Any, timeout: float | None = None
+        ) -> Record | None: ...
+
+        def _forget_statement(
+            self, stmt: Statement, key: Any = None, *, close: bool = True
+        ) -> None: ...
+
+    def _on_notice(self, msg: m.NoticeResponse) -> None:
+        notice = PostgresError.from_fields(msg.fields)
+        if not self._log_listeners:
+            level = _LEVELS.get(notice.severity or "", logging.DEBUG)
+            log.log(level, "server %s: %s", notice.severity, notice.message)
+            return
+        for callback in list(self._log_listeners):
+            try:
+                callback(cast("Connection", self), notice)
+            except Exception:
+                log.exception("log listener %r failed", callback)
+
+    def _on_notification(self, msg: m.NotificationResponse) -> None:
+        for callback in list(self._listeners.get(msg.channel, ())):
+            try:
+                callback(cast("Connection", self), msg.pid, msg.channel, msg.payload)
+            except Exception:
+                log.exception("listener %r for channel %r failed", callback, msg.channel)
+
+    def add_log_listener(self, callback: LogListener) -> None:
+        """Call ``callback(connection, message)`` for each NoticeResponse instead of logging."""
+        self._log_listeners.append(callback)
+
+    def remove_log_listener(self, callback: LogListener) -> None:
+        self._log_listeners.remove(callback)
+
+    async def add_listener(self, channel: str, callback: Listener) -> None:
+        """LISTEN on ``channel``; ``callback(conn, pid, channel, payload)`` gets notifications.
+
+        Notifications arrive with the results of this connection's operations (there is no
+        background reader), so an otherwise idle connection delivers them at its next call.
+        """
+        if channel not in self._listeners:
+            await self.execute(f"LISTEN {_quote_ident(channel)}")
+            self._listeners[channel] = []
+        self._listeners[channel].append(callback)
+
+    async def remove_listener(self, channel: str, callback: Listener) -> None:
+        callbacks = self._listeners.get(channel, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if not callbacks and channel in self._listeners:
+            del self._listeners[channel]
+            await self.execute(f"UNLISTEN {_quote_ident(channel)}")
+
+    async def set_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        encoder: Callable[[Any], str | bytes],
+        decoder: Callable[[str], Any],
+        format: str = "text",
+        python_type: type | None = None,
+    ) -> None:
+        """Use ``decoder(text)`` / ``encoder(value) -> text`` for a type (asyncpg's signature).
+
+        Also covers the type's array type; with ``python_type``, bare values of that Python
+        type are sent as this type. Cached statements are dropped, since their column
+        decoders were resolved with the old table.
+
+        Raises:
+            InterfaceError: the type does not exist, or a format other than "text" was asked.
+        """
+        if format != "text":
+            raise InterfaceError("only format='text' codecs are supported")
+        row = await self.fetchrow(_TYPE_QUERY, typename, schema)
+        if row is None:
+            raise InterfaceError(f"type {schema}.{typename} does not exist")
+
+        def decode(data: bytes) -> Any:
+            return decoder(data.decode())
+
+        self._codecs.register(
+            row[0], encoder=encoder, decoder=decode, array_oid=row[1] or None,
+            python_type=python_type,
+        )  # fmt: skip
+        for stmt in self._cache.clear():
+            self._forget_statement(stmt)

@@ -1,0 +1,404 @@
+"""PGProtocol: the state of one frontend/backend conversation, with no I/O of its own."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from ..errors import InterfaceError, ProtocolError
+from . import messages as m
+from .auth import SCRAMClient, md5_password
+from .buffer import ReceiveBuffer
+
+__all__ = ["NEED_DATA", "Event", "PGProtocol", "State"]
+
+
+class State(enum.Enum):
+    STARTUP = "STARTUP"
+    AUTH = "AUTH"
+    READY = "READY"
+    BUSY = "BUSY"
+    COPY_IN = "COPY_IN"
+    COPY_OUT = "COPY_OUT"
+    FAILED = "FAILED"
+    CLOSED = "CLOSED"
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+Event = m.BackendMessage | _NeedData
+
+
+class AuthGuard(Protocol):
+    """Vets each authentication step (``driver.authpolicy.AuthGuard`` implements it)."""
+
+    def on_request(self, code: int) -> None: ...
+
+    def choose_mechanism(self, mechanisms: Sequence[str]) -> tuple[str, bytes | None]: ...
+
+    def on_ok(self) -> None: ...
+
+
+# AuthenticationRequest codes ("Message Formats")
+_AUTH_CODES: dict[type, int] = {
+    m.AuthenticationCleartextPassword: 3, m.AuthenticationMD5Password: 5,
+    m.AuthenticationSASL: 10, m.AuthenticationSASLContinue: 11, m.AuthenticationSASLFinal: 12,
+}  # fmt: skip
+_AUTH_NAMES = {2: "Kerberos V5", 6: "SCM credentials", 7: "GSSAPI", 8: "GSSAPI", 9: "SSPI"}
+_ASYNC = (m.NoticeResponse, m.NotificationResponse)
+
+
+class PGProtocol:
+    """One conversation, from StartupMessage to Terminate.
+
+    The contract: ``send_*()`` queues bytes, ``data_to_send()`` drains them, ``receive_data()``
+    feeds input and ``next_event()`` returns the next event or ``NEED_DATA``. Authentication
+    replies are queued by the core itself, so check ``data_to_send()`` after every event.
+
+    Each operation ends with exactly one ReadyForQuery ("Message Flow"); pending operations sit
+    in a FIFO, so several may be in flight at once. An ErrorResponse is held back and reported
+    just before its operation's ReadyForQuery, so a caller sees one error per operation.
+    """
+
+    def __init__(
+        self,
+        user: str,
+        database: str,
+        password: str | None = None,
+        server_settings: dict[str, str] | None = None,
+        *,
+        pipeline_password: bool = False,
+        channel_binding: bytes | None = None,
+        guard: AuthGuard | None = None,
+    ) -> None:
+        self.state = State.STARTUP
+        self.transaction_status = "I"
+        self.parameters: dict[str, str] = {}
+        self.backend_pid: int | None = None
+        self.backend_key: int | None = None
+        self._user = user
+        self._password = password
+        self._out: list[bytes] = []
+        self._buf = ReceiveBuffer()
+        self._pending: deque[str] = deque(["startup"])
+        self._held: deque[m.BackendMessage] = deque()
+        self._error: m.ErrorResponse | None = None
+        self._failure: Exception | None = None
+        self._scram: SCRAMClient | None = None
+        self._password_sent = False
+        self._scram_verified = False
+        self._channel_binding = channel_binding
+        self._guard = guard
+        params = {"user": user, "database": database, "client_encoding": "UTF8"}
+        params.update({"DateStyle": "ISO", "IntervalStyle": "postgres"})
+        params.update(server_settings or {})
+        self._out.append(m.startup_message(params))
+        # Neon's pipelineConnect="password": the cleartext password rides with the startup
+        # message, saving a round trip, but only works against password-auth servers.
+        if pipeline_password and password is not None:
+            self._out.append(m.password_message(password.encode()))
+            self._password_sent = True
+
+    # ---- output ------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Everything queued so far; the caller must write it all, in order."""
+        if not self._out:
+            return b""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    @property
+    def pending(self) -> int:
+        """How many operations still await their ReadyForQuery."""
+        return len(self._pending)
+
+    def _check_can_send(self) -> None:
+        if self._failure is not None:
+            raise ProtocolError(f"connection unusable after protocol failure: {self._failure}")
+        if self.state is State.CLOSED:
+            raise InterfaceError("connection is closed")
+        if self.state in (State.STARTUP, State.AUTH):
+            raise InterfaceError("connection is still starting up")
+        if self.state in (State.COPY_IN, State.COPY_OUT):
+            raise InterfaceError("a COPY is in progress on this connection")
+
+    def _queue(self, kind: str, parts: Iterable[bytes]) -> None:
+        self._check_can_send()
+        self._out.extend(parts)
+        self._pending.append(kind)
+        self.state = State.BUSY
+
+    def send_query(self, sql: str) -> None:
+        """Simple Query: any number of statements, one ReadyForQuery at the end."""
+        self._queue("query", (m.query(sql),))
+
+    def send_prepare(self, name: str, sql: str, param_oids: Sequence[int] = ()) -> None:
+        """Parse + Describe(statement) + Sync: yields ParameterDescription and RowDescription."""
+        self._queue("prepare", (m.parse(name, sql, param_oids), m.describe(b"S", name), m.SYNC))
+
+    def send_prepare_execute(
+        self,
+        name: str,
+        sql: str,
+        param_oids: Sequence[int],
+        values: Sequence[bytes | None],
+        *,
+        max_rows: int = 0,
+    ) -> None:
+        """Parse + Describe(statement) + Bind + Execute + Sync: a first execution in one trip.
+
+        Results are in text format, so the row description is not needed before Bind.
+        """
+        parts = (
+            m.parse(name, sql, param_oids),
+            m.describe(b"S", name),
+            m.bind("", name, values),
+            m.execute("", max_rows),
+            m.SYNC,
+        )
+        self._queue("execute", parts)
+
+    def send_execute(
+        self, statement: str, values: Sequence[bytes | None], *, max_rows: int = 0
+    ) -> None:
+        """Bind + Execute + Sync on a prepared statement ("Extended Query")."""
+        self._queue("execute", (m.bind("", statement, values), m.execute("", max_rows), m.SYNC))
+
+    def send_execute_unnamed(self, sql: str, *, max_rows: int = 0) -> None:
+        """Parse + Bind + Describe(portal) + Execute + Sync for a query without parameters."""
+        parts = (
+            m.parse("", sql),
+            m.bind("", "", ()),
+            m.describe(b"P", ""),
+            m.execute("", max_rows),
+            m.SYNC,
+        )
+        self._queue("execute", parts)
+
+    def send_execute_many(
+        self,
+        statement: str,
+        rows: Iterable[Sequence[bytes | None]],
+        *,
+        parse: tuple[str, Sequence[int]] | None = None,
+    ) -> None:
+        """One Bind + Execute per row, then a single Sync: the whole batch is one round trip.
+
+        With ``parse=(sql, param_oids)`` the statement is parsed and described first.
+        """
+        parts: list[bytes] = []
+        if parse is not None:
+            parts.append(m.parse(statement, parse[0], parse[1]))
+            parts.append(m.describe(b"S", statement))
+        execute = m.execute("", 0)
+        for values in rows:
+            parts.append(m.bind("", statement, values))
+            parts.append(execute)
+        parts.append(m.SYNC)
+        self._queue("execute_many", parts)
+
+    def send_close_statement(self, name: str) -> None:
+        """Close a named statement; no Sync, so it travels with the next operation."""
+        self._check_can_send()
+        self._out.append(m.close(b"S", name))
+
+    def send_copy_data(self, data: bytes) -> None:
+        if self.state is State.COPY_IN:
+            self._out.append(m.copy_data(data))
+        elif not self._copy_aborted():
+            raise InterfaceError("not in COPY IN mode")
+
+    def send_copy_done(self) -> None:
+        if self.state is State.COPY_IN:
+            self._out.append(m.COPY_DONE)
+            self.state = State.BUSY
+        elif not self._copy_aborted():
+            raise InterfaceError("not in COPY IN mode")
+
+    def send_copy_fail(self, reason: str) -> None:
+        if self.state is State.COPY_IN:
+            self._out.append(m.copy_fail(reason))
+            self.state = State.BUSY
+        elif not self._copy_aborted():
+            raise InterfaceError("not in COPY IN mode")
+
+    def _copy_aborted(self) -> bool:
+        # After an error during COPY IN the server drops CopyData/CopyDone ("COPY Operations").
+        return self.state is State.BUSY and bool(self._pending) and self._error is not None
+
+    def send_terminate(self) -> None:
+        if self.state not in (State.CLOSED, State.FAILED):
+            self._out.append(m.TERMINATE)
+        self.state = State.CLOSED
+
+    # ---- input -------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the server; ``b""`` means the server closed the stream."""
+        if not data:
+            if self.state is not State.FAILED:
+                self.state = State.CLOSED
+            return
+        self._buf.feed(data)
+
+    def next_event(self) -> Event:
+        """The next event for the caller, or NEED_DATA.
+
+        Raises:
+            ProtocolError: the input is malformed or out of place (the state becomes FAILED and
+                every later call raises too).
+            InterfaceError: the server asked for an auth method or a password we do not have.
+        """
+        if self._failure is not None:
+            raise self._failure
+        if self._held:
+            return self._held.popleft()
+        buf = self._buf
+        while True:
+            try:
+                frame = buf.next_message()
+                if frame is None:
+                    return NEED_DATA
+                msg = m.parse_message(*frame)
+                event = self._handle(msg)
+            except (ProtocolError, InterfaceError) as exc:
+                self._failure = exc
+                self.state = State.FAILED
+                raise
+            if event is not None:
+                return event
+
+    def _handle(self, msg: m.BackendMessage) -> m.BackendMessage | None:
+        if isinstance(msg, _ASYNC):
+            return msg
+        if isinstance(msg, m.ParameterStatus):
+            self.parameters[msg.name] = msg.value
+            return None
+        if self.state in (State.STARTUP, State.AUTH):
+            return self._handle_startup(msg)
+        if isinstance(msg, m.ReadyForQuery):
+            return self._ready(msg)
+        if isinstance(msg, m.ErrorResponse):
+            if msg.fields.get("V", msg.fields.get("S")) in ("FATAL", "PANIC"):
+                self.state = State.CLOSED
+                return msg
+            if not self._pending:
+                raise ProtocolError(f"ErrorResponse with no operation pending: {msg.fields}")
+            if self._error is None:
+                self._error = msg
+            if self.state in (State.COPY_IN, State.COPY_OUT):
+                self.state = State.BUSY
+            return None
+        if self._error is not None:
+            return None  # the failed operation's leftovers, until its ReadyForQuery
+        if not self._pending:
+            raise ProtocolError(f"unexpected {type(msg).__name__} with no operation pending")
+        if isinstance(msg, m.CopyInResponse):
+            self.state = State.COPY_IN
+        elif isinstance(msg, m.CopyOutResponse):
+            self.state = State.COPY_OUT
+        elif isinstance(msg, m.CopyDone) and self.state is State.COPY_OUT:
+            self.state = State.BUSY
+        elif not isinstance(msg, _RESULTS):
+            raise ProtocolError(f"unexpected {type(msg).__name__} in state {self.state.name}")
+        return msg
+
+    def _ready(self, msg: m.ReadyForQuery) -> m.BackendMessage:
+        if not self._pending:
+            raise ProtocolError("ReadyForQuery with no operation pending")
+        self._pending.popleft()
+        self.transaction_status = msg.status
+        self.state = State.BUSY if self._pending else State.READY
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._held.append(msg)
+            return error
+        return msg
+
+    def _handle_startup(self, msg: m.BackendMessage) -> m.BackendMessage | None:
+        if isinstance(msg, m.AuthenticationOk):
+            if self._scram is not None and not self._scram_verified:
+                raise ProtocolError("AuthenticationOk before the server proved its SCRAM key")
+            if self._guard is not None:
+                self._guard.on_ok()
+            self.state = State.AUTH
+            self._scram = None
+            return None
+        if isinstance(msg, m.ReadyForQuery):
+            if self.state is not State.AUTH:
+                raise ProtocolError("ReadyForQuery before authentication completed")
+            return self._ready(msg)
+        if isinstance(msg, m.BackendKeyData):
+            self.backend_pid, self.backend_key = msg.pid, msg.key
+            return None
+        if isinstance(msg, m.ErrorResponse):
+            self.state = State.CLOSED  # the server closes the connection after a startup error
+            self._pending.clear()
+            return msg
+        if isinstance(msg, m.NegotiateProtocolVersion):
+            return None  # we ask for no protocol extensions, so any minor version will do
+        if self.state is State.AUTH:
+            raise ProtocolError(f"unexpected {type(msg).__name__} after AuthenticationOk")
+        self._authenticate(msg)
+        return None
+
+    def _authenticate(self, msg: m.BackendMessage) -> None:
+        """Answer an authentication request ("Message Flow", "SASL Authentication")."""
+        if self._guard is not None:
+            code = (
+                msg.code if isinstance(msg, m.AuthenticationOther) else _AUTH_CODES.get(type(msg))
+            )
+            if code is not None:
+                self._guard.on_request(code)
+        if isinstance(msg, m.AuthenticationOther):
+            name = _AUTH_NAMES.get(msg.code, f"method code {msg.code}")
+            raise InterfaceError(
+                f"server requested {name} authentication, which this driver does not support "
+                "(supported: trust, password, md5, scram-sha-256)"
+            )
+        if isinstance(msg, m.AuthenticationSASLContinue | m.AuthenticationSASLFinal):
+            if self._scram is None:
+                raise ProtocolError("SASL message without a SASL exchange in progress")
+            if isinstance(msg, m.AuthenticationSASLContinue):
+                self._out.append(m.sasl_response(self._scram.final_message(msg.data)))
+            else:
+                try:
+                    self._scram.verify(msg.data)
+                except Exception as exc:  # scramp raises its own ScramException
+                    raise ProtocolError(f"server SCRAM signature is invalid: {exc}") from exc
+                self._scram_verified = True
+            return
+        if self._password is None:
+            raise InterfaceError(
+                f"server requested a password for user {self._user!r} but none was given"
+            )
+        if isinstance(msg, m.AuthenticationCleartextPassword):
+            if not self._password_sent:
+                self._out.append(m.password_message(self._password.encode()))
+        elif isinstance(msg, m.AuthenticationMD5Password):
+            self._out.append(m.password_message(md5_password(self._user, self._password, msg.salt)))
+        elif isinstance(msg, m.AuthenticationSASL):
+            if self._guard is not None:
+                mechanism, binding = self._guard.choose_mechanism(msg.mechanisms)
+            else:
+                mechanism, binding = SCRAMClient.choose(msg.mechanisms, self._channel_binding)
+            self._scram = SCRAMClient(mechanism, self._user, self._password, binding)
+            first = self._scram.first_message()
+            self._out.append(m.sasl_initial_response(self._scram.mechanism, first))
+        else:
+            raise ProtocolError(f"unexpected {type(msg).__name__} during authentication")
+
+
+_RESULTS = (
+    m.RowDescription, m.DataRow, m.CommandComplete, m.EmptyQueryResponse, m.ParseComplete,
+    m.BindComplete, m.CloseComplete, m.NoData, m.PortalSuspended, m.ParameterDescription,
+    m.CopyData, m.CopyDone,
+)  # fmt: skip

@@ -1,0 +1,135 @@
+"""connect(): resolve parameters, open the transport, negotiate TLS, run startup and auth."""
+
+# ruff: noqa: ASYNC109 - asyncpg's connect() takes timeout=
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .connection import Connection
+from .dsn import ConnectParams, resolve
+from .errors import AuthenticationError, Error, TransportError
+from .protocol import PGProtocol
+from .transport import open_stream
+
+if TYPE_CHECKING:
+    from .protocol.core import AuthGuard
+    from .transport.base import Stream
+
+__all__ = ["connect"]
+
+log = logging.getLogger(__name__)
+
+
+async def connect(
+    dsn: str | None = None, *, timeout: float | None = None, **kwargs: Any
+) -> Connection:
+    """Open a connection (asyncpg's ``connect()``).
+
+    Args:
+        dsn: ``postgres://user:password@host:port/dbname?sslmode=...``; keyword arguments
+            (host, port, user, password, database, sslmode, server_settings, ws_proxy,
+            use_secure_websocket, transport, statement_cache_size, ...) override it, and the
+            PG* environment variables fill what both leave out.
+        timeout: one deadline, in seconds, for everything (DNS, WebSocket upgrade, TLS,
+            startup, authentication); defaults to connect_timeout, else 60.
+
+    Raises:
+        InterfaceError: missing or malformed parameters, unsupported auth method.
+        TransportError: the host, proxy or TLS handshake failed.
+        PostgresError: the server refused (e.g. InvalidPassword, InvalidCatalogName).
+        TimeoutError: the deadline passed.
+    """
+    params = resolve(dsn, **kwargs)
+    deadline = timeout if timeout is not None else params.connect_timeout
+    try:
+        async with asyncio.timeout(deadline):
+            return await _connect(params)
+    except TimeoutError as exc:
+        raise TimeoutError(
+            f"connecting to {params.describe()} timed out after {deadline:g} s"
+        ) from exc
+
+
+def _attempts(sslmode: str) -> tuple[bool, ...]:
+    if sslmode == "disable":
+        return (False,)
+    from .tlsconnect import tls_attempts
+
+    return tls_attempts(sslmode)
+
+
+async def _connect(params: ConnectParams) -> Connection:
+    attempts = _attempts(params.sslmode)
+    url = params.proxy_url()
+    for i, use_tls in enumerate(attempts):
+        last = i == len(attempts) - 1
+        stream: Stream | None = None
+        try:
+            stream = await open_stream(params.host, params.port, url)
+            stream, encrypted, binding = await _secure(stream, params, use_tls)
+            proto = PGProtocol(
+                params.user,
+                params.database,
+                params.password,
+                params.server_settings,
+                pipeline_password=params.pipeline_connect == "password",
+                channel_binding=binding,
+                guard=_guard(params, encrypted, binding),
+            )
+            conn = Connection(stream, proto, params, cache_size=params.statement_cache_size)
+            await conn._startup()
+            return conn
+        except BaseException as exc:
+            if stream is not None:
+                await _close_quietly(stream)
+            if last or not _retryable(exc):
+                raise
+            log.debug("connect attempt with TLS=%s failed, retrying: %r", use_tls, exc)
+    raise AssertionError("unreachable")
+
+
+def _retryable(exc: BaseException) -> bool:
+    """libpq's sslmode=prefer/allow retry: TLS trouble, or a pg_hba line for the other mode."""
+    if isinstance(exc, TransportError):
+        return True
+    return isinstance(exc, AuthenticationError) and exc.sqlstate == "28000"
+
+
+async def _secure(
+    stream: Stream, params: ConnectParams, use_tls: bool
+) -> tuple[Stream, bool, bytes | None]:
+    """The seam for TLS: the SSLRequest exchange and handshake live in driver.tlsconnect."""
+    if not use_tls:
+        return stream, False, None
+    from .tlsconfig import TLSSettings
+    from .tlsconnect import negotiate
+
+    settings = TLSSettings(
+        sslmode=params.sslmode,
+        sslrootcert=params.sslrootcert,
+        sslcert=params.sslcert,
+        sslkey=params.sslkey,
+    )
+    result = await negotiate(stream, settings, params.host, use_tls=True)
+    return result.stream, result.encrypted, result.channel_binding
+
+
+def _guard(params: ConnectParams, encrypted: bool, binding: bytes | None) -> AuthGuard | None:
+    from .authpolicy import AuthPolicy
+
+    policy = AuthPolicy.parse(
+        params.require_auth,
+        channel_binding=params.channel_binding,
+        allow_unencrypted_password=params.allow_unencrypted_password,
+    )
+    return policy.guard(encrypted=encrypted, channel_binding=binding)
+
+
+async def _close_quietly(stream: Stream) -> None:
+    try:
+        async with asyncio.timeout(1.0):
+            await stream.close()
+    except (Error, OSError, TimeoutError) as exc:
+        log.debug("closing a failed connection attempt: %r", exc)

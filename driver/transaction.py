@@ -1,0 +1,108 @@
+"""Transaction: BEGIN/COMMIT/ROLLBACK as an async context manager, savepoints when nested."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from .errors import InterfaceError
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["ISOLATION_LEVELS", "Transaction"]
+
+ISOLATION_LEVELS = {
+    "read_committed": "READ COMMITTED",
+    "read_uncommitted": "READ UNCOMMITTED",
+    "repeatable_read": "REPEATABLE READ",
+    "serializable": "SERIALIZABLE",
+}
+
+
+class Transaction:
+    """One transaction block, or a savepoint if the connection is already inside one.
+
+    ``async with conn.transaction():`` commits on success and rolls back on any exception
+    (which then propagates). ``start()``, ``commit()`` and ``rollback()`` do it by hand.
+    """
+
+    def __init__(
+        self, conn: Connection, isolation: str | None, readonly: bool, deferrable: bool
+    ) -> None:
+        if isolation is not None and isolation not in ISOLATION_LEVELS:
+            raise InterfaceError(
+                f"isolation must be one of {sorted(ISOLATION_LEVELS)}, got {isolation!r}"
+            )
+        self._conn = conn
+        self._isolation = isolation
+        self._readonly = readonly
+        self._deferrable = deferrable
+        self._savepoint: str | None = None
+        self._state = "new"
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise InterfaceError(f"cannot start a transaction that is {self._state}")
+        conn = self._conn
+        if conn.is_in_transaction():
+            if self._isolation or self._readonly or self._deferrable:
+                raise InterfaceError(
+                    "a nested transaction (savepoint) cannot set isolation, readonly or "
+                    "deferrable; set them on the outermost transaction"
+                )
+            conn._sp_counter += 1
+            self._savepoint = f"_drv_sp_{conn._sp_counter}"
+            await conn.execute(f"SAVEPOINT {self._savepoint}")
+        else:
+            sql = "BEGIN"
+            if self._isolation:
+                sql += f" ISOLATION LEVEL {ISOLATION_LEVELS[self._isolation]}"
+            if self._readonly:
+                sql += " READ ONLY"
+            if self._deferrable:
+                sql += " DEFERRABLE"
+            await conn.execute(sql)
+        self._state = "started"
+
+    async def commit(self) -> None:
+        self._check_started()
+        if self._savepoint:
+            await self._conn.execute(f"RELEASE SAVEPOINT {self._savepoint}")
+        else:
+            await self._conn.execute("COMMIT")
+        self._state = "committed"
+
+    async def rollback(self) -> None:
+        self._check_started()
+        if self._savepoint:
+            sp = self._savepoint
+            await self._conn.execute(f"ROLLBACK TO SAVEPOINT {sp}; RELEASE SAVEPOINT {sp}")
+        else:
+            await self._conn.execute("ROLLBACK")
+        self._state = "rolled back"
+
+    def _check_started(self) -> None:
+        if self._state != "started":
+            raise InterfaceError(f"the transaction is {self._state}, not started")
+
+    async def __aenter__(self) -> Transaction:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state != "started":
+            return  # committed or rolled back by hand inside the block
+        if exc_type is None:
+            await self.commit()
+        elif not self._conn.is_closed():
+            await self.rollback()
+
+    def __repr__(self) -> str:
+        kind = f"savepoint {self._savepoint}" if self._savepoint else "transaction"
+        return f"<Transaction {kind} {self._state}>"

@@ -1,0 +1,22 @@
+"""Byte transports for the driver; backends are imported only when used."""
+
+from __future__ import annotations
+
+from .base import Stream
+
+__all__ = ["Stream", "open_stream"]
+
+
+async def open_stream(host: str, port: int, proxy_url: str | None = None) -> Stream:
+    """A TCP stream to host:port, or a WebSocket stream through ``proxy_url`` when given.
+
+    Raises:
+        TransportError: the stream could not be opened.
+    """
+    if proxy_url is not None:
+        from .websocket import open_websocket
+
+        return await open_websocket(proxy_url)
+    from .tcp import open_tcp
+
+    return await open_tcp(host, port)

@@ -1,0 +1,54 @@
+"""Fixtures for driver tests: connection arguments per role and per transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import driver
+from tests.conftest import ProxyProcess
+from tools.pgcluster import Cluster
+
+ROLES = ("trust_user", "clear_user", "md5_user", "scram_user")
+TRANSPORTS = ("tcp", "ws")
+
+ConnectArgs = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def connect_args(pg: Cluster, proxy: ProxyProcess) -> ConnectArgs:
+    """Keyword arguments for driver.connect() for a role over a transport.
+
+    Plain TCP and the WebSocket run without TLS here (TLS has its own tests); password roles
+    then need allow_unencrypted_password, since the driver refuses to send a password in clear
+    by default.
+    """
+
+    def make(role: str = "scram_user", transport: str = "tcp", **extra: Any) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "dsn": pg.dsn(role),
+            "sslmode": "disable",
+            "allow_unencrypted_password": True,
+        }
+        if transport == "ws":
+            args.update(ws_proxy=proxy.ws_proxy, use_secure_websocket=False)
+        args.update(extra)
+        return args
+
+    return make
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def conn(connect_args: ConnectArgs, transport: str) -> AsyncIterator[driver.Connection]:
+    c = await driver.connect(**connect_args("scram_user", transport))
+    try:
+        yield c
+    finally:
+        await c.close()
