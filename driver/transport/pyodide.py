@@ -14,18 +14,87 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from driver.errors import InterfaceError, TransportError
 
-__all__ = ["BrowserWebSocketStream", "open_websocket"]
+__all__ = [
+    "BrowserWebSocketStream",
+    "ProxyHopWarning",
+    "browser_tls_attempts",
+    "open_websocket",
+    "tls_available",
+]
 
 # WebSocket.readyState values (HTML Living Standard, "The WebSocket interface").
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 # Close codes after which the end of the stream is an ordinary EOF (RFC 6455, section 7.4.1).
 _CLEAN_CLOSE_CODES = frozenset({1000, 1001})
+
+
+class ProxyHopWarning(UserWarning):
+    """The connection is not encrypted all the way to the Postgres server."""
+
+
+def tls_available() -> bool:
+    """Whether this runtime's `ssl` can run TLS over an in-memory stream.
+
+    Pyodide ships a stub `ssl` whose `MemoryBIO` exists but whose `wrap_bio` raises, so only
+    trying it tells the truth. Cheap: no handshake, no certificates loaded.
+    """
+    try:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
+    except (ImportError, AttributeError, NotImplementedError):
+        return False
+    return True
+
+
+def browser_tls_attempts(sslmode: str, url: str | None) -> tuple[bool, ...] | None:
+    """The TLS choice of each connect attempt under Pyodide, or None when TLS works here.
+
+    Without in-process TLS the only encryption left is wss:// to the proxy. `prefer`,
+    `allow` and `disable` then connect without TLS to Postgres and warn (once per call site)
+    that the proxy-to-database hop is only as private as the proxy's network; the modes
+    that promise encryption to the server refuse instead of silently downgrading.
+
+    Args:
+        sslmode: the connection's sslmode (libpq's names).
+        url: the proxy URL; ws:// means nothing at all is encrypted.
+
+    Returns:
+        None when `ssl` works here (use the usual policy), else `(False,)`.
+
+    Raises:
+        InterfaceError: sslmode is require, verify-ca or verify-full.
+    """
+    if tls_available():
+        return None
+    if sslmode in ("require", "verify-ca", "verify-full"):
+        raise InterfaceError(
+            f"sslmode={sslmode} needs TLS to the Postgres server, which this Python runtime "
+            "cannot do (Pyodide's ssl module is a stub). Use sslmode=prefer or disable with a "
+            "wss:// proxy; the proxy-to-database hop is then only as private as the proxy's "
+            "network."
+        )
+    if url is not None and url.startswith("ws://"):
+        message = (
+            f"connection via {url} is not encrypted at all: ws:// to the proxy, and no TLS to "
+            "Postgres in this runtime (Pyodide's ssl module is a stub)"
+        )
+    else:
+        message = (
+            "no TLS to Postgres in this runtime (Pyodide's ssl module is a stub): the "
+            "connection is encrypted only up to the proxy (wss://); the proxy-to-database hop "
+            "is only as private as the proxy's network"
+        )
+    warnings.warn(message, ProxyHopWarning, stacklevel=3)
+    return (False,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,14 +41,17 @@ async def test_import_driver_under_pyodide(loaded_page: LoadedPage) -> None:
         """
 import json, sys, importlib.util
 import driver, driver.transport
+from driver.transport.pyodide import tls_available
 json.dumps({
     "platform": sys.platform,
+    "tls_available": tls_available(),
     "websockets_installed": importlib.util.find_spec("websockets") is not None,
     "loaded": sorted(m for m in sys.modules if m.startswith(("driver", "websockets"))),
 })
 """
     )
     assert got["platform"] == "emscripten"
+    assert got["tls_available"] is False  # Pyodide's ssl is a stub: wrap_bio raises
     assert got["websockets_installed"] is False  # so `import driver` above proves the point
     assert "driver.transport.websocket" not in got["loaded"]
     assert "driver.transport.tcp" not in got["loaded"]

@@ -343,3 +343,31 @@ async def test_close_is_bounded_when_the_peer_never_answers(
     await stream.close()
     assert all(p.destroyed for p in browser.proxies)
     assert ws.onclose is None  # a late close event cannot reach a destroyed proxy
+
+
+# TLS policy when the runtime's ssl cannot wrap (Pyodide's stub ssl).
+
+
+def test_tls_is_available_under_cpython() -> None:
+    assert pt.tls_available() is True
+    assert pt.browser_tls_attempts("require", "wss://p/v2?address=db:5432") is None
+
+
+@pytest.mark.parametrize("sslmode", ["require", "verify-ca", "verify-full"])
+def test_modes_promising_encryption_refuse_without_tls(
+    monkeypatch: pytest.MonkeyPatch, sslmode: str
+) -> None:
+    monkeypatch.setattr(pt, "tls_available", lambda: False)
+    with pytest.raises(InterfaceError, match=f"sslmode={sslmode}.*only as private"):
+        pt.browser_tls_attempts(sslmode, "wss://p/v2?address=db:5432")
+
+
+@pytest.mark.parametrize("sslmode", ["prefer", "allow", "disable"])
+def test_other_modes_go_without_tls_and_warn_about_the_proxy_hop(
+    monkeypatch: pytest.MonkeyPatch, sslmode: str
+) -> None:
+    monkeypatch.setattr(pt, "tls_available", lambda: False)
+    with pytest.warns(pt.ProxyHopWarning, match="only as private as the proxy's network"):
+        assert pt.browser_tls_attempts(sslmode, "wss://p/v2?address=db:5432") == (False,)
+    with pytest.warns(pt.ProxyHopWarning, match=r"not encrypted at all: ws://"):
+        assert pt.browser_tls_attempts(sslmode, "ws://p/v2?address=db:5432") == (False,)
