@@ -209,3 +209,20 @@ def test_inferred_oids_name_the_natural_type(raw: psycopg.Connection[Any]) -> No
         res = _check(raw.pgconn.exec_params(b"select pg_typeof($1)::text, $1", [text], [param_oid]))
         assert res.get_value(0, 0) == type_name.encode(), value
         assert decode(res.ftype(1), res.get_value(0, 1)) == value  # big ints come back Decimal
+
+
+def test_bytea_escape_output_decodes_like_hex(raw: psycopg.Connection[Any]) -> None:
+    """bytea_output = 'escape' is a session setting a user may pick; both formats decode."""
+    exprs = [c.sql for c in CASES if "bytea" in c.sql or "convert_to" in c.sql]
+    exprs.append(
+        "decode(string_agg(lpad(to_hex(b), 2, '0'), ''), 'hex') from generate_series(0, 255) b"
+    )
+    hex_values = [ours(raw, sql) for sql in exprs]
+    raw.execute("set bytea_output = 'escape'")
+    try:
+        escaped = [fetch_raw(raw, sql) for sql in exprs]
+        assert any(b"\\\\" in (data or b"") for _, data in escaped)  # really escape format
+        assert [decode(oid, data) for oid, data in escaped] == hex_values
+        assert hex_values[-1] == bytes(range(256))
+    finally:
+        raw.execute("set bytea_output = 'hex'")
