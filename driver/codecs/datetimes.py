@@ -16,6 +16,8 @@ from .arrays import CodecError
 
 _UTC = UTC
 _T = TypeVar("_T")
+_MAX_UTC = datetime.max.replace(tzinfo=_UTC)
+_MIN_UTC = datetime.min.replace(tzinfo=_UTC)
 _date_fromiso = date.fromisoformat
 _datetime_fromiso = datetime.fromisoformat
 _time_fromiso = time.fromisoformat
@@ -124,9 +126,12 @@ def encode_date(value: Any) -> str:
 
 
 def encode_timestamp(value: Any) -> str:
-    """For timestamp and timestamptz. A naive datetime.max/min is 'infinity'/'-infinity'; a naive
-    value for timestamptz is read by the server in the session's TimeZone, an aware one sent to a
-    timestamp parameter loses its offset (the server ignores it in that case)."""
+    """For timestamp and timestamptz.
+
+    datetime.max/min, naive or UTC, are sent as 'infinity'/'-infinity', as asyncpg sends them.
+    The server reads a naive value for timestamptz in the session's TimeZone, and ignores the
+    offset of an aware value sent to a timestamp parameter.
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, datetime):
@@ -135,6 +140,10 @@ def encode_timestamp(value: Any) -> str:
                 return "infinity"
             if value == datetime.min:
                 return "-infinity"
+        elif value == _MAX_UTC:
+            return "infinity"
+        elif value == _MIN_UTC:
+            return "-infinity"
         return value.isoformat(" ")
     if isinstance(value, date):
         return value.isoformat()

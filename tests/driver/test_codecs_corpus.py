@@ -3,6 +3,7 @@ literal gives what asyncpg returns, and every value goes back to the server as a
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -226,3 +227,30 @@ def test_bytea_escape_output_decodes_like_hex(raw: psycopg.Connection[Any]) -> N
         assert hex_values[-1] == bytes(range(256))
     finally:
         raw.execute("set bytea_output = 'hex'")
+
+
+def _for_asyncpg(value: Any, oid: int) -> Any:
+    """asyncpg's parameter convention for the same value: json goes as text."""
+    if oid in (114, 3802):
+        return json.dumps(value)
+    if oid in (199, 3807):
+        return [None if v is None else json.dumps(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("case", ROUNDTRIP, ids=[c.sql for c in ROUNDTRIP])
+async def test_parameters_mean_what_they_mean_to_asyncpg(
+    case: Case, raw: psycopg.Connection[Any], apg: asyncpg.Connection
+) -> None:
+    """The server reads our text for a value exactly as it reads asyncpg's binary for it."""
+    oid, data = fetch_raw(raw, case.sql)
+    value = decode(oid, data)
+    type_name = _type_name(raw, oid)
+    query = f"select $1::{type_name}::text"
+    _, ours_text = _send(raw, query, *default_registry.encode(value, oid))
+    if type_name in ("int2vector", "oidvector"):  # asyncpg cannot send these at all
+        with pytest.raises(asyncpg.InvalidBinaryRepresentationError):
+            await apg.fetchval(query, value)
+        return
+    expected = await apg.fetchval(query, _for_asyncpg(value, oid))
+    assert (None if ours_text is None else ours_text.decode()) == expected

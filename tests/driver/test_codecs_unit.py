@@ -205,6 +205,9 @@ def test_decoders_are_plain_callables_for_hot_types() -> None:
         (dt.date.min, (o.DATE, b"-infinity")),
         (dt.datetime(2024, 1, 2, 3, 4, 5, 6), (o.TIMESTAMP, b"2024-01-02 03:04:05.000006")),
         (dt.datetime.max, (o.TIMESTAMP, b"infinity")),
+        (dt.datetime.min, (o.TIMESTAMP, b"-infinity")),
+        (dt.datetime.max.replace(tzinfo=UTC), (o.TIMESTAMPTZ, b"infinity")),
+        (dt.datetime.min.replace(tzinfo=UTC), (o.TIMESTAMPTZ, b"-infinity")),
         (dt.datetime(44, 3, 15, tzinfo=UTC), (o.TIMESTAMPTZ, b"0044-03-15 00:00:00+00:00")),
         (dt.time(1, 2, 3), (o.TIME, b"01:02:03")),
         (
