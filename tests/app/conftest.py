@@ -64,12 +64,19 @@ class DB:
         return self.pg.psql(sql, db=self.name)
 
 
+TEMPLATE = "whc_template"
+
+
 def _new_database(pg: Cluster, name: str) -> None:
-    pg.psql(f"CREATE DATABASE {name}", db="postgres")
-    pg.psql(
-        "CREATE EXTENSION IF NOT EXISTS postgis; GRANT ALL ON SCHEMA public TO PUBLIC;",
-        db=name,
-    )
+    """A database with PostGIS, cloned from a template (much faster than CREATE EXTENSION)."""
+    exists = pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{TEMPLATE}'", db="postgres")
+    if not exists:
+        pg.psql(f"CREATE DATABASE {TEMPLATE}", db="postgres")
+        pg.psql(
+            "CREATE EXTENSION IF NOT EXISTS postgis; GRANT ALL ON SCHEMA public TO PUBLIC;",
+            db=TEMPLATE,
+        )
+    pg.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}", db="postgres")
 
 
 @pytest.fixture(scope="session")

