@@ -43,14 +43,18 @@ async def one_round(first_only):
         await conn.close()
     return [[list(r.values()) for r in rows] for rows in results], elapsed
 
-rows, first_ms = await one_round(False)
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    rows, first_ms = await one_round(False)
+hop_warnings = [str(w.message) for w in caught if type(w.message).__name__ == "ProxyHopWarning"]
 times = [first_ms]
 for _ in range(ROUNDS - 1):
     times.append((await one_round(True))[1])
 import hashlib, driver.pbkdf2
 # Pyodide's hashlib has no pbkdf2_hmac: the SCRAM login above must have installed the driver's.
 fallback = getattr(hashlib, "pbkdf2_hmac", None) is driver.pbkdf2.pbkdf2_hmac
-json.dumps({"rows": rows, "times": times, "pbkdf2_fallback": fallback})
+json.dumps({"rows": rows, "times": times, "pbkdf2_fallback": fallback, "hop": hop_warnings})
 """
 
 
@@ -84,6 +88,9 @@ async def test_nearest_in_chromium_equals_cpython(
         cpython_times.append((await cpython_round(dsn, playground_server.ws_proxy, True))[1])
 
     assert browser["pbkdf2_fallback"] is True
+    # No TLS in Pyodide and ws:// to the proxy: the driver must say nothing is encrypted.
+    assert len(browser["hop"]) == 1 and "not encrypted at all" in browser["hop"][0]
+    assert not [m for m in loaded_page.console if "destroyed" in m], loaded_page.console
     # JSON keeps ints, strings and float8 values exactly (shortest round-trip repr).
     assert browser["rows"] == json.loads(json.dumps(expected))
     assert [len(r) for r in browser["rows"]] == [10, 10, 10]
