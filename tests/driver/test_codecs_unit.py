@@ -350,3 +350,17 @@ def test_registry_copies_are_independent() -> None:
     assert reg.encode(1, o.INT4) == (o.INT4, b"7")
     assert default_registry.decoder(o.INT4)(b"7") == 7
     assert default_registry.encode(1, o.INT4) == (o.INT4, b"1")
+
+
+def test_fast_uuid_is_a_complete_uuid() -> None:
+    """decode_uuid fills the slots itself; the result must behave like uuid.UUID(text)."""
+    import copy
+    import pickle
+
+    text = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    got, want = dec(o.UUID, text.encode()), uuid.UUID(text)
+    assert type(got) is uuid.UUID
+    assert (got, hash(got), str(got), repr(got)) == (want, hash(want), text, repr(want))
+    assert (got.version, got.hex, got.bytes) == (want.version, want.hex, want.bytes)
+    assert pickle.loads(pickle.dumps(got)) == want == copy.deepcopy(got)
+    assert dec(o.UUID, b"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11") == want
