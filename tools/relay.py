@@ -180,6 +180,8 @@ class CountingRelay:
         try:
             await asyncio.gather(self._pump(conn, UP, c_reader, s_writer),
                                  self._pump(conn, DOWN, s_reader, c_writer))
+        except asyncio.CancelledError:
+            pass  # close(): asyncio would log a cancelled connection handler as an error
         finally:
             for w in (c_writer, s_writer):
                 w.close()
