@@ -115,19 +115,29 @@ class Connection(CopyMixin, ListenMixin):
     async def _run(
         self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None
     ) -> T:
-        """Run one operation exclusively; anything but a server error breaks the connection."""
+        """Run one operation exclusively.
+
+        An exception leaves the connection usable only if the core is back to READY with
+        nothing pending (a server error after its ReadyForQuery, a bad argument caught
+        before sending, a COPY source that failed and was aborted); otherwise it is broken.
+        """
         self._begin()
         try:
             if timeout is None:
                 return await fn(*args)
             async with asyncio.timeout(timeout):
                 return await fn(*args)
-        except PostgresError:
-            if self._proto.state is State.CLOSED:
-                await self._mark_broken(self._lost("server ended the session"))
-            raise
         except BaseException as exc:
-            await self._mark_broken(exc)
+            proto = self._proto
+            if (
+                proto.state is not State.READY
+                or proto.pending
+                or isinstance(exc, Error)
+                and (not isinstance(exc, PostgresError | InterfaceError))
+            ):
+                # Mid-conversation (cancelled, timed out, transport or protocol failure):
+                # the stream's position is unknown, so the connection cannot be reused.
+                await self._mark_broken(exc)
             raise
         finally:
             self._busy = False

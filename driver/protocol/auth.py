@@ -24,8 +24,8 @@ def md5_password(user: str, password: str, salt: bytes) -> bytes:
 class SCRAMClient:
     """The client side of one SCRAM-SHA-256 exchange.
 
-    The server ignores the SCRAM user name and uses the startup user. With ``channel_binding`` (the ``tls-server-end-point`` hash of the server
-    certificate) and a server offering -PLUS, the exchange is bound to the TLS session.
+    With ``channel_binding`` (the ``tls-server-end-point`` hash of the server certificate)
+    and a -PLUS mechanism, the exchange is bound to the TLS session.
     """
 
     def __init__(
