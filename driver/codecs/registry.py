@@ -87,16 +87,21 @@ class TypeRegistry:
         decoder: Decoder | None,
         array_oid: int | None = None,
         python_type: type | None = None,
-        delimiter: str = ",",
+        delimiter: str | None = None,
     ) -> None:
-        """Add or override the text-format codec of `oid` (and of its array type, if given).
+        """Add or override the text-format codec of `oid` and of its array type.
 
-        A None encoder or decoder leaves that direction as it was. `python_type` makes bare
-        values of that type (and lists of them) infer `oid` (and `array_oid`). `delimiter` is
-        the element type's pg_type.typdelim (':' for PostGIS geometry, ',' for nearly all else).
+        A None encoder or decoder leaves that direction as it was. The array type is `array_oid`
+        or the one already known for `oid`, and its codec is rebuilt from the element's.
+        `python_type` makes bare values of that type (and lists of them) infer `oid` (and the
+        array type). `delimiter` is the element type's pg_type.typdelim (':' for PostGIS
+        geometry, ',' for nearly all else); None keeps the one already known.
         """
+        array_oid = array_oid or self._array_of.get(oid)
         if array_oid:
             self._array_of[oid] = array_oid
+        if delimiter is None:
+            delimiter = self._delimiters.get(oid, ",")
         if delimiter != ",":
             self._delimiters[oid] = delimiter
         else:

@@ -364,3 +364,13 @@ def test_fast_uuid_is_a_complete_uuid() -> None:
     assert (got.version, got.hex, got.bytes) == (want.version, want.hex, want.bytes)
     assert pickle.loads(pickle.dumps(got)) == want == copy.deepcopy(got)
     assert dec(o.UUID, b"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11") == want
+
+
+def test_registering_an_element_type_rebuilds_its_known_array_type() -> None:
+    reg = default_registry.copy()
+    reg.register(o.INT4, encoder=lambda v: str(v * 10), decoder=lambda b: -int(b))
+    assert reg.decoder(1007)(b"{1,NULL}") == [-1, None]
+    assert reg.encode([1, 2], 1007) == (1007, b"{10,20}")
+    reg.register(12345, encoder=str, decoder=bytes.decode, array_oid=12346, delimiter=":")
+    reg.register(12345, encoder=None, decoder=lambda b: b.upper().decode())
+    assert reg.decoder(12346)(b"{a:b,c}") == ["A", "B,C"]  # the ':' delimiter was kept
