@@ -129,11 +129,9 @@ class Connection(CopyMixin, ListenMixin):
                 return await fn(*args)
         except BaseException as exc:
             proto = self._proto
-            if (
-                proto.state is not State.READY
-                or proto.pending
-                or isinstance(exc, Error)
-                and (not isinstance(exc, PostgresError | InterfaceError))
+            clean = proto.state is State.READY and not proto.pending
+            if not clean or (
+                isinstance(exc, Error) and not isinstance(exc, PostgresError | InterfaceError)
             ):
                 # Mid-conversation (cancelled, timed out, transport or protocol failure):
                 # the stream's position is unknown, so the connection cannot be reused.

@@ -74,9 +74,7 @@ async def test_prepared_statement(conn: driver.Connection) -> None:
     assert await conn.fetchval("select 1") == 1  # the queued Close went out with this
 
 
-async def test_statement_cache_is_reused_and_bounded(
-    connect_args: object, transport: str
-) -> None:
+async def test_statement_cache_is_reused_and_bounded(connect_args: object, transport: str) -> None:
     args = connect_args("trust_user", transport, statement_cache_size=3)  # type: ignore[operator]
     async with await driver.connect(**args) as c:
         for i in range(10):
@@ -236,11 +234,14 @@ async def test_server_facts(conn: driver.Connection) -> None:
 
 
 async def test_concurrent_use_is_refused_without_corrupting(conn: driver.Connection) -> None:
-    slow = asyncio.ensure_future(conn.fetchval("select pg_sleep(0.2)::text"))
-    await asyncio.sleep(0)  # let it start and mark the connection busy
-    with pytest.raises(driver.InterfaceError, match="another operation is in progress.*Pool"):
-        await conn.fetchval("select 1")
-    assert await slow == ""
+    # gather starts the tasks in order: the first is awaiting the server when the second runs.
+    slow, second = await asyncio.gather(
+        conn.fetchval("select pg_sleep(0.1)::text"), conn.fetchval("select 1"),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert slow == ""
+    assert isinstance(second, driver.InterfaceError)
+    assert "another operation is in progress" in str(second) and "Pool" in str(second)
     assert await conn.fetchval("select 3") == 3
 
 
