@@ -60,6 +60,9 @@ def decode_time(data: bytes) -> time:
 decode_timetz = decode_time  # fromisoformat keeps the offset, seconds included
 
 
+_BIG_YEAR = re.compile(r"\d{5,}-")
+
+
 def _special(data: bytes, plus: _T | None, minus: _T | None, kind: str) -> _T:
     if data == b"infinity" and plus is not None:
         return plus
@@ -70,8 +73,10 @@ def _special(data: bytes, plus: _T | None, minus: _T | None, kind: str) -> _T:
         why = "Python's datetime types have no years before 1 AD"
     elif kind.startswith("time") and text.startswith("24:"):
         why = "datetime.time stops at 23:59:59.999999"
-    else:
+    elif _BIG_YEAR.match(text):
         why = "it is outside the range of Python's datetime types (years 1-9999)"
+    else:
+        why = "expected DateStyle 'ISO' output (the driver sets it at connect)"
     raise CodecError(f"cannot decode {kind} {text!r}: {why}")
 
 

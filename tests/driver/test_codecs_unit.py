@@ -158,6 +158,8 @@ def test_decode_temporal(oid: int, data: bytes, expected: Any) -> None:
         (o.TIMESTAMPTZ, b"294276-12-31 23:59:59+00", "years 1-9999"),
         (o.TIME, b"24:00:00", "stops at 23:59:59.999999"),
         (o.TIMETZ, b"24:00:00+00", "stops at 23:59:59.999999"),
+        (o.DATE, b"01/02/2024", "DateStyle 'ISO'"),
+        (o.TIMESTAMPTZ, b"Tue 02 Jan 03:04:05 2024 CET", "DateStyle 'ISO'"),
         (o.INTERVAL, b"P1Y2M", "IntervalStyle 'postgres'"),
         (o.INTERVAL, b"@ 1 year", "IntervalStyle 'postgres'"),
         (o.INTERVAL, b"", "IntervalStyle 'postgres'"),
