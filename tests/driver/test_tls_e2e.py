@@ -1,0 +1,205 @@
+"""TLS through driver.connect(), over TCP and through the WebSocket proxy: every sslmode, the
+checks that must refuse, the proof that the proxy only sees ciphertext, and what TLS costs in
+round trips (counted by a relay, never timed)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import driver
+from driver.authpolicy import AuthPolicyError
+from driver.errors import TransportError
+from tests.driver.conftest import ConnectArgs
+from tools.pgcluster import Cluster, free_port, make_certs
+from tools.procs import start_and_wait, stop
+from tools.relay import CountingRelay
+
+SSL_STAT = "select ssl, version from pg_stat_ssl where pid = pg_backend_pid()"
+
+
+@pytest.fixture(scope="module")
+def open_proxy() -> Iterator[str]:
+    """A proxy of our own that may reach any loopback port (a relay in front of Postgres,
+    or the server under another name); the session proxy only reaches the cluster."""
+    port = free_port()
+    env = {"LISTEN_PORT": f"127.0.0.1:{port}",
+           "ALLOW_ADDR_REGEX": r"(127\.[0-9.]+|localhost|\[::1\]):[0-9]+"}
+    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
+    try:
+        yield f"127.0.0.1:{port}/v2"
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_certs(tmp_path_factory.mktemp("e2e-other-ca")).ca_cert
+
+
+async def connect(args: dict[str, Any]) -> driver.Connection:
+    return await driver.connect(**args)
+
+
+@pytest.fixture
+async def closing() -> AsyncIterator[list[driver.Connection]]:
+    conns: list[driver.Connection] = []
+    yield conns
+    for c in conns:
+        await c.close()
+
+
+@pytest.mark.parametrize(("sslmode", "tls"), [
+    ("disable", False), ("allow", False), ("prefer", True), ("require", True),
+    ("verify-ca", True), ("verify-full", True),
+])
+async def test_each_sslmode(connect_args: ConnectArgs, transport: str, pg: Cluster,
+                            sslmode: str, tls: bool, closing: list[driver.Connection]) -> None:
+    conn = await connect(connect_args("scram_user", transport, sslmode=sslmode,
+                                      sslrootcert=str(pg.certs.ca_cert)))  # type: ignore[union-attr]
+    closing.append(conn)
+    row = await conn.fetchrow(SSL_STAT)
+    assert row is not None and (row["ssl"], row["version"]) == (
+        (True, "TLSv1.3") if tls else (False, None))
+
+
+@pytest.mark.parametrize("role", ["clear_user", "md5_user", "scram_user", "trust_user"])
+async def test_every_auth_method_over_tls_with_the_default_policy(
+        connect_args: ConnectArgs, transport: str, role: str,
+        closing: list[driver.Connection]) -> None:
+    conn = await connect(connect_args(role, transport, sslmode="require",
+                                      allow_unencrypted_password=False))
+    closing.append(conn)
+    assert await conn.fetchval("select current_user") == role
+
+
+async def test_verify_full_fails_on_a_wrong_host_name(
+        connect_args: ConnectArgs, transport: str, pg: Cluster, open_proxy: str) -> None:
+    # "127.1" is 127.0.0.1 to the resolver, but a host NAME to the certificate check, and
+    # the certificate only has localhost, 127.0.0.1 and ::1.
+    args = connect_args("scram_user", transport, sslmode="verify-full", host="127.1",
+                        sslrootcert=str(pg.certs.ca_cert))  # type: ignore[union-attr]
+    if transport == "ws":
+        args["ws_proxy"] = open_proxy
+    with pytest.raises(TransportError, match=r"does not match host name '127\.1'"):
+        await connect(args)
+
+
+@pytest.mark.parametrize("sslmode", ["verify-ca", "verify-full"])
+async def test_verification_fails_on_an_untrusted_ca(
+        connect_args: ConnectArgs, transport: str, other_ca: Path, sslmode: str) -> None:
+    with pytest.raises(TransportError, match="could not be verified"):
+        await connect(connect_args("scram_user", transport, sslmode=sslmode,
+                                   sslrootcert=str(other_ca)))
+    with pytest.raises(TransportError, match="could not be verified"):  # system trust store
+        await connect(connect_args("scram_user", transport, sslmode=sslmode))
+
+
+async def test_channel_binding_required_and_used(
+        connect_args: ConnectArgs, transport: str, closing: list[driver.Connection]) -> None:
+    conn = await connect(connect_args("scram_user", transport, sslmode="require",
+                                      channel_binding="require"))
+    closing.append(conn)
+    assert await conn.fetchval("select 1") == 1
+    with pytest.raises(AuthPolicyError, match="without channel binding"):
+        await connect(connect_args("trust_user", transport, sslmode="require",
+                                   channel_binding="require"))
+    with pytest.raises(AuthPolicyError, match="TLS is not in use"):
+        await connect(connect_args("scram_user", transport, sslmode="disable",
+                                   channel_binding="require"))
+
+
+@pytest.mark.parametrize("role", ["clear_user", "md5_user"])
+async def test_password_refused_in_clear_by_default(connect_args: ConnectArgs, transport: str,
+                                                    role: str) -> None:
+    with pytest.raises(AuthPolicyError, match="allow_unencrypted_password=True"):
+        await connect(connect_args(role, transport, sslmode="disable",
+                                   allow_unencrypted_password=False))
+
+
+async def test_require_auth_refusal(connect_args: ConnectArgs, transport: str) -> None:
+    with pytest.raises(AuthPolicyError, match="server requested a cleartext password"):
+        await connect(connect_args("clear_user", transport, sslmode="require",
+                                   require_auth="scram-sha-256"))
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "require"])
+async def test_the_proxy_sees_no_plaintext_when_postgres_tls_is_on(
+        pg: Cluster, open_proxy: str, sslmode: str) -> None:
+    """A relay between the proxy and Postgres sees exactly what the proxy forwards. With TLS
+    the marker never appears there; without it, it does (so the check can fail)."""
+    marker = "marker-7f3a9c-not-for-the-proxy"
+    async with CountingRelay("127.0.0.1", pg.port) as relay:
+        conn = await driver.connect(pg.dsn("scram_user"), port=relay.port, sslmode=sslmode,
+                                    ws_proxy=open_proxy, use_secure_websocket=False)
+        try:
+            assert await conn.fetchval(f"select '{marker}' || $1::text", "!") == marker + "!"
+        finally:
+            await conn.close()
+        seen = bytes(relay.last().up) + bytes(relay.last().down)
+    assert (marker.encode() in seen) is (sslmode == "disable")
+    assert (b"scram_user" in seen) is (sslmode == "disable")
+
+
+@pytest.mark.parametrize("role", ["trust_user", "scram_user"])
+async def test_tls_adds_exactly_two_round_trips(pg: Cluster, proxy: Any, transport: str,
+                                                role: str) -> None:
+    """SSLRequest + one TLS 1.3 flight each way (no HelloRetryRequest; the client's Finished
+    rides with the startup message), on top of whatever connect + auth + first query cost."""
+    counts = {}
+    for sslmode in ("disable", "require"):
+        target = proxy.port if transport == "ws" else pg.port
+        async with CountingRelay("127.0.0.1", target) as relay:
+            kw: dict[str, Any] = {"sslmode": sslmode, "allow_unencrypted_password": True}
+            if transport == "ws":
+                kw.update(ws_proxy=f"127.0.0.1:{relay.port}/v2", use_secure_websocket=False)
+            else:
+                kw.update(port=relay.port)
+            conn = await driver.connect(pg.dsn(role), **kw)
+            assert await conn.fetchval("select 1") == 1
+            counts[sslmode] = relay.round_trips
+            if transport == "ws":  # and every flight was one WebSocket message
+                assert all(m == 1 for _, m in relay.last().up_flights()[1:])
+            await conn.close()
+    assert counts["require"] - counts["disable"] == 2, counts
+
+
+@pytest.mark.parametrize("size", [1, 100, 16_000, 16_384, 16_500, 65_536, 100_000, 262_144])
+async def test_statements_of_any_size_cross_tls_records_and_ws_messages(
+        connect_args: ConnectArgs, transport: str, size: int,
+        closing: list[driver.Connection]) -> None:
+    conn = await connect(connect_args("scram_user", transport, sslmode="require"))
+    closing.append(conn)
+    filler = "x" * max(0, size - len("select length('')"))
+    assert await conn.fetchval(f"select length('{filler}')") == len(filler)
+    assert await conn.fetchval("select repeat('y', $1::int)", size) == "y" * size
+
+
+async def _silent_server(answer: bytes) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(8)
+        writer.write(answer)
+        await writer.drain()
+        await reader.read()  # then say nothing more until the client gives up
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("answer", [b"", b"S"])
+async def test_a_server_that_stops_answering_fails_at_the_deadline(answer: bytes) -> None:
+    """connect's one deadline covers the SSLRequest answer and the TLS handshake."""
+    server = await _silent_server(answer)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(TimeoutError, match=r"timed out after 0\.3 s"):
+            await driver.connect(host="127.0.0.1", port=port, user="u", database="d",
+                                 sslmode="require", timeout=0.3)
+    finally:
+        server.close()
+        await server.wait_closed()
