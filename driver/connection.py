@@ -33,6 +33,10 @@ __all__ = ["Connection"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _STALE = ("cached plan must not change result type",)
+# int2/int4/int8/float4/float8: left for the server to infer. Their text form is valid input
+# for every numeric type, while a declared int8 or float8 would hide functions that take
+# integer or numeric (pg_terminate_backend(int), round(numeric, int), substr(text, int)...).
+_INFER_ON_SERVER = frozenset({20, 21, 23, 700, 701})
 
 
 def _is_stale(exc: PostgresError) -> bool:
@@ -193,7 +197,7 @@ class Connection(CopyMixin, ListenMixin):
                 oid, data = encode(value, oids[i] if oids else 0)
             except (TypeError, ValueError) as exc:
                 raise InterfaceError(f"invalid argument ${i + 1} ({value!r}): {exc}") from exc
-            types.append(oid)
+            types.append(0 if oid in _INFER_ON_SERVER and not oids else oid)
             values.append(data)
         if oids is not None and len(args) != len(oids):
             raise InterfaceError(f"the statement expects {len(oids)} arguments, got {len(args)}")

@@ -33,13 +33,22 @@ async def test_fetchrow_and_fetchval(conn: driver.Connection) -> None:
 
 async def test_parameters_round_trip_common_types(conn: driver.Connection) -> None:
     values = [
-        1, -(2**62), 1.5, decimal.Decimal("12345678901234567890.123"), "ünï'\"\\", b"\x00\xff",
-        True, None, dt.date(2024, 2, 29), dt.datetime(2024, 1, 2, 3, 4, 5, 678901),
-        dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), dt.timedelta(days=3, seconds=7),
-        uuid.UUID(int=7), [1, None, 3], {"k": [1, "v"]},
+        (1, "int8"), (-(2**62), "int8"), (1.5, "float8"),
+        (decimal.Decimal("12345678901234567890.123"), "numeric"), ("ünï'\"\\", "text"),
+        (b"\x00\xff", "bytea"), (True, "bool"), (None, "int4"), (dt.date(2024, 2, 29), "date"),
+        (dt.datetime(2024, 1, 2, 3, 4, 5, 678901), "timestamp"),
+        (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "timestamptz"),
+        (dt.timedelta(days=3, seconds=7), "interval"), (uuid.UUID(int=7), "uuid"),
+        ([1, None, 3], "int4[]"), ({"k": [1, "v"]}, "jsonb"),
     ]  # fmt: skip
-    for value in values:
-        assert await conn.fetchval("select $1", value) == value, value
+    for value, type_name in values:
+        assert await conn.fetchval(f"select $1::{type_name}", value) == value, value
+    # Untyped: the server infers, as with asyncpg.
+    assert await conn.fetchval("select $1 + 1", 41) == 42
+    assert await conn.fetchval("select pg_backend_pid() = $1", conn.get_server_pid()) is True
+    assert await conn.fetchval("select substr('abcdef', $1, $2)", 2, 3) == "bcd"
+    assert await conn.fetchval("select round($1, 1)", 2.25) == decimal.Decimal("2.3")
+    assert await conn.fetchval("select $1", "text as is") == "text as is"
 
 
 async def test_execute_tags(conn: driver.Connection) -> None:

@@ -1,0 +1,32 @@
+"""Record: a tuple that also answers by column name."""
+
+from __future__ import annotations
+
+import pytest
+
+from driver import Record
+from driver.record import record_class
+
+
+def test_record_access() -> None:
+    r = record_class(("id", "name"))((1, "x"))
+    assert isinstance(r, Record) and isinstance(r, tuple)
+    assert (r[0], r["name"], r[-1], r[:1]) == (1, "x", "x", (1,))
+    assert len(r) == 2 and list(r) == [1, "x"] and r == (1, "x")
+    assert dict(r) == {"id": 1, "name": "x"}
+    assert list(r.keys()) == ["id", "name"] and list(r.values()) == [1, "x"]
+    assert list(r.items()) == [("id", 1), ("name", "x")]
+    assert r.get("name") == "x" and r.get("nope", 5) == 5
+    assert "id" in r and "nope" not in r
+    assert repr(r) == "<Record id=1 name='x'>"
+    with pytest.raises(KeyError):
+        r["nope"]
+    with pytest.raises(IndexError):
+        r[5]
+
+
+def test_one_class_per_shape_and_duplicate_names() -> None:
+    assert record_class(("a",)) is record_class(("a",))
+    r = record_class(("a", "a"))((1, 2))
+    assert r["a"] == 1 and tuple(r) == (1, 2)
+    assert repr(record_class(())(())) == "<Record>"
