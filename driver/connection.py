@@ -272,10 +272,11 @@ class Connection(CopyMixin, ListenMixin):
                     if attempt == 0 and self._proto.transaction_status == "I":
                         continue
                     if self._proto.transaction_status != "I":
+                        fields = {k: v for k, v in exc.as_dict().items() if k != "message"}
                         raise InvalidCachedStatement(
                             f"{exc.message}: the cached statement cannot be re-prepared inside "
                             "a transaction block; retry the transaction",
-                            **exc.as_dict(),
+                            **fields,
                         ) from exc
                 raise
             if fresh:

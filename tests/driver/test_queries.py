@@ -97,12 +97,18 @@ async def test_statement_cache_is_reused_and_bounded(connect_args: object, trans
 async def test_stale_cached_plan_is_reprepared_once(conn: driver.Connection) -> None:
     await conn.execute("create temp table t_stale (a int)")
     await conn.execute("insert into t_stale values (1)")
-    assert await conn.fetchval("select * from t_stale where a = $1", 1) == 1
+    assert await conn.fetchval("select a from t_stale") == 1
+    row = await conn.fetchrow("select * from t_stale where a = $1", 1)
+    assert row is not None and tuple(row) == (1,)
     await conn.execute("alter table t_stale alter a type text")
-    assert await conn.fetchval("select * from t_stale where a = $1", "1") == "1"
-    await conn.execute("alter table t_stale add column b int")
-    row = await conn.fetchrow("select * from t_stale where a = $1", "1")
-    assert row is not None and tuple(row) == ("1", None)
+    assert await conn.fetchval("select a from t_stale") == "1"  # new result type, re-prepared
+    await conn.execute("alter table t_stale alter a type int using a::int, add column b int")
+    row = await conn.fetchrow("select * from t_stale where a = $1", 1)
+    assert row is not None and tuple(row) == (1, None)
+    async with conn.transaction():
+        await conn.execute("alter table t_stale add column c int")
+        with pytest.raises(errors.InvalidCachedStatement):
+            await conn.fetchrow("select * from t_stale where a = $1", 1)
 
 
 async def test_cached_statement_survives_discard_all(conn: driver.Connection) -> None:
