@@ -174,6 +174,32 @@ class AuthGuard:
                 f"{ALLOW_OPTION}=True to send it anyway")
         self.method = method
 
+    def may_send_password_early(self) -> bool:
+        """Whether a cleartext password may go out before the server asks for one.
+
+        Pipelining the password (Neon's ``pipelineConnect: "password"``) skips every check
+        ``on_request`` would make, so the core must ask this first and, when False, wait for
+        the server's request instead. True only when the policy would accept the server's
+        AuthenticationCleartextPassword on this connection anyway.
+        """
+        allowed = self.policy.allowed
+        return (
+            self.method is None
+            and (allowed is None or "password" in allowed)
+            and self.policy.channel_binding != "require"
+            and (self.encrypted or self.policy.allow_unencrypted_password)
+        )
+
+    def predict_mechanism(self) -> tuple[str, bytes | None]:
+        """The SASL mechanism ``choose_mechanism`` will pick if the server offers both, for a
+        client-first message sent before AuthenticationSASL arrives (no secret in it). The
+        core must still call ``on_request`` and ``choose_mechanism`` when the server's list
+        comes, and fall back (reconnect) if the choice differs from the prediction: a server
+        without -PLUS (pgbouncer) cannot accept a -PLUS client-first.
+        """
+        cb = self.channel_binding if self.policy.channel_binding != "disable" else None
+        return (SCRAM_PLUS, cb) if cb is not None else (SCRAM, None)
+
     def choose_mechanism(self, mechanisms: Sequence[str]) -> tuple[str, bytes | None]:
         """Pick the SASL mechanism from the server's list ("SASL Authentication").
 

@@ -255,3 +255,36 @@ async def test_require_auth_refusals_against_the_server(pg: object, path: Path) 
     client, _ = await attempt(pg, path, "scram_user", "require",
                               AuthPolicy.parse(channel_binding="require"))
     assert client.mechanism == "SCRAM-SHA-256-PLUS"
+
+
+# -- what the core may send before the server asks ----------------------------------------
+
+@pytest.mark.parametrize(("policy", "encrypted", "early"), [
+    (AuthPolicy.parse(), True, True),
+    (AuthPolicy.parse(), False, False),  # would bypass the unencrypted-password rule
+    (AuthPolicy.parse(allow_unencrypted_password=True), False, True),
+    (AuthPolicy.parse("scram-sha-256"), True, False),  # would bypass require_auth
+    (AuthPolicy.parse("!password"), True, False),
+    (AuthPolicy.parse("password,md5"), True, True),
+    (AuthPolicy.parse(channel_binding="require"), True, False),
+])
+def test_may_send_password_early_only_when_the_request_would_be_accepted(
+        policy: AuthPolicy, encrypted: bool, early: bool) -> None:
+    guard = policy.guard(encrypted=encrypted, channel_binding=CB if encrypted else None)
+    assert guard.may_send_password_early() is early
+    if early:  # consistent with what on_request would say when the server does ask
+        guard.on_request(AUTH_CLEARTEXT)
+    else:
+        with pytest.raises(AuthPolicyError):
+            guard.on_request(AUTH_CLEARTEXT)
+
+
+def test_predicted_mechanism_matches_the_choice_against_postgres() -> None:
+    postgres_offers = ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]
+    for policy, encrypted in [(AuthPolicy.parse(), True), (AuthPolicy.parse(), False),
+                              (AuthPolicy.parse(channel_binding="disable"), True)]:
+        guard = policy.guard(encrypted=encrypted, channel_binding=CB if encrypted else None)
+        predicted = guard.predict_mechanism()
+        guard.on_request(AUTH_SASL)
+        offered = postgres_offers if encrypted else ["SCRAM-SHA-256"]
+        assert guard.choose_mechanism(offered) == predicted
