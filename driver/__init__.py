@@ -11,6 +11,7 @@ from .errors import (
     ProtocolError,
     TransportError,
 )
+from .pool import Pool, create_pool
 from .prepared import PreparedStatement
 from .record import Record
 from .startup import connect
@@ -22,6 +23,7 @@ __all__ = [
     "ConnectionLostError",
     "Error",
     "InterfaceError",
+    "Pool",
     "PostgresError",
     "PreparedStatement",
     "ProtocolError",
@@ -30,5 +32,6 @@ __all__ = [
     "TransportError",
     "config",
     "connect",
+    "create_pool",
     "errors",
 ]

@@ -77,39 +77,57 @@ class Connection(CopyMixin, ListenMixin):
 
     # ---- the one function that waits ---------------------------------------------------
 
-    async def _pump(self) -> m.BackendMessage:
+    async def _fill(self) -> None:
+        """Flush what the core queued, then wait for the server's next bytes.
+
+        This is the single flush point: the operation's messages and any reply the core
+        queued itself (authentication) go out just before we wait.
+        """
         proto, stream = self._proto, self._stream
+        out = proto.data_to_send()
+        if out:
+            try:
+                await stream.write(out)
+            except Error as exc:
+                raise self._lost(str(exc), unsent=self._events_in_op == 0) from exc
+        try:
+            data = await stream.read(65536)
+        except Error as exc:
+            raise self._lost(str(exc)) from exc
+        if not data:
+            raise self._lost("the server closed the connection")
+        proto.receive_data(data)
+
+    def _filter(self, event: m.BackendMessage) -> m.BackendMessage | None:
+        """Consume what is not the operation's business: notices, notifications, FATAL."""
+        cls = type(event)
+        if cls is m.NoticeResponse:
+            self._on_notice(event)  # type: ignore[arg-type]
+            return None
+        if cls is m.NotificationResponse:
+            self._on_notification(event)  # type: ignore[arg-type]
+            return None
+        if (
+            isinstance(event, m.ErrorResponse)
+            and self._proto.state is State.CLOSED
+            and self._started
+        ):
+            err = PostgresError.from_fields(event.fields)
+            raise self._lost(err.message, unsent=self._events_in_op == 0) from err
+        self._events_in_op += 1
+        return event
+
+    async def _pump(self) -> m.BackendMessage:
+        """The operation's next event, waiting for the server as needed."""
+        next_event = self._proto.next_event
         while True:
-            event = proto.next_event()
+            event = next_event()
             if event is NEED_DATA:
-                # One flush point: the operation's messages and any reply the core queued
-                # itself (authentication) go out just before we wait for the server.
-                out = proto.data_to_send()
-                if out:
-                    try:
-                        await stream.write(out)
-                    except Error as exc:
-                        raise self._lost(str(exc), unsent=self._events_in_op == 0) from exc
-                try:
-                    data = await stream.read(65536)
-                except Error as exc:
-                    raise self._lost(str(exc)) from exc
-                if not data:
-                    raise self._lost("the server closed the connection")
-                proto.receive_data(data)
+                await self._fill()
                 continue
-            cls = type(event)
-            if cls is m.NoticeResponse:
-                self._on_notice(event)  # type: ignore[arg-type]
-                continue
-            if cls is m.NotificationResponse:
-                self._on_notification(event)  # type: ignore[arg-type]
-                continue
-            if cls is m.ErrorResponse and proto.state is State.CLOSED and self._started:
-                err = PostgresError.from_fields(event.fields)  # type: ignore[union-attr,arg-type]
-                raise self._lost(err.message, unsent=self._events_in_op == 0) from err
-            self._events_in_op += 1
-            return event  # type: ignore[return-value]
+            msg = self._filter(event)  # type: ignore[arg-type]
+            if msg is not None:
+                return msg
 
     def _lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError:
         return ConnectionLostError(
@@ -217,21 +235,28 @@ class Connection(CopyMixin, ListenMixin):
         tag = ""
         error: m.ErrorResponse | None = None
         decoder = self._codecs.decoder
+        next_event = proto.next_event
+        data_row = m.DataRow  # a local name for the per-row hot path
         while True:
-            event = await self._pump()
-            cls = type(event)
-            if cls is m.DataRow:
-                rows.append(event.values)  # type: ignore[union-attr]
-            elif cls is m.CommandComplete:
-                tag = event.tag  # type: ignore[union-attr]
+            event = next_event()
+            if type(event) is data_row:
+                rows.append(event.values)
+                continue
+            if event is NEED_DATA:
+                await self._fill()
+                continue
+            msg = self._filter(event)  # type: ignore[arg-type]
+            cls = type(msg)
+            if cls is m.CommandComplete:
+                tag = msg.tag  # type: ignore[union-attr]
             elif cls is m.RowDescription:
-                stmt.set_fields(event.fields, decoder)  # type: ignore[union-attr,arg-type]
+                stmt.set_fields(msg.fields, decoder)  # type: ignore[union-attr,arg-type]
             elif cls is m.NoData:
                 stmt.set_fields((), decoder)
             elif cls is m.ReadyForQuery:
                 break
             elif cls is m.ErrorResponse:
-                error = event  # type: ignore[assignment]
+                error = msg  # type: ignore[assignment]
         if error is not None:
             raise PostgresError.from_fields(error.fields)
         return rows, tag

@@ -277,6 +277,8 @@ class PGProtocol:
                 return event
 
     def _handle(self, msg: m.BackendMessage) -> m.BackendMessage | None:
+        if type(msg) is m.DataRow and self._error is None and self.state is State.BUSY:
+            return msg  # the hot path: a result row of the operation in progress
         if isinstance(msg, _ASYNC):
             return msg
         if isinstance(msg, m.ParameterStatus):
