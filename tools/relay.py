@@ -31,6 +31,7 @@ class WSFrames:
         self._fragments = bytearray()
         self.messages: list[bytes] = []  # complete data messages, unmasked
         self.http: bytes = b""  # the upgrade request or response head
+        self.closes = 0  # close frames seen
 
     def feed(self, data: bytes) -> int:
         """Consume ``data``; return how many complete data messages it finished."""
@@ -73,6 +74,8 @@ class WSFrames:
             mask = (key * (length // 4 + 1))[:length]
             payload = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(
                 length, "big")
+        if opcode == 8:
+            self.closes += 1
         if opcode in (0, 1, 2):  # continuation, text, binary; control frames are not data
             self._fragments += payload
             if fin:
@@ -93,12 +96,17 @@ class RelayedConnection:
     ws_up: WSFrames = field(default_factory=WSFrames)
     ws_down: WSFrames = field(default_factory=WSFrames)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # round trips before the client started the WebSocket closing handshake (which is one
+    # more exchange, not part of the work); None while it has not
+    before_close: int | None = None
     _last: str | None = None
 
     def record(self, direction: str, data: bytes) -> None:
         if direction == UP:
             self.up += data
             messages = self.ws_up.feed(data)
+            if self.before_close is None and self.ws_up.closes:
+                self.before_close = self.round_trips
         else:
             self.down += data
             messages = self.ws_down.feed(data)

@@ -91,7 +91,11 @@ async def test_websocket_messages_are_decoded_per_flight() -> None:
                 await ws.send(big)
                 assert await ws.recv() == big
                 assert relay.round_trips == 4  # upgrade + three exchanges
+                assert relay.last().before_close is None
             conn = relay.last()
+            await conn.closed.wait()
+            assert conn.before_close == 4 and conn.ws_up.closes == 1  # closing: one more
+            assert conn.round_trips == 5
             assert conn.ws_up.http.startswith(b"GET / HTTP/1.1")
             assert conn.ws_up.messages == [b"one", b"fragmented", big]
             assert conn.ws_down.messages == [b"one", b"fragmented", big]
