@@ -44,6 +44,8 @@ class AuthGuard(Protocol):
 
     def on_ok(self) -> None: ...
 
+    def may_send_password_early(self) -> bool: ...
+
 
 # AuthenticationRequest codes ("Message Formats")
 _AUTH_CODES: dict[type, int] = {
@@ -101,7 +103,11 @@ class PGProtocol:
         self._out.append(m.startup_message(params))
         # Neon's pipelineConnect="password": the cleartext password rides with the startup
         # message, saving a round trip, but only works against password-auth servers.
-        if pipeline_password and password is not None:
+        if (
+            pipeline_password
+            and password is not None
+            and (guard is None or guard.may_send_password_early())
+        ):
             self._out.append(m.password_message(password.encode()))
             self._password_sent = True
 

@@ -45,9 +45,17 @@ def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=ROLES)
+def role(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def conn(connect_args: ConnectArgs, transport: str) -> AsyncIterator[driver.Connection]:
-    c = await driver.connect(**connect_args("scram_user", transport))
+async def conn(
+    connect_args: ConnectArgs, transport: str, role: str
+) -> AsyncIterator[driver.Connection]:
+    """A connection for each auth role over each transport: the query suite runs 8 times."""
+    c = await driver.connect(**connect_args(role, transport))
     try:
         yield c
     finally:

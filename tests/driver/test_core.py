@@ -148,6 +148,9 @@ def test_guard_is_consulted_for_each_step() -> None:
         def on_ok(self) -> None:
             calls.append("ok")
 
+        def may_send_password_early(self) -> bool:
+            return True
+
     proto = PGProtocol("u", "db", "pw", guard=Guard())
     proto.data_to_send()
     f.events(proto, f.auth(3) + f.STARTUP_DONE)
@@ -301,3 +304,23 @@ def test_eof_closes() -> None:
     proto = f.started()
     proto.receive_data(b"")
     assert proto.state is State.CLOSED
+
+
+def test_pipelined_password_waits_when_the_guard_says_no() -> None:
+    class Guard:
+        def on_request(self, code: int) -> None:
+            pass
+
+        def choose_mechanism(self, mechanisms: object) -> tuple[str, bytes | None]:
+            raise AssertionError("not SASL")
+
+        def on_ok(self) -> None:
+            pass
+
+        def may_send_password_early(self) -> bool:
+            return False
+
+    proto = PGProtocol("u", "db", "pw", pipeline_password=True, guard=Guard())
+    assert f.tags(proto.data_to_send()) == [b""]
+    f.events(proto, f.auth(3))
+    assert f.tags(proto.data_to_send()) == [b"p"]
