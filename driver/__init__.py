@@ -12,6 +12,7 @@ from .errors import (
     TransportError,
 )
 from .pool import Pool, create_pool
+from .pool import Pool, create_pool
 from .prepared import PreparedStatement
 from .record import Record
 from .startup import connect
@@ -24,6 +25,7 @@ __all__ = [
     "Error",
     "InterfaceError",
     "Pool",
+    "Pool",
     "PostgresError",
     "PreparedStatement",
     "ProtocolError",
@@ -32,6 +34,7 @@ __all__ = [
     "TransportError",
     "config",
     "connect",
+    "create_pool",
     "create_pool",
     "errors",
 ]

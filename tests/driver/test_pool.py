@@ -1,0 +1,383 @@
+"""The pool against the real cluster, over TCP and over WebSocket through the proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import driver
+from tests.driver.conftest import ConnectArgs
+from tools.pgcluster import Cluster
+
+PoolFactory = Callable[..., Awaitable[driver.Pool]]
+_names = itertools.count()
+
+
+@pytest.fixture
+async def monitor(connect_args: ConnectArgs) -> AsyncIterator[driver.Connection]:
+    """A connection outside every pool, to look at the server's side of things."""
+    conn = await driver.connect(**connect_args("trust_user", "tcp"))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def make_pool(
+    connect_args: ConnectArgs, transport: str, pg: Cluster
+) -> AsyncIterator[Callable[..., Awaitable[driver.Pool]]]:
+    """Pools tagged with their own application_name, terminated and cleaned up afterwards."""
+    made: list[tuple[driver.Pool, str]] = []
+
+    async def make(**kwargs: Any) -> driver.Pool:
+        name = f"pooltest_{next(_names)}"
+        args = {**connect_args("scram_user", transport), "application_name": name, **kwargs}
+        pool = await driver.create_pool(**args)
+        pool.app_name = name  # type: ignore[attr-defined]
+        made.append((pool, name))
+        return pool
+
+    yield make
+    for pool, name in made:
+        pool.terminate()
+        pg.psql(f"select pg_terminate_backend(pid, 5000) from pg_stat_activity "
+                f"where application_name = '{name}'")  # fmt: skip
+
+
+async def backends(monitor: driver.Connection, pool: driver.Pool) -> set[int]:
+    rows = await monitor.fetch(
+        "select pid from pg_stat_activity where application_name = $1",
+        pool.app_name,  # type: ignore[attr-defined]
+    )
+    return {r["pid"] for r in rows}
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 10.0) -> None:
+    """Poll the server's state (each check is a round trip, which paces the loop)."""
+    async with asyncio.timeout(within):
+        while not await check():
+            pass
+    assert await check(), what
+
+
+def kill(pg: Cluster, pool: driver.Pool) -> int:
+    """Terminate the pool's backends and wait until they have exited."""
+    out = pg.psql(
+        "select count(*) from (select pg_terminate_backend(pid, 5000) from pg_stat_activity "
+        f"where application_name = '{pool.app_name}') t"  # type: ignore[attr-defined]
+    )
+    return int(out)
+
+
+async def test_create_pool_await_and_async_with(
+    make_pool: PoolFactory, monitor: driver.Connection, connect_args: ConnectArgs, transport: str
+) -> None:
+    pool = await make_pool(min_size=2, max_size=3)
+    assert (pool.get_size(), pool.get_idle_size()) == (2, 2)
+    assert (pool.get_min_size(), pool.get_max_size()) == (2, 3)
+    assert len(await backends(monitor, pool)) == 2
+    assert await pool.fetchval("select 40 + $1", 2) == 42
+    await pool.close()
+    assert pool.get_size() == 0 and pool.is_closing()
+    await until(lambda: _empty(monitor, pool), "backends left after close()")
+    with pytest.raises(driver.InterfaceError, match="closed"):
+        await pool.fetchval("select 1")
+
+    args = connect_args("scram_user", transport)
+    async with driver.create_pool(**args, min_size=1, max_size=2) as p2:
+        assert p2.get_size() == 1
+        assert await p2.fetchval("select current_user") == "scram_user"
+    assert p2.get_size() == 0
+
+
+async def _empty(monitor: driver.Connection, pool: driver.Pool) -> bool:
+    return not await backends(monitor, pool)
+
+
+def test_defaults_are_asyncpgs_and_acquire_timeout_is_finite() -> None:
+    params = inspect.signature(driver.Pool).parameters
+    assert params["min_size"].default == 10 and params["max_size"].default == 10
+    assert params["max_inactive_connection_lifetime"].default == 300.0
+    assert math.isfinite(params["acquire_timeout"].default)
+
+
+async def test_bad_arguments_fail_at_creation() -> None:
+    with pytest.raises(driver.InterfaceError, match="min_size"):
+        driver.create_pool("postgresql://u@127.0.0.1/db", min_size=3, max_size=2)
+    with pytest.raises(driver.InterfaceError, match="unknown connection argument"):
+        driver.create_pool("postgresql://u@127.0.0.1/db", no_such_option=1)
+
+
+async def test_acquire_forms_and_lifo(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=0, max_size=2)
+    async with pool.acquire() as a:
+        assert await a.fetchval("select 1") == 1
+        b = await pool.acquire()
+        assert b is not a and pool.get_size() == 2
+    await pool.release(b)
+    with pytest.raises(driver.InterfaceError, match="not on loan"):
+        await pool.release(b)
+    # The one released last comes out first (LIFO keeps a warm connection busy).
+    c = await pool.acquire()
+    assert c is b
+    await pool.release(c)
+    assert pool.get_idle_size() == 2
+
+
+async def test_shortcuts(make_pool: PoolFactory, transport: str) -> None:
+    pool = await make_pool(min_size=1, max_size=2)
+    table = f"pool_shortcuts_{transport}"
+    await pool.execute(f"drop table if exists {table}; create table {table} (k int, v text)")
+    try:
+        await pool.executemany(f"insert into {table} values ($1, $2)", [(1, "a"), (2, "b")])
+        assert await pool.execute(f"update {table} set v = $1 where k = 2", "B") == "UPDATE 1"
+        rows = await pool.fetch(f"select k, v from {table} order by k")
+        assert [tuple(r) for r in rows] == [(1, "a"), (2, "B")]
+        row = await pool.fetchrow(f"select * from {table} where k = $1", 1)
+        assert row is not None and row["v"] == "a"
+        assert await pool.fetchval(f"select k, v from {table} where k = 2", column=1) == "B"
+        assert await pool.fetchrow(f"select * from {table} where false") is None
+        with pytest.raises(driver.errors.UndefinedTable):
+            await pool.fetch("select * from no_such_table_here")
+    finally:
+        await pool.execute(f"drop table {table}")
+
+
+async def test_gather_50_calls_over_5_connections(
+    make_pool: PoolFactory, monitor: driver.Connection
+) -> None:
+    pool = await make_pool(min_size=0, max_size=5)
+    pids = await asyncio.gather(
+        *(pool.fetchrow("select $1::int, pg_backend_pid(), pg_sleep(0.001)", i) for i in range(50))
+    )
+    assert [r[0] for r in pids if r is not None] == list(range(50))
+    assert 1 <= len({r[1] for r in pids if r is not None}) <= 5
+    assert pool.get_size() <= 5
+    assert len(await backends(monitor, pool)) <= 5
+
+
+async def test_release_resets_session_but_keeps_statement_cache(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=1)
+    async with pool.acquire() as conn:
+        pid = conn.get_server_pid()
+        assert await conn.fetchval("select $1::int + 1", 1) == 2  # a cached named statement
+        await conn.execute("create temp table pool_tmp (x int)")
+        await conn.execute("set search_path to pg_catalog; listen pool_chan")
+        await conn.execute("select pg_advisory_lock(4242)")
+        await conn.execute("declare c cursor with hold for select 1")
+        await conn.execute("begin; set local statement_timeout = 1234")
+        assert conn.is_in_transaction()
+    async with pool.acquire() as again:
+        assert again.get_server_pid() == pid  # same session, cleaned
+        assert not again.is_in_transaction()
+        assert await again.fetchval("show search_path") == '"$user", public'
+        assert await again.fetchval("select count(*) from pg_listening_channels()") == 0
+        locks = "select count(*) from pg_locks where locktype = 'advisory' and pid = $1"
+        assert await again.fetchval(locks, pid) == 0
+        assert await again.fetchval("select count(*) from pg_cursors where name <> ''") == 0
+        assert await again.fetchval("select to_regclass('pool_tmp') is null") is True
+        prepared = await again.fetchval("select count(*) from pg_prepared_statements")
+        assert prepared >= 1
+        assert await again.fetchval("select $1::int + 1", 41) == 42  # cache still consistent
+
+
+async def test_release_rolls_back_a_failed_transaction(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=1)
+    async with pool.acquire() as conn:
+        await conn.execute("begin")
+        with pytest.raises(driver.errors.DivisionByZero):
+            await conn.execute("select 1/0")
+    assert await pool.fetchval("select 7") == 7
+
+
+async def test_timed_out_acquire_leaks_nothing(
+    make_pool: PoolFactory, monitor: driver.Connection
+) -> None:
+    pool = await make_pool(min_size=0, max_size=2, acquire_timeout=0.05)
+    held = [await pool.acquire(), await pool.acquire()]
+    with pytest.raises(TimeoutError, match="max_size=2"):
+        await pool.acquire()  # the pool's default deadline
+    with pytest.raises(TimeoutError):
+        await pool.acquire(timeout=0)
+    assert (pool.get_size(), pool.get_idle_size()) == (2, 0)
+    for conn in held:
+        await pool.release(conn)
+    assert (pool.get_size(), pool.get_idle_size()) == (2, 2)
+    both = [await pool.acquire(timeout=5), await pool.acquire(timeout=5)]
+    assert {c.get_server_pid() for c in both} == await backends(monitor, pool)
+    for conn in both:
+        await pool.release(conn)
+
+
+async def test_cancelled_acquire_leaks_nothing(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=1)
+    held = await pool.acquire()
+
+    # Cancelled while queued.
+    waiter = asyncio.create_task(_take(pool))
+    await _until_waiting(pool, waiter)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+    # Cancelled just after the connection was handed over, before it ran.
+    waiter = asyncio.create_task(_take(pool))
+    await _until_waiting(pool, waiter)
+    await pool.release(held)  # hands the connection to the waiter...
+    waiter.cancel()  # ...which is cancelled before it can resume: it must pass it back
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert (pool.get_size(), pool.get_idle_size()) == (1, 1)
+    assert await pool.fetchval("select 1", timeout=5) == 1
+
+
+async def _take(pool: driver.Pool) -> driver.Connection:
+    return await pool.acquire(timeout=30)
+
+
+async def _until_waiting(pool: driver.Pool, task: asyncio.Task[Any]) -> None:
+    """Let the loop run until the task is parked on the pool (no clock involved)."""
+    for _ in range(1000):
+        if any(not f.done() for f in pool._waiters):
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{task} never queued on the pool")
+
+
+async def test_cancel_and_timeouts_at_any_point_leak_nothing(
+    make_pool: PoolFactory, monitor: driver.Connection
+) -> None:
+    """Deadlines landing anywhere (connecting, pinging, querying) keep the count exact."""
+    pool = await make_pool(min_size=0, max_size=3, ping_after_idle=0)
+    for i in range(40):
+        deadline = i * 0.00025
+        tasks = [
+            asyncio.create_task(asyncio.wait_for(pool.fetchval("select 1"), deadline))
+            for _ in range(4)
+        ]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert pool.get_size() <= 3
+    async with asyncio.timeout(10):
+        got = await asyncio.gather(*(pool.fetchval("select $1::int", n) for n in range(6)))
+    assert got == list(range(6))
+    await until(lambda: _same(monitor, pool), "the server's backends match the pool's connections")
+
+
+async def _same(monitor: driver.Connection, pool: driver.Pool) -> bool:
+    return pool.get_size() == len(await backends(monitor, pool)) and not pool._tasks
+
+
+async def test_terminated_idle_backends_are_never_handed_out(
+    make_pool: PoolFactory, pg: Cluster
+) -> None:
+    # ping_after_idle=None: no checks, so the never-sent query is retried on a new connection.
+    pool = await make_pool(min_size=3, max_size=3, ping_after_idle=None)
+    before = {await pool.fetchval("select pg_backend_pid()")}
+    assert kill(pg, pool) == 3
+    assert await pool.fetchval("select 1") == 1
+    assert await pool.fetchval("select pg_backend_pid()") not in before
+    rows = await asyncio.gather(*(pool.fetchval("select 2") for _ in range(6)))
+    assert rows == [2] * 6
+
+    # The default check: a connection idle for a while (here: any while) is pinged first.
+    pool = await make_pool(min_size=2, max_size=2, ping_after_idle=0)
+    assert kill(pg, pool) == 2
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("select 3") == 3
+
+
+async def test_broken_connection_is_replaced(make_pool: PoolFactory, pg: Cluster) -> None:
+    pool = await make_pool(min_size=1, max_size=1, ping_after_idle=None)
+    async with pool.acquire() as conn:
+        assert kill(pg, pool) == 1
+        with pytest.raises(driver.ConnectionLostError, match="lost"):
+            await conn.fetchval("select 1")
+        assert conn.is_closed()
+    async with pool.acquire(timeout=10) as fresh:
+        assert fresh is not conn and not fresh.is_closed()
+        assert await fresh.fetchval("select 4") == 4
+    assert pool.get_size() == 1
+
+
+async def test_other_event_loop_is_refused(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=1)
+
+    def elsewhere() -> BaseException | None:
+        try:
+            asyncio.run(pool.fetchval("select 1"))
+        except BaseException as exc:  # handed back to the test
+            return exc
+        return None
+
+    exc = await asyncio.to_thread(elsewhere)
+    assert isinstance(exc, driver.InterfaceError) and "different event loop" in str(exc)
+    assert (pool.get_size(), pool.get_idle_size()) == (1, 1)
+    assert await pool.fetchval("select 5") == 5
+
+
+async def test_close_terminates_a_stuck_query(make_pool: PoolFactory, pg: Cluster) -> None:
+    pool = await make_pool(min_size=1, max_size=2)
+    running = asyncio.Event()
+
+    async def stuck() -> None:
+        async with pool.acquire() as conn:
+            running.set()
+            await conn.fetchval("select pg_sleep(60)")
+
+    task = asyncio.create_task(stuck())
+    await running.wait()
+    async with asyncio.timeout(10):  # bounded: close(timeout=0.2) must not wait for the sleep
+        await pool.close(timeout=0.2)
+    assert pool.get_size() == 0
+    with pytest.raises(driver.ConnectionLostError):
+        await task
+
+
+async def test_terminate_closes_everything_at_once(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=2, max_size=2)
+    conn = await pool.acquire()
+    pool.terminate()
+    assert pool.get_size() == 0 and pool.is_closing()
+    with pytest.raises(driver.Error):
+        await conn.fetchval("select 1")
+    await pool.release(conn)  # after terminate(), giving it back is a no-op
+
+
+async def test_hooks_and_max_queries(make_pool: PoolFactory) -> None:
+    calls: list[str] = []
+
+    async def init(conn: driver.Connection) -> None:
+        calls.append("init")
+        await conn.execute("set application_name = 'pool_inited'")
+
+    async def setup(conn: driver.Connection) -> None:
+        calls.append("setup")
+
+    async def reset(conn: driver.Connection) -> None:
+        calls.append("reset")
+        await conn.execute("reset all")
+
+    pool = await make_pool(min_size=0, max_size=1, max_queries=2, init=init, setup=setup,
+                           reset=reset)  # fmt: skip
+    pids = []
+    for _ in range(3):
+        conn = await pool.acquire()
+        pids.append(conn.get_server_pid())
+        await pool.release(conn)
+    assert pids[0] == pids[1] != pids[2]  # replaced after two uses
+    assert calls == ["init", "setup", "reset", "setup", "init", "setup", "reset"]
+
+
+async def test_idle_connections_expire(make_pool: PoolFactory, monitor: driver.Connection) -> None:
+    pool = await make_pool(min_size=2, max_size=2, max_inactive_connection_lifetime=0.1)
+    assert pool.get_size() == 2
+    await until(lambda: _empty(monitor, pool), "idle connections closed after their lifetime")
+    assert pool.get_size() == 0
+    assert await pool.fetchval("select 6") == 6  # reopened on demand
