@@ -58,6 +58,12 @@ class TLSSettings:
         if self.sslmode not in SSLMODES:
             raise InterfaceError(
                 f"invalid sslmode {self.sslmode!r}: expected one of {', '.join(SSLMODES)}")
+        if self.sslrootcert == "system" and self.sslmode != "verify-full":
+            # libpq 16: the system store holds public CAs, which would vouch for anyone's
+            # certificate for a name they own; only checking the name makes it safe.
+            raise InterfaceError(
+                f'weak sslmode "{self.sslmode}" may not be used with sslrootcert=system '
+                '(use "verify-full")')
         if (self.sslcert is None) != (self.sslkey is None):
             raise InterfaceError("sslcert and sslkey must be given together")
         _tls_version("ssl_min_protocol_version", self.ssl_min_protocol_version)

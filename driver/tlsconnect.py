@@ -48,6 +48,13 @@ class Negotiated:
     encrypted: bool
     channel_binding: bytes | None = None
     tls_version: str | None = None
+    local: bool = False
+
+    @property
+    def confidential(self) -> bool:
+        """Nobody but the server can read what is sent: TLS to Postgres, or a Unix socket
+        (the kernel is the whole path). Pass this as the auth policy's ``encrypted``."""
+        return self.encrypted or self.local
 
 
 def tls_attempts(sslmode: str) -> tuple[bool, ...]:
@@ -73,7 +80,8 @@ async def negotiate(
     Args:
         raw: the stream just opened to the server (or to the proxy relaying to it).
         settings: the connection's TLS options.
-        host: the DATABASE host name or address (no brackets), for SNI and verify-full.
+        host: the DATABASE host name or address (no brackets), for SNI and verify-full;
+            a path (Unix-socket directory) means no TLS, as in libpq.
         use_tls: this attempt's choice, from ``tls_attempts()``; by default the first one.
 
     Returns:
@@ -85,6 +93,9 @@ async def negotiate(
         ProtocolError: the server answered SSLRequest with anything but exactly one byte
             'S' or 'N' (an error message, or extra bytes: CVE-2021-23222).
     """
+    if host.startswith("/"):
+        # A Unix-socket directory: Postgres has no TLS there and libpq ignores sslmode.
+        return Negotiated(raw, encrypted=False, local=True)
     if use_tls is None:
         use_tls = tls_attempts(settings.sslmode)[0]
     if not use_tls:

@@ -109,6 +109,27 @@ async def test_no_sslrequest_when_the_attempt_is_in_clear(sslmode: str) -> None:
         assert bytes(server.received) == b"12345678"
 
 
+class Untouched:
+    """A Stream that must not be used at all."""
+
+    async def read(self, max_bytes: int) -> bytes:
+        raise AssertionError("read")
+
+    async def write(self, data: bytes) -> None:
+        raise AssertionError("write")
+
+    async def close(self) -> None:
+        raise AssertionError("close")
+
+
+@pytest.mark.parametrize("sslmode", ["prefer", "verify-full"])
+async def test_unix_socket_paths_skip_tls_as_libpq_does(sslmode: str) -> None:
+    raw = Untouched()
+    neg = await negotiate(raw, TLSSettings(sslmode=sslmode), "/var/run/postgresql")
+    assert neg.stream is raw and (neg.encrypted, neg.local, neg.confidential) == (
+        False, True, True)
+
+
 # -- tls-server-end-point ---------------------------------------------------------------
 
 def _cert(key: object, algorithm: hashes.HashAlgorithm | None, **sign_kw: object) -> bytes:

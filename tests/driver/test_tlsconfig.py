@@ -104,6 +104,9 @@ def test_protocol_version_bounds() -> None:
     ({"sslcert": "/x.crt"}, "sslcert and sslkey must be given together"),
     ({"ssl_min_protocol_version": "TLSv1.1"}, "unsupported ssl_min_protocol_version"),
     ({"ssl_max_protocol_version": "SSLv3"}, "unsupported ssl_max_protocol_version"),
+    ({"sslmode": "require", "sslrootcert": "system"},
+     'weak sslmode "require" may not be used with sslrootcert=system'),
+    ({"sslmode": "verify-ca", "sslrootcert": "system"}, 'use "verify-full"'),
 ])
 def test_bad_settings_fail_early(kw: dict[str, str], message: str) -> None:
     with pytest.raises(InterfaceError, match=message):
