@@ -12,7 +12,6 @@ from .errors import (
     TransportError,
 )
 from .pool import Pool, create_pool
-from .pool import Pool, create_pool
 from .prepared import PreparedStatement
 from .record import Record
 from .startup import connect
@@ -25,7 +24,6 @@ __all__ = [
     "Error",
     "InterfaceError",
     "Pool",
-    "Pool",
     "PostgresError",
     "PreparedStatement",
     "ProtocolError",
@@ -34,7 +32,6 @@ __all__ = [
     "TransportError",
     "config",
     "connect",
-    "create_pool",
     "create_pool",
     "errors",
 ]

@@ -32,6 +32,10 @@ class TCPStream:
             # RuntimeError: asyncio refuses to write to a transport it already closed.
             raise TransportError(f"writing to {self.peer} failed: {exc}") from exc
 
+    def abort(self) -> None:
+        """Drop the connection at once (for callers that cannot await)."""
+        self._writer.transport.abort()
+
     async def close(self) -> None:
         writer = self._writer
         if writer.is_closing():

@@ -47,6 +47,10 @@ class WebSocketStream:
         except (ConnectionClosed, OSError) as exc:
             raise TransportError(f"WebSocket {self.url} closed while writing: {exc}") from exc
 
+    def abort(self) -> None:
+        """Drop the TCP connection under the WebSocket at once, without a closing handshake."""
+        self._ws.transport.abort()
+
     async def close(self) -> None:
         try:
             await self._ws.close()
