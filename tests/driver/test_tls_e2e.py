@@ -203,3 +203,40 @@ async def test_a_server_that_stops_answering_fails_at_the_deadline(answer: bytes
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_sni_through_the_proxy_names_the_database_not_the_proxy(
+        open_proxy: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A stand-in Postgres behind the proxy answers 'S' and records the TLS server name."""
+    import ssl
+
+    from driver.tlsconfig import TLSSettings
+    from driver.tlsconnect import negotiate
+    from driver.transport.websocket import open_websocket
+
+    certs = make_certs(tmp_path_factory.mktemp("sni"))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs.server_cert, certs.server_key)
+    names: list[str | None] = []
+    ctx.sni_callback = lambda _obj, name, _ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
+
+    async def fake_postgres(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(8)
+        writer.write(b"S")
+        await writer.drain()
+        await writer.start_tls(ctx)
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(fake_postgres, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        raw = await open_websocket(f"ws://{open_proxy}?address=localhost:{port}")
+        neg = await negotiate(raw, TLSSettings(sslmode="verify-full", sslrootcert=str(
+            certs.ca_cert)), "localhost")
+        assert neg.encrypted
+        await neg.stream.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert names == ["localhost"]  # the proxy is 127.0.0.1 and sends no name of its own

@@ -215,3 +215,23 @@ async def test_garbage_instead_of_tls_is_a_transport_error() -> None:
         await TLSStream.wrap(raw, ssl.create_default_context(), server_hostname="localhost")
     server.close()
     await server.wait_closed()
+
+
+@pytest.mark.parametrize(("host", "sni"), [("localhost", "localhost"), ("127.0.0.1", None)])
+async def test_sni_is_the_given_host_name_and_never_an_address(
+        certs: CertBundle, host: str, sni: str | None) -> None:
+    seen: list[str | None] = []
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs.server_cert, certs.server_key)
+    ctx.sni_callback = lambda _obj, name, _ctx: seen.append(name)  # type: ignore[assignment,func-returns-value]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    stream, _ = await connect(server.sockets[0].getsockname()[1], client_ctx(certs), host)
+    await stream.close()
+    server.close()
+    await server.wait_closed()
+    assert seen == [sni]
