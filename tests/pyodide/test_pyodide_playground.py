@@ -43,9 +43,13 @@ async def test_find_nearest_button_shows_the_nearest_sites(
     page = loaded_page.page
     await page.fill("#lon", "-122.4194")
     await page.fill("#lat", "37.7749")
-    await page.evaluate("document.getElementById('results').replaceChildren()")
+    await page.evaluate(
+        "document.getElementById('results').replaceChildren();"
+        "document.getElementById('error').hidden = true"
+    )
     await page.click("#nearest")
-    await page.wait_for_selector("#results tbody tr")
+    await page.wait_for_selector("#results tbody tr, #error:not([hidden])")
+    assert await page.is_hidden("#error"), await page.text_content("#error")
     shown = await page.eval_on_selector_all(
         "#results tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
     )
