@@ -53,15 +53,17 @@ async def test_wss_is_verified_against_the_system_trust_store(pg: Cluster,
 @pytest.mark.parametrize("sslmode", ["disable", "verify-full"])
 async def test_wss_alone_and_with_postgres_tls_inside(
         pg: Cluster, wss_proxy: str, sslmode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both layers at once: TLS to the proxy outside, TLS to Postgres inside it. The default
-    trust store is pointed at the test CA (OpenSSL reads SSL_CERT_FILE) for this test only."""
+    """Both layers at once: TLS to the proxy outside, TLS to Postgres inside it. For the wss
+    hop, the default trust store is pointed at the test CA (OpenSSL reads SSL_CERT_FILE when a
+    context loads it) for this test only; Postgres gets its CA as sslrootcert."""
     assert pg.certs is not None
     monkeypatch.setenv("SSL_CERT_FILE", str(pg.certs.ca_cert))
     port = int(wss_proxy.split(":")[1].split("/")[0])
     async with CountingRelay("127.0.0.1", port) as relay:
         via = wss_proxy.replace(str(port), str(relay.port))
         conn = await driver.connect(pg.dsn("scram_user"), host="localhost", sslmode=sslmode,
-                                    ws_proxy=via, use_secure_websocket=True)
+                                    sslrootcert=str(pg.certs.ca_cert), ws_proxy=via,
+                                    use_secure_websocket=True)
         try:
             assert await conn.fetchval(SSL_STAT) is (sslmode == "verify-full")
             assert await conn.fetchval("select 'inside'") == "inside"
