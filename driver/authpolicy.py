@@ -48,7 +48,15 @@ SCRAM_PLUS = "SCRAM-SHA-256-PLUS"
 
 
 class AuthPolicyError(InterfaceError):
-    """The client refused the server's way of authenticating (nothing secret was sent)."""
+    """The client refused the server's way of authenticating (nothing secret was sent).
+
+    ``needs_encryption`` is True when the same request would be accepted over TLS, so that
+    ``sslmode=allow`` may retry with TLS, as libpq retries after an authentication failure.
+    """
+
+    def __init__(self, message: str, *, needs_encryption: bool = False) -> None:
+        super().__init__(message)
+        self.needs_encryption = needs_encryption
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +128,7 @@ class AuthPolicy:
         """
         if self.channel_binding == "require" and (not encrypted or channel_binding is None):
             raise AuthPolicyError("channel binding is required, but TLS is not in use "
-                                  "(use sslmode=require or stronger)")
+                                  "(use sslmode=require or stronger)", needs_encryption=True)
         return AuthGuard(self, encrypted, channel_binding)
 
 
@@ -171,7 +179,7 @@ class AuthGuard:
                 f"the server asked for {kind} password, and this connection is not encrypted "
                 "end to end to PostgreSQL (a proxy or anyone on the path could read or replay "
                 "it): refusing to send it. Use sslmode=require (or verify-full), or pass "
-                f"{ALLOW_OPTION}=True to send it anyway")
+                f"{ALLOW_OPTION}=True to send it anyway", needs_encryption=True)
         self.method = method
 
     def may_send_password_early(self) -> bool:

@@ -98,8 +98,9 @@ def test_tls_without_plus_offered_still_says_it_could_bind() -> None:
 
 def test_channel_binding_require() -> None:
     policy = AuthPolicy.parse(channel_binding="require")
-    with pytest.raises(AuthPolicyError, match="TLS is not in use"):
+    with pytest.raises(AuthPolicyError, match="TLS is not in use") as err:
         policy.guard(encrypted=False, channel_binding=None)
+    assert err.value.needs_encryption
     with pytest.raises(AuthPolicyError, match="does not offer SCRAM-SHA-256-PLUS"):
         scram_exchange(policy, ["SCRAM-SHA-256"])
     for code in (AUTH_CLEARTEXT, AUTH_MD5):
@@ -119,8 +120,9 @@ def test_channel_binding_require() -> None:
 ])
 def test_require_auth_none_refuses_every_challenge(code: int, said: str) -> None:
     guard = AuthPolicy.parse("none").guard(encrypted=True, channel_binding=CB)
-    with pytest.raises(AuthPolicyError, match=f'requirement "none" failed: {said}'):
+    with pytest.raises(AuthPolicyError, match=f'requirement "none" failed: {said}') as err:
         guard.on_request(code)
+    assert not err.value.needs_encryption  # TLS would not change the answer
 
 
 def test_a_server_skipping_the_end_of_scram_is_refused() -> None:
@@ -152,7 +154,7 @@ def test_not_none_demands_some_authentication() -> None:
 def test_passwords_need_an_encrypted_path_or_the_explicit_option(code: int) -> None:
     with pytest.raises(AuthPolicyError, match="allow_unencrypted_password=True") as err:
         AuthPolicy.parse().guard(encrypted=False, channel_binding=None).on_request(code)
-    assert "sslmode=require" in str(err.value)
+    assert "sslmode=require" in str(err.value) and err.value.needs_encryption
     AuthPolicy.parse().guard(encrypted=True, channel_binding=None).on_request(code)
     AuthPolicy.parse(allow_unencrypted_password=True).guard(
         encrypted=False, channel_binding=None).on_request(code)
