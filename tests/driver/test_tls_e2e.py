@@ -240,3 +240,23 @@ async def test_sni_through_the_proxy_names_the_database_not_the_proxy(
         server.close()
         await server.wait_closed()
     assert names == ["localhost"]  # the proxy is 127.0.0.1 and sends no name of its own
+
+
+async def test_a_pipelined_password_waits_for_tls(pg: Cluster, open_proxy: str) -> None:
+    """pipeline_connect="password" sends the password with the startup message only when the
+    policy would accept the server's request anyway: never in clear by default."""
+    async with CountingRelay("127.0.0.1", pg.port) as relay:
+        with pytest.raises(AuthPolicyError, match="allow_unencrypted_password"):
+            await driver.connect(pg.dsn("clear_user"), port=relay.port, sslmode="disable",
+                                 pipeline_connect="password", ws_proxy=open_proxy,
+                                 use_secure_websocket=False)
+        assert b"clear pass" not in bytes(relay.last().up)
+        conn = await driver.connect(pg.dsn("clear_user"), port=relay.port, sslmode="require",
+                                    pipeline_connect="password", ws_proxy=open_proxy,
+                                    use_secure_websocket=False)
+        try:
+            assert await conn.fetchval("select current_user") == "clear_user"
+            # SSLRequest, TLS, then startup + password in one flight, then the query
+            assert relay.last().round_trips == 4
+        finally:
+            await conn.close()
