@@ -62,8 +62,14 @@ def create_app(
         log.warning("%s %s: database unavailable: %r", request.method, request.url.path, exc)
         return routes.unavailable(settings.retry_after_s, exc)
 
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
     for kind in (driver.Error, TimeoutError, OSError):
         app.add_exception_handler(kind, database_unavailable)
+    # The last resort: a short JSON body, the traceback only in the server log.
+    app.add_exception_handler(Exception, internal_error)
     app.include_router(routes.router)
     app.include_router(page.router)
     page.mount_static(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import math
 import time
 from typing import Annotated
@@ -22,6 +23,8 @@ from app.locate import Located, locate
 from app.metrics import observe_db
 from app.schemas import ErrorOut, NearestOut, SiteOut
 from app.sites import cell_candidates, rank
+
+log = logging.getLogger(__name__)
 
 MAX_LIMIT = 50
 DEFAULT_LIMIT = 10
@@ -172,7 +175,8 @@ async def readyz(settings: SettingsDep, db: DatabaseDep) -> Response:
     try:
         async with asyncio.timeout(settings.db_timeout_s), db.connection() as conn:
             await conn.fetchval("SELECT 1")
-    except (driver.Error, OSError, TimeoutError) as exc:
+    except Exception as exc:  # any failure at all means "not ready"; the log has the details
+        log.warning("not ready: %r", exc)
         return unavailable(settings.retry_after_s, exc)
     return JSONResponse({"status": "ready"})
 
@@ -188,8 +192,10 @@ def unavailable(retry_after_s: int, exc: BaseException) -> JSONResponse:
         reason = "the database did not answer in time"
     elif isinstance(exc, driver.PostgresError):
         reason = f"the database refused the query ({getattr(exc, 'sqlstate', '?')})"
-    else:
+    elif isinstance(exc, driver.Error | OSError):
         reason = f"the database cannot be reached through the proxy ({type(exc).__name__})"
+    else:
+        reason = f"the database connection failed unexpectedly ({type(exc).__name__})"
     return JSONResponse(
         {"detail": "service temporarily unavailable", "reason": reason},
         status_code=503,

@@ -33,7 +33,7 @@ def uvicorn_server(settings: Settings) -> Iterator[str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="info",
-        access_log=False, lifespan="on", log_config=None,
+        access_log=False, lifespan="on", log_config=None, proxy_headers=False,
     )
     server = uvicorn.Server(config)
     handler = _StartedHandler()
