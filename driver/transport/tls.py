@@ -71,6 +71,8 @@ class TLSStream:
         try:
             obj = ctx.wrap_bio(incoming, outgoing, server_side=False,
                                server_hostname=server_hostname)
+        except NotImplementedError as exc:  # Pyodide's stub ssl module
+            raise TransportError(f"TLS is not available in this Python runtime: {exc}") from exc
         except (ssl.SSLError, ValueError) as exc:
             raise TransportError(f"TLS setup failed for {server_hostname!r}: {exc}") from exc
         stream = cls(inner, obj, incoming, outgoing)

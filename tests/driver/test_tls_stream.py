@@ -235,3 +235,16 @@ async def test_sni_is_the_given_host_name_and_never_an_address(
     server.close()
     await server.wait_closed()
     assert seen == [sni]
+
+
+async def test_a_runtime_without_tls_is_a_transport_error(monkeypatch: pytest.MonkeyPatch,
+                                                          echo: Server, certs: CertBundle) -> None:
+    def stub(*args: object, **kwargs: object) -> None:  # what Pyodide's stub ssl does
+        raise NotImplementedError("SSL is not supported in Pyodide")
+
+    ctx = client_ctx(certs)
+    monkeypatch.setattr(ssl.SSLContext, "wrap_bio", stub)
+    raw = Recording(await open_tcp("127.0.0.1", echo.port))
+    with pytest.raises(TransportError, match="TLS is not available in this Python runtime"):
+        await TLSStream.wrap(raw, ctx, server_hostname="localhost")
+    await raw.close()
