@@ -66,13 +66,17 @@ class MiniClient:
             self._buf += data
 
     async def login(self, user: str, password: str | None, guard: AuthGuard, *,
-                    database: str = "testdb", first: bytes = b"") -> None:
+                    database: str = "testdb", first: bytes = b"",
+                    scram_client: type | None = None) -> None:
         """Startup and authentication up to ReadyForQuery, checked by ``guard``.
 
         ``first`` is sent in the same write as the startup message (a pipelined query).
+        ``scram_client``: a class with ``driver.scram.SCRAMClient``'s interface to use
+        instead of scramp.
         """
         await self.stream.write(startup_message(user, database) + first)
         scram: ScramClient | None = None
+        ours = None
         pw = password or ""
         while True:
             tag, body = await self._message()
@@ -98,11 +102,19 @@ class MiniClient:
                 mechs = [m.decode() for m in body[4:].split(b"\0") if m]
                 mech, cb = guard.choose_mechanism(mechs)
                 self.mechanism = mech
-                scram = ScramClient([mech], user, pw, channel_binding=(
-                    ("tls-server-end-point", cb) if cb is not None else None))
-                data = scram.get_client_first().encode()
+                if scram_client is not None:
+                    ours = scram_client(mech, user, pw, cb)
+                    data = ours.first_message()
+                else:
+                    scram = ScramClient([mech], user, pw, channel_binding=(
+                        ("tls-server-end-point", cb) if cb is not None else None))
+                    data = scram.get_client_first().encode()
                 await self.stream.write(message(
                     b"p", mech.encode() + b"\0" + struct.pack("!i", len(data)) + data))
+            elif code == 11 and ours is not None:
+                await self.stream.write(message(b"p", ours.final_message(body[4:])))
+            elif code == 12 and ours is not None:
+                ours.verify(body[4:])
             elif code == 11 and scram is not None:
                 scram.set_server_first(body[4:].decode())
                 await self.stream.write(message(b"p", scram.get_client_final().encode()))

@@ -1,0 +1,151 @@
+"""The client side of SCRAM-SHA-256(-PLUS) ("SASL Authentication"), with the derived keys
+kept in memory so that a process connecting again pays no PBKDF2.
+
+Each connect of a serverless function would otherwise spend most of its CPU budget on 4096
+rounds of HMAC-SHA-256 (RFC 7677), always with the same password, salt and iteration count
+(the server stores one salt per role). The keys are cached by a hash of those three inputs,
+never written anywhere, and are exactly as sensitive as the password they come from.
+
+Same interface as ``driver.protocol.auth.SCRAMClient``: ``first_message()``,
+``final_message(server_first)``, ``verify(server_final)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+from collections import OrderedDict
+
+from scramp.utils import saslprep  # type: ignore[import-untyped]
+
+from .errors import InterfaceError, ProtocolError
+
+__all__ = ["SCRAMClient", "clear_key_cache"]
+
+SCRAM, SCRAM_PLUS = "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"
+_CACHE_SIZE = 64
+_cache: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def clear_key_cache() -> None:
+    """Forget every derived key (e.g. after a password rotation)."""
+    with _lock:
+        _cache.clear()
+
+
+def _pbkdf2(password: bytes, salt: bytes, iterations: int) -> bytes:
+    return hashlib.pbkdf2_hmac("sha256", password, salt, iterations)
+
+
+def _keys(password: bytes, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
+    """(ClientKey, ServerKey) of RFC 5802, derived once per (password, salt, iterations)."""
+    ident = hashlib.sha256(
+        len(salt).to_bytes(4, "big") + salt + iterations.to_bytes(8, "big") + password).digest()
+    with _lock:
+        hit = _cache.get(ident)
+        if hit is not None:
+            _cache.move_to_end(ident)
+            return hit
+    salted = _pbkdf2(password, salt, iterations)
+    keys = (_hmac(salted, b"Client Key"), _hmac(salted, b"Server Key"))
+    with _lock:
+        _cache[ident] = keys
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return keys
+
+
+def _hmac(key: bytes, msg: bytes) -> bytes:
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def _attributes(message: bytes, what: str) -> dict[str, str]:
+    try:
+        text = message.decode("utf-8")
+        return dict(part.split("=", 1) for part in text.split(","))
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError(f"malformed SCRAM {what} message") from None
+
+
+class SCRAMClient:
+    """One SCRAM exchange. ``channel_binding`` is the ``tls-server-end-point`` data when TLS
+    is up: required for the -PLUS mechanism, and without -PLUS it makes the GS2 flag 'y'
+    (the client could bind; a server that can too then knows the mechanism was downgraded).
+    """
+
+    def __init__(self, mechanism: str, user: str, password: str,
+                 channel_binding: bytes | None, *, nonce: str | None = None) -> None:
+        if mechanism not in (SCRAM, SCRAM_PLUS):
+            raise InterfaceError(f"unsupported SASL mechanism {mechanism!r}")
+        if mechanism == SCRAM_PLUS and channel_binding is None:
+            raise InterfaceError(f"{SCRAM_PLUS} needs channel binding data (TLS)")
+        self.mechanism = mechanism
+        if mechanism == SCRAM_PLUS:
+            self._gs2, self._cb = "p=tls-server-end-point,,", channel_binding or b""
+        else:
+            self._gs2, self._cb = ("y,," if channel_binding is not None else "n,,"), b""
+        try:
+            prepared = saslprep(password)
+        except Exception:  # like the server: a password SASLprep refuses is used as is
+            prepared = password
+        self._password = prepared.encode("utf-8")
+        self._nonce = nonce or base64.b64encode(secrets.token_bytes(18)).decode()
+        # Postgres ignores this name (the startup message has it); other servers want one.
+        name = (user or "*").replace("=", "=3D").replace(",", "=2C")
+        self._first_bare = f"n={name},r={self._nonce}"
+        self._server_signature: bytes | None = None
+
+    def first_message(self) -> bytes:
+        return (self._gs2 + self._first_bare).encode()
+
+    def final_message(self, server_first: bytes) -> bytes:
+        """Answer server-first; derives (or reuses) the keys.
+
+        Raises:
+            ProtocolError: a malformed message, a nonce that does not extend ours, or an
+                iteration count that is not a positive number.
+        """
+        attrs = _attributes(server_first, "server-first")
+        if "m" in attrs:
+            raise ProtocolError("the server requires a SCRAM extension this client lacks")
+        nonce, salt_b64, count = attrs.get("r", ""), attrs.get("s"), attrs.get("i", "")
+        if not nonce.startswith(self._nonce) or len(nonce) == len(self._nonce):
+            raise ProtocolError("the server's SCRAM nonce does not extend the client's")
+        if salt_b64 is None or not count.isdigit() or int(count) < 1:
+            raise ProtocolError("malformed SCRAM server-first message (salt or iterations)")
+        try:
+            salt = base64.b64decode(salt_b64, validate=True)
+        except ValueError:
+            raise ProtocolError("malformed SCRAM salt") from None
+        client_key, server_key = _keys(self._password, salt, int(count))
+        cbind = base64.b64encode(self._gs2.encode() + self._cb).decode()
+        without_proof = f"c={cbind},r={nonce}"
+        auth = f"{self._first_bare},{server_first.decode()},{without_proof}".encode()
+        stored_key = hashlib.sha256(client_key).digest()
+        signature = _hmac(stored_key, auth)
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+        self._server_signature = _hmac(server_key, auth)
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+    def verify(self, server_final: bytes) -> None:
+        """Check that the server knew the password too (before trusting AuthenticationOk).
+
+        Raises:
+            ProtocolError: the server reported an error or its signature is wrong.
+        """
+        attrs = _attributes(server_final, "server-final")
+        if "e" in attrs:
+            raise ProtocolError(f"the server rejected the SCRAM exchange: {attrs['e']}")
+        if self._server_signature is None:
+            raise ProtocolError("SCRAM server-final before server-first")
+        try:
+            given = base64.b64decode(attrs.get("v", ""), validate=True)
+        except ValueError:
+            raise ProtocolError("malformed SCRAM server signature") from None
+        if not hmac.compare_digest(given, self._server_signature):
+            raise ProtocolError("the server's SCRAM signature is wrong: it does not know the "
+                                "password (or someone is in the middle)")
