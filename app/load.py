@@ -181,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (driver.Error, OSError, TimeoutError) as exc:
         log.error("load failed, the table keeps its previous rows: %s", exc)
         return 1
+    except Exception as exc:  # a bug or a foreign error: still one clear line, then details
+        log.error("load failed, the table keeps its previous rows: %r", exc)
+        log.debug("details", exc_info=exc)
+        return 1
     log.info(
         "loaded %d sites (%d before), rejected %d rows; table analysed",
         result.loaded, result.before, len(result.rejected),
