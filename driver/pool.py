@@ -60,8 +60,9 @@ class _Acquire:
 
     async def __aexit__(self, *exc: object) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            self._pool._release_soon(conn)
+        meta = self._pool._meta.get(conn) if conn is not None else None
+        if conn is not None and meta is not None and meta.in_use:  # not released by hand
+            await self._pool.release(conn)
 
 
 class Pool:
@@ -349,7 +350,8 @@ class Pool:
         await self._recycle(conn, timeout)
 
     def _release_soon(self, conn: Connection) -> None:
-        """Release in the background, so the caller has its result one round trip sooner."""
+        """Release in the background: a shortcut's caller gets its result a round trip
+        sooner, and the connection rejoins the idle stack once its reset is done."""
         meta = self._meta.get(conn)
         if meta is None or not meta.in_use:
             return

@@ -1,0 +1,265 @@
+"""Driver speed, on demand: this driver (TCP, WebSocket) against asyncpg and psycopg.
+
+    .venv/bin/python -m bench.driver_bench [--n 3000] [--connects 150] [--rounds 5] [--uvloop]
+
+One process, one private Postgres 15 + PostGIS cluster and one proxy process, both started
+here. The UNESCO list (WHC_DATA, default ../shared/data/whc-sites-2021.csv) is loaded into a
+table whose ``category`` is a Postgres ENUM, so every client meets a type it cannot know in
+advance. Measured, per client, on an open connection: ``select 1`` and the 10-nearest-sites
+KNN query (GiST on geography); and connect + first query. Clients run interleaved, round by
+round, so background noise hits all alike. Round trips of the first KNN query are counted by
+a TCP relay in front of the server. Prints medians, p95 and ratios to asyncpg; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psycopg
+
+import driver
+from tools.pgcluster import Cluster, destroy, free_port, start_temp_cluster
+from tools.procs import start_and_wait, stop
+from tools.relay import CountingRelay
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "whc-sites-2021.csv"
+ROLE = "scram_user"
+NEAREST = (
+    "select id_no, name_en, category, st_distance(location, st_makepoint($1, $2)::geography) "
+    "from bench_sites order by location <-> st_makepoint($1, $2)::geography limit 10"
+)
+SCHEMA = """
+drop table if exists bench_sites;
+drop type if exists bench_category;
+create type bench_category as enum ('Cultural', 'Natural', 'Mixed');
+create table bench_sites (
+    id_no integer primary key, name_en text not null, category bench_category not null,
+    states_name_en text, longitude float8, latitude float8,
+    location geography(Point, 4326) not null
+);
+"""
+INDEX = "create index on bench_sites using gist (location); analyze bench_sites"
+
+Query = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
+
+
+@dataclass
+class Client:
+    """One contender: how to connect, how to run a query, how to close."""
+
+    name: str
+    connect: Callable[[], Awaitable[Any]]
+    query: Callable[[Any, str, tuple[Any, ...]], Awaitable[Any]]
+    close: Callable[[Any], Awaitable[Any]]
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, what: str, seconds: float) -> None:
+        self.samples.setdefault(what, []).append(seconds)
+
+
+def read_sites(path: Path) -> list[tuple[Any, ...]]:
+    """Rows with coordinates from the CSV (never copied into the repo)."""
+    rows = []
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        for r in csv.DictReader(f):
+            try:
+                lon, lat = float(r["longitude"]), float(r["latitude"])
+            except ValueError:
+                continue
+            rows.append((int(r["id_no"]), r["name_en"], r["category"], r["states_name_en"],
+                         lon, lat))  # fmt: skip
+    return rows
+
+
+async def load(dsn: str, path: Path) -> int:
+    conn = await driver.connect(dsn, sslmode="disable", allow_unencrypted_password=True)
+    try:
+        await conn.execute(SCHEMA)
+        await conn.executemany(
+            "insert into bench_sites values ($1, $2, $3::bench_category, $4, $5, $6, "
+            "st_setsrid(st_makepoint($5, $6), 4326)::geography) on conflict do nothing",
+            read_sites(path),
+        )
+        await conn.execute(INDEX)
+        return int(await conn.fetchval("select count(*) from bench_sites"))
+    finally:
+        await conn.close()
+
+
+def clients(pg: Cluster, ws_proxy: str) -> list[Client]:
+    dsn = pg.dsn(ROLE)
+    plain = {"sslmode": "disable", "allow_unencrypted_password": True}
+
+    async def drv_query(c: driver.Connection, sql: str, args: tuple[Any, ...]) -> Any:
+        return await c.fetch(sql, *args)
+
+    async def apg_query(c: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> Any:
+        return await c.fetch(sql, *args)
+
+    async def pg3_query(c: psycopg.AsyncConnection[Any], sql: str, args: tuple[Any, ...]) -> Any:
+        cur = await c.execute(sql.replace("$1", "%(a)s").replace("$2", "%(b)s"),
+                              {"a": args[0], "b": args[1]} if args else None)  # fmt: skip
+        return await cur.fetchall()
+
+    async def close(c: Any) -> None:
+        await c.close()
+
+    return [
+        Client("driver tcp", lambda: driver.connect(dsn, **plain), drv_query, close),
+        Client(
+            "driver ws",
+            lambda: driver.connect(dsn, ws_proxy=ws_proxy, use_secure_websocket=False, **plain),
+            drv_query,
+            close,
+        ),
+        Client("asyncpg tcp", lambda: asyncpg.connect(dsn, ssl=False), apg_query, close),
+        Client(
+            "psycopg tcp",
+            lambda: psycopg.AsyncConnection.connect(dsn, sslmode="disable", autocommit=True),
+            pg3_query,
+            close,
+        ),
+    ]
+
+
+async def measure(cl: Client, n: int, connects: int, points: list[tuple[float, float]]) -> None:
+    clock = time.perf_counter
+    for _ in range(connects):
+        t0 = clock()
+        conn = await cl.connect()
+        await cl.query(conn, "select 1", ())
+        cl.add("connect + select 1", clock() - t0)
+        await cl.close(conn)
+    conn = await cl.connect()
+    try:
+        for _ in range(50):  # warm up: statement caches, type introspection, branch caches
+            await cl.query(conn, "select 1", ())
+            await cl.query(conn, NEAREST, points[0])
+        for _ in range(n):
+            t0 = clock()
+            await cl.query(conn, "select 1", ())
+            cl.add("select 1", clock() - t0)
+        for i in range(n):
+            t0 = clock()
+            rows = await cl.query(conn, NEAREST, points[i % len(points)])
+            cl.add("nearest 10", clock() - t0)
+        assert len(rows) == 10
+    finally:
+        await cl.close(conn)
+
+
+async def round_trips(pg: Cluster, proxy_port: int) -> dict[str, tuple[int, int]]:
+    """Round trips of a first ``select 1`` and then a first KNN query on a fresh connection."""
+    out: dict[str, tuple[int, int]] = {}
+    point = (2.35, 48.85)
+    async with CountingRelay("127.0.0.1", pg.port) as tcp, CountingRelay(
+        "127.0.0.1", proxy_port
+    ) as ws:
+        dsn = pg.dsn(ROLE).replace(f":{pg.port}/", f":{tcp.port}/")
+        plain = {"sslmode": "disable", "allow_unencrypted_password": True}
+        cases: list[tuple[str, Callable[[], Awaitable[Any]], CountingRelay]] = [
+            ("driver tcp", lambda: driver.connect(dsn, **plain), tcp),
+            ("driver ws", lambda: driver.connect(
+                pg.dsn(ROLE), ws_proxy=f"127.0.0.1:{ws.port}/v2", use_secure_websocket=False,
+                **plain), ws),  # fmt: skip
+            ("asyncpg tcp", lambda: asyncpg.connect(dsn, ssl=False), tcp),
+        ]
+        for name, connect, relay in cases:
+            conn = await connect()
+            rc = relay.last()
+            start = rc.round_trips
+            await conn.fetch("select 1")
+            mid = rc.round_trips
+            await conn.fetch(NEAREST, *point)
+            out[name] = (mid - start, rc.round_trips - mid)
+            await conn.close()
+        pconn = await psycopg.AsyncConnection.connect(dsn, sslmode="disable", autocommit=True)
+        rc = tcp.last()
+        start = rc.round_trips
+        await pconn.execute("select 1")
+        mid = rc.round_trips
+        await pconn.execute(NEAREST.replace("$1", "%(a)s").replace("$2", "%(b)s"),
+                            {"a": point[0], "b": point[1]})  # fmt: skip
+        out["psycopg tcp"] = (mid - start, rc.round_trips - mid)
+        await pconn.close()
+    return out
+
+
+def p95(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=20)[-1]
+
+
+def report(cls: list[Client], rts: dict[str, tuple[int, int]]) -> None:
+    base = {k: statistics.median(v) for k, v in cls[2].samples.items()}
+    for what in ("select 1", "nearest 10", "connect + select 1"):
+        print(f"\n{what}  (ms; ratio = median / asyncpg tcp median)")
+        print(f"  {'client':<13}{'median':>9}{'p95':>9}{'ratio':>8}{'n':>7}")
+        for cl in cls:
+            xs = cl.samples[what]
+            med = statistics.median(xs)
+            print(f"  {cl.name:<13}{med * 1e3:9.3f}{p95(xs) * 1e3:9.3f}"
+                  f"{med / base[what]:8.2f}{len(xs):7d}")  # fmt: skip
+    print("\nround trips on a fresh connection: first `select 1`, then first KNN (enum column)")
+    for name, (one, knn) in rts.items():
+        print(f"  {name:<13}{one:>3}{knn:>4}")
+    drv, ws = cls[0].samples["nearest 10"], cls[1].samples["nearest 10"]
+    print(f"\ntargets: driver tcp / asyncpg = {statistics.median(drv) / base['nearest 10']:.2f} "
+          f"(<= 1.3), driver ws / asyncpg tcp = {statistics.median(ws) / base['nearest 10']:.2f}"
+          " (<= 1.75), on the nearest query")  # fmt: skip
+
+
+async def run(args: argparse.Namespace, pg: Cluster, proxy_port: int) -> None:
+    n = await load(pg.dsn(ROLE), Path(os.environ.get("WHC_DATA", DATA)))
+    print(f"loaded {n} sites; python {sys.version.split()[0]}, asyncpg {asyncpg.__version__}, "
+          f"psycopg {psycopg.__version__}, loop {type(asyncio.get_running_loop()).__module__}")  # fmt: skip
+    rnd = random.Random(7)
+    points = [(rnd.uniform(-180, 180), rnd.uniform(-60, 70)) for _ in range(500)]
+    cls = clients(pg, f"127.0.0.1:{proxy_port}/v2")
+    per = max(1, args.n // args.rounds)
+    for r in range(args.rounds):
+        order = cls if r % 2 == 0 else cls[::-1]
+        for cl in order:
+            await measure(cl, per, max(1, args.connects // args.rounds), points)
+    report(cls, await round_trips(pg, proxy_port))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=3000, help="queries per client and kind")
+    ap.add_argument("--connects", type=int, default=150, help="connects per client")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
+    args = ap.parse_args()
+    pg = start_temp_cluster()
+    proc = None
+    try:
+        port = free_port()
+        env = {"LISTEN_PORT": f"127.0.0.1:{port}",
+               "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:({pg.port}|\d+)"}  # fmt: skip
+        proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
+        if args.uvloop:
+            import uvloop
+
+            uvloop.run(run(args, pg, port))
+        else:
+            asyncio.run(run(args, pg, port))
+    finally:
+        if proc is not None:
+            stop(proc)
+        destroy(pg)
+
+
+if __name__ == "__main__":
+    main()
