@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
+CANCEL_GRACE = 5.0  # seconds to cancel a timed-out query before giving the connection up
 T = TypeVar("T")
 
 
@@ -133,8 +134,13 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         try:
             if timeout is None:
                 return await fn(*args)
-            async with asyncio.timeout(timeout):
-                return await fn(*args)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await fn(*args)
+            except TimeoutError:
+                if self._proto.pending:
+                    await self._cancel_and_drain()
+                raise
         except BaseException as exc:
             proto = self._proto
             clean = proto.state is State.READY and not proto.pending
@@ -147,6 +153,27 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
             raise
         finally:
             self._busy = False
+
+    async def _cancel_and_drain(self) -> None:
+        """After a timeout: ask the server to cancel, then read up to ReadyForQuery.
+
+        Bounded by CANCEL_GRACE seconds; if that fails the caller marks the connection
+        broken, as it would without trying.
+        """
+        from .startup import cancel  # startup imports this module
+
+        proto = self._proto
+        if proto.backend_pid is None or proto.backend_key is None:
+            return
+        try:
+            async with asyncio.timeout(CANCEL_GRACE):
+                await cancel(self._params, proto.backend_pid, proto.backend_key)
+                if proto.state is State.COPY_IN:
+                    proto.send_copy_fail("canceled by the client after a timeout")
+                while proto.pending:  # QueryCanceled and the rest, until ReadyForQuery
+                    await self._pump()
+        except (Error, OSError, TimeoutError) as exc:
+            log.debug("cancel after timeout failed on %s: %r", self._params.describe(), exc)
 
     def _begin(self) -> None:
         if self._busy:

@@ -11,13 +11,14 @@ from .connection import Connection
 from .dsn import ConnectParams, resolve
 from .errors import AuthenticationError, Error, TransportError
 from .protocol import PGProtocol
+from .protocol.messages import cancel_request
 from .transport import open_stream
 
 if TYPE_CHECKING:
     from .protocol.core import AuthGuard
     from .transport.base import Stream
 
-__all__ = ["connect"]
+__all__ = ["cancel", "connect"]
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +134,19 @@ async def _close_quietly(stream: Stream) -> None:
             await stream.close()
     except (Error, OSError, TimeoutError) as exc:
         log.debug("closing a failed connection attempt: %r", exc)
+
+
+async def cancel(params: ConnectParams, pid: int, key: int) -> None:
+    """Send a CancelRequest for backend ``pid`` on a new stream, the way the connection went.
+
+    Waits until the server closes that stream, which it does after signalling the backend,
+    so the cancel cannot hit a later query ("Canceling Requests in Progress").
+    """
+    stream = await open_stream(params.host, params.port, params.proxy_url())
+    try:
+        stream, _, _ = await _secure(stream, params, _attempts(params.sslmode)[0])
+        await stream.write(cancel_request(pid, key))
+        while await stream.read(1024):
+            pass
+    finally:
+        await _close_quietly(stream)

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from ..errors import InterfaceError, ProtocolError
+from ..scram import SCRAMClient
 from . import messages as m
-from .auth import SCRAMClient, md5_password
+from .auth import choose_mechanism, md5_password
 from .buffer import ReceiveBuffer
 
 __all__ = ["NEED_DATA", "Event", "PGProtocol", "State"]
@@ -123,8 +124,8 @@ class PGProtocol:
 
     @property
     def pending(self) -> int:
-        """How many operations still await their ReadyForQuery."""
-        return len(self._pending)
+        """How many operations still await their ReadyForQuery (parsed but held counts too)."""
+        return len(self._pending) + len(self._held)
 
     def _check_can_send(self) -> None:
         if self._failure is not None:
@@ -397,7 +398,7 @@ class PGProtocol:
             if self._guard is not None:
                 mechanism, binding = self._guard.choose_mechanism(msg.mechanisms)
             else:
-                mechanism, binding = SCRAMClient.choose(msg.mechanisms, self._channel_binding)
+                mechanism, binding = choose_mechanism(msg.mechanisms, self._channel_binding)
             self._scram = SCRAMClient(mechanism, self._user, self._password, binding)
             first = self._scram.first_message()
             self._out.append(m.sasl_initial_response(self._scram.mechanism, first))
