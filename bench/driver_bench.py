@@ -164,16 +164,24 @@ async def round_trips(pg: Cluster, proxy_port: int) -> dict[str, tuple[int, int]
     """Round trips of a first ``select 1`` and then a first KNN query on a fresh connection."""
     out: dict[str, tuple[int, int]] = {}
     point = (2.35, 48.85)
-    async with CountingRelay("127.0.0.1", pg.port) as tcp, CountingRelay(
-        "127.0.0.1", proxy_port
-    ) as ws:
+    async with (
+        CountingRelay("127.0.0.1", pg.port) as tcp,
+        CountingRelay("127.0.0.1", proxy_port) as ws,
+    ):
         dsn = pg.dsn(ROLE).replace(f":{pg.port}/", f":{tcp.port}/")
         plain = {"sslmode": "disable", "allow_unencrypted_password": True}
         cases: list[tuple[str, Callable[[], Awaitable[Any]], CountingRelay]] = [
             ("driver tcp", lambda: driver.connect(dsn, **plain), tcp),
-            ("driver ws", lambda: driver.connect(
-                pg.dsn(ROLE), ws_proxy=f"127.0.0.1:{ws.port}/v2", use_secure_websocket=False,
-                **plain), ws),  # fmt: skip
+            (
+                "driver ws",
+                lambda: driver.connect(
+                    pg.dsn(ROLE),
+                    ws_proxy=f"127.0.0.1:{ws.port}/v2",
+                    use_secure_websocket=False,
+                    **plain,
+                ),
+                ws,
+            ),
             ("asyncpg tcp", lambda: asyncpg.connect(dsn, ssl=False), tcp),
         ]
         for name, connect, relay in cases:
@@ -222,8 +230,9 @@ def report(cls: list[Client], rts: dict[str, tuple[int, int]]) -> None:
 
 async def run(args: argparse.Namespace, pg: Cluster, proxy_port: int) -> None:
     n = await load(pg.dsn(ROLE), Path(os.environ.get("WHC_DATA", DATA)))
+    loop = type(asyncio.get_running_loop()).__module__
     print(f"loaded {n} sites; python {sys.version.split()[0]}, asyncpg {asyncpg.__version__}, "
-          f"psycopg {psycopg.__version__}, loop {type(asyncio.get_running_loop()).__module__}")  # fmt: skip
+          f"psycopg {psycopg.__version__}, loop {loop}")  # fmt: skip
     rnd = random.Random(7)
     points = [(rnd.uniform(-180, 180), rnd.uniform(-60, 70)) for _ in range(500)]
     cls = clients(pg, f"127.0.0.1:{proxy_port}/v2")
