@@ -16,6 +16,7 @@ from .errors import (
     Error,
     InterfaceError,
     PostgresError,
+    ProtocolError,
 )
 from .extended import ExtendedQuery
 from .listen import Listener, ListenMixin, LogListener
@@ -61,6 +62,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         self._listeners: dict[str, list[Listener]] = {}
         self._tx_depth = 0
         self._sp_counter = 0
+        self._reader: asyncio.Task[None] | None = None
 
     # ---- the one function that waits ---------------------------------------------------
 
@@ -132,6 +134,9 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         """
         self._begin()
         try:
+            if self._reader is not None:
+                await self._stop_reader()
+                self._check_idle_failure()
             if timeout is None:
                 return await fn(*args)
             try:
@@ -153,6 +158,48 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
             raise
         finally:
             self._busy = False
+            if self._listeners:
+                self._start_reader()
+
+    # ---- LISTEN: between operations, a reader task owns the stream ----------------------
+
+    def _start_reader(self) -> None:
+        if self._reader is None and not self._busy and not self.is_closed():
+            self._reader = self._loop.create_task(self._read_idle())
+
+    async def _stop_reader(self) -> None:
+        task, self._reader = self._reader, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # never raises; the task records its own failure
+
+    async def _read_idle(self) -> None:
+        """Deliver notifications while no operation runs; record (never raise) a failure."""
+        proto, stream = self._proto, self._stream
+        self._events_in_op = 0
+        try:
+            while True:
+                data = await stream.read(65536)
+                if not data:
+                    raise self._lost("the server closed the connection", unsent=True)
+                proto.receive_data(data)
+                while (event := proto.next_event()) is not NEED_DATA:
+                    if self._filter(event) is not None:  # type: ignore[arg-type]
+                        raise ProtocolError(f"unexpected {type(event).__name__} while idle")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.debug("connection to %s failed while idle: %r", self._params.describe(), exc)
+            await self._mark_broken(exc)
+
+    def _check_idle_failure(self) -> None:
+        """Raise, at the call that follows, what the reader found while the connection idled."""
+        exc = self._broken
+        if exc is None:
+            return
+        if isinstance(exc, ConnectionLostError):
+            raise ConnectionLostError(str(exc), unsent=exc.unsent) from exc
+        raise InterfaceError(f"connection to {self._params.describe()} failed: {exc!r}") from exc
 
     async def _cancel_and_drain(self) -> None:
         """After a timeout: ask the server to cancel, then read up to ReadyForQuery.
@@ -182,6 +229,9 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
                 "connection (a connection serves one task at a time; use a Pool to run "
                 "queries concurrently)"
             )
+        if self._broken is not None and self._reader is not None:
+            self._reader = None
+            self._check_idle_failure()  # found by the LISTEN reader: report it once, as it was
         if self._closed or self._broken is not None:
             why = f" after an earlier failure: {self._broken!r}" if self._broken else ""
             raise InterfaceError(f"connection to {self._params.describe()} is closed{why}")
@@ -308,6 +358,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         if self._closed:
             return
         self._closed = True
+        await self._stop_reader()
         try:
             async with asyncio.timeout(timeout):
                 if self._broken is None and not self._busy:
@@ -321,6 +372,9 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
     def terminate(self) -> None:
         """Close at once without a goodbye (for callers that cannot await)."""
         self._closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
         abort = getattr(self._stream, "abort", None)
         if abort is not None:
             abort()

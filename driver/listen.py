@@ -49,6 +49,8 @@ class ListenMixin:
             self, query: str, *args: Any, timeout: float | None = None
         ) -> Record | None: ...
 
+        def _start_reader(self) -> None: ...
+
         def _forget_statement(
             self, stmt: Statement, key: Any = None, *, close: bool = True
         ) -> None: ...
@@ -82,13 +84,15 @@ class ListenMixin:
     async def add_listener(self, channel: str, callback: Listener) -> None:
         """LISTEN on ``channel``; ``callback(conn, pid, channel, payload)`` gets notifications.
 
-        Notifications arrive with the results of this connection's operations (there is no
-        background reader), so an otherwise idle connection delivers them at its next call.
+        While any listener is registered, a reader task owned by the connection delivers
+        notifications between operations; it hands the stream back when an operation starts
+        and records (never raises) a failure, which the next call then raises.
         """
         if channel not in self._listeners:
             await self.execute(f"LISTEN {_quote_ident(channel)}")
             self._listeners[channel] = []
         self._listeners[channel].append(callback)
+        self._start_reader()
 
     async def remove_listener(self, channel: str, callback: Listener) -> None:
         callbacks = self._listeners.get(channel, [])

@@ -182,3 +182,24 @@ async def test_connection_from_another_loop_is_refused(connect_args: ConnectArgs
     assert "different event loop" in str(caught[0])
     assert await conn.fetchval("select 1") == 1
     await conn.close()
+
+
+async def test_listening_connection_terminated_while_idle(
+    connect_args: ConnectArgs, transport: str, loop_errors: list[dict[str, object]]
+) -> None:
+    victim = await driver.connect(**connect_args("trust_user", transport))
+    await victim.add_listener("chan", lambda *_: None)
+    reader = victim._reader
+    assert reader is not None
+    async with await driver.connect(**connect_args("trust_user", "tcp")) as killer:
+        await killer.fetchval("select pg_terminate_backend($1, 5000)", victim.get_server_pid())
+    async with asyncio.timeout(10):
+        await asyncio.wait({reader})  # the reader saw the FATAL and EOF, and raised nothing
+    assert victim.is_closed()
+    with pytest.raises(driver.ConnectionLostError) as info:
+        await victim.fetchval("select 1")
+    assert info.value.unsent and "terminating connection" in str(info.value)
+    with pytest.raises(driver.InterfaceError, match="closed"):
+        await victim.fetchval("select 1")
+    await victim.close()
+    assert loop_errors == []

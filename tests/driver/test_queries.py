@@ -293,3 +293,29 @@ async def test_operation_timeout_cancels_the_query_and_keeps_the_connection(
         with pytest.raises(TimeoutError):
             await c.execute("select pg_sleep(30)", timeout=0.2)
         assert await c.fetchval("select 1") == 1
+
+
+async def test_notifications_arrive_while_idle(
+    conn: driver.Connection, connect_args: object
+) -> None:
+    payloads: list[str] = []
+    arrived = asyncio.Event()
+
+    def on_notify(_c: driver.Connection, _pid: int, _channel: str, payload: str) -> None:
+        payloads.append(payload)
+        arrived.set()
+
+    await conn.add_listener("idle_chan", on_notify)
+    args = connect_args("trust_user", "tcp")  # type: ignore[operator]
+    async with await driver.connect(**args) as other:
+        await other.execute("notify idle_chan, 'first'")
+        async with asyncio.timeout(10):
+            await arrived.wait()  # delivered with no call on conn: the reader task did it
+        assert await conn.fetchval("select 'op'") == "op"  # the stream is handed back
+        arrived.clear()
+        await other.execute("notify idle_chan, 'second'")
+        async with asyncio.timeout(10):
+            await arrived.wait()  # and the reader resumed after the operation
+    assert payloads == ["first", "second"]
+    await conn.remove_listener("idle_chan", on_notify)
+    assert conn._reader is None
