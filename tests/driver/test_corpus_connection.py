@@ -104,11 +104,29 @@ async def test_value_matches_asyncpg(
 async def test_whole_corpus_in_one_row(dconn: driver.Connection, apg: asyncpg.Connection) -> None:
     """159 columns of every type in one DataRow (over 17 kB: several WebSocket reads), three
     times, decoded into records whose names, order and values match asyncpg's."""
+    await _check_whole_corpus(dconn, apg)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_whole_corpus_in_one_row_over_postgres_tls(
+    transport: str, connect_args: ConnectArgs, pg: Cluster, apg: asyncpg.Connection
+) -> None:
+    """The same row through TLS records (16 kB at most each) over TCP and over the WebSocket."""
+    assert pg.certs is not None
+    args = connect_args("scram_user", transport, sslmode="verify-full",
+                        sslrootcert=str(pg.certs.ca_cert))  # fmt: skip
+    async with await driver.connect(**args) as conn:
+        await conn.execute("set timezone to 'UTC'")
+        assert await conn.fetchval("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+        await _check_whole_corpus(conn, apg)
+
+
+async def _check_whole_corpus(conn: driver.Connection, apg: asyncpg.Connection) -> None:
     cols = ", ".join(f"{c.sql} as c{i}" for i, c in enumerate(CASES))
     query = f"select {cols} from generate_series(1, 3) g"
     theirs = await apg.fetch(query)
     oids = [a.type.oid for a in (await apg.prepare(query)).get_attributes()]
-    rows = await dconn.fetch(query)
+    rows = await conn.fetch(query)
     assert len(rows) == 3
     for row, ref in zip(rows, theirs, strict=True):
         assert len(row) == len(CASES) and list(row.keys()) == list(ref.keys())
