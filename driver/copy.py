@@ -115,10 +115,13 @@ class CopyMixin:
             event = await self._pump()
             if isinstance(event, m.CopyInResponse):
                 try:
+                    queued = 0
                     async for chunk in chunks:
                         proto.send_copy_data(chunk)
-                        if len(chunk) >= _FLUSH_AT or proto.pending > 1:
+                        queued += len(chunk)
+                        if queued >= _FLUSH_AT:  # bounded memory for any source size
                             await self._stream.write(proto.data_to_send())
+                            queued = 0
                 except Exception as exc:
                     # Tell the server to abandon the COPY, and raise the caller's error.
                     failure = exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,11 @@ class ConnectParams:
     channel_binding: str = "prefer"
     allow_unencrypted_password: bool = False
     statement_cache_size: int = 100
+    root_certs: str | None = None
+    sslpassword: str | None = None
+    ssl_min_protocol_version: str = "TLSv1.2"
+    ssl_max_protocol_version: str | None = None
+    ssl_context: ssl.SSLContext | None = None
 
     def proxy_url(self) -> str | None:
         """The WebSocket URL for this target, or None for plain TCP."""
@@ -96,7 +102,8 @@ _ENV = {
 }
 _QUERY_KEYS = {
     "host", "port", "user", "password", "dbname", "database", "sslmode", "sslrootcert",
-    "sslcert", "sslkey", "connect_timeout", "application_name", "options", "require_auth",
+    "sslcert", "sslkey", "sslpassword", "ssl_min_protocol_version", "ssl_max_protocol_version",
+    "connect_timeout", "application_name", "options", "require_auth",
     "channel_binding",
 }  # fmt: skip
 
@@ -156,6 +163,13 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
         timeout = float(timeout) if timeout not in (None, "", "0", 0) else None
     except (TypeError, ValueError) as exc:
         raise InterfaceError(f"invalid port or connect_timeout: {exc}") from exc
+    # asyncpg's ssl=: False/True, or an SSLContext used as given.
+    ssl_arg = merged.pop("ssl", None)
+    if isinstance(ssl_arg, ssl.SSLContext):
+        merged["ssl_context"] = ssl_arg
+        merged.setdefault("sslmode", "verify-full")
+    elif ssl_arg is not None and "sslmode" not in kwargs:
+        merged["sslmode"] = "require" if ssl_arg else "disable"
     sslmode = str(merged.pop("sslmode", "prefer"))
     if sslmode not in SSL_MODES:
         raise InterfaceError(f"invalid sslmode {sslmode!r}; expected one of {SSL_MODES}")

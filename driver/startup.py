@@ -110,8 +110,13 @@ async def _secure(
     settings = TLSSettings(
         sslmode=params.sslmode,
         sslrootcert=params.sslrootcert,
+        root_certs=params.root_certs,
         sslcert=params.sslcert,
         sslkey=params.sslkey,
+        sslpassword=params.sslpassword,
+        ssl_min_protocol_version=params.ssl_min_protocol_version,
+        ssl_max_protocol_version=params.ssl_max_protocol_version,
+        ssl_context=params.ssl_context,
     )
     result = await negotiate(stream, settings, params.host, use_tls=True)
     return result.stream, result.encrypted, result.channel_binding

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from .errors import InterfaceError
+from .errors import Error, InterfaceError
 
 if TYPE_CHECKING:
     from .connection import Connection
 
 __all__ = ["ISOLATION_LEVELS", "Transaction"]
+
+log = logging.getLogger(__name__)
 
 ISOLATION_LEVELS = {
     "read_committed": "READ COMMITTED",
@@ -101,7 +104,11 @@ class Transaction:
         if exc_type is None:
             await self.commit()
         elif not self._conn.is_closed():
-            await self.rollback()
+            try:
+                await self.rollback()
+            except Error as rollback_error:
+                # The block's own exception is the one to see; this one is only logged.
+                log.warning("rollback after %r failed: %r", exc, rollback_error)
 
     def __repr__(self) -> str:
         kind = f"savepoint {self._savepoint}" if self._savepoint else "transaction"

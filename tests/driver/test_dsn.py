@@ -76,3 +76,13 @@ def test_process_wide_config_is_the_default(monkeypatch: pytest.MonkeyPatch) -> 
 def test_bad_parameters_fail_at_once(dsn: str, kwargs: dict[str, str], match: str) -> None:
     with pytest.raises(driver.InterfaceError, match=match):
         resolve(dsn, **kwargs)
+
+
+def test_asyncpg_ssl_argument() -> None:
+    import ssl
+
+    assert resolve("postgres://u@h/d", ssl=False).sslmode == "disable"
+    assert resolve("postgres://u@h/d", ssl=True).sslmode == "require"
+    ctx = ssl.create_default_context()
+    p = resolve("postgres://u@h/d", ssl=ctx)
+    assert p.ssl_context is ctx and p.sslmode == "verify-full"

@@ -7,7 +7,7 @@ import datetime as dt
 import decimal
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -319,3 +319,18 @@ async def test_notifications_arrive_while_idle(
     assert payloads == ["first", "second"]
     await conn.remove_listener("idle_chan", on_notify)
     assert conn._reader is None
+
+
+async def test_large_copy_streams_in_bounded_pieces(conn: driver.Connection) -> None:
+    await conn.execute("create temp table t_big (id int, pad text)")
+
+    def lines() -> Iterator[bytes]:
+        for i in range(100_000):
+            yield b"%d\t%s\n" % (i, b"x" * 20)
+
+    assert await conn.copy_to_table("t_big", source=lines()) == "COPY 100000"
+    total = await conn.fetchval("select sum(id) from t_big")
+    assert total == sum(range(100_000))
+    sizes: list[int] = []
+    tag = await conn.copy_from_table("t_big", output=lambda b: sizes.append(len(b)))
+    assert tag == "COPY 100000" and len(sizes) == 100_000

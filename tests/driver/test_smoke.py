@@ -43,3 +43,13 @@ async def test_ws_proxy_callable(pg: Cluster, proxy: ProxyProcess) -> None:
     args = {"sslmode": "disable", "ws_proxy": url, "use_secure_websocket": False}
     async with await driver.connect(pg.dsn("trust_user"), **args) as conn:
         assert await conn.fetchval("select 1") == 1
+
+
+async def test_asyncpg_style_ssl_context(pg: Cluster, transport: str, proxy: ProxyProcess) -> None:
+    import ssl
+
+    assert pg.certs is not None
+    ctx = ssl.create_default_context(cafile=str(pg.certs.ca_cert))
+    extra = {"ws_proxy": proxy.ws_proxy, "use_secure_websocket": False} if transport == "ws" else {}
+    async with await driver.connect(pg.dsn("tls_user"), ssl=ctx, **extra) as conn:
+        assert await conn.fetchval("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
