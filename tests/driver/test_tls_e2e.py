@@ -260,3 +260,22 @@ async def test_a_pipelined_password_waits_for_tls(pg: Cluster, open_proxy: str) 
             assert relay.last().round_trips == 4
         finally:
             await conn.close()
+
+
+async def test_root_certs_text_and_an_ssl_context_through_connect(
+        connect_args: ConnectArgs, transport: str, pg: Cluster, other_ca: Path,
+        closing: list[driver.Connection]) -> None:
+    import ssl
+
+    assert pg.certs is not None
+    conn = await connect(connect_args("scram_user", transport, sslmode="verify-full",
+                                      root_certs=pg.certs.ca_pem))
+    closing.append(conn)
+    assert await conn.fetchval(SSL_STAT.replace(", version", "")) is True
+    ctx = ssl.create_default_context(cafile=str(pg.certs.ca_cert))
+    conn = await connect(connect_args("scram_user", transport, sslmode=None, ssl=ctx))
+    closing.append(conn)  # asyncpg's ssl=<SSLContext>: used as given, TLS required
+    assert await conn.fetchval(SSL_STAT.replace(", version", "")) is True
+    with pytest.raises(TransportError, match="could not be verified"):
+        await connect(connect_args("scram_user", transport, sslmode=None,
+                                   ssl=ssl.create_default_context(cafile=str(other_ca))))
