@@ -7,15 +7,17 @@ import os
 import time
 from pathlib import Path
 
+from websockets.asyncio.client import connect
+
 from tests.conftest import ProxyProcess
-from tests.proxy.conftest import RawWS, pg_query, pg_startup, rss_kib
+from tests.proxy.conftest import ProxyProc, RawWS, Target, pg_query, pg_startup, rss_kib
 from tools.pgcluster import Cluster
 
 ROWS, ROW_BYTES = 300, 1_000_000  # ~300 MB streamed by the server
 
 
-def _upstream_recv_queue(pid: int, pg_port: int) -> int:
-    """Bytes the kernel holds for the proxy on its sockets to Postgres (it stopped reading)."""
+def _recv_queue(pid: int, port: int, side: str = "remote") -> int:
+    """Bytes the kernel holds, unread by the proxy, on its sockets whose `side` port is `port`."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         link = os.readlink(fd)
@@ -25,25 +27,30 @@ def _upstream_recv_queue(pid: int, pg_port: int) -> int:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             f = line.split()
-            if f[9] in inodes and int(f[2].rsplit(":", 1)[1], 16) == pg_port:
+            addr = f[2] if side == "remote" else f[1]
+            if f[9] in inodes and int(addr.rsplit(":", 1)[1], 16) == port:
                 total += int(f[4].split(":")[1], 16)
     return total
 
 
 async def _wait_until_the_proxy_pushes_back(pg: Cluster, pid: int, within: float = 60) -> None:
     """Wait for the steady state that only backpressure produces: Postgres blocked writing
-    (wait_event ClientWrite) while the kernel holds over 1 MiB the proxy declines to read.
-    A proxy that buffered instead would read greedily and let Postgres finish the query."""
+    (wait_event ClientWrite) while the kernel holds bytes the proxy declines to read (Recv-Q
+    over 64 KiB at two looks in a row). A proxy that buffered instead would read greedily and
+    its memory would show it here or, at the latest, in the peak measured at the end."""
     sql = (
         "select wait_event from pg_stat_activity "
         "where usename = 'trust_user' and query like 'select repeat%'"
     )
-    deadline = time.monotonic() + within
+    deadline, streak, seen = time.monotonic() + within, 0, []
     while True:
-        if _upstream_recv_queue(pid, pg.port) > 1 << 20:
-            if (await asyncio.to_thread(pg.psql, sql)).strip() == "ClientWrite":
-                return
-        assert time.monotonic() < deadline, f"no backpressure; RSS {rss_kib(pid)} KiB"
+        queued = _recv_queue(pid, pg.port)
+        waiting = (await asyncio.to_thread(pg.psql, sql)).strip()
+        seen = [*seen[-5:], (queued, waiting)]
+        streak = streak + 1 if queued >= 64 * 1024 and waiting == "ClientWrite" else 0
+        if streak == 2:
+            return
+        assert time.monotonic() < deadline, f"no backpressure; RSS {rss_kib(pid)} KiB {seen}"
         await asyncio.sleep(0.05)  # polling an observable condition, bounded by the deadline
 
 
@@ -64,6 +71,8 @@ async def test_memory_stays_flat_with_a_non_reading_client(
     total, tail, ready = 0, b"", 0
     while ready < 2:  # ReadyForQuery after startup, then after the query
         opcode, payload = await raw.read_frame()
+        if opcode == 0x9:  # the proxy's keepalive ping
+            continue
         assert opcode == 2
         total += len(payload)
         tail = (tail + payload)[-6:]
@@ -72,3 +81,38 @@ async def test_memory_stays_flat_with_a_non_reading_client(
     assert total > ROWS * ROW_BYTES
     peak = rss_kib(pid, "VmHWM")
     assert peak - before < 64 * 1024, f"proxy peak RSS {peak - before} KiB above start"
+
+
+async def test_memory_stays_flat_when_the_target_stops_reading(target: Target) -> None:
+    """The other direction: a client uploading 200 MB to a target that reads nothing."""
+    p = ProxyProc({"ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}"})
+    try:
+        ws = await connect(p.url(f"127.0.0.1:{target.port}"), compression=None)
+        reader, writer = await target.next()
+        before = rss_kib(p.proc.pid)
+        chunk, count = b"z" * (1 << 20), 200
+
+        async def upload() -> None:
+            for _ in range(count):
+                await ws.send(chunk)
+
+        sending = asyncio.create_task(upload())
+        deadline, streak = time.monotonic() + 60, 0
+        # The proxy stopped reading the client: the kernel holds the client's bytes for it.
+        while streak < 3:
+            queued = _recv_queue(p.proc.pid, p.port, side="local")
+            streak = streak + 1 if queued >= 64 * 1024 else 0
+            assert time.monotonic() < deadline, f"no backpressure; RSS {rss_kib(p.proc.pid)}"
+            assert not sending.done(), "the whole upload was accepted: someone buffers it"
+            await asyncio.sleep(0.05)  # polling an observable condition, bounded
+        grown = rss_kib(p.proc.pid) - before
+        assert grown < 48 * 1024, f"proxy RSS grew {grown} KiB with the target not reading"
+        received = 0
+        while received < count * len(chunk):
+            received += len(await reader.read(1 << 20))
+        await sending
+        assert received == count * len(chunk)
+        await ws.close()
+        writer.close()
+    finally:
+        p.stop()
