@@ -322,7 +322,9 @@ async def test_other_event_loop_is_refused(make_pool: PoolFactory) -> None:
     assert await pool.fetchval("select 5") == 5
 
 
-async def test_close_terminates_a_stuck_query(make_pool: PoolFactory, pg: Cluster) -> None:
+async def test_close_terminates_a_stuck_query(
+    make_pool: PoolFactory, monitor: driver.Connection
+) -> None:
     pool = await make_pool(min_size=1, max_size=2)
     running = asyncio.Event()
 
@@ -338,6 +340,8 @@ async def test_close_terminates_a_stuck_query(make_pool: PoolFactory, pg: Cluste
     assert pool.get_size() == 0
     with pytest.raises(driver.ConnectionLostError):
         await task
+    # The server stops too: the query is cancelled and the backend, its client gone, exits.
+    await until(lambda: _empty(monitor, pool), "the stuck backend is gone")
 
 
 async def test_terminate_closes_everything_at_once(make_pool: PoolFactory) -> None:
@@ -381,3 +385,17 @@ async def test_idle_connections_expire(make_pool: PoolFactory, monitor: driver.C
     await until(lambda: _empty(monitor, pool), "idle connections closed after their lifetime")
     assert pool.get_size() == 0
     assert await pool.fetchval("select 6") == 6  # reopened on demand
+
+
+class TaggedConnection(driver.Connection):
+    async def whoami(self) -> str:
+        return str(await self.fetchval("select current_user"))
+
+
+async def test_connection_class(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=1, connection_class=TaggedConnection)
+    async with pool.acquire() as conn:
+        assert isinstance(conn, TaggedConnection)
+        assert await conn.whoami() == "scram_user"
+    with pytest.raises(driver.InterfaceError, match="subclass"):
+        await make_pool(connection_class=object)
