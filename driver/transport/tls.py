@@ -12,6 +12,7 @@ plus the client's Finished message) travels as one WebSocket message.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
@@ -175,6 +176,17 @@ class TLSStream:
             pass  # unwrap wants the peer's close_notify too; ours is already queued
         await self._flush_quietly()
         await self._inner.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, without close_notify (for callers that cannot await,
+        like ``Connection.terminate()``)."""
+        self._closed = True
+        abort = getattr(self._inner, "abort", None)
+        if abort is not None:
+            abort()
+            return
+        task = asyncio.get_running_loop().create_task(self._inner.close())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     # -- introspection (channel binding, tests, logs) -------------------------------------
 

@@ -29,6 +29,7 @@ class Recording:
     inner: TCPStream
     writes: list[bytes] = field(default_factory=list)
     closed: bool = False
+    closed_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def read(self, max_bytes: int) -> bytes:
         return await self.inner.read(max_bytes)
@@ -39,6 +40,7 @@ class Recording:
 
     async def close(self) -> None:
         self.closed = True
+        self.closed_event.set()
         await self.inner.close()
 
 
@@ -248,3 +250,24 @@ async def test_a_runtime_without_tls_is_a_transport_error(monkeypatch: pytest.Mo
     with pytest.raises(TransportError, match="TLS is not available in this Python runtime"):
         await TLSStream.wrap(raw, ctx, server_hostname="localhost")
     await raw.close()
+
+
+async def test_abort_drops_the_connection_without_close_notify(echo: Server,
+                                                               certs: CertBundle) -> None:
+    stream, raw = await connect(echo.port, client_ctx(certs))
+    await stream.write(b"hi")
+    assert await read_exactly(stream, 2) == b"hi"
+    writes = len(raw.writes)
+    stream.abort()
+    assert len(raw.writes) == writes  # nothing more was sent: no close_notify
+    with pytest.raises(TransportError):
+        await stream.write(b"more")
+
+
+async def test_abort_closes_an_inner_stream_without_abort(echo: Server,
+                                                          certs: CertBundle) -> None:
+    raw = Recording(await open_tcp("127.0.0.1", echo.port))
+    stream = await TLSStream.wrap(raw, client_ctx(certs), server_hostname="localhost")
+    assert not hasattr(raw, "abort")
+    stream.abort()  # the inner close runs as a task
+    await asyncio.wait_for(raw.closed_event.wait(), 5)
