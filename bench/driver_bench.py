@@ -64,6 +64,7 @@ class Client:
     query: Callable[[Any, str, tuple[Any, ...]], Awaitable[Any]]
     close: Callable[[Any], Awaitable[Any]]
     samples: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # per-batch CPU s/query
 
     def add(self, what: str, seconds: float) -> None:
         self.samples.setdefault(what, []).append(seconds)
@@ -134,30 +135,28 @@ def clients(pg: Cluster, ws_proxy: str) -> list[Client]:
     ]
 
 
-async def measure(cl: Client, n: int, connects: int, points: list[tuple[float, float]]) -> None:
+async def connects(cl: Client) -> None:
     clock = time.perf_counter
-    for _ in range(connects):
-        t0 = clock()
-        conn = await cl.connect()
-        await cl.query(conn, "select 1", ())
-        cl.add("connect + select 1", clock() - t0)
-        await cl.close(conn)
+    t0 = clock()
     conn = await cl.connect()
-    try:
-        for _ in range(50):  # warm up: statement caches, type introspection, branch caches
-            await cl.query(conn, "select 1", ())
-            await cl.query(conn, NEAREST, points[0])
-        for _ in range(n):
-            t0 = clock()
-            await cl.query(conn, "select 1", ())
-            cl.add("select 1", clock() - t0)
-        for i in range(n):
-            t0 = clock()
-            rows = await cl.query(conn, NEAREST, points[i % len(points)])
-            cl.add("nearest 10", clock() - t0)
-        assert len(rows) == 10
-    finally:
-        await cl.close(conn)
+    await cl.query(conn, "select 1", ())
+    cl.add("connect + select 1", clock() - t0)
+    await cl.close(conn)
+
+
+async def batch(
+    cl: Client, conn: Any, what: str, sql: str, points: list[tuple[float, float]], k: int
+) -> None:
+    """k timed queries in a row; the client's CPU time (user + system) is kept per query too."""
+    clock = time.perf_counter
+    cpu0 = time.process_time()
+    for i in range(k):
+        args = points[i % len(points)] if points else ()
+        t0 = clock()
+        rows = await cl.query(conn, sql, args)
+        cl.add(what, clock() - t0)
+    cl.cpu.setdefault(what, []).append((time.process_time() - cpu0) / k)
+    assert len(rows) == (10 if points else 1)
 
 
 async def round_trips(pg: Cluster, proxy_port: int) -> dict[str, tuple[int, int]]:
@@ -212,13 +211,14 @@ def p95(xs: list[float]) -> float:
 def report(cls: list[Client], rts: dict[str, tuple[int, int]]) -> None:
     base = {k: statistics.median(v) for k, v in cls[2].samples.items()}
     for what in ("select 1", "nearest 10", "connect + select 1"):
-        print(f"\n{what}  (ms; ratio = median / asyncpg tcp median)")
-        print(f"  {'client':<13}{'median':>9}{'p95':>9}{'ratio':>8}{'n':>7}")
+        print(f"\n{what}  (ms; ratio = median / asyncpg tcp median; cpu = this process, per op)")
+        print(f"  {'client':<13}{'median':>9}{'p95':>9}{'min':>9}{'ratio':>8}{'cpu':>9}{'n':>7}")
         for cl in cls:
             xs = cl.samples[what]
             med = statistics.median(xs)
-            print(f"  {cl.name:<13}{med * 1e3:9.3f}{p95(xs) * 1e3:9.3f}"
-                  f"{med / base[what]:8.2f}{len(xs):7d}")  # fmt: skip
+            cpu = f"{statistics.median(cl.cpu[what]) * 1e3:9.3f}" if what in cl.cpu else " " * 9
+            print(f"  {cl.name:<13}{med * 1e3:9.3f}{p95(xs) * 1e3:9.3f}{min(xs) * 1e3:9.3f}"
+                  f"{med / base[what]:8.2f}{cpu}{len(xs):7d}")  # fmt: skip
     print("\nround trips on a fresh connection: first `select 1`, then first KNN (enum column)")
     for name, (one, knn) in rts.items():
         print(f"  {name:<13}{one:>3}{knn:>4}")
@@ -236,20 +236,54 @@ async def run(args: argparse.Namespace, pg: Cluster, proxy_port: int) -> None:
     rnd = random.Random(7)
     points = [(rnd.uniform(-180, 180), rnd.uniform(-60, 70)) for _ in range(500)]
     cls = clients(pg, f"127.0.0.1:{proxy_port}/v2")
+    conns = [await cl.connect() for cl in cls]
+    for cl, conn in zip(cls, conns, strict=True):  # warm up: caches, type introspection
+        for _ in range(50):
+            await cl.query(conn, "select 1", ())
+            await cl.query(conn, NEAREST, points[0])
     per = max(1, args.n // args.rounds)
+    # Round by round, in a shuffled order, so load from elsewhere hits every client alike.
     for r in range(args.rounds):
-        order = cls if r % 2 == 0 else cls[::-1]
-        for cl in order:
-            await measure(cl, per, max(1, args.connects // args.rounds), points)
+        order = list(zip(cls, conns, strict=True))
+        rnd.shuffle(order)
+        for cl, conn in order:
+            await batch(cl, conn, "select 1", "select 1", [], per)
+            await batch(cl, conn, "nearest 10", NEAREST, points[r * per :] or points, per)
+    for cl, conn in zip(cls, conns, strict=True):
+        await cl.close(conn)
+    for _ in range(args.connects):
+        for cl in rnd.sample(cls, len(cls)):
+            await connects(cl)
     report(cls, await round_trips(pg, proxy_port))
+    if args.profile:
+        await profile(cls[0], points)
+
+
+async def profile(cl: Client, points: list[tuple[float, float]]) -> None:
+    """Where this driver's client time goes on the KNN query (cProfile, by own time)."""
+    import cProfile
+    import pstats
+
+    conn = await cl.connect()
+    for p in points[:50]:
+        await cl.query(conn, NEAREST, p)
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(3000):
+        await cl.query(conn, NEAREST, points[i % len(points)])
+    prof.disable()
+    await cl.close(conn)
+    print(f"\nprofile: {cl.name}, 3000 KNN queries")
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(15)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=3000, help="queries per client and kind")
     ap.add_argument("--connects", type=int, default=150, help="connects per client")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=60)
     ap.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
+    ap.add_argument("--profile", action="store_true", help="cProfile the driver's KNN loop")
     args = ap.parse_args()
     pg = start_temp_cluster()
     proc = None
