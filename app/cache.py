@@ -13,12 +13,14 @@ from typing import Any, Literal
 
 from cachetools import TTLCache
 
+from app.ranking import Cell
 from app.sites import Site
 
 log = logging.getLogger(__name__)
 
-Key = tuple[float, float]
-Candidates = tuple[Site, ...]
+# (latitude, longitude) of the cell, and how many nearest sites its candidates cover
+Key = tuple[float, float, int]
+Candidates = Cell
 Source = Literal["memory", "shared", "database", "coalesced"]
 REDIS_PREFIX = "whc:cell:v1:"
 
@@ -38,7 +40,7 @@ class SharedCache:
 
     @staticmethod
     def _name(key: Key) -> str:
-        return f"{REDIS_PREFIX}{key[0]:.2f}:{key[1]:.2f}"
+        return f"{REDIS_PREFIX}{key[0]:.2f}:{key[1]:.2f}:{key[2]}"
 
     async def get(self, key: Key) -> Candidates | None:
         try:
@@ -49,13 +51,13 @@ class SharedCache:
         if raw is None:
             return None
         try:
-            return tuple(Site(**item) for item in json.loads(raw))
+            return Cell.of(tuple(Site(**item) for item in json.loads(raw)))
         except (ValueError, TypeError) as exc:
             log.warning("shared cache entry %s unreadable: %s", self._name(key), exc)
             return None
 
     async def set(self, key: Key, value: Candidates) -> None:
-        data = json.dumps([asdict(s) for s in value], separators=(",", ":"))
+        data = json.dumps([asdict(s) for s in value.sites], separators=(",", ":"))
         try:
             await self._redis.set(self._name(key), data, px=self.ttl_ms)
         except Exception as exc:

@@ -30,7 +30,7 @@ class Point:
 def sphere_distance(a: Point, b: Point) -> float:
     """Great-circle distance in metres, with the formula of PostGIS's `sphere_distance`."""
     lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
-    d_lon = math.radians(b.longitude - a.longitude)
+    d_lon = math.radians(b.longitude) - math.radians(a.longitude)  # radians first, as PostGIS
     cos_lat1, sin_lat1 = math.cos(lat1), math.sin(lat1)
     cos_lat2, sin_lat2 = math.cos(lat2), math.sin(lat2)
     cos_d_lon = math.cos(d_lon)

@@ -16,6 +16,7 @@ import driver
 from app import page, routes
 from app.cache import CellCache, SharedCache
 from app.db import Connector, Database, PoolFactory
+from app.deps import Services
 from app.locate import open_reader
 from app.metrics import Metrics, RequestMetrics
 from app.settings import Settings, get_settings
@@ -30,6 +31,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     shared = SharedCache(s.cache_url, s.cache_ttl_s) if s.cache_url else None
     app.state.cache = CellCache(s.cache_ttl_s, s.cache_max_cells, shared)
     app.state.geoip = open_reader(s.geoip_db_path)
+    app.state.services = Services(
+        s, app.state.db, app.state.cache, app.state.geoip, app.state.metrics
+    )
     await app.state.db.start()
     try:
         yield

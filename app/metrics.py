@@ -29,11 +29,23 @@ class Metrics:
             "cell lookups by where the answer came from (memory, shared, database, coalesced)",
             ["source"], registry=self.registry,
         )
+        # label lookups take a lock and hash the labels: resolve the few children once
+        self.cache_by_source = {
+            s: self.cache.labels(s) for s in ("memory", "shared", "database", "coalesced")
+        }
+        self._requests_by: dict[tuple[str, int], Any] = {}
         self.db_seconds = Histogram(
             "whc_db_query_seconds", "database round trips for one cell, including connect",
             ["outcome"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+
+
+    def count_request(self, route: str, status: int) -> None:
+        child = self._requests_by.get((route, status))
+        if child is None:
+            child = self._requests_by[(route, status)] = self.requests.labels(route, str(status))
+        child.inc()
 
 
 class RequestMetrics:
@@ -63,7 +75,7 @@ class RequestMetrics:
             name = getattr(route, "path", None) or (
                 "/static" if scope.get("path", "").startswith("/static/") else "unmatched"
             )
-            self.metrics.requests.labels(name, str(status)).inc()
+            self.metrics.count_request(name, status)
 
 
 def observe_db(metrics: Metrics, started: float, outcome: str) -> None:

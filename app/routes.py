@@ -8,21 +8,19 @@ import json
 import logging
 import math
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import TypeAdapter
 
 import driver
-from app.cache import Candidates
-from app.deps import CacheDep, DatabaseDep, GeoReaderDep, MetricsDep, SettingsDep
+from app.deps import DatabaseDep, MetricsDep, ServicesDep, SettingsDep
 from app.geo import Point, grid_key
 from app.locate import Located, locate
 from app.metrics import observe_db
-from app.schemas import ErrorOut, NearestOut, SiteOut
-from app.sites import cell_candidates, rank
+from app.ranking import Cell
+from app.schemas import ErrorOut, NearestOut
+from app.sites import cell_candidates
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,6 @@ PRIVATE_CACHE = "private, no-store"
 BROWSER_LOCATION = "your browser's position (coordinates sent with the request)"
 
 router = APIRouter()
-_sites_json = TypeAdapter(list[SiteOut])
 
 
 def _coordinate(name: str, text: str, bound: float) -> float:
@@ -50,6 +47,38 @@ def _coordinate(name: str, text: str, bound: float) -> float:
             [{"type": "value_error", "loc": ["query", name], "msg": reason, "input": text[:40]}],
         )
     return value
+
+
+QUERY_PARAMETERS = [
+    {"name": "lat", "in": "query", "required": False,
+     "description": "latitude in degrees; give lat and lon together, or neither",
+     "schema": {"type": "number", "minimum": -90, "maximum": 90}},
+    {"name": "lon", "in": "query", "required": False,
+     "description": "longitude in degrees; give lat and lon together, or neither",
+     "schema": {"type": "number", "minimum": -180, "maximum": 180}},
+    {"name": "limit", "in": "query", "required": False, "description": "how many sites",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT}},
+]
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(text)
+    except ValueError:
+        msg = "Input should be a valid integer"
+    else:
+        if 1 <= value <= MAX_LIMIT:
+            return value
+        msg = (
+            "Input should be greater than or equal to 1" if value < 1
+            else f"Input should be less than or equal to {MAX_LIMIT}"
+        )
+    raise HTTPException(
+        422, [{"type": "value_error", "loc": ["query", "limit"], "msg": msg, "input": text[:40]}]
+    )
 
 
 def _explicit_point(lat: str | None, lon: str | None) -> Point | None:
@@ -88,56 +117,50 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     response_model=NearestOut,
     responses={
         304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        422: {"description": "Bad coordinates or limit; `detail` says which and why"},
         503: {"model": ErrorOut, "description": "database or proxy unavailable"},
     },
     summary="The World Heritage sites nearest to the visitor",
+    openapi_extra={"parameters": QUERY_PARAMETERS},
 )
-async def nearest(
-    request: Request,
-    settings: SettingsDep,
-    db: DatabaseDep,
-    cache: CacheDep,
-    geoip: GeoReaderDep,
-    metrics: MetricsDep,
-    lat: Annotated[str | None, Query(description="latitude in degrees, -90..90")] = None,
-    lon: Annotated[str | None, Query(description="longitude in degrees, -180..180")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> Response:
-    explicit = _explicit_point(lat, lon)
+async def nearest(request: Request, services: ServicesDep) -> Response:
+    """Both coordinates or neither (then the caller is located by CDN headers or GeoIP).
+
+    The query string is parsed here rather than declared as FastAPI parameters: per-request
+    parameter introspection cost more than the rest of a cached answer. /docs still shows the
+    parameters (QUERY_PARAMETERS), and errors keep FastAPI's 422 shape.
+    """
+    settings, db, metrics = services.settings, services.db, services.metrics
+    query = request.query_params
+    limit = _limit(query.get("limit"))
+    explicit = _explicit_point(query.get("lat"), query.get("lon"))
     if explicit is not None:
         where = Located(explicit, False, BROWSER_LOCATION, "")
     else:
         client = request.client
         where = locate(
-            settings, geoip, request.headers, client.host if client else None,
+            settings, services.geoip, request.headers, client.host if client else None,
             request.headers.getlist("x-forwarded-for"),
         )
-    key = grid_key(where.point)
+    cell_key = grid_key(where.point)
+    # Two tiers of candidates per cell: the usual 10 (about a dozen rows to re-rank per
+    # request) and the maximum; a cell costs at most one query per tier.
+    tier = DEFAULT_LIMIT if limit <= DEFAULT_LIMIT else MAX_LIMIT
 
-    async def load() -> Candidates:
+    async def load() -> Cell:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(settings.db_timeout_s), db.connection() as conn:
-                found = await cell_candidates(conn, key, MAX_LIMIT)
+                found = await cell_candidates(conn, cell_key, tier)
         except BaseException:
             observe_db(metrics, started, "error")
             raise
         observe_db(metrics, started, "ok")
-        return found
+        return Cell.of(found)
 
-    candidates, source = await cache.get(key, load)
-    metrics.cache.labels(source).inc()
-    ranked = rank(candidates, where.point, limit)
-    sites_json = _sites_json.dump_json(
-        [
-            SiteOut(
-                id_no=s.id_no, name_en=s.name_en, category=s.category, distance=d,
-                states_name_en=s.states_name_en, iso_code=s.iso_code,
-                date_inscribed=s.date_inscribed, latitude=s.latitude, longitude=s.longitude,
-            )
-            for s, d in ranked
-        ]
-    )
+    cell, source = await services.cache.get((*cell_key, tier), load)
+    metrics.cache_by_source[source].inc()
+    sites_json = cell.nearest_json(where.point, limit)
     head = json.dumps(
         {
             "viaIp": where.via_ip,
@@ -146,6 +169,7 @@ async def nearest(
             "location": where.location,
             "cached": source in ("memory", "shared"),
         },
+        ensure_ascii=False,
         separators=(",", ":"),
     )
     body = head[:-1].encode() + b',"nearestSites":' + sites_json + b"}"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from app.geo import Point, cell_centre, cell_radius, sphere_distance
+from app.geo import Point, cell_centre, cell_radius
 
 # All sites that can be among the k nearest of ANY point of a cell: with c the cell's centre,
 # r its radius and D_k the k-th nearest distance from c, every point p of the cell has its k
@@ -83,8 +82,3 @@ async def nearest_exact(conn: Any, point: Point, k: int) -> list[tuple[Site, flo
     rows = await conn.fetch(NEAREST_SQL, point.longitude, point.latitude, k)
     return [(_site(r), float(r[8])) for r in rows]
 
-
-def rank(candidates: tuple[Site, ...], point: Point, limit: int) -> list[tuple[Site, float]]:
-    """The `limit` nearest candidates to the visitor's own position, nearest first."""
-    scored = ((sphere_distance(point, s.point), s.id_no, s) for s in candidates)
-    return [(s, d) for d, _, s in heapq.nsmallest(limit, scored)]

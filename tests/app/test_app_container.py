@@ -86,7 +86,7 @@ def test_image_command_serves_the_app(sites_db: DB) -> None:
         "WS_SECURE": "false",
         "DB_MODE": "connect",
     }
-    proc, _ = start_and_wait(argv, "Application startup complete", env=env, timeout=60)
+    proc, _ = start_and_wait(argv, "Uvicorn running on", env=env, timeout=60)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
             assert json.load(r) == {"status": "ok"}

@@ -72,7 +72,7 @@ async def test_replicas_share_cells_through_redis(sites_db: DB, redis_server: Re
         r = redis.asyncio.Redis.from_url(redis_server.url)
         try:
             keys = await r.keys(REDIS_PREFIX + "*")
-            assert keys == [f"{REDIS_PREFIX}59.33:18.07".encode()]
+            assert keys == [f"{REDIS_PREFIX}59.33:18.07:10".encode()]
             ttl = await r.pttl(keys[0])
             assert 0 < ttl <= 120_000
         finally:

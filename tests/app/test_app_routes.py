@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from app.geo import Point, grid_key
-from app.sites import cell_candidates, nearest_exact, rank
+from app.ranking import Cell
+from app.sites import cell_candidates, nearest_exact
 from tests.app.apphelp import metric, serve
 from tests.app.conftest import DB
 
@@ -94,7 +95,7 @@ async def test_cached_answers_equal_exact_answers_for_many_random_points(sites_d
                     base.latitude + rng.uniform(-3, 3), base.longitude + rng.uniform(-3, 3)
                 )
             key = grid_key(base)
-            candidates = await cell_candidates(conn, key, 50)
+            cells = {k: Cell.of(await cell_candidates(conn, key, k)) for k in (10, 50)}
             for _ in range(3):
                 p = Point(
                     key[0] + rng.uniform(-0.005, 0.005), key[1] + rng.uniform(-0.005, 0.005)
@@ -102,7 +103,7 @@ async def test_cached_answers_equal_exact_answers_for_many_random_points(sites_d
                 if grid_key(p) != key:
                     continue
                 for k in (10, 50):
-                    got = [(s.id_no, d) for s, d in rank(candidates, p, k)]
+                    got = [(s.id_no, d) for s, d in cells[k].rank(p, k)]
                     want = [(s.id_no, d) for s, d in await nearest_exact(conn, p, k)]
                     assert same_ranking(got, want), (p, k, got[:3], want[:3])
                     checked += 1
@@ -217,3 +218,15 @@ async def test_operator_endpoints_and_schema(sites_db: DB) -> None:
         assert page.status_code == 200 and "GeoLite2" in page.text and "UNESCO" in page.text
         outline = await client.get("/map/countries-110m.json")
         assert outline.status_code == 200 and outline.json()["type"] == "Topology"
+
+
+async def test_a_cell_keeps_two_candidate_tiers(sites_db: DB) -> None:
+    """Up to 10 sites re-rank a dozen candidates; more use the 50-site tier of the same cell."""
+    async with serve(sites_db.settings()) as (app, client):
+        here = {"lat": 50.08, "lon": 14.42}
+        for limit, source in ((3, "database"), (10, "memory"), (11, "database"), (50, "memory")):
+            before = metric(app, "whc_cache_lookups_total", source=source)
+            r = await client.get("/api/nearest", params={**here, "limit": limit})
+            assert len(r.json()["nearestSites"]) == limit
+            assert metric(app, "whc_cache_lookups_total", source=source) == before + 1
+        assert metric(app, "whc_db_query_seconds_count", outcome="ok") == 2

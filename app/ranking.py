@@ -1,0 +1,98 @@
+"""A cell's candidates, prepared once so that each request re-ranks them cheaply.
+
+Ranking uses unit vectors: the straight-line (chord) distance between two points of the unit
+sphere grows with their great-circle distance, so ordering by the squared chord needs no
+trigonometry per candidate. Only the `limit` winners get their exact PostGIS-style distance.
+The JSON of each site is also prepared once, with a gap for the distance.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+from dataclasses import dataclass
+
+from app.geo import EARTH_RADIUS_M, Point
+from app.sites import Site
+
+
+def _unit(lat: float, lon: float) -> tuple[float, float, float]:
+    phi, lam = math.radians(lat), math.radians(lon)
+    c = math.cos(phi)
+    return (c * math.cos(lam), c * math.sin(lam), math.sin(phi))
+
+
+def _trig(lat: float, lon: float) -> tuple[float, float, float]:
+    """(sin lat, cos lat, lon) in radians: sphere_distance's per-point terms, computed once."""
+    phi = math.radians(lat)
+    return (math.sin(phi), math.cos(phi), math.radians(lon))
+
+
+def _distance(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """geo.sphere_distance on precomputed terms (same formula, same floats)."""
+    sin1, cos1, lon1 = a
+    sin2, cos2, lon2 = b
+    d_lon = lon2 - lon1
+    cos_d_lon = math.cos(d_lon)
+    x = cos2 * math.sin(d_lon)
+    y = cos1 * sin2 - sin1 * cos2 * cos_d_lon
+    z = sin1 * sin2 + cos1 * cos2 * cos_d_lon
+    return math.atan2(math.sqrt(x * x + y * y), z) * EARTH_RADIUS_M
+
+
+def _fragments(s: Site) -> tuple[bytes, bytes]:
+    """The site's JSON (schemas.SiteOut's fields and order) split where the distance goes."""
+    head = json.dumps(
+        {"id_no": s.id_no, "name_en": s.name_en, "category": s.category},
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    tail = json.dumps(
+        {"states_name_en": s.states_name_en, "iso_code": s.iso_code,
+         "date_inscribed": s.date_inscribed, "latitude": s.latitude, "longitude": s.longitude},
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    return (head[:-1] + ',"distance":').encode(), ("," + tail[1:]).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """Candidates of one cache cell with their unit vectors and JSON fragments."""
+
+    sites: tuple[Site, ...]
+    vectors: tuple[tuple[float, float, float], ...]
+    trig: tuple[tuple[float, float, float], ...]
+    fragments: tuple[tuple[bytes, bytes], ...]
+
+    @classmethod
+    def of(cls, sites: tuple[Site, ...]) -> Cell:
+        return cls(
+            sites,
+            tuple(_unit(s.latitude, s.longitude) for s in sites),
+            tuple(_trig(s.latitude, s.longitude) for s in sites),
+            tuple(_fragments(s) for s in sites),
+        )
+
+    def nearest(self, point: Point, limit: int) -> list[tuple[int, float]]:
+        """Indexes of the `limit` candidates nearest to `point`, with exact distances (m)."""
+        px, py, pz = _unit(point.latitude, point.longitude)
+        chords = [
+            ((x - px) ** 2 + (y - py) ** 2 + (z - pz) ** 2, i)
+            for i, (x, y, z) in enumerate(self.vectors)
+        ]
+        best = heapq.nsmallest(limit, chords)
+        here = _trig(point.latitude, point.longitude)
+        ranked = [(i, _distance(here, self.trig[i])) for _, i in best]
+        ranked.sort(key=lambda r: r[1])  # the exact metric decides among near-equal chords
+        return ranked
+
+    def rank(self, point: Point, limit: int) -> list[tuple[Site, float]]:
+        return [(self.sites[i], d) for i, d in self.nearest(point, limit)]
+
+    def nearest_json(self, point: Point, limit: int) -> bytes:
+        """The `nearestSites` JSON array for `point`."""
+        parts = []
+        for i, d in self.nearest(point, limit):
+            head, tail = self.fragments[i]
+            parts.append(head + repr(d).encode() + tail)
+        return b"[" + b",".join(parts) + b"]"
