@@ -92,8 +92,11 @@ async def _connect(params: ConnectParams) -> Connection:
 
 
 def _retryable(exc: BaseException) -> bool:
-    """libpq's sslmode=prefer/allow retry: TLS trouble, or a pg_hba line for the other mode."""
-    if isinstance(exc, TransportError):
+    """libpq's sslmode=prefer/allow retry: TLS trouble, a pg_hba line only for the other mode,
+    or (allow) a password the auth policy would not send without TLS."""
+    from .authpolicy import AuthPolicyError
+
+    if isinstance(exc, TransportError | AuthPolicyError):
         return True
     return isinstance(exc, AuthenticationError) and exc.sqlstate == "28000"
 
