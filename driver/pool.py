@@ -173,8 +173,9 @@ class Pool(Slots, PoolQueries):
                 conn = await self._checkout()
         except TimeoutError as exc:
             raise TimeoutError(
-                f"no pool connection became free within {limit:g} s "
-                f"(max_size={self._max_size}, all in use)"
+                f"no pool connection became free within {limit:g} s (max_size="
+                f"{self._max_size}: {len(self._meta) - len(self._idle)} lent, "
+                f"{self._opening} being opened)"
             ) from exc
         if self._setup is not None:
             try:

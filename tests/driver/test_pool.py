@@ -202,7 +202,7 @@ async def test_timed_out_acquire_leaks_nothing(
 ) -> None:
     pool = await make_pool(min_size=0, max_size=2, acquire_timeout=0.05)
     held = [await pool.acquire(timeout=10), await pool.acquire(timeout=10)]
-    with pytest.raises(TimeoutError, match="max_size=2"):
+    with pytest.raises(TimeoutError, match="max_size=2: 2 lent"):
         await pool.acquire()  # the pool's default deadline
     with pytest.raises(TimeoutError):
         await pool.acquire(timeout=0)
