@@ -399,3 +399,36 @@ async def test_connection_class(make_pool: PoolFactory) -> None:
         assert await conn.whoami() == "scram_user"
     with pytest.raises(driver.InterfaceError, match="subclass"):
         await make_pool(connection_class=object)
+
+
+async def test_failing_hooks_leak_nothing(make_pool: PoolFactory) -> None:
+    async def bad_init(conn: driver.Connection) -> None:
+        await conn.execute("select no_such_column")
+
+    pool = await make_pool(min_size=0, max_size=1, init=bad_init)
+    for _ in range(2):  # the slot comes back each time
+        with pytest.raises(driver.errors.UndefinedColumn):
+            await pool.fetchval("select 1")
+    assert pool.get_size() == 0
+
+    async def bad_setup(conn: driver.Connection) -> None:
+        raise RuntimeError("setup refused")
+
+    pool = await make_pool(min_size=1, max_size=1, setup=bad_setup)
+    with pytest.raises(RuntimeError, match="setup refused"):
+        await pool.acquire(timeout=5)
+    await pool.close()  # waits for the background reset of the refused connection
+    assert pool.get_size() == 0
+
+
+async def test_close_wakes_waiters(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=1)
+    held = await pool.acquire()
+    waiter = asyncio.create_task(_take(pool))
+    await _until_waiting(pool, waiter)
+    closing = asyncio.create_task(pool.close(timeout=10))
+    with pytest.raises(driver.InterfaceError, match="closing"):
+        await waiter
+    await pool.release(held)  # the holder returns it: close() finishes without terminating
+    await closing
+    assert pool.get_size() == 0 and held.is_closed()
