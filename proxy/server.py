@@ -210,12 +210,17 @@ class ProxyServer:
         if self._server is None:
             return
         server = self._server
-        server.close(close_connections=False)  # closes the listening sockets now
+        server.server.close()  # stop listening now: Server.close() only schedules it
+        server.close(close_connections=False)
         pending = [asyncio.ensure_future(server.wait_closed())]
-        log.info("draining %d active relay(s) for up to %.1fs", len(self.relays), drain_timeout)
+        log.info(
+            "draining %d active connection(s) for up to %.1fs",
+            len(server.connections),
+            drain_timeout,
+        )
         done, _ = await asyncio.wait(pending, timeout=drain_timeout)
         if not done:
-            log.info("drain timeout: closing %d relay(s) with 1001", len(self.relays))
+            log.info("drain timeout: closing %d connection(s) with 1001", len(server.connections))
             for relay in list(self.relays):
                 relay.stop(GOING_AWAY, "server shutting down")
             # Connections still upgrading or connecting upstream are not relays yet.

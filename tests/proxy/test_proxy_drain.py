@@ -19,7 +19,7 @@ async def test_sigterm_lets_active_relays_finish(target: Target) -> None:
             reader, writer = await target.next()
             mark = p.mark()
             p.proc.send_signal(signal.SIGTERM)
-            await p.await_line("draining 1 active relay", start=mark)
+            await p.await_line("draining 1 active connection", start=mark)
             # New connections are refused: the listening socket is closed.
             with pytest.raises(OSError):
                 await asyncio.open_connection("127.0.0.1", p.port)
@@ -53,6 +53,6 @@ async def test_sigterm_closes_leftover_relays_with_1001_after_drain_timeout(
         assert await reader.read() == b""  # the TCP side was closed too
         writer.close()
         assert await asyncio.to_thread(p.proc.wait, 30) == 0
-        assert "drain timeout: closing 1 relay(s) with 1001" in p.log
+        assert "drain timeout: closing 1 connection(s) with 1001" in p.log
     finally:
         p.stop()
