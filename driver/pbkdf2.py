@@ -1,17 +1,17 @@
 """PBKDF2-HMAC for runtimes whose hashlib lacks it (Pyodide), so SCRAM-SHA-256 still works there.
 
-scramp derives the SCRAM salted password with `hashlib.pbkdf2_hmac` when it exists and with a
-much slower pure-Python loop when it does not (older scramp releases have no fallback at all).
-Filling the gap in `hashlib` itself, and only when it is missing, fixes every scramp version
-without touching scramp's internals and never replaces the C implementation where there is one.
+The SCRAM client derives its salted password with `hashlib.pbkdf2_hmac`, which Pyodide's hashlib
+does not have. `select_pbkdf2_hmac()` returns hashlib's C function wherever it exists and this
+module's digest-based one only where it does not; nothing global is patched.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ensure_hashlib_pbkdf2", "pbkdf2_hmac"]
+__all__ = ["pbkdf2_hmac", "select_pbkdf2_hmac"]
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
@@ -80,19 +80,16 @@ def pbkdf2_hmac(
     return b"".join(blocks)[:dklen]
 
 
-def ensure_hashlib_pbkdf2(module: Any = hashlib) -> bool:
-    """Give `hashlib` a `pbkdf2_hmac` if it has none; call before starting SCRAM.
+def select_pbkdf2_hmac(module: Any = hashlib) -> Callable[..., bytes]:
+    """`hashlib.pbkdf2_hmac` when the runtime has it, else `pbkdf2_hmac` from this module.
 
-    Cheap and idempotent, so the auth code can call it on every SCRAM exchange instead of at
-    import time (importing the driver then changes nothing in the process).
+    Call once at import time and keep the result: the choice cannot change in a process.
 
     Args:
-        module: the module to complete; tests pass a stand-in instead of the real hashlib.
+        module: where to look; tests pass a stand-in without the function.
 
     Returns:
-        True when this call installed the fallback, False when the module already had one.
+        A function with `hashlib.pbkdf2_hmac`'s signature and results.
     """
-    if hasattr(module, "pbkdf2_hmac"):
-        return False
-    module.pbkdf2_hmac = pbkdf2_hmac
-    return True
+    found: Callable[..., bytes] | None = getattr(module, "pbkdf2_hmac", None)
+    return found if found is not None else pbkdf2_hmac

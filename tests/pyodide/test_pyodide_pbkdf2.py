@@ -6,9 +6,8 @@ import hashlib
 import types
 
 import pytest
-import scramp
 
-from driver.pbkdf2 import ensure_hashlib_pbkdf2, pbkdf2_hmac
+from driver.pbkdf2 import pbkdf2_hmac, select_pbkdf2_hmac
 
 
 @pytest.mark.parametrize("hash_name", ["sha256", "sha1", "sha512"])
@@ -40,32 +39,7 @@ def test_rejects_what_hashlib_rejects(iterations: int, dklen: int | None) -> Non
         pbkdf2_hmac("sha256", b"p", b"s", iterations, dklen)
 
 
-def test_ensure_fills_only_a_missing_function() -> None:
-    bare = types.SimpleNamespace()
-    assert ensure_hashlib_pbkdf2(bare) is True
-    assert bare.pbkdf2_hmac is pbkdf2_hmac
-    assert ensure_hashlib_pbkdf2(bare) is False
-    assert ensure_hashlib_pbkdf2(hashlib) is False
-    assert hashlib.pbkdf2_hmac is not pbkdf2_hmac
-
-
-def test_scram_exchange_with_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A full SCRAM-SHA-256 exchange against scramp's server, with hashlib's C version gone."""
-    monkeypatch.delattr(hashlib, "pbkdf2_hmac")
-    assert ensure_hashlib_pbkdf2() is True
-    assert hashlib.pbkdf2_hmac is pbkdf2_hmac  # type: ignore[comparison-overlap]
-    # The server side's stored keys are derived with the same (fallback) function, so compute a
-    # reference with scramp's own slow path to prove the keys are the real ones, not just equal.
-    from scramp.utils import pbkdf2_hmac_pure_python
-
-    ref = pbkdf2_hmac_pure_python(hashlib.sha256, b"secret", b"NaCl", 4096)
-    assert pbkdf2_hmac("sha256", b"secret", b"NaCl", 4096) == ref
-
-    mech = scramp.ScramMechanism("SCRAM-SHA-256")
-    salt, stored_key, server_key, iterations = mech.make_auth_info("secret", iteration_count=4096)
-    server = mech.make_server(lambda _user: (salt, stored_key, server_key, iterations))
-    client = scramp.ScramClient(["SCRAM-SHA-256"], "user", "secret")
-    server.set_client_first(client.get_client_first())
-    client.set_server_first(server.get_server_first())
-    server.set_client_final(client.get_client_final())
-    client.set_server_final(server.get_server_final())  # raises if the server's proof is wrong
+def test_select_prefers_hashlib_and_falls_back_only_when_missing() -> None:
+    assert select_pbkdf2_hmac() is hashlib.pbkdf2_hmac
+    assert select_pbkdf2_hmac(types.SimpleNamespace()) is pbkdf2_hmac
+    assert not hasattr(hashlib, "pbkdf2_hmac") or hashlib.pbkdf2_hmac is not pbkdf2_hmac
