@@ -90,7 +90,7 @@ async def test_log_traffic_shows_types_and_sizes_never_payloads(pg: Cluster, neo
         assert row["who"] == "clear_user"
         first = p.wait_for(r"conn \d+ ws->tcp \d+ bytes:")
         assert "bytes: StartupMessage p " in first  # the query rides along too
-        p.wait_for(r"conn \d+ tcp->ws \d+ bytes: R .*Z")
+        p.wait_for(r"conn \d+ tcp->ws \d+ bytes: R(\*\d+)? .*Z")
         p.wait_for(r"conn \d+ ws->tcp \d+ bytes: .*P")  # Parse: extended query with $1
         p.wait_for(r"conn \d+ close")
     finally:
