@@ -10,11 +10,13 @@ proxy and delivers every chunk ``--delay-ms`` after it arrived, per direction: a
 queue each way, so order is kept and chunks in flight never wait behind each other's delay.
 One round trip then costs 2 x delay (the loopback TCP handshake with the relay is not delayed:
 round trips are counted after the TCP connect, as issue 4 counts them). For each contender:
-median and p95 of connect + ``select 1``, the round trips that implies (median / 2 x delay),
-the round trips the relay counted (see ``exchanges``) and the client's CPU
-per connect. Contenders: this driver over the WebSocket (trust, SCRAM, pipelined password,
-Postgres TLS 1.3 with SCRAM-PLUS or a pipelined password) and @neondatabase/serverless (from
-tests/proxy/js/node_modules, through bench/neon_connect.mjs) through the same proxy and relay.
+min, median and p95 of connect + ``select 1``, the round trips that implies (median / 2 x
+delay), the round trips the relay counted (see ``exchanges``) and the client's CPU per
+connect. Contenders take turns, one connect each per round, so that load from elsewhere on
+the machine hits them alike: this driver over the WebSocket (trust, SCRAM, pipelined
+password, Postgres TLS 1.3 with SCRAM-PLUS or a pipelined password) and
+@neondatabase/serverless (from tests/proxy/js/node_modules, through bench/neon_connect.mjs)
+through the same proxy and relay.
 
 CPU. Each contender runs in a fresh process: ``time.process_time`` around connect + ``select
 1`` + close, the first connect of the process apart from the later ones (the first pays for
@@ -258,9 +260,10 @@ def cpu(pg: Cluster, proxy_port: int, n: int) -> None:
     assert pg.certs is not None
     ca = str(pg.certs.ca_cert)
     verifier = pg.psql("select rolpassword from pg_authid where rolname = 'scram_user'")
+    iterations = verifier.split("$")[1].split(":")[0]  # SCRAM-SHA-256$<iterations>:<salt>$...
     print(
         f"\nCPU per connect + `select 1` + close (time.process_time, a fresh process each, "
-        f"no added delay); server verifier {verifier.split(':')[0]} iterations"
+        f"no added delay); SCRAM-SHA-256 with {iterations} iterations"
     )
     print(f"{'':<52} {'import':>7} {'first':>7} {'later':>7} {'later':>7}")
     print(f"{'':<52} {'ms':>7} {'ms':>7} {'median':>7} {'p95':>7}")
