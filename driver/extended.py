@@ -94,8 +94,10 @@ class ExtendedQuery:
         error: m.ErrorResponse | None = None
         decoder = self._codecs.decoder
         next_event = proto.next_event
-        data_row = m.DataRow  # a local name for the per-row hot path
+        read_rows = proto.read_rows
+        data_row = m.DataRow
         while True:
+            read_rows(rows)  # the per-row hot path: no event object per row
             event = next_event()
             if type(event) is data_row:
                 rows.append(event.values)

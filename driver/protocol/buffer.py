@@ -9,31 +9,61 @@ from ..errors import ProtocolError
 __all__ = ["MAX_MESSAGE", "ReceiveBuffer"]
 
 _HEADER = Struct("!cI")
+_LEN = Struct("!I")
+_H = Struct("!H")
+_i = Struct("!i")
 # The server never sends a message this large (1 GB is its own limit on field values).
 MAX_MESSAGE = (1 << 30) + 1024
+# Leftovers above this size grow in place (bytearray) instead of being re-concatenated,
+# so a huge message arriving in many chunks costs linear, not quadratic, copying.
+_GROW_IN_PLACE = 1 << 16
 
 
 class ReceiveBuffer:
     """Accumulates bytes and cuts them into (tag, body) pairs.
 
     ``next_message()`` returns None while a message is incomplete: "need more" is a value.
+    The common case, a whole response in one read, keeps the received ``bytes`` as they are
+    and slices messages (and DataRow values) straight out of them.
     """
 
     __slots__ = ("_buf", "_pos")
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
         self._pos = 0
 
     def feed(self, data: bytes) -> None:
-        if self._pos:
-            # Compact only when new data arrives, so a burst of parsed messages costs one move.
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            self._buf, self._pos = bytes(data), 0
+        elif isinstance(buf, bytearray):
+            buf += data
+        elif len(buf) - pos + len(data) > _GROW_IN_PLACE:
+            grown = bytearray(buf[pos:])
+            grown += data
+            self._buf, self._pos = grown, 0
+        else:
+            self._buf, self._pos = buf[pos:] + data, 0
 
     def __len__(self) -> int:
         return len(self._buf) - self._pos
+
+    def _complete(self) -> int:
+        """End offset of the message at the head, or 0 if it is not all here yet."""
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 5:
+            return 0
+        tag, length = _HEADER.unpack_from(buf, pos)
+        if length < 4 or length > MAX_MESSAGE:
+            raise ProtocolError(f"invalid length {length} for message type {tag!r}")
+        end = pos + 1 + length
+        if len(buf) < end:
+            return 0
+        if isinstance(buf, bytearray):  # settle back to immutable bytes for slicing
+            self._buf, self._pos = bytes(buf[pos:]), 0
+            end -= pos
+        return int(end)
 
     def next_message(self) -> tuple[bytes, bytes] | None:
         """Pop one message.
@@ -44,17 +74,55 @@ class ReceiveBuffer:
         Raises:
             ProtocolError: the length word is impossible (< 4 or absurdly large).
         """
+        end = self._complete()
+        if not end:
+            return None
         buf, pos = self._buf, self._pos
-        if len(buf) - pos < 5:
-            return None
-        tag, length = _HEADER.unpack_from(buf, pos)
-        if length < 4 or length > MAX_MESSAGE:
-            raise ProtocolError(f"invalid length {length} for message type {tag!r}")
-        end = pos + 1 + length
-        if len(buf) < end:
-            return None
         self._pos = end
-        return tag, bytes(buf[pos + 5 : end])
+        return bytes(buf[pos : pos + 1]), bytes(buf[pos + 5 : end])
+
+    def next_data_row(self) -> tuple[bytes | None, ...] | None:
+        """Pop a DataRow's values if one is complete at the head, else None (nothing popped).
+
+        This is the per-row hot path: values are sliced from the input once, with no
+        intermediate body copy and no message object.
+
+        Raises:
+            ProtocolError: the DataRow is malformed.
+        """
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 7 or buf[pos] != 68:  # 68 == ord("D")
+            return None
+        if type(buf) is not bytes:
+            if not self._complete():
+                return None
+            buf, pos = self._buf, self._pos
+        length = _LEN.unpack_from(buf, pos + 1)[0]
+        end = pos + 1 + length
+        if end > len(buf):
+            if length > MAX_MESSAGE:
+                raise ProtocolError(f"invalid length {length} for a DataRow")
+            return None
+        n = _H.unpack_from(buf, pos + 5)[0]
+        values: list[bytes | None] = []
+        append = values.append
+        unpack = _i.unpack_from
+        p = pos + 7
+        try:
+            for _ in range(n):
+                size = unpack(buf, p)[0]
+                p += 4
+                if size < 0:
+                    append(None)
+                else:
+                    append(buf[p : p + size])  # type: ignore[arg-type]
+                    p += size
+        except Exception as exc:  # struct.error when a length word runs off the end
+            raise ProtocolError(f"malformed DataRow: {exc}") from exc
+        if p != end:
+            raise ProtocolError("DataRow length does not match its values")
+        self._pos = end
+        return tuple(values)
 
     def next_byte(self) -> bytes | None:
         """Pop a single unframed byte (the answer to SSLRequest / GSSENCRequest)."""

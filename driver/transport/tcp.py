@@ -1,4 +1,4 @@
-"""Plain TCP (and Unix-socket) streams on asyncio, with TCP_NODELAY."""
+"""Plain TCP (and Unix-socket) streams on an asyncio Protocol, with TCP_NODELAY."""
 
 from __future__ import annotations
 
@@ -9,42 +9,124 @@ from ..errors import TransportError
 
 __all__ = ["TCPStream", "open_tcp"]
 
+# Stop reading from the socket when this much is buffered and nobody reads (back-pressure).
+_HIGH_WATER = 1 << 20
 
-class TCPStream:
-    """A Stream over asyncio's StreamReader/StreamWriter."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str):
-        self._reader = reader
-        self._writer = writer
-        self.peer = peer
+class TCPStream(asyncio.Protocol):
+    """A Stream straight on asyncio's transport callbacks.
+
+    Leaner than StreamReader/StreamWriter on the per-query path: ``read()`` takes whatever
+    arrived as is, and ``write()`` only waits when the transport asks to pause.
+    """
+
+    def __init__(self) -> None:
+        self.peer = ""
+        self._transport: asyncio.Transport | None = None
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._eof = False
+        self._error: BaseException | None = None
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._write_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+
+    # ---- asyncio.Protocol callbacks ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > _HIGH_WATER and self._transport is not None:
+            self._transport.pause_reading()
+            self._read_paused = True
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake_reader()
+        return False  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._error = exc
+        self._wake_reader()
+        waiter, self._write_waiter = self._write_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter, self._write_waiter = self._write_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_reader(self) -> None:
+        waiter, self._read_waiter = self._read_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ---- Stream ------------------------------------------------------------------------
 
     async def read(self, max_bytes: int) -> bytes:
-        try:
-            return await self._reader.read(max_bytes)
-        except OSError as exc:
-            raise TransportError(f"reading from {self.peer} failed: {exc}") from exc
+        if not self._chunks:
+            if self._eof:
+                if self._error is not None:
+                    raise TransportError(f"reading from {self.peer} failed: {self._error}")
+                return b""
+            waiter = asyncio.get_running_loop().create_future()
+            self._read_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._read_waiter = None
+            return await self.read(max_bytes)
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        if len(data) > max_bytes:
+            chunks.append(data[max_bytes:])
+            data = data[:max_bytes]
+        self._buffered = len(chunks[0]) if chunks else 0
+        if self._read_paused and self._transport is not None:
+            self._read_paused = False
+            self._transport.resume_reading()
+        return data
 
     async def write(self, data: bytes) -> None:
-        try:
-            self._writer.write(data)
-            await self._writer.drain()
-        except (OSError, RuntimeError) as exc:
-            # RuntimeError: asyncio refuses to write to a transport it already closed.
-            raise TransportError(f"writing to {self.peer} failed: {exc}") from exc
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise TransportError(f"writing to {self.peer} failed: the connection is closed")
+        transport.write(data)
+        if self._write_paused:
+            waiter = asyncio.get_running_loop().create_future()
+            self._write_waiter = waiter
+            await waiter
+            if self._error is not None:
+                raise TransportError(f"writing to {self.peer} failed: {self._error}")
 
     def abort(self) -> None:
         """Drop the connection at once (for callers that cannot await)."""
-        self._writer.transport.abort()
+        if self._transport is not None:
+            self._transport.abort()
 
     async def close(self) -> None:
-        writer = self._writer
-        if writer.is_closing():
+        transport = self._transport
+        if transport is None or transport.is_closing():
             return
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass  # the peer was already gone; closing is all we wanted
+        transport.close()
+        if not self._eof:
+            # Wait for connection_lost so the socket is really released.
+            waiter = asyncio.get_running_loop().create_future()
+            self._read_waiter = waiter
+            await waiter
 
 
 async def open_tcp(host: str, port: int) -> TCPStream:
@@ -53,16 +135,19 @@ async def open_tcp(host: str, port: int) -> TCPStream:
     Raises:
         TransportError: DNS or TCP failure, with the target in the message.
     """
+    loop = asyncio.get_running_loop()
     try:
         if host.startswith("/"):
             path = f"{host}/.s.PGSQL.{port}"
-            reader, writer = await asyncio.open_unix_connection(path)
-            return TCPStream(reader, writer, path)
-        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+            _, stream = await loop.create_unix_connection(TCPStream, path)
+            stream.peer = path
+            return stream
+        transport, stream = await loop.create_connection(TCPStream, host, port)
     except OSError as exc:
         raise TransportError(f"cannot connect to {host}:{port}: {exc}") from exc
-    sock = writer.get_extra_info("socket")
+    stream.peer = f"{host}:{port}"
+    sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         # Small request/response messages must not wait for Nagle (about 40 ms per stall).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return TCPStream(reader, writer, f"{host}:{port}")
+    return stream

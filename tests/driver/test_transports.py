@@ -83,7 +83,8 @@ async def tcp_echo() -> AsyncIterator[int]:
 async def test_tcp_stream_echo_nodelay_and_eof(tcp_echo: int) -> None:
     stream = await open_stream("127.0.0.1", tcp_echo)
     assert isinstance(stream, TCPStream)
-    sock = stream._writer.get_extra_info("socket")
+    assert stream._transport is not None
+    sock = stream._transport.get_extra_info("socket")
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     await stream.write(b"ping")
     got = b""
