@@ -22,6 +22,7 @@ from collections import OrderedDict
 from scramp.utils import saslprep  # type: ignore[import-untyped]
 
 from .errors import InterfaceError, ProtocolError
+from .pbkdf2 import select_pbkdf2_hmac
 
 __all__ = ["SCRAMClient", "clear_key_cache"]
 
@@ -29,6 +30,7 @@ SCRAM, SCRAM_PLUS = "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"
 _CACHE_SIZE = 64
 _cache: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
 _lock = threading.Lock()
+_PBKDF2_HMAC = select_pbkdf2_hmac()  # hashlib's, or a pure one where hashlib lacks it (Pyodide)
 
 
 def clear_key_cache() -> None:
@@ -38,7 +40,7 @@ def clear_key_cache() -> None:
 
 
 def _pbkdf2(password: bytes, salt: bytes, iterations: int) -> bytes:
-    return hashlib.pbkdf2_hmac("sha256", password, salt, iterations)
+    return _PBKDF2_HMAC("sha256", password, salt, iterations)
 
 
 def _keys(password: bytes, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
