@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driver.errors import ProtocolError
+from driver.protocol import NEED_DATA
 from driver.protocol import messages as m
 from driver.protocol.buffer import ReceiveBuffer
 from tests.driver import fakes as f
@@ -151,3 +152,63 @@ def test_core_fed_random_bytes_raises_only_driver_errors(data: bytes) -> None:
         f.events(proto, data)
     except (ProtocolError, InterfaceError):
         pass
+
+
+ROWS_REPLY = (
+    f.msg(b"2")
+    + b"".join(f.data_row(b"%d" % i, None, b"x" * (i * 7)) for i in range(30))
+    + f.command_complete("SELECT 30")
+    + f.ready()
+)
+
+
+def _core_rows(chunks: list[bytes]) -> tuple[list[tuple[bytes | None, ...]], list[str]]:
+    """Drive a core the way the connection does: read_rows() first, then next_event()."""
+    proto = f.started()
+    proto.send_execute("s", [])
+    proto.data_to_send()
+    rows: list[tuple[bytes | None, ...]] = []
+    kinds: list[str] = []
+    for chunk in chunks:
+        proto.receive_data(chunk)
+        while True:
+            proto.read_rows(rows)
+            event = proto.next_event()
+            if event is NEED_DATA:
+                break
+            if isinstance(event, m.DataRow):
+                rows.append(event.values)
+            else:
+                kinds.append(type(event).__name__)
+    return rows, kinds
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, len(ROWS_REPLY)), max_size=30))
+def test_read_rows_fast_path_matches_any_split(cuts: list[int]) -> None:
+    points = sorted(set(cuts))
+    chunks = [
+        ROWS_REPLY[a:b] for a, b in zip([0, *points], [*points, len(ROWS_REPLY)], strict=True)
+    ]
+    rows, kinds = _core_rows([c for c in chunks if c])
+    assert rows == [(b"%d" % i, None, b"x" * (i * 7)) for i in range(30)]
+    assert kinds == ["BindComplete", "CommandComplete", "ReadyForQuery"]
+
+
+def test_big_value_in_many_chunks_grows_in_place() -> None:
+    value = bytes(range(256)) * 4096  # 1 MiB
+    reply = f.msg(b"2") + f.data_row(value) + f.command_complete("SELECT 1") + f.ready()
+    chunks = [reply[i : i + 1000] for i in range(0, len(reply), 1000)]
+    rows, _ = _core_rows(chunks)
+    assert rows == [(value,)]
+
+
+def test_malformed_data_row_on_the_fast_path_is_a_protocol_error() -> None:
+    proto = f.started()
+    proto.send_execute("s", [])
+    proto.data_to_send()
+    proto.receive_data(f.msg(b"D", b"\0\1\0\0\0\x09ab"))  # says 9 bytes, has 2
+    with pytest.raises(ProtocolError):
+        proto.read_rows([])
+    with pytest.raises(ProtocolError):
+        proto.next_event()
