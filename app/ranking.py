@@ -8,13 +8,16 @@ The JSON of each site is also prepared once, with a gap for the distance.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.geo import EARTH_RADIUS_M, Point
 from app.sites import Site
+
+ANSWERS_PER_CELL = 16
 
 
 def _unit(lat: float, lon: float) -> tuple[float, float, float]:
@@ -63,6 +66,11 @@ class Cell:
     vectors: tuple[tuple[float, float, float], ...]
     trig: tuple[tuple[float, float, float], ...]
     fragments: tuple[tuple[bytes, bytes], ...]
+    # Recent answers for exact points (IP-located visitors of one network, repeats, CDN
+    # revalidations ask for the very same point): skips re-ranking and hashing.
+    _answers: dict[tuple[float, float, int], tuple[bytes, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, sites: tuple[Site, ...]) -> Cell:
@@ -96,3 +104,22 @@ class Cell:
             head, tail = self.fragments[i]
             parts.append(head + repr(d).encode() + tail)
         return b"[" + b",".join(parts) + b"]"
+
+    def answer(self, point: Point, limit: int) -> tuple[bytes, str]:
+        """`nearestSites` JSON for `point` and its weak ETag, remembered for repeats.
+
+        The ETag covers the point, the limit and the sites, not whether the answer was
+        cached, so a repeat that says `cached: true` still revalidates with 304.
+        """
+        key = (point.latitude, point.longitude, limit)
+        found = self._answers.get(key)
+        if found is None:
+            sites_json = self.nearest_json(point, limit)
+            h = hashlib.blake2b(digest_size=16)
+            h.update(f"{point.latitude!r},{point.longitude!r},{limit};".encode())
+            h.update(sites_json)
+            found = (sites_json, f'W/"{h.hexdigest()}"')
+            if len(self._answers) >= ANSWERS_PER_CELL:
+                del self._answers[next(iter(self._answers))]  # oldest first
+            self._answers[key] = found
+        return found

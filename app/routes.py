@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -94,16 +93,6 @@ def _explicit_point(lat: str | None, lon: str | None) -> Point | None:
     return Point(_coordinate("lat", lat, 90), _coordinate("lon", lon, 180))
 
 
-def _etag(point: Point, limit: int, sites_json: bytes) -> str:
-    """A weak validator: the body also says whether it was cached, which does not change what
-    it means, so two answers with the same sites for the same point share one ETag.
-    """
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{point.latitude!r},{point.longitude!r},{limit};".encode())
-    h.update(sites_json)
-    return f'W/"{h.hexdigest()}"'
-
-
 def _matches(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
@@ -160,7 +149,7 @@ async def nearest(request: Request, services: ServicesDep) -> Response:
 
     cell, source = await services.cache.get((*cell_key, tier), load)
     metrics.cache_by_source[source].inc()
-    sites_json = cell.nearest_json(where.point, limit)
+    sites_json, etag = cell.answer(where.point, limit)
     head = json.dumps(
         {
             "viaIp": where.via_ip,
@@ -178,7 +167,6 @@ async def nearest(request: Request, services: ServicesDep) -> Response:
         if where.depends_on:
             headers["Vary"] = where.depends_on
         return Response(body, media_type="application/json", headers=headers)
-    etag = _etag(where.point, limit, sites_json)
     headers = {"Cache-Control": PUBLIC_CACHE, "ETag": etag, "Access-Control-Allow-Origin": "*"}
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
