@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .connection import Connection
@@ -53,7 +54,13 @@ async def connect(
         ) from exc
 
 
-def _attempts(sslmode: str) -> tuple[bool, ...]:
+def _attempts(sslmode: str, url: str | None) -> tuple[bool, ...]:
+    if sys.platform == "emscripten":  # Pyodide's ssl is a stub: no TLS to the server there
+        from .transport.pyodide import browser_tls_attempts
+
+        attempts = browser_tls_attempts(sslmode, url)
+        if attempts is not None:
+            return attempts
     if sslmode == "disable":
         return (False,)
     from .tlsconnect import tls_attempts
@@ -62,8 +69,8 @@ def _attempts(sslmode: str) -> tuple[bool, ...]:
 
 
 async def _connect(params: ConnectParams) -> Connection:
-    attempts = _attempts(params.sslmode)
     url = params.proxy_url()
+    attempts = _attempts(params.sslmode, url)
     for i, use_tls in enumerate(attempts):
         last = i == len(attempts) - 1
         stream: Stream | None = None
@@ -152,7 +159,8 @@ async def cancel(params: ConnectParams, pid: int, key: int) -> None:
     """
     stream = await open_stream(params.host, params.port, params.proxy_url())
     try:
-        stream, _, _ = await _secure(stream, params, _attempts(params.sslmode)[0])
+        use_tls = _attempts(params.sslmode, params.proxy_url())[0]
+        stream, _, _ = await _secure(stream, params, use_tls)
         await stream.write(cancel_request(pid, key))
         while await stream.read(1024):
             pass

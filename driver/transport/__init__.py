@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .base import Stream
 
 __all__ = ["Stream", "open_stream"]
@@ -13,6 +15,10 @@ async def open_stream(host: str, port: int, proxy_url: str | None = None) -> Str
     Raises:
         TransportError: the stream could not be opened.
     """
+    if sys.platform == "emscripten":  # Pyodide: no sockets; the page's WebSocket is the way out
+        from .pyodide import open_websocket as open_browser_websocket
+
+        return await open_browser_websocket(proxy_url)
     if proxy_url is not None:
         from .websocket import open_websocket
 
