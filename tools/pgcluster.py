@@ -76,7 +76,7 @@ def make_certs(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
 
     directory.mkdir(parents=True, exist_ok=True)
     bundle = CertBundle(directory)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     def name(cn: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
