@@ -78,7 +78,8 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
             try:
                 await stream.write(out)
             except Error as exc:
-                raise self._lost(str(exc), unsent=self._events_in_op == 0) from exc
+                reason = await self._last_words() or str(exc)
+                raise self._lost(reason, unsent=self._events_in_op == 0) from exc
         try:
             data = await stream.read(65536)
         except Error as exc:
@@ -86,6 +87,23 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         if not data:
             raise self._lost("the server closed the connection")
         proto.receive_data(data)
+
+    async def _last_words(self) -> str | None:
+        """The server's goodbye (e.g. a FATAL from pg_terminate_backend), if it arrived
+        before the stream died: a better reason to report than "connection is closed"."""
+        try:
+            async with asyncio.timeout(0.2):
+                while data := await self._stream.read(65536):
+                    self._proto.receive_data(data)
+        except (Error, OSError, TimeoutError):
+            pass  # whatever did arrive is in the core by now
+        try:
+            while (event := self._proto.next_event()) is not NEED_DATA:
+                if isinstance(event, m.ErrorResponse):
+                    return PostgresError.from_fields(event.fields).message
+        except Error:
+            pass  # half a message: no goodbye to report
+        return None
 
     def _filter(self, event: m.BackendMessage) -> m.BackendMessage | None:
         """Consume what is not the operation's business: notices, notifications, FATAL."""

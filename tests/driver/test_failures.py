@@ -134,6 +134,7 @@ async def test_backend_terminated_while_idle_is_noticed_at_next_use(
     with pytest.raises(driver.ConnectionLostError) as info:
         await victim.fetchval("select 1")
     assert info.value.unsent  # the server was gone before it read our query
+    assert "terminating connection" in str(info.value)  # the server's own reason
     with pytest.raises(driver.InterfaceError, match="closed"):
         await victim.fetchval("select 1")
     await victim.close()

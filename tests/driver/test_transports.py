@@ -102,3 +102,36 @@ async def test_websocket_sets_nodelay(ws_echo: tuple[str, list[bytes]]) -> None:
     sock = stream._ws.transport.get_extra_info("socket")
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     await stream.close()
+
+
+async def test_tcp_stream_flow_control_both_ways(tcp_echo: int) -> None:
+    """Megabytes through an echo server: writes wait when the socket is full, reads pause
+    the socket when nobody reads, and every byte comes back in order."""
+    stream = await open_stream("127.0.0.1", tcp_echo)
+    assert isinstance(stream, TCPStream)
+    payload = bytes(range(256)) * 16384  # 4 MiB
+
+    async def writer() -> None:
+        for i in range(0, len(payload), 1 << 18):
+            await stream.write(payload[i : i + (1 << 18)])
+
+    async def reader() -> bytes:
+        got = bytearray()
+        while len(got) < len(payload):
+            chunk = await stream.read(1 << 16)
+            assert chunk and len(chunk) <= 1 << 16
+            got += chunk
+        return bytes(got)
+
+    _, echoed = await asyncio.gather(writer(), reader())
+    assert echoed == payload
+    await stream.close()
+
+
+async def test_tcp_read_after_peer_closes_is_eof(tcp_echo: int) -> None:
+    stream = await open_stream("127.0.0.1", tcp_echo)
+    assert isinstance(stream, TCPStream)
+    assert stream._transport is not None
+    stream._transport.write_eof()  # the echo server sees EOF and closes its side
+    assert await stream.read(10) == b""
+    await stream.close()
