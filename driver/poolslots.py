@@ -82,7 +82,8 @@ class Slots:
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 got = fut.result()  # handed over just as we were cancelled: pass it on
-                if got is None:
+                if got is None:  # a slot reserved for us: pass the reservation on
+                    self._opening -= 1
                     self._free_slot()
                 else:
                     self._put_back(got)

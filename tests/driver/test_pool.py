@@ -237,6 +237,18 @@ async def test_cancelled_acquire_leaks_nothing(make_pool: PoolFactory) -> None:
     assert (pool.get_size(), pool.get_idle_size()) == (1, 1)
     assert await pool.fetchval("select 1", timeout=5) == 1
 
+    # Cancelled just after a freed slot (not a connection) was handed over.
+    held = await pool.acquire()
+    waiter = asyncio.create_task(_take(pool))
+    await _until_waiting(pool, waiter)
+    held.terminate()
+    await pool.release(held)  # broken: dropped, and its slot goes to the waiter...
+    waiter.cancel()  # ...which must pass the slot on when cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    async with pool.acquire(timeout=10) as conn:
+        assert await conn.fetchval("select 2") == 2
+
 
 async def _take(pool: driver.Pool) -> driver.Connection:
     return await pool.acquire(timeout=30)
@@ -271,7 +283,9 @@ async def test_cancel_and_timeouts_at_any_point_leak_nothing(
 
 
 async def _same(monitor: driver.Connection, pool: driver.Pool) -> bool:
-    return pool.get_size() == len(await backends(monitor, pool)) and not pool._tasks
+    lent = pool.get_size() - pool.get_idle_size()
+    quiet = not pool._tasks and not pool._opening and not lent
+    return quiet and pool.get_size() == len(await backends(monitor, pool))
 
 
 async def test_terminated_idle_backends_are_never_handed_out(
