@@ -93,7 +93,11 @@ class Database:
         try:
             yield conn
         finally:
-            await conn.close()
+            try:
+                await conn.close()
+            except (driver.Error, OSError) as exc:
+                # the answer (or the original error) matters more than a failed goodbye
+                log.info("closing a per-request connection failed: %r", exc)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

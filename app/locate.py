@@ -49,7 +49,7 @@ class Located:
 def default_geoip_path() -> Path | None:
     """The GeoLite2 City file shipped by `maxminddb-geolite2`, if that package is installed."""
     try:
-        import _maxminddb_geolite2
+        import _maxminddb_geolite2  # type: ignore[import-untyped]
     except ImportError:
         return None
     return Path(_maxminddb_geolite2.geolite2_database())

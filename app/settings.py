@@ -22,13 +22,13 @@ class Settings(BaseSettings):
     ws_proxy: str = "127.0.0.1:9876/v2"
     ws_secure: bool = False
     db_mode: Literal["pool", "connect"] = "pool"
-    pool_min_size: int = Field(1, ge=0)
-    pool_size: int = Field(10, ge=1)
-    db_timeout_s: float = Field(5.0, gt=0)
-    retry_after_s: int = Field(5, ge=1)
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_size: int = Field(default=10, ge=1)
+    db_timeout_s: float = Field(default=5.0, gt=0)
+    retry_after_s: int = Field(default=5, ge=1)
 
-    cache_ttl_s: float = Field(86400.0, gt=0)
-    cache_max_cells: int = Field(100_000, ge=1)
+    cache_ttl_s: float = Field(default=86400.0, gt=0)
+    cache_max_cells: int = Field(default=100_000, ge=1)
     cache_url: str | None = None
 
     trusted_proxies: Annotated[list[Network], NoDecode] = []
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     default_place: str = "San Francisco"
 
     whc_data: Path | None = None
-    download_timeout_s: float = Field(60.0, gt=0)
+    download_timeout_s: float = Field(default=60.0, gt=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -159,3 +159,23 @@ def test_refused_download_explains_how_to_save_the_file(feed_server: str) -> Non
 
 def test_entities_are_decoded_once_only() -> None:
     assert plain_text("&amp;lt;b&amp;gt;") == "&lt;b&gt;"
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    import io
+
+    from app.load import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    rows = [(i,) for i in range(120)]
+    tty = Terminal()
+    assert list(_Progress(120, tty).wrap(rows)) == rows
+    out = tty.getvalue()
+    assert "\rloading [" in out and out.endswith("] 120/120\n")
+    assert "#" * 30 in out.splitlines()[-1]
+    pipe = io.StringIO()
+    assert list(_Progress(120, pipe).wrap(rows)) == rows
+    assert pipe.getvalue() == ""
