@@ -16,7 +16,6 @@ from .errors import (
     Error,
     InterfaceError,
     PostgresError,
-    ProtocolError,
 )
 from .extended import ExtendedQuery
 from .listen import Listener, ListenMixin, LogListener
@@ -178,46 +177,6 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
             self._busy = False
             if self._listeners:
                 self._start_reader()
-
-    # ---- LISTEN: between operations, a reader task owns the stream ----------------------
-
-    def _start_reader(self) -> None:
-        if self._reader is None and not self._busy and not self.is_closed():
-            self._reader = self._loop.create_task(self._read_idle())
-
-    async def _stop_reader(self) -> None:
-        task, self._reader = self._reader, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task})  # never raises; the task records its own failure
-
-    async def _read_idle(self) -> None:
-        """Deliver notifications while no operation runs; record (never raise) a failure."""
-        proto, stream = self._proto, self._stream
-        self._events_in_op = 0
-        try:
-            while True:
-                data = await stream.read(65536)
-                if not data:
-                    raise self._lost("the server closed the connection", unsent=True)
-                proto.receive_data(data)
-                while (event := proto.next_event()) is not NEED_DATA:
-                    if self._filter(event) is not None:  # type: ignore[arg-type]
-                        raise ProtocolError(f"unexpected {type(event).__name__} while idle")
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            log.debug("connection to %s failed while idle: %r", self._params.describe(), exc)
-            await self._mark_broken(exc)
-
-    def _check_idle_failure(self) -> None:
-        """Raise, at the call that follows, what the reader found while the connection idled."""
-        exc = self._broken
-        if exc is None:
-            return
-        if isinstance(exc, ConnectionLostError):
-            raise ConnectionLostError(str(exc), unsent=exc.unsent) from exc
-        raise InterfaceError(f"connection to {self._params.describe()} failed: {exc!r}") from exc
 
     async def _cancel_and_drain(self) -> None:
         """After a timeout: ask the server to cancel, then read up to ReadyForQuery.

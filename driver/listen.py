@@ -1,20 +1,25 @@
-"""Connection side channels: notices, LISTEN/NOTIFY callbacks and user type codecs."""
+"""Connection side channels: notices, LISTEN/NOTIFY (with its idle reader task), type codecs."""
 # ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import InterfaceError, PostgresError
+from .errors import ConnectionLostError, InterfaceError, PostgresError, ProtocolError
+from .protocol import NEED_DATA
 from .protocol import messages as m
 
 if TYPE_CHECKING:
     from .codecs import TypeRegistry
     from .connection import Connection
+    from .dsn import ConnectParams
     from .prepared import Statement, StatementCache
+    from .protocol import PGProtocol
     from .record import Record
+    from .transport.base import Stream
 
 __all__ = ["ListenMixin", "Listener", "LogListener"]
 
@@ -42,14 +47,28 @@ class ListenMixin:
         _cache: StatementCache
         _log_listeners: list[LogListener]
         _listeners: dict[str, list[Listener]]
+        _reader: asyncio.Task[None] | None
+        _stream: Stream
+        _proto: PGProtocol
+        _params: ConnectParams
+        _loop: asyncio.AbstractEventLoop
+        _busy: bool
+        _broken: BaseException | None
+        _events_in_op: int
+
+        def is_closed(self) -> bool: ...
+
+        def _lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError: ...
+
+        def _filter(self, event: m.BackendMessage) -> m.BackendMessage | None: ...
+
+        async def _mark_broken(self, exc: BaseException) -> None: ...
 
         async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str: ...
 
         async def fetchrow(
             self, query: str, *args: Any, timeout: float | None = None
         ) -> Record | None: ...
-
-        def _start_reader(self) -> None: ...
 
         def _forget_statement(
             self, stmt: Statement, key: Any = None, *, close: bool = True
@@ -136,3 +155,43 @@ class ListenMixin:
         )  # fmt: skip
         for stmt in self._cache.clear():
             self._forget_statement(stmt)
+
+    # ---- LISTEN: between operations, a reader task owns the stream ----------------------
+
+    def _start_reader(self) -> None:
+        if self._reader is None and not self._busy and not self.is_closed():
+            self._reader = self._loop.create_task(self._read_idle())
+
+    async def _stop_reader(self) -> None:
+        task, self._reader = self._reader, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # never raises; the task records its own failure
+
+    async def _read_idle(self) -> None:
+        """Deliver notifications while no operation runs; record (never raise) a failure."""
+        proto, stream = self._proto, self._stream
+        self._events_in_op = 0
+        try:
+            while True:
+                data = await stream.read(65536)
+                if not data:
+                    raise self._lost("the server closed the connection", unsent=True)
+                proto.receive_data(data)
+                while (event := proto.next_event()) is not NEED_DATA:
+                    if self._filter(event) is not None:  # type: ignore[arg-type]
+                        raise ProtocolError(f"unexpected {type(event).__name__} while idle")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.debug("connection to %s failed while idle: %r", self._params.describe(), exc)
+            await self._mark_broken(exc)
+
+    def _check_idle_failure(self) -> None:
+        """Raise, at the call that follows, what the reader found while the connection idled."""
+        exc = self._broken
+        if exc is None:
+            return
+        if isinstance(exc, ConnectionLostError):
+            raise ConnectionLostError(str(exc), unsent=exc.unsent) from exc
+        raise InterfaceError(f"connection to {self._params.describe()} failed: {exc!r}") from exc
