@@ -10,9 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.load import replace_sites
+from app.sources import read_file, validate
 from tests.app.apphelp import metric, serve
-from tests.app.conftest import DB, ROOT
-from tools.pgcluster import Cluster, free_port
+from tests.app.conftest import DB, ROOT, SAMPLE_XML
+from tools.pgcluster import Cluster, destroy, free_port, start_temp_cluster
 from tools.procs import start_and_wait, stop
 
 MODES = ["pool", "connect"]
@@ -122,3 +124,41 @@ async def test_wrong_password_is_503_with_the_reason(sites_db: DB) -> None:
     async with serve(sites_db.settings(database_url=bad, db_mode="connect")) as (_, client):
         body = assert_503(await client.get("/api/nearest", params={"lat": 1.5, "lon": 1.5}))
         assert "refused" in body["reason"] and "28P01" in body["reason"]
+
+
+@pytest.fixture(scope="module")
+def spare_pg() -> Iterator[Cluster]:
+    """A cluster of this module's own, so stopping it disturbs no other test."""
+    cluster = start_temp_cluster()
+    try:
+        yield cluster
+    finally:
+        destroy(cluster)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_database_down_then_back(spare_pg: Cluster, mode: str) -> None:
+    own = OwnProxy(spare_pg)
+    own.start()
+    try:
+        db = DB(spare_pg, own.ws_proxy, "testdb")
+        conn = await db.connect()
+        try:
+            await replace_sites(conn, validate(read_file(SAMPLE_XML))[0])
+        finally:
+            await conn.close()
+        async with serve(db.settings(db_mode=mode)) as (_, client):
+            assert (await client.get("/api/nearest", params={"lat": 10, "lon": 20})).json()[
+                "nearestSites"][0]["id_no"] == 90001
+            spare_pg.stop()
+            body = assert_503(await client.get("/api/nearest", params={"lat": -30, "lon": -70}))
+            assert "proxy" in body["reason"] or "database" in body["reason"]
+            assert_503(await client.get("/readyz"))
+            spare_pg.start()
+            assert (await client.get("/readyz")).status_code == 200
+            r = await client.get("/api/nearest", params={"lat": -30, "lon": -70})
+            assert r.status_code == 200 and r.json()["nearestSites"][0]["id_no"] == 90003
+    finally:
+        own.stop()
+        if not spare_pg.is_running():
+            spare_pg.start()

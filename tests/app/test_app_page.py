@@ -183,3 +183,26 @@ async def test_site_text_is_escaped(scratch_db: DB, browser: Browser) -> None:
         assert await page.locator("#sites .country").first.text_content() == "<i>State</i>"
         assert watch.errors == []
         await page.context.close()
+
+
+async def test_unanswered_geolocation_falls_back_to_ip(sites_db: DB, browser: Browser) -> None:
+    """Permission granted but no position ever comes: the page's own deadline gives up."""
+    with uvicorn_server(sites_db.settings()) as base:
+        context = await browser.new_context(permissions=["geolocation"])
+        page = await context.new_page()
+        watch = Watch(page, base, thumbnails=True)
+        await page.route("**/*", watch.route)
+        # a browser that never answers: replace the API before the page's script runs
+        await page.add_init_script(
+            "navigator.geolocation.getCurrentPosition = () => {};"
+        )
+        await page.goto(base + "/")
+        await page.wait_for_function(
+            "document.querySelector('#status').textContent.includes('No answer')",
+            timeout=20000,
+        )
+        status = await page.locator("#status").inner_text()
+        assert "Showing sites near San Francisco" in status
+        assert await page.locator("#sites li.card").count() == 10
+        assert watch.errors == []
+        await context.close()
