@@ -80,7 +80,7 @@ def test_image_command_serves_the_app(sites_db: DB) -> None:
     env = {
         "PATH": f"{BIN}:{os.environ['PATH']}",
         "PORT": str(port),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "DATABASE_URL": sites_db.dsn(),
         "WS_PROXY": sites_db.ws_proxy,
         "WS_SECURE": "false",
