@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from .metrics import Metrics
 from .traffic import TrafficLog
@@ -34,8 +35,9 @@ class _TextFrame(Exception):
 class Relay:
     """Moves bytes both ways until one side ends, then closes the other with the right code.
 
-    Each direction awaits its sink before reading more (ws.send drains past the write limit,
-    Upstream.write waits on the socket), so a slow side pauses the other: no unbounded queues.
+    Each direction stops reading while its sink is full (target reads pause while the
+    WebSocket's write buffer is over its limit; Upstream.write waits on the target's socket
+    and websockets stops reading the client meanwhile): no unbounded queues.
     """
 
     def __init__(
@@ -58,29 +60,46 @@ class Relay:
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._stop: asyncio.Future[Ending] = self._loop.create_future()
+        self._drain_task: asyncio.Future[None] | None = None
+        upstream.attach(self._from_server)
 
     def stop(self, code: int, reason: str) -> None:
         """Ask the relay to end (drain timeout, shutdown); it closes the WebSocket with `code`."""
         if not self._stop.done():
             self._stop.set_result(Ending(code, reason))
 
+    def _from_server(self, data: bytes) -> None:
+        """Frame and write target bytes at once, from Upstream.data_received (no task hop).
+
+        When the WebSocket's write buffer passes its limit, reading from the target pauses
+        until websockets reports the buffer drained: memory stays bounded by the limits.
+        """
+        ws = self.ws
+        if ws.protocol.state is not State.OPEN:
+            return  # the client is leaving; the ws->tcp side ends the relay
+        self._last = self._loop.time()
+        self.bytes_from_server += len(data)
+        self.metrics.bytes_tcp.inc(len(data))
+        if self.traffic is not None:
+            self.traffic.from_server(data)
+        ws.protocol.send_binary(data)
+        ws.send_data()
+        if ws.paused and self._drain_task is None:
+            self.up.pause_reading()
+            self._drain_task = asyncio.ensure_future(self._resume_when_drained())
+
+    async def _resume_when_drained(self) -> None:
+        try:
+            await self.ws.drain()
+        finally:
+            self._drain_task = None
+            self.up.resume_reading()
+
     async def _tcp_to_ws(self) -> Ending:
-        while True:
-            try:
-                data = await self.up.read()
-            except UpstreamError as exc:
-                return Ending(INTERNAL_ERROR, f"upstream error: {exc}")
-            if not data:
-                return Ending(NORMAL, "TCP connection is closed")
-            self._last = self._loop.time()
-            self.bytes_from_server += len(data)
-            self.metrics.bytes_tcp.inc(len(data))
-            if self.traffic is not None:
-                self.traffic.from_server(data)
-            try:
-                await self.ws.send(data)
-            except ConnectionClosed:
-                return Ending(None, "client went away")
+        exc = await asyncio.shield(self.up.finished)
+        if exc is not None:
+            return Ending(INTERNAL_ERROR, f"upstream error: {exc}")
+        return Ending(NORMAL, "TCP connection is closed")
 
     async def _ws_to_tcp(self) -> Ending:
         try:
@@ -127,6 +146,8 @@ class Relay:
         finally:
             for t in tasks:
                 t.cancel()
+            if self._drain_task is not None:
+                self._drain_task.cancel()
         if ending.code == INTERNAL_ERROR:
             self.up.abort()
         else:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-# Pause reading from Postgres once this much is waiting for the WebSocket side.
-READ_HIGH_WATER = 1 << 20
 # Larger than asyncio's 64 KiB default so bulk client writes (COPY) stream without stalls.
 WRITE_HIGH_WATER = 1 << 20
-# Reads are handed to the WebSocket side merged up to this size: fewer, larger frames.
-MERGE_LIMIT = 256 * 1024
 
 
 class UpstreamError(Exception):
@@ -20,23 +15,29 @@ class UpstreamError(Exception):
 
 
 class Upstream(asyncio.Protocol):
-    """Bytes from the target wait here until the relay takes them; never more than a bound.
+    """The target's socket. Bytes from it go straight to `on_data` inside data_received, with
+    no task switch in between (that hop is most of a relay's added latency); the consumer
+    applies backpressure with pause_reading()/resume_reading().
 
-    `read()` returns chunks as the kernel delivered them (no copy when one is waiting), and
-    reading from the socket pauses while READ_HIGH_WATER bytes wait, so a slow WebSocket
-    client makes Postgres wait instead of growing memory.
+    Bytes that arrive before a consumer attaches (a target that speaks first) wait in a list.
     """
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
-        self._size = 0
-        self._eof = False
-        self._exc: BaseException | None = None
-        self._reader: asyncio.Future[None] | None = None
+        self._early: list[bytes] = []
+        self._on_data: Callable[[bytes], None] | None = None
         self._drainer: asyncio.Future[None] | None = None
-        self._read_paused = False
         self._write_paused = False
+        self._exc: Exception | None = None
         self.transport: asyncio.Transport | None = None
+        # Resolves when the connection ends: None for a clean close, else the error.
+        self.finished: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def attach(self, on_data: Callable[[bytes], None]) -> None:
+        """Start delivering bytes to `on_data`, first those that arrived early."""
+        self._on_data = on_data
+        early, self._early = self._early, []
+        for data in early:
+            on_data(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -47,23 +48,18 @@ class Upstream(asyncio.Protocol):
             _keepalive(sock)
 
     def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._size += len(data)
-        if self._size >= READ_HIGH_WATER and not self._read_paused and self.transport:
-            self._read_paused = True
-            self.transport.pause_reading()
-        self._wake_reader()
+        if self._on_data is None:
+            self._early.append(data)
+        else:
+            self._on_data(data)
 
     def eof_received(self) -> bool:
-        self._eof = True
-        self._wake_reader()
-        return False  # let the transport close: Postgres never half-closes
+        return False  # close the transport: Postgres never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
-        if exc is not None:
-            self._exc = exc
-        self._wake_reader()
+        self._exc = exc
+        if not self.finished.done():
+            self.finished.set_result(exc)
         if self._drainer is not None and not self._drainer.done():
             self._drainer.set_result(None)
 
@@ -75,40 +71,13 @@ class Upstream(asyncio.Protocol):
         if self._drainer is not None and not self._drainer.done():
             self._drainer.set_result(None)
 
-    def _wake_reader(self) -> None:
-        if self._reader is not None and not self._reader.done():
-            self._reader.set_result(None)
+    def pause_reading(self) -> None:
+        if self.transport is not None and self.transport.is_reading():
+            self.transport.pause_reading()
 
-    async def read(self) -> bytes:
-        """Wait for bytes from the target.
-
-        Returns:
-            The next bytes, or b"" once the target closed cleanly.
-
-        Raises:
-            UpstreamError: the connection broke (reset, timeout).
-        """
-        while not self._chunks:
-            if self._exc is not None:
-                raise UpstreamError(str(self._exc) or type(self._exc).__name__)
-            if self._eof:
-                return b""
-            self._reader = asyncio.get_running_loop().create_future()
-            await self._reader
-        first = self._chunks.popleft()
-        if self._chunks and len(first) < MERGE_LIMIT:
-            parts = [first]
-            total = len(first)
-            while self._chunks and total + len(self._chunks[0]) <= MERGE_LIMIT:
-                part = self._chunks.popleft()
-                parts.append(part)
-                total += len(part)
-            first = b"".join(parts)
-        self._size -= len(first)
-        if self._read_paused and self._size < READ_HIGH_WATER // 4 and self.transport:
-            self._read_paused = False
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
-        return first
 
     async def write(self, data: bytes) -> None:
         """Send bytes to the target, waiting while its socket buffer is over the high-water mark.

@@ -70,7 +70,9 @@ async def test_client_close_closes_the_tcp_side(lp: ProxyProc, tgt: Target) -> N
 
 async def test_upstream_reset_closes_1011_with_a_reason(lp: ProxyProc, tgt: Target) -> None:
     async with connect(lp.url(f"127.0.0.1:{tgt.port}")) as ws:
-        _, writer = await tgt.next()
+        reader, writer = await tgt.next()
+        await ws.send(b"x")  # a round trip first: the proxy's upstream is fully open
+        assert await reader.readexactly(1) == b"x"
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()  # RST, not FIN
@@ -115,15 +117,15 @@ async def test_oversized_messages_close_1009(lp: ProxyProc, tgt: Target) -> None
 async def test_connection_log_lines_carry_id_target_bytes_and_reason(
     lp: ProxyProc, tgt: Target
 ) -> None:
-    mark = lp.mark()
     async with connect(lp.url(f"127.0.0.1:{tgt.port}")) as ws:
         _, writer = await tgt.next()
         await ws.send(b"12345")
         writer.write(b"abc")
         assert await ws.recv() == b"abc"
-    opened = await lp.await_line(r"conn \d+ open", start=mark)
+        me = rf"client=127\.0\.0\.1:{ws.local_address[1]} "
+    opened = await lp.await_line(rf"conn \d+ open {me}")
     conn_id = opened.split("conn ")[1].split()[0]
-    closed = await lp.await_line(rf"conn {conn_id} close", start=mark)
+    closed = await lp.await_line(rf"conn {conn_id} close {me}")
     assert f"target=127.0.0.1:{tgt.port} (127.0.0.1)" in closed
     assert "ws->tcp=5 tcp->ws=3" in closed and "reason=client closed 1000" in closed
     writer.close()
