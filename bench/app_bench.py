@@ -131,37 +131,106 @@ def row(label: str, figures: tuple[float, float, float], base: float | None = No
     return f"  {label:44s} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{ratio}"
 
 
-async def first_query_costs(dsn: str, ws_proxy: str, reps: int = 30) -> dict[str, float]:
-    """Median ms for: connect; connect+select 1; connect+nearest (asyncpg TCP and our driver)."""
+FIRST_QUERIES = {
+    "select 1": ("SELECT 1", ()),
+    # any PostGIS function: pays for loading the library into the backend
+    "geometry": ("SELECT ST_AsText(ST_MakePoint(1, 2))", ()),
+    # the first geography distance also sets up PROJ for SRID 4326 in the backend
+    "geography": ("SELECT 'SRID=4326;POINT(1 2)'::geography <-> "
+                  "'SRID=4326;POINT(2 3)'::geography", ()),
+}
+
+
+async def first_query_costs(
+    targets: dict[str, tuple[str, str]], reps: int = 40
+) -> dict[tuple[str, str, str], float]:
+    """Median ms of connect, and of the first query on the fresh backend, per target and
+    client, with the targets and queries interleaved so that all see the same machine load.
+    """
     import asyncpg
 
     import driver
     from app.sites import NEAREST_SQL
 
-    async def one(connect: Any, sql: str, args: tuple[Any, ...]) -> tuple[float, float]:
-        t = time.perf_counter()
-        conn = await connect()
-        t1 = time.perf_counter()
-        await conn.fetch(sql, *args)
-        t2 = time.perf_counter()
-        await conn.close()
-        return (t1 - t) * 1e3, (t2 - t1) * 1e3
+    queries = {**FIRST_QUERIES, "nearest": (NEAREST_SQL, (12.49, 41.89, 10))}
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    for _ in range(reps):
+        for target, (dsn, ws_proxy) in targets.items():
+            clients = {
+                "asyncpg/TCP": lambda d=dsn: asyncpg.connect(d, ssl=False),
+                "driver/proxy": lambda d=dsn, w=ws_proxy: driver.connect(
+                    d, ws_proxy=w, use_secure_websocket=False
+                ),
+            }
+            for client, connect in clients.items():
+                for label, (sql, args) in queries.items():
+                    t = time.perf_counter()
+                    conn = await connect()
+                    t1 = time.perf_counter()
+                    await conn.fetch(sql, *args)
+                    t2 = time.perf_counter()
+                    await conn.close()
+                    samples.setdefault((target, client, "connect"), []).append((t1 - t) * 1e3)
+                    samples.setdefault((target, client, label), []).append((t2 - t1) * 1e3)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
-    out: dict[str, float] = {}
-    clients = {
-        "asyncpg/TCP": lambda: asyncpg.connect(dsn, ssl=False),
-        "driver/proxy": lambda: driver.connect(dsn, ws_proxy=ws_proxy, use_secure_websocket=False),
-    }
-    for name, connect in clients.items():
-        for label, sql, args in (("select 1", "SELECT 1", ()),
-                                 ("nearest", NEAREST_SQL, (12.49, 41.89, 10))):
-            runs = [await one(connect, sql, args) for _ in range(reps)]
-            out[f"{name} connect"] = statistics.median(r[0] for r in runs)
-            out[f"{name} first {label}"] = statistics.median(r[1] for r in runs)
-    return out
+
+async def http_figures(dsn: str, proxy: str) -> None:
+    """Run the HTTP scenarios and print one line each."""
+    print(f"app benchmark: {CONCURRENCY} keep-alive clients on loopback, 1 uvicorn worker, "
+          f"best of {ROUNDS} alternating rounds")
+    # The machine may be busy: every pair is measured in alternating rounds and each
+    # figure is the best round, so both sides of a ratio see the same conditions.
+    results: dict[str, tuple[float, float, float]] = {}
+
+    def keep(name: str, figures: tuple[float, float, float]) -> None:
+        if name not in results or figures[0] > results[name][0]:
+            results[name] = figures
+
+    servers = {v: Server(v, dsn, proxy, "pool") for v in ("driver", "asyncpg")}
+    try:
+        drv, apg = servers["driver"].port, servers["asyncpg"].port
+        hit = "/api/nearest?lat=41.8902&lon=12.4922"
+        await drive(drv, ["/bench/constant"] * 2000 + [hit] * 2000)  # warm-up
+        await drive(apg, cold_paths(300, 90000))
+        for r in range(ROUNDS):
+            keep("constant", await drive(drv, ["/bench/constant"] * 5000))
+            keep("cached", await drive(drv, [hit] * 5000))
+            # same warm cell, a new point of it on every request: the re-rank path
+            moving = [f"/api/nearest?lat={41.8852 + (r * 5000 + i) * 1.5e-7:.8f}"
+                      "&lon=12.4922" for i in range(5000)]
+            keep("cached cell, new point", await drive(drv, moving))
+            cold = cold_paths(800, r * 800)
+            keep("cold driver pool", await drive(drv, cold))
+            keep("cold asyncpg pool", await drive(apg, cold))
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    servers = {v: Server(v, dsn, proxy, "connect") for v in ("driver", "asyncpg")}
+    try:
+        for r in range(ROUNDS):
+            cold = cold_paths(300, 50000 + r * 300)
+            for v, srv in servers.items():
+                keep(f"cold {v} connect", await drive(srv.port, cold))
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+    c = results["constant"][0]
+    a = results["cold asyncpg pool"][0]
+    print(row("constant endpoint (ceiling)", results["constant"]))
+    print(row("cached hit (vs constant; target >= 0.8x)", results["cached"], c))
+    print(row("cached cell, new point each request", results["cached cell, new point"], c))
+    print(row("cold cell, driver+proxy pool (vs asyncpg; >= 0.7x)",
+              results["cold driver pool"], a))
+    print(row("cold cell, asyncpg TCP pool", results["cold asyncpg pool"]))
+    print(row("cold cell, driver+proxy connect-per-request",
+              results["cold driver connect"], results["cold asyncpg connect"][0]))
+    print(row("cold cell, asyncpg TCP connect-per-request", results["cold asyncpg connect"]))
 
 
-async def main() -> None:
+
+async def main(first_query_only: bool = False) -> None:
     from app.load import replace_sites
     from app.sources import read_file, validate
     from tools.pgcluster import destroy, start_temp_cluster
@@ -197,67 +266,20 @@ async def main() -> None:
 
         pg, proxy = clusters["preloaded"], ws["preloaded"]
         dsn = pg.dsn("scram_user")
-        print(f"app benchmark: {CONCURRENCY} keep-alive clients on loopback, 1 uvicorn worker, "
-              f"best of {ROUNDS} alternating rounds")
 
-        # The machine may be busy: every pair is measured in alternating rounds and each
-        # figure is the best round, so both sides of a ratio see the same conditions.
-        results: dict[str, tuple[float, float, float]] = {}
+        if not first_query_only:
+            await http_figures(dsn, proxy)
 
-        def keep(name: str, figures: tuple[float, float, float]) -> None:
-            if name not in results or figures[0] > results[name][0]:
-                results[name] = figures
-
-        servers = {v: Server(v, dsn, proxy, "pool") for v in ("driver", "asyncpg")}
-        try:
-            drv, apg = servers["driver"].port, servers["asyncpg"].port
-            hit = "/api/nearest?lat=41.8902&lon=12.4922"
-            await drive(drv, ["/bench/constant"] * 2000 + [hit] * 2000)  # warm-up
-            await drive(apg, cold_paths(300, 90000))
-            for r in range(ROUNDS):
-                keep("constant", await drive(drv, ["/bench/constant"] * 5000))
-                keep("cached", await drive(drv, [hit] * 5000))
-                # same warm cell, a new point of it on every request: the re-rank path
-                moving = [f"/api/nearest?lat={41.8852 + (r * 5000 + i) * 1.5e-7:.8f}"
-                          "&lon=12.4922" for i in range(5000)]
-                keep("cached cell, new point", await drive(drv, moving))
-                cold = cold_paths(800, r * 800)
-                keep("cold driver pool", await drive(drv, cold))
-                keep("cold asyncpg pool", await drive(apg, cold))
-        finally:
-            for srv in servers.values():
-                srv.stop()
-        servers = {v: Server(v, dsn, proxy, "connect") for v in ("driver", "asyncpg")}
-        try:
-            for r in range(ROUNDS):
-                cold = cold_paths(300, 50000 + r * 300)
-                for v, srv in servers.items():
-                    keep(f"cold {v} connect", await drive(srv.port, cold))
-        finally:
-            for srv in servers.values():
-                srv.stop()
-
-        c = results["constant"][0]
-        a = results["cold asyncpg pool"][0]
-        print(row("constant endpoint (ceiling)", results["constant"]))
-        print(row("cached hit (vs constant; target >= 0.8x)", results["cached"], c))
-        print(row("cached cell, new point each request", results["cached cell, new point"], c))
-        print(row("cold cell, driver+proxy pool (vs asyncpg; >= 0.7x)",
-                  results["cold driver pool"], a))
-        print(row("cold cell, asyncpg TCP pool", results["cold asyncpg pool"]))
-        print(row("cold cell, driver+proxy connect-per-request",
-                  results["cold driver connect"], results["cold asyncpg connect"][0]))
-        print(row("cold cell, asyncpg TCP connect-per-request", results["cold asyncpg connect"]))
-
-        print("fresh backend, first query (median ms over 30 new connections):")
-        for name, pg_ in clusters.items():
-            costs = await first_query_costs(pg_.dsn("scram_user"), ws[name])
+        print("fresh backend, first query on it (median ms, 40 new connections each):")
+        targets = {name: (c_.dsn("scram_user"), ws[name]) for name, c_ in clusters.items()}
+        costs = await first_query_costs(targets)
+        print(f"  {'server':9s} {'client':13s} {'connect':>8s} " + " ".join(
+            f"{q:>10s}" for q in (*FIRST_QUERIES, "nearest")))
+        for name in clusters:
             for client in ("asyncpg/TCP", "driver/proxy"):
-                extra = costs[f"{client} first nearest"] - costs[f"{client} first select 1"]
-                print(f"  {name:9s} {client:13s} connect {costs[f'{client} connect']:6.2f}  "
-                      f"select 1 {costs[f'{client} first select 1']:6.2f}  "
-                      f"nearest {costs[f'{client} first nearest']:6.2f}  "
-                      f"(PostGIS first use +{extra:5.2f})")
+                cells = " ".join(f"{costs[(name, client, q)]:10.2f}"
+                                 for q in (*FIRST_QUERIES, "nearest"))
+                print(f"  {name:9s} {client:13s} {costs[(name, client, 'connect')]:8.2f} {cells}")
     finally:
         for proc in procs:
             stop(proc)
@@ -272,8 +294,10 @@ if __name__ == "__main__":
     parser.add_argument("--dsn")
     parser.add_argument("--ws-proxy")
     parser.add_argument("--mode", default="pool")
+    parser.add_argument("--first-query-only", action="store_true",
+                        help="only the fresh-backend first-query table")
     ns = parser.parse_args()
     if ns.serve:
         serve(ns.serve, ns.port, ns.dsn, ns.ws_proxy, ns.mode)
     else:
-        asyncio.run(main())
+        asyncio.run(main(ns.first_query_only))
