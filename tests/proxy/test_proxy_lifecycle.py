@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import struct
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -196,3 +198,22 @@ def test_default_ping_interval_is_under_a_minute() -> None:
     from proxy.config import load
 
     assert 0 < load([], {}).ping_interval < 60
+
+
+async def test_upstream_socket_has_tcp_keepalive(lp: ProxyProc, tgt: Target) -> None:
+    """A dead database is noticed in minutes: the proxy's socket runs a keepalive timer."""
+    async with connect(lp.url(f"127.0.0.1:{tgt.port}")) as ws:
+        reader, writer = await tgt.next()
+        await ws.send(b"x")
+        assert await reader.readexactly(1) == b"x"
+        peer = writer.get_extra_info("peername")[1]  # the proxy's side of the upstream socket
+        out = await asyncio.to_thread(
+            subprocess.run,
+            ["ss", "-tno", "state", "established", f"( sport = :{peer} )"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        # 60 s idle time, not the kernel default of two hours (which ss shows as 119min).
+        assert re.search(r"timer:\(keepalive,(\d+sec|1min),", out.stdout), out.stdout
+    writer.close()
