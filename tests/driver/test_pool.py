@@ -283,9 +283,9 @@ async def test_cancel_and_timeouts_at_any_point_leak_nothing(
 
 
 async def _same(monitor: driver.Connection, pool: driver.Pool) -> bool:
+    server = len(await backends(monitor, pool))  # first, so every check yields to the loop
     lent = pool.get_size() - pool.get_idle_size()
-    quiet = not pool._tasks and not pool._opening and not lent
-    return quiet and pool.get_size() == len(await backends(monitor, pool))
+    return not pool._tasks and not pool._opening and not lent and pool.get_size() == server
 
 
 async def test_terminated_idle_backends_are_never_handed_out(
