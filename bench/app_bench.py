@@ -10,8 +10,10 @@ server is what is measured). Prints, in one run:
   * cold cells (every request a new cell) through our driver + proxy, pool mode, vs. the same
     app with asyncpg over TCP;
   * the same cold cells in connect-per-request mode, for both drivers;
-  * a fresh backend's first-query cost: connect + `select 1` vs connect + the nearest query,
-    with and without `shared_preload_libraries = 'postgis-3'`.
+  * a fresh connection's first-query cost: `select 1`, any PostGIS function (library load),
+    a geography distance (PostGIS's per-backend PROJ setup) and the nearest query, without and
+    with `shared_preload_libraries = 'postgis-3'`, and through PgBouncer (transaction pooling,
+    backends stay warm while clients still connect per request).
 
 Targets: cached >= 0.8x constant; cold (pool) >= 0.7x asyncpg.
 """
@@ -141,6 +143,32 @@ FIRST_QUERIES = {
 }
 
 
+def start_pgbouncer(pg: Any, base: Path) -> tuple[Any, int]:
+    """PgBouncer (transaction pooling) in front of `pg` for scram_user: clients connect per
+    request, backends stay warm. Returns the process and its port."""
+    from tools.pgcluster import _pg_user, free_port
+    from tools.procs import start_and_wait
+
+    prefix, uid, gid = _pg_user()
+    secret = pg.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'scram_user'")
+    port = free_port()
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "users.txt").write_text(f'"scram_user" "{secret}"\n')
+    (base / "pgbouncer.ini").write_text(
+        f"[databases]\ntestdb = host=127.0.0.1 port={pg.port} dbname=testdb\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n"
+        f"auth_type = scram-sha-256\nauth_file = {base / 'users.txt'}\n"
+        "pool_mode = transaction\ndefault_pool_size = 10\nmax_client_conn = 200\n"
+        "unix_socket_dir =\nignore_startup_parameters = extra_float_digits,IntervalStyle\n"
+    )
+    if uid is not None:
+        for f in (base, base / "users.txt", base / "pgbouncer.ini"):
+            os.chown(f, uid, gid or -1)
+    proc, _ = start_and_wait([*prefix, "pgbouncer", str(base / "pgbouncer.ini")],
+                             "process up", timeout=30)
+    return proc, port
+
+
 async def first_query_costs(
     targets: dict[str, tuple[str, str]], reps: int = 40
 ) -> dict[tuple[str, str, str], float]:
@@ -156,10 +184,13 @@ async def first_query_costs(
     samples: dict[tuple[str, str, str], list[float]] = {}
     for _ in range(reps):
         for target, (dsn, ws_proxy) in targets.items():
+            cache = 0 if "pgbouncer" in target else 100  # no named statements across backends
             clients = {
-                "asyncpg/TCP": lambda d=dsn: asyncpg.connect(d, ssl=False),
-                "driver/proxy": lambda d=dsn, w=ws_proxy: driver.connect(
-                    d, ws_proxy=w, use_secure_websocket=False
+                "asyncpg/TCP": lambda d=dsn, n=cache: asyncpg.connect(
+                    d, ssl=False, statement_cache_size=n
+                ),
+                "driver/proxy": lambda d=dsn, w=ws_proxy, n=cache: driver.connect(
+                    d, ws_proxy=w, use_secure_websocket=False, statement_cache_size=n
                 ),
             }
             for client, connect in clients.items():
@@ -252,7 +283,7 @@ async def main(first_query_only: bool = False) -> None:
             proc, _ = start_and_wait(
                 [sys.executable, "-m", "proxy"], "listening",
                 env={"LISTEN_PORT": f"127.0.0.1:{port}",
-                     "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{pg.port}", "PYTHONPATH": str(ROOT)},
+                     "ALLOW_ADDR_REGEX": r"127\.0\.0\.1:\d+", "PYTHONPATH": str(ROOT)},
             )
             procs.append(proc)
             ws[name] = f"127.0.0.1:{port}/v2"
@@ -272,10 +303,17 @@ async def main(first_query_only: bool = False) -> None:
 
         print("fresh backend, first query on it (median ms, 40 new connections each):")
         targets = {name: (c_.dsn("scram_user"), ws[name]) for name, c_ in clusters.items()}
+        bouncer, bport = start_pgbouncer(clusters["preloaded"],
+                                         clusters["preloaded"].base / "pgbouncer")
+        procs.append(bouncer)
+        targets["pgbouncer"] = (
+            targets["preloaded"][0].replace(f":{clusters['preloaded'].port}/", f":{bport}/"),
+            ws["preloaded"],
+        )
         costs = await first_query_costs(targets)
         print(f"  {'server':9s} {'client':13s} {'connect':>8s} " + " ".join(
             f"{q:>10s}" for q in (*FIRST_QUERIES, "nearest")))
-        for name in clusters:
+        for name in targets:
             for client in ("asyncpg/TCP", "driver/proxy"):
                 cells = " ".join(f"{costs[(name, client, q)]:10.2f}"
                                  for q in (*FIRST_QUERIES, "nearest"))
