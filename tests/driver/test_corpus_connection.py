@@ -181,6 +181,27 @@ async def test_value_round_trips_with_inferred_parameter_type(
     assert await dconn.fetchval(query, value) is (case.sql not in LOSSY)
 
 
+NOT_INFERRED = [c for c in ROUNDTRIP if not c.infer]
+
+
+@pytest.mark.parametrize("case", NOT_INFERRED, ids=_ids(NOT_INFERRED))
+async def test_uninferable_value_is_refused_or_right_never_wrong(
+    case: Case, dconn: driver.Connection, types: dict[str, tuple[int, str]]
+) -> None:
+    """Where the Python type names no type castable to the column's ("char" as bytes, a JSON
+    array as a list), the one-flight path may fail, with the server's typed error, but must
+    never hand back a different value; and the connection stays usable."""
+    _, name = types[case.sql]
+    value = await dconn.fetchval(f"select {case.sql}")
+    try:
+        back = await dconn.fetchval(f"select $1::{name}", value)
+    except driver.PostgresError as exc:
+        assert exc.sqlstate[:2] in ("42", "22"), exc  # a type mismatch or an invalid input
+    else:
+        assert same(back, value), (value, back)
+    assert await dconn.fetchval("select 1") == 1
+
+
 @pytest.mark.parametrize("case", ROUNDTRIP, ids=_ids(ROUNDTRIP))
 async def test_value_round_trips_through_a_prepared_statement(
     case: Case, dconn: driver.Connection, apg: asyncpg.Connection,
