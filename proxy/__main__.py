@@ -46,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # websockets reports every failed handshake with a traceback; our own lines say enough.
-    logging.getLogger("websockets").setLevel(logging.CRITICAL)
+    # Our own lines cover opens, closes and refusals; keep websockets' errors (real bugs).
+    logging.getLogger("websockets").setLevel(logging.ERROR)
     try:
         cfg = load(argv, os.environ)
     except ConfigError as exc:

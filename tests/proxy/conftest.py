@@ -84,6 +84,7 @@ class ProxyProc:
         return f"ws://127.0.0.1:{self.port}{path}" + (f"?address={address}" if address else "")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stop the proxy; an unexpected traceback in its log fails the test that used it."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -91,6 +92,8 @@ class ProxyProc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self.wait_for("<exited>", 10)  # every line read
+        assert "Traceback" not in self.log, self.log[-3000:]
         return self.proc.returncode
 
 
