@@ -11,6 +11,7 @@ __all__ = ["TCPStream", "open_tcp"]
 
 # Stop reading from the socket when this much is buffered and nobody reads (back-pressure).
 _HIGH_WATER = 1 << 20
+_CLOSE_WAIT = 1.0  # seconds close() waits for the kernel to report the socket gone
 
 
 class TCPStream(asyncio.Protocol):
@@ -123,10 +124,14 @@ class TCPStream(asyncio.Protocol):
             return
         transport.close()
         if not self._eof:
-            # Wait for connection_lost so the socket is really released.
+            # Wait (briefly) for connection_lost so the socket is really released.
             waiter = asyncio.get_running_loop().create_future()
             self._read_waiter = waiter
-            await waiter
+            try:
+                async with asyncio.timeout(_CLOSE_WAIT):
+                    await waiter
+            except TimeoutError:
+                transport.abort()
 
 
 async def open_tcp(host: str, port: int) -> TCPStream:
