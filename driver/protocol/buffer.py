@@ -12,6 +12,7 @@ _HEADER = Struct("!cI")
 _LEN = Struct("!I")
 _H = Struct("!H")
 _i = Struct("!i")
+_DATA_ROW_HEADER = Struct("!IH")
 # The server never sends a message this large (1 GB is its own limit on field values).
 MAX_MESSAGE = (1 << 30) + 1024
 # Leftovers above this size grow in place (bytearray) instead of being re-concatenated,
@@ -81,48 +82,53 @@ class ReceiveBuffer:
         self._pos = end
         return bytes(buf[pos : pos + 1]), bytes(buf[pos + 5 : end])
 
-    def next_data_row(self) -> tuple[bytes | None, ...] | None:
-        """Pop a DataRow's values if one is complete at the head, else None (nothing popped).
+    def read_data_rows(self, rows: list[tuple[bytes | None, ...]]) -> None:
+        """Pop every complete DataRow at the head, appending each one's values to ``rows``.
 
-        This is the per-row hot path: values are sliced from the input once, with no
-        intermediate body copy and no message object.
+        This is the per-row hot path: one call for a whole batch, values sliced from the
+        input once, no intermediate body copy and no message object. It stops at the first
+        message that is not a complete DataRow.
 
         Raises:
-            ProtocolError: the DataRow is malformed.
+            ProtocolError: a DataRow is malformed.
         """
-        buf, pos = self._buf, self._pos
-        if len(buf) - pos < 7 or buf[pos] != 68:  # 68 == ord("D")
-            return None
-        if type(buf) is not bytes:
+        if type(self._buf) is not bytes:
             if not self._complete():
-                return None
-            buf, pos = self._buf, self._pos
-        length = _LEN.unpack_from(buf, pos + 1)[0]
-        end = pos + 1 + length
-        if end > len(buf):
-            if length > MAX_MESSAGE:
-                raise ProtocolError(f"invalid length {length} for a DataRow")
-            return None
-        n = _H.unpack_from(buf, pos + 5)[0]
-        values: list[bytes | None] = []
-        append = values.append
+                return
+        buf, pos = self._buf, self._pos
+        size_buf = len(buf)
         unpack = _i.unpack_from
-        p = pos + 7
+        header = _DATA_ROW_HEADER.unpack_from
+        add_row = rows.append
         try:
-            for _ in range(n):
-                size = unpack(buf, p)[0]
-                p += 4
-                if size < 0:
-                    append(None)
-                else:
-                    append(buf[p : p + size])  # type: ignore[arg-type]
-                    p += size
+            while size_buf - pos >= 7 and buf[pos] == 68:  # 68 == ord("D")
+                length, n = header(buf, pos + 1)
+                end = pos + 1 + length
+                if end > size_buf:
+                    if length > MAX_MESSAGE:
+                        raise ProtocolError(f"invalid length {length} for a DataRow")
+                    break
+                values: list[bytes | None] = []
+                append = values.append
+                p = pos + 7
+                for _ in range(n):
+                    size = unpack(buf, p)[0]
+                    p += 4
+                    if size < 0:
+                        append(None)
+                    else:
+                        append(buf[p : p + size])  # type: ignore[arg-type]
+                        p += size
+                if p != end:
+                    raise ProtocolError("DataRow length does not match its values")
+                add_row(tuple(values))
+                pos = end
+        except ProtocolError:
+            raise
         except Exception as exc:  # struct.error when a length word runs off the end
             raise ProtocolError(f"malformed DataRow: {exc}") from exc
-        if p != end:
-            raise ProtocolError("DataRow length does not match its values")
-        self._pos = end
-        return tuple(values)
+        finally:
+            self._pos = pos
 
     def next_byte(self) -> bytes | None:
         """Pop a single unframed byte (the answer to SSLRequest / GSSENCRequest)."""

@@ -265,10 +265,8 @@ class PGProtocol:
         """
         if self.state is not State.BUSY or self._error is not None or self._held:
             return
-        buf = self._buf
         try:
-            while (values := buf.next_data_row()) is not None:
-                rows.append(values)
+            self._buf.read_data_rows(rows)
         except ProtocolError as exc:
             self._failure = exc
             self.state = State.FAILED

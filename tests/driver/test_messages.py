@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driver.errors import ProtocolError
+from driver.errors import InterfaceError, ProtocolError
 from driver.protocol import NEED_DATA
 from driver.protocol import messages as m
 from driver.protocol.buffer import ReceiveBuffer
@@ -212,3 +212,18 @@ def test_malformed_data_row_on_the_fast_path_is_a_protocol_error() -> None:
         proto.read_rows([])
     with pytest.raises(ProtocolError):
         proto.next_event()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_read_rows_on_random_bytes_raises_only_protocol_error(data: bytes) -> None:
+    proto = f.started()
+    proto.send_execute("s", [])
+    proto.data_to_send()
+    proto.receive_data(b"D" + data)
+    try:
+        proto.read_rows([])
+        while proto.next_event() is not NEED_DATA:
+            proto.read_rows([])
+    except (ProtocolError, InterfaceError):
+        pass
