@@ -8,6 +8,7 @@ import re
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -205,3 +206,10 @@ def test_traffic_log_goes_opaque_after_ssl_is_accepted() -> None:
     assert lines[0].endswith("SSLRequest") and lines[1].endswith("SSLResponse TLS")
     rows = _msg(b"D", b"x" * 10) * 3 + _msg(b"C", b"SELECT 3\0") + _msg(b"Z", b"I")
     assert _traffic([], [rows])[0].endswith("D*3 C Z")
+
+
+def test_console_script_wsproxy_runs() -> None:
+    """`wsproxy` is installed by the project (pyproject's [project.scripts])."""
+    script = Path(sys.executable).parent / "wsproxy"
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("usage: wsproxy")
