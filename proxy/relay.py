@@ -153,8 +153,8 @@ class Relay:
         else:
             self.up.close()
         if ending.code is not None:
-            # Everything read from the target was already handed to ws.send, so the close
-            # frame queues behind the last data frame: the client sees all bytes, then 1000.
+            # Everything read from the target was already written to the WebSocket, so the
+            # close frame queues behind the last data frame: the client sees all bytes first.
             await self.ws.close(ending.code, ending.reason[:120])
         return ending
 
