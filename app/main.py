@@ -19,6 +19,7 @@ from app.db import Connector, Database, PoolFactory
 from app.deps import Services
 from app.locate import open_reader
 from app.metrics import Metrics, RequestMetrics
+from app.playground import PlaygroundConfig, playground_router
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,15 @@ def create_app(
     app.add_exception_handler(Exception, internal_error)
     app.include_router(routes.router)
     app.include_router(page.router)
+    app.include_router(
+        playground_router(
+            PlaygroundConfig(
+                database_url=settings.playground_database_url,
+                ws_proxy=settings.playground_ws_proxy or settings.ws_proxy,
+                use_secure_websocket=settings.ws_secure,
+            )
+        )
+    )
     page.mount_static(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app

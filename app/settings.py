@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://whc:whc@127.0.0.1:5432/whc"
     ws_proxy: str = "127.0.0.1:9876/v2"
     ws_secure: bool = False
+    # /playground: the read-only role's DSN (sql/playground_role.sql), with the database host as
+    # the proxy sees it, and the proxy as visitors' browsers reach it (empty: use ws_proxy).
+    playground_database_url: str = "postgresql://playground:playground@127.0.0.1:5432/whc"
+    playground_ws_proxy: str = ""
     db_mode: Literal["pool", "connect"] = "pool"
     pool_min_size: int = Field(default=1, ge=0)
     pool_size: int = Field(default=10, ge=1)

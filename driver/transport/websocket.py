@@ -72,6 +72,9 @@ async def open_websocket(url: str) -> WebSocketStream:
             max_size=None,
             open_timeout=None,  # connect() has one deadline for everything
             user_agent_header=None,
+            # websockets reads HTTP proxies from the environment, and a variable named like our
+            # own WS_PROXY setting would hijack every connection: the proxy is ws_proxy, only.
+            proxy=None,
         )
     except InvalidStatus as exc:
         body = exc.response.body.decode(errors="replace").strip()[:200]
