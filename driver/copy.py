@@ -14,6 +14,7 @@ from .protocol import messages as m
 
 if TYPE_CHECKING:
     from .codecs import TypeRegistry
+    from .prepared import PreparedStatement
     from .protocol import PGProtocol
     from .transport.base import Stream
 
@@ -107,6 +108,10 @@ class CopyMixin:
             self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None
         ) -> T: ...
 
+        async def prepare(
+            self, query: str, *, timeout: float | None = None
+        ) -> PreparedStatement: ...
+
     async def _copy_in(self, sql: str, chunks: AsyncIterable[bytes]) -> str:
         proto = self._proto
         proto.send_query(sql)
@@ -199,13 +204,21 @@ class CopyMixin:
         schema_name: str | None = None,
         timeout: float | None = None,
     ) -> str:
-        """COPY Python rows into a table, as COPY text format encoded by the type registry."""
+        """COPY Python rows into a table, as COPY text format encoded by the type registry.
+
+        Values are encoded for their column's type, learnt first with one Describe (asyncpg
+        introspects the table too): a Python type alone does not say it ("char" values are
+        bytes, which would be sent as bytea text; a JSON array is a list, not an SQL array).
+        """
+        oids = await self._column_types(table_name, schema_name, columns, timeout)
         encode = self._codecs.encode
 
         def line(record: Sequence[Any]) -> bytes:
+            if len(record) != len(oids):
+                raise InterfaceError(f"a record has {len(record)} values for {len(oids)} columns")
             fields = []
-            for value in record:
-                data = encode(value, 0)[1]
+            for value, oid in zip(record, oids, strict=True):
+                data = encode(value, oid)[1]
                 fields.append("\\N" if data is None else data.decode().translate(_ESCAPES))
             return ("\t".join(fields) + "\n").encode()
 
@@ -231,6 +244,23 @@ class CopyMixin:
 
         sql = f"COPY {_target(table_name, schema_name, columns)} FROM STDIN"
         return await self._run(self._copy_in, sql, lines(), timeout=timeout)
+
+    async def _column_types(
+        self,
+        table_name: str,
+        schema_name: str | None,
+        columns: Sequence[str] | None,
+        timeout: float | None,
+    ) -> tuple[int, ...]:
+        """Type OIDs of the columns COPY will fill, in order (``*`` is what COPY takes by
+        default, except generated columns, which COPY skips: name ``columns`` then)."""
+        cols = ", ".join(_ident(c) for c in columns) if columns else "*"
+        table = f"{_ident(schema_name)}.{_ident(table_name)}" if schema_name else _ident(table_name)
+        stmt = await self.prepare(f"select {cols} from {table} limit 0", timeout=timeout)
+        try:
+            return tuple(f.type_oid for f in stmt.get_attributes())
+        finally:
+            await stmt.close()
 
     async def copy_from_table(
         self,
