@@ -199,8 +199,8 @@ def measure(contenders: list[Contender], mb: int, rounds: int, pings: int) -> li
             rates[i].append(got / (time.perf_counter() - t0) / 1e6)
             cpu[i] += cpu_seconds(pid) - c0
             moved[i] += got
-        for i, client in enumerate(clients):
-            for _ in range(pings // rounds):
+        for _ in range(pings // rounds):  # one ping each in turn: load noise hits all alike
+            for i, client in enumerate(clients):
                 t0 = time.perf_counter_ns()
                 client.send(SYNC)
                 client.read_until_ready()

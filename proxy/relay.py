@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event, State
 
 from .metrics import Metrics
 from .traffic import TrafficLog
@@ -30,6 +32,29 @@ class Ending:
 
 class _TextFrame(Exception):
     pass
+
+
+class RelayConnection(ServerConnection):
+    """A ServerConnection that hands whole binary frames to `fast_sink` as they are parsed.
+
+    websockets would queue each message and wake the relay task to fetch it; writing it to
+    the target right here saves that hop on every round trip. Anything else (text, control,
+    fragmented messages) takes websockets' normal path, and from the first such frame on,
+    every frame does, so bytes can never overtake one another.
+    """
+
+    fast_sink: Callable[[bytes], None] | None = None
+
+    def process_event(self, event: Event) -> None:
+        sink = self.fast_sink
+        if sink is not None and isinstance(event, Frame):
+            if event.opcode is Opcode.BINARY and event.fin:
+                data = event.data
+                sink(data if isinstance(data, bytes) else bytes(data))
+                return
+            if event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                self.fast_sink = None
+        super().process_event(event)
 
 
 class Relay:
@@ -61,7 +86,11 @@ class Relay:
         self._last = self._loop.time()
         self._stop: asyncio.Future[Ending] = self._loop.create_future()
         self._drain_task: asyncio.Future[None] | None = None
+        self._client_paused = False
         upstream.attach(self._from_server)
+        if isinstance(ws, RelayConnection):
+            ws.fast_sink = self._from_client
+        upstream.on_writable = self._resume_client
 
     def stop(self, code: int, reason: str) -> None:
         """Ask the relay to end (drain timeout, shutdown); it closes the WebSocket with `code`."""
@@ -94,6 +123,27 @@ class Relay:
         finally:
             self._drain_task = None
             self.up.resume_reading()
+
+    def _from_client(self, data: bytes) -> None:
+        """Write a client message to the target as soon as websockets has parsed it.
+
+        While the target's socket buffer is over its high-water mark, reading from the client
+        pauses; Upstream calls _resume_client when it drains.
+        """
+        self._last = self._loop.time()
+        self.bytes_from_client += len(data)
+        self.metrics.bytes_ws.inc(len(data))
+        if self.traffic is not None:
+            self.traffic.from_client(data)
+        if not self.up.write_nowait(data) and not self._client_paused:
+            self._client_paused = True
+            self.ws.transport.pause_reading()
+
+    def _resume_client(self) -> None:
+        if self._client_paused:
+            self._client_paused = False
+            if not self.ws.transport.is_closing():
+                self.ws.transport.resume_reading()
 
     async def _tcp_to_ws(self) -> Ending:
         exc = await asyncio.shield(self.up.finished)

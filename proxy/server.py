@@ -27,7 +27,7 @@ from .admission import (
 )
 from .config import Config
 from .metrics import Metrics
-from .relay import GOING_AWAY, INTERNAL_ERROR, Relay
+from .relay import GOING_AWAY, INTERNAL_ERROR, Relay, RelayConnection
 from .target import Refused, Target, resolve
 from .traffic import TrafficLog
 from .upstream import UpstreamError, open_upstream
@@ -96,6 +96,7 @@ class ProxyServer:
             port=cfg.listen_port,
             ssl=self._ssl_context(),
             process_request=self._process_request,
+            create_connection=RelayConnection,
             select_subprotocol=_select_subprotocol,
             compression=None,  # Postgres bytes; deflate would only cost CPU
             max_size=cfg.max_message_size or None,

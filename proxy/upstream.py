@@ -29,6 +29,7 @@ class Upstream(asyncio.Protocol):
         self._write_paused = False
         self._exc: Exception | None = None
         self.transport: asyncio.Transport | None = None
+        self.on_writable: Callable[[], None] | None = None  # after the write buffer drains
         # Resolves when the connection ends: None for a clean close, else the error.
         self.finished: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
@@ -70,6 +71,8 @@ class Upstream(asyncio.Protocol):
         self._write_paused = False
         if self._drainer is not None and not self._drainer.done():
             self._drainer.set_result(None)
+        if self.on_writable is not None:
+            self.on_writable()
 
     def pause_reading(self) -> None:
         if self.transport is not None and self.transport.is_reading():
@@ -93,6 +96,19 @@ class Upstream(asyncio.Protocol):
             await self._drainer
             if self._exc is not None:
                 raise UpstreamError(str(self._exc))
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Queue bytes for the target without waiting.
+
+        Returns:
+            False when the caller should stop producing until `on_writable` is called (the
+            buffer is over its high-water mark). Bytes for a closed target are dropped: the
+            relay is ending anyway and learns why from `finished`.
+        """
+        if self.transport is None or self.transport.is_closing():
+            return True
+        self.transport.write(data)
+        return not self._write_paused
 
     def close(self) -> None:
         """Close after flushing what the client already sent (transport.close flushes)."""

@@ -217,3 +217,15 @@ async def test_upstream_socket_has_tcp_keepalive(lp: ProxyProc, tgt: Target) -> 
         # 60 s idle time, not the kernel default of two hours (which ss shows as 119min).
         assert re.search(r"timer:\(keepalive,(\d+sec|1min),", out.stdout), out.stdout
     writer.close()
+
+
+async def test_fragmented_messages_keep_their_order(lp: ProxyProc, tgt: Target) -> None:
+    """Whole binary frames take the fast path; a fragmented message and everything after it
+    take websockets' path. Either way the target sees the bytes in the order sent."""
+    async with connect(lp.url(f"127.0.0.1:{tgt.port}")) as ws:
+        reader, writer = await tgt.next()
+        await ws.send(b"one,")
+        await ws.send([b"tw", b"o,"])  # an iterable is sent as fragments
+        await ws.send(b"three")
+        assert await reader.readexactly(13) == b"one,two,three"
+    writer.close()
