@@ -131,6 +131,14 @@ def _serve(cluster: Cluster, proxy_port: int, app_port: int) -> int:
             log.error("%s", exc)
             return 2
         log.info("loaded %d sites, rejected %d rows", result.loaded, len(result.rejected))
+    # The /playground page's read-only role (visitors' browsers connect as it, through the proxy).
+    cluster.psql((ROOT / "sql" / "playground_role.sql").read_text(), db=DB_NAME)
+    settings = settings.model_copy(
+        update={
+            "playground_database_url": f"postgresql://playground:playground@127.0.0.1:"
+            f"{cluster.port}/{DB_NAME}"
+        }
+    )
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=app_port, proxy_headers=False,
         log_level="warning", access_log=False,
