@@ -146,10 +146,14 @@ class ProxyServer:
         # The slot is held until this connection's task ends, however it ends.
         task = asyncio.current_task()
         assert task is not None
-        task.add_done_callback(lambda _t: self._release(conn, ip))
+        release = lambda _t: self._release(conn, ip)  # noqa: E731
+        task.add_done_callback(release)
         try:
             ips = await resolve(target, cfg.deny_networks, cfg.connect_timeout)
         except Refused as exc:
+            # Free the slot now: a refused client may hold its socket open for a while.
+            task.remove_done_callback(release)
+            self._release(conn, ip)
             return self._refuse(conn, client, exc, asked)
         self._admitted[conn] = Admission(next(self._ids), client, target, ips)
         return None

@@ -291,3 +291,26 @@ async def test_non_upgrade_requests_are_refused(strict: ProxyProc, tgt: Target) 
     async with httpx.AsyncClient() as client:
         r = await client.get(f"http://127.0.0.1:{strict.port}/v2?address=127.0.0.1:{tgt.port}")
     assert r.status_code == 426 and "WebSocket upgrade expected" in r.text
+
+
+async def test_refused_clients_do_not_hold_connection_slots(tgt: Target) -> None:
+    """Clients refused after the slot check (denied address) give their slot back at once,
+    even while they keep their sockets open."""
+    p = ProxyProc(
+        {
+            "ALLOW_ADDR_REGEX": rf"(localhost|127\.0\.0\.2):{tgt.port}",
+            "DENY_NETWORKS": "127.0.0.1/32,::1/128",
+            "MAX_CONNECTIONS": "1",
+        }
+    )
+    held = []
+    try:
+        for _ in range(3):
+            status, _, raw = await RawWS.connect(p.port, f"/v2?address=localhost:{tgt.port}")
+            assert status == 403
+            held.append(raw)  # not closed: the socket stays open
+        await _control(p, tgt, host="127.0.0.2")
+    finally:
+        for raw in held:
+            raw.close()
+        p.stop()
