@@ -288,9 +288,12 @@ async def test_host_header_target_with_append_port(tgt: Target) -> None:
 async def test_non_upgrade_requests_are_refused(strict: ProxyProc, tgt: Target) -> None:
     import httpx
 
+    before = tgt.count
     async with httpx.AsyncClient() as client:
         r = await client.get(f"http://127.0.0.1:{strict.port}/v2?address=127.0.0.1:{tgt.port}")
     assert r.status_code == 426 and "WebSocket upgrade expected" in r.text
+    await _control(strict, tgt)
+    assert tgt.count == before + 1
 
 
 async def test_refused_clients_do_not_hold_connection_slots(tgt: Target) -> None:
