@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -75,8 +76,15 @@ def _source() -> Path | None:
     return SHARED_CSV if SHARED_CSV.is_file() else None
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="demo: %(message)s")
+    # SIGTERM (e.g. `timeout`, a process manager) must tidy up like Ctrl-C: without this the
+    # interpreter dies without running the finally below and leaves Postgres running.
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.getLogger("app").setLevel(logging.INFO)
     base = Path(os.environ.get("DEMO_DIR", ROOT / "var" / "demo")).resolve()
     app_port = int(os.environ.get("DEMO_PORT", "8000"))
