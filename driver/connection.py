@@ -155,6 +155,8 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
                 await self._stop_reader()
                 self._check_idle_failure()
             if timeout is None:
+                timeout = self._params.command_timeout
+            if timeout is None:
                 return await fn(*args)
             try:
                 async with asyncio.timeout(timeout):

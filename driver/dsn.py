@@ -52,6 +52,8 @@ class ConnectParams:
     sslcert: str | None = None
     sslkey: str | None = None
     connect_timeout: float | None = 60.0
+    # default deadline of every query method whose timeout= is not given (asyncpg's name)
+    command_timeout: float | None = None
     server_settings: dict[str, str] = field(default_factory=dict)
     ws_proxy: WSProxy | None = None
     use_secure_websocket: bool = True
@@ -161,8 +163,14 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
         port = int(merged.pop("port", 5432))
         timeout = merged.pop("connect_timeout", merged.pop("timeout", 60.0))
         timeout = float(timeout) if timeout not in (None, "", "0", 0) else None
+        command_timeout = merged.pop("command_timeout", None)
+        command_timeout = float(command_timeout) if command_timeout is not None else None
     except (TypeError, ValueError) as exc:
-        raise InterfaceError(f"invalid port or connect_timeout: {exc}") from exc
+        raise InterfaceError(
+            f"invalid port, connect_timeout or command_timeout: {exc}"
+        ) from exc
+    if command_timeout is not None and command_timeout <= 0:
+        raise InterfaceError(f"command_timeout must be positive, got {command_timeout}")
     # asyncpg's ssl=: False/True, or an SSLContext used as given.
     ssl_arg = merged.pop("ssl", None)
     if isinstance(ssl_arg, ssl.SSLContext):
@@ -195,6 +203,7 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
     return ConnectParams(
         port=port,
         connect_timeout=timeout,
+        command_timeout=command_timeout,
         sslmode=sslmode,
         user=user,
         database=str(merged.pop("database", "") or user),
