@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(postgresql-15 postgresql-15-postgis-3 redis-server pgbouncer chromium)
+APT_PKGS=(postgresql-15 postgresql-15-postgis-3 redis-server pgbouncer chromium iproute2)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
