@@ -19,6 +19,7 @@ from .errors import (
 )
 from .extended import ExtendedQuery
 from .listen import Listener, ListenMixin, LogListener
+from .pipeline import StartupMixin
 from .prepared import PreparedStatement, Statement, StatementCache
 from .protocol import NEED_DATA, PGProtocol, State
 from .protocol import messages as m
@@ -35,7 +36,7 @@ CANCEL_GRACE = 5.0  # seconds to cancel a timed-out query before giving the conn
 T = TypeVar("T")
 
 
-class Connection(ExtendedQuery, CopyMixin, ListenMixin):
+class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin):
     """A connection to one database, used by one task at a time (use a Pool to share).
 
     Every operation queues its messages on the core and calls ``_pump()`` until the
@@ -72,6 +73,8 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         queued itself (authentication) go out just before we wait.
         """
         proto, stream = self._proto, self._stream
+        if self._flushing is not None:
+            await self._settle_flush()
         out = proto.data_to_send()
         if out:
             try:
@@ -113,11 +116,10 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         if cls is m.NotificationResponse:
             self._on_notification(event)  # type: ignore[arg-type]
             return None
-        if (
-            isinstance(event, m.ErrorResponse)
-            and self._proto.state is State.CLOSED
-            and self._started
-        ):
+        if not self._started:  # the tail of a pipelined start-up, before the operation's
+            self._filter_startup(event)
+            return None
+        if isinstance(event, m.ErrorResponse) and self._proto.state is State.CLOSED:
             err = PostgresError.from_fields(event.fields)
             raise self._lost(err.message, unsent=self._events_in_op == 0) from err
         self._events_in_op += 1
@@ -156,6 +158,8 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
                 self._check_idle_failure()
             if timeout is None:
                 timeout = self._params.command_timeout
+            if not self._started:
+                return await self._first(fn, *args, timeout=timeout)
             if timeout is None:
                 return await fn(*args)
             try:
@@ -232,18 +236,6 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         except (Error, OSError, TimeoutError) as exc:
             log.debug("closing stream to %s: %r", self._params.describe(), exc)
 
-    # ---- startup ---------------------------------------------------------------------
-
-    async def _startup(self) -> None:
-        """Drive StartupMessage and authentication to the first ReadyForQuery."""
-        while True:
-            event = await self._pump()
-            if isinstance(event, m.ReadyForQuery):
-                self._started = True
-                return
-            if isinstance(event, m.ErrorResponse):
-                raise PostgresError.from_fields(event.fields)
-
     # ---- queries -----------------------------------------------------------------------
 
     async def _simple(self, sql: str) -> str:
@@ -302,9 +294,17 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         return None if row is None else row[column]
 
     async def prepare(self, query: str, *, timeout: float | None = None) -> PreparedStatement:
-        """Prepare a named statement; the server infers every parameter type."""
-        stmt = Statement(self._cache.new_name(), query, ())
+        """Prepare a statement; the server infers every parameter type.
+
+        With ``statement_cache_size=0`` (PgBouncer in transaction mode) the statement is the
+        unnamed one, parsed again, with the learnt types, in the same flight as each execution:
+        a named statement would live on a backend the next transaction may not get.
+        """
+        name = self._cache.new_name() if self._cache.size else ""
+        stmt = Statement(name, query, ())
         types = await self._run(self._prepare, stmt, timeout=timeout)
+        if not name:
+            stmt.param_oids = types
         return PreparedStatement(self, stmt, types)
 
     # ---- the rest of the public surface ------------------------------------------------
@@ -340,6 +340,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin):
         await self._stop_reader()
         try:
             async with asyncio.timeout(timeout):
+                await self._stop_flush()
                 if self._broken is None and not self._busy:
                     self._proto.send_terminate()
                     await self._stream.write(self._proto.data_to_send())

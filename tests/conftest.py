@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tools.pgbouncer import Bouncer, start_pgbouncer
 from tools.pgcluster import Cluster, destroy, free_port, start_temp_cluster
 from tools.procs import start_and_wait, stop
 
@@ -50,3 +51,13 @@ def proxy(pg: Cluster) -> Iterator[ProxyProcess]:
         yield ProxyProcess(port, proc)
     finally:
         stop(proc)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg: Cluster) -> Iterator[Bouncer]:
+    """Debian's pgbouncer in transaction pooling mode in front of the private cluster."""
+    bouncer = start_pgbouncer(pg)
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()

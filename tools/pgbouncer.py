@@ -75,10 +75,8 @@ def start_pgbouncer(cluster: Cluster, *, pool_mode: str = "transaction",
         f"auth_type = hba\nauth_hba_file = {base / 'hba.conf'}\n"
         f"auth_file = {base / 'userlist.txt'}\n"
         f"pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\n"
-        # IntervalStyle: the driver sends it at startup and pgbouncer 1.18 does not track it
-        # (it refuses the client otherwise); a default pgbouncer only ignores what asyncpg
-        # and psycopg send, so the driver should rather stop sending it.
-        "ignore_startup_parameters = extra_float_digits,options,IntervalStyle\n"
+        # what JDBC-style clients send; our driver sends only parameters PgBouncer tracks
+        "ignore_startup_parameters = extra_float_digits\n"
         "server_tls_sslmode = prefer\n"
         f"{tls}"
         + ("user = postgres\n" if as_root else ""))

@@ -5,15 +5,13 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Protocol
 
 from ..errors import InterfaceError, ProtocolError
-from ..scram import SCRAMClient
 from . import messages as m
-from .auth import choose_mechanism, md5_password
+from .auth import PASSWORD, Authenticator, AuthGuard, Learn
 from .buffer import ReceiveBuffer
 
-__all__ = ["NEED_DATA", "Event", "PGProtocol", "State"]
+__all__ = ["NEED_DATA", "AuthGuard", "Event", "PGProtocol", "State"]
 
 
 class State(enum.Enum):
@@ -36,24 +34,6 @@ NEED_DATA = _NeedData()
 Event = m.BackendMessage | _NeedData
 
 
-class AuthGuard(Protocol):
-    """Vets each authentication step (``driver.authpolicy.AuthGuard`` implements it)."""
-
-    def on_request(self, code: int) -> None: ...
-
-    def choose_mechanism(self, mechanisms: Sequence[str]) -> tuple[str, bytes | None]: ...
-
-    def on_ok(self) -> None: ...
-
-    def may_send_password_early(self) -> bool: ...
-
-
-# AuthenticationRequest codes ("Message Formats")
-_AUTH_CODES: dict[type, int] = {
-    m.AuthenticationCleartextPassword: 3, m.AuthenticationMD5Password: 5,
-    m.AuthenticationSASL: 10, m.AuthenticationSASLContinue: 11, m.AuthenticationSASLFinal: 12,
-}  # fmt: skip
-_AUTH_NAMES = {2: "Kerberos V5", 6: "SCM credentials", 7: "GSSAPI", 8: "GSSAPI", 9: "SSPI"}
 _ASYNC = (m.NoticeResponse, m.NotificationResponse)
 
 
@@ -79,38 +59,56 @@ class PGProtocol:
         pipeline_password: bool = False,
         channel_binding: bytes | None = None,
         guard: AuthGuard | None = None,
+        predict: str | None = None,
+        mechanisms: Sequence[str] = (),
+        learn: Learn | None = None,
     ) -> None:
+        """Queue the StartupMessage, and what is predicted of authentication after it.
+
+        Args:
+            predict: the authentication method the server is expected to ask for; its
+                answer, when it has one without a challenge (the SCRAM client-first message,
+                or the cleartext password if the guard allows it), is queued now. See
+                ``driver.protocol.auth.Authenticator``. ``pipeline_password=True`` is
+                ``predict="password"`` (Neon's ``pipelineConnect: "password"``).
+            mechanisms, learn: passed to the Authenticator.
+        """
         self.state = State.STARTUP
         self.transaction_status = "I"
         self.parameters: dict[str, str] = {}
         self.backend_pid: int | None = None
         self.backend_key: int | None = None
-        self._user = user
-        self._password = password
         self._out: list[bytes] = []
         self._buf = ReceiveBuffer()
         self._pending: deque[str] = deque(["startup"])
         self._held: deque[m.BackendMessage] = deque()
         self._error: m.ErrorResponse | None = None
         self._failure: Exception | None = None
-        self._scram: SCRAMClient | None = None
-        self._password_sent = False
-        self._scram_verified = False
-        self._channel_binding = channel_binding
-        self._guard = guard
+        self._auth = Authenticator(
+            user, password, channel_binding=channel_binding, guard=guard,
+            predict=PASSWORD if pipeline_password and predict is None else predict,
+            mechanisms=mechanisms, learn=learn,
+        )  # fmt: skip
         params = {"user": user, "database": database, "client_encoding": "UTF8"}
-        params.update({"DateStyle": "ISO", "IntervalStyle": "postgres"})
+        # DateStyle is one of the parameters PgBouncer tracks per client; IntervalStyle is not
+        # (a default PgBouncer refuses clients that send it), and 'postgres' is the server
+        # default anyway: the interval codec reads the style the server reports instead.
+        params["DateStyle"] = "ISO"
         params.update(server_settings or {})
         self._out.append(m.startup_message(params))
-        # Neon's pipelineConnect="password": the cleartext password rides with the startup
-        # message, saving a round trip, but only works against password-auth servers.
-        if (
-            pipeline_password
-            and password is not None
-            and (guard is None or guard.may_send_password_early())
-        ):
-            self._out.append(m.password_message(password.encode()))
-            self._password_sent = True
+        self._out.extend(self._auth.start())
+
+    @property
+    def auth_method(self) -> str | None:
+        """The method the server asked for ("trust", "password", "md5", "scram-sha-256")."""
+        return self._auth.method
+
+    @property
+    def startup_queued(self) -> bool:
+        """Everything the client will send for start-up is queued, if the server does what
+        was predicted: operations may now be queued behind it, in the same flight (their
+        results follow the start-up's ReadyForQuery, "Pipelining")."""
+        return self.state is not State.STARTUP or self._auth.complete
 
     # ---- output ------------------------------------------------------------------------
 
@@ -133,15 +131,17 @@ class PGProtocol:
         if self.state is State.CLOSED:
             raise InterfaceError("connection is closed")
         if self.state in (State.STARTUP, State.AUTH):
-            raise InterfaceError("connection is still starting up")
-        if self.state in (State.COPY_IN, State.COPY_OUT):
+            if not self.startup_queued:
+                raise InterfaceError("connection is still starting up")
+        elif self.state in (State.COPY_IN, State.COPY_OUT):
             raise InterfaceError("a COPY is in progress on this connection")
 
     def _queue(self, kind: str, parts: Iterable[bytes]) -> None:
         self._check_can_send()
         self._out.extend(parts)
         self._pending.append(kind)
-        self.state = State.BUSY
+        if self.state is State.READY:
+            self.state = State.BUSY  # during start-up, its ReadyForQuery moves us on
 
     def send_query(self, sql: str) -> None:
         """Simple Query: any number of statements, one ReadyForQuery at the end."""
@@ -350,12 +350,8 @@ class PGProtocol:
 
     def _handle_startup(self, msg: m.BackendMessage) -> m.BackendMessage | None:
         if isinstance(msg, m.AuthenticationOk):
-            if self._scram is not None and not self._scram_verified:
-                raise ProtocolError("AuthenticationOk before the server proved its SCRAM key")
-            if self._guard is not None:
-                self._guard.on_ok()
+            self._auth.on_ok()
             self.state = State.AUTH
-            self._scram = None
             return None
         if isinstance(msg, m.ReadyForQuery):
             if self.state is not State.AUTH:
@@ -372,54 +368,10 @@ class PGProtocol:
             return None  # we ask for no protocol extensions, so any minor version will do
         if self.state is State.AUTH:
             raise ProtocolError(f"unexpected {type(msg).__name__} after AuthenticationOk")
-        self._authenticate(msg)
+        # "Message Flow": answer the request; anything queued behind the start-up (a first
+        # query) would be read by the server as the answer to an unpredicted request.
+        self._out.extend(self._auth.on_request(msg, committed=len(self._pending) > 1))
         return None
-
-    def _authenticate(self, msg: m.BackendMessage) -> None:
-        """Answer an authentication request ("Message Flow", "SASL Authentication")."""
-        if self._guard is not None:
-            code = (
-                msg.code if isinstance(msg, m.AuthenticationOther) else _AUTH_CODES.get(type(msg))
-            )
-            if code is not None:
-                self._guard.on_request(code)
-        if isinstance(msg, m.AuthenticationOther):
-            name = _AUTH_NAMES.get(msg.code, f"method code {msg.code}")
-            raise InterfaceError(
-                f"server requested {name} authentication, which this driver does not support "
-                "(supported: trust, password, md5, scram-sha-256)"
-            )
-        if isinstance(msg, m.AuthenticationSASLContinue | m.AuthenticationSASLFinal):
-            if self._scram is None:
-                raise ProtocolError("SASL message without a SASL exchange in progress")
-            if isinstance(msg, m.AuthenticationSASLContinue):
-                self._out.append(m.sasl_response(self._scram.final_message(msg.data)))
-            else:
-                try:
-                    self._scram.verify(msg.data)
-                except Exception as exc:  # scramp raises its own ScramException
-                    raise ProtocolError(f"server SCRAM signature is invalid: {exc}") from exc
-                self._scram_verified = True
-            return
-        if self._password is None:
-            raise InterfaceError(
-                f"server requested a password for user {self._user!r} but none was given"
-            )
-        if isinstance(msg, m.AuthenticationCleartextPassword):
-            if not self._password_sent:
-                self._out.append(m.password_message(self._password.encode()))
-        elif isinstance(msg, m.AuthenticationMD5Password):
-            self._out.append(m.password_message(md5_password(self._user, self._password, msg.salt)))
-        elif isinstance(msg, m.AuthenticationSASL):
-            if self._guard is not None:
-                mechanism, binding = self._guard.choose_mechanism(msg.mechanisms)
-            else:
-                mechanism, binding = choose_mechanism(msg.mechanisms, self._channel_binding)
-            self._scram = SCRAMClient(mechanism, self._user, self._password, binding)
-            first = self._scram.first_message()
-            self._out.append(m.sasl_initial_response(self._scram.mechanism, first))
-        else:
-            raise ProtocolError(f"unexpected {type(msg).__name__} during authentication")
 
 
 _RESULTS = (
