@@ -234,12 +234,17 @@ class Pool(Slots, PoolQueries):
         if self._closing:
             self._drop(conn)
             raise InterfaceError("the pool is closing")
-        if self._init is not None:
-            try:
+        try:
+            # connect() may return before the server accepted the start-up (pipelined);
+            # the pool lends only connections the server has accepted.
+            ready = getattr(conn, "ready", None)
+            if ready is not None:
+                await ready()
+            if self._init is not None:
                 await self._init(conn)
-            except BaseException:
-                self._drop(conn)
-                raise
+        except BaseException:
+            self._drop(conn)
+            raise
         return conn
 
     async def _ping(self, conn: Connection) -> bool:

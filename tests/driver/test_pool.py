@@ -446,3 +446,19 @@ async def test_close_wakes_waiters(make_pool: PoolFactory) -> None:
     await pool.release(held)  # the holder returns it: close() finishes without terminating
     await closing
     assert pool.get_size() == 0 and held.is_closed()
+
+
+async def test_refused_connections_fail_at_open_and_leak_nothing(
+    connect_args: ConnectArgs, transport: str
+) -> None:
+    args = {**connect_args("scram_user", transport), "password": "wrong"}
+    with pytest.raises(driver.errors.InvalidPassword):
+        await driver.create_pool(**args, min_size=2, max_size=2)
+    pool = await driver.create_pool(**args, min_size=0, max_size=1)
+    try:
+        for _ in range(2):  # at acquire, not at the first query; the slot comes back
+            with pytest.raises(driver.errors.InvalidPassword):
+                await pool.acquire(timeout=10)
+        assert pool.get_size() == 0
+    finally:
+        await pool.close()
