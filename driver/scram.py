@@ -6,7 +6,7 @@ rounds of HMAC-SHA-256 (RFC 7677), always with the same password, salt and itera
 (the server stores one salt per role). The keys are cached by a hash of those three inputs,
 never written anywhere, and are exactly as sensitive as the password they come from.
 
-Same interface as ``driver.protocol.auth.SCRAMClient``: ``first_message()``,
+``driver.protocol.auth.Authenticator`` drives it: ``first_message()``,
 ``final_message(server_first)``, ``verify(server_final)``.
 """
 
@@ -86,10 +86,8 @@ class SCRAMClient:
         if mechanism == SCRAM_PLUS and channel_binding is None:
             raise InterfaceError(f"{SCRAM_PLUS} needs channel binding data (TLS)")
         self.mechanism = mechanism
-        if mechanism == SCRAM_PLUS:
-            self._gs2, self._cb = "p=tls-server-end-point,,", channel_binding or b""
-        else:
-            self._gs2, self._cb = ("y,," if channel_binding is not None else "n,,"), b""
+        self._gs2 = self.gs2_for(mechanism, channel_binding)
+        self._cb = (channel_binding or b"") if mechanism == SCRAM_PLUS else b""
         try:
             prepared = saslprep(password)
         except Exception:  # like the server: a password SASLprep refuses is used as is
@@ -100,6 +98,18 @@ class SCRAMClient:
         name = (user or "*").replace("=", "=3D").replace(",", "=2C")
         self._first_bare = f"n={name},r={self._nonce}"
         self._server_signature: bytes | None = None
+
+    @staticmethod
+    def gs2_for(mechanism: str, channel_binding: bytes | None) -> str:
+        """The GS2 header (RFC 5802): 'p' binds, 'y' could bind but the server can't, 'n' no
+        TLS. Two exchanges are interchangeable only if mechanism and header both match."""
+        if mechanism == SCRAM_PLUS:
+            return "p=tls-server-end-point,,"
+        return "y,," if channel_binding is not None else "n,,"
+
+    @property
+    def gs2_header(self) -> str:
+        return self._gs2
 
     def first_message(self) -> bytes:
         return (self._gs2 + self._first_bare).encode()

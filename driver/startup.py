@@ -4,30 +4,65 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from .connection import Connection
 from .dsn import ConnectParams, resolve
 from .errors import AuthenticationError, Error, TransportError
 from .protocol import PGProtocol
+from .protocol.auth import MD5, PASSWORD, SCRAM, TRUST, Mispredicted
 from .protocol.messages import cancel_request
 from .transport import open_stream
 
 if TYPE_CHECKING:
-    from .protocol.core import AuthGuard
+    from .authpolicy import AuthGuard
     from .transport.base import Stream
 
-__all__ = ["cancel", "connect"]
+__all__ = ["cancel", "connect", "forget_auth_methods"]
 
 log = logging.getLogger(__name__)
+# connect()'s default for wait_ready: asyncpg's contract (errors at connect, server facts
+# known). False would make every first query ride the last authentication flight.
+WAIT_READY = True
 
 
 async def connect(
-    dsn: str | None = None, *, timeout: float | None = None, **kwargs: Any
+    dsn: str | None = None,
+    *,
+    timeout: float | None = None,
+    wait_ready: bool | None = None,
+    **kwargs: Any,
 ) -> Connection:
-    """Open a connection (asyncpg's ``connect()``).
+    """Open a connection (asyncpg's ``connect()``), in as few round trips as the protocol
+    allows.
+
+    Pipelined start-up (``pipeline_connect``, on by default): the StartupMessage leaves with
+    what can be predicted of authentication, the SCRAM client-first message (it holds no
+    secret) or, only where the auth policy would send it on request anyway, the cleartext
+    password. The method each server uses is remembered per process (host, port, user,
+    database, proxy, TLS), so later connects predict it exactly. A server that asks for
+    something else than predicted (trust or md5 when client-first was sent, say) ends that
+    session; the driver then reconnects once, knowing the method, and reports the real cause
+    if that fails too. ``pipeline_connect="password"`` predicts a cleartext password (Neon's
+    ``pipelineConnect: "password"``) on a first connect; ``pipeline_connect=False`` sends
+    nothing unasked.
+
+    The first query in the last authentication flight (``wait_ready=False``): ``connect()``
+    returns as soon as the LAST authentication message is queued, without waiting for
+    AuthenticationOk and ReadyForQuery, and the first operation sends it together with its
+    own messages in one flight (with trust, that is the StartupMessage itself: connect()
+    then returns with no round trip to Postgres). That operation reads the server's verdict
+    first: a refusal raises the server's typed error there (``InvalidPassword``,
+    ``InvalidCatalogName``...) and closes the connection, and connect's deadline still
+    bounds the start-up. ``await conn.ready()`` confirms at any time; until then
+    ``get_server_pid()`` and the server parameters are not known. If no operation follows
+    at once, the queued messages leave on their own after about a millisecond. The default,
+    ``wait_ready=True``, keeps asyncpg's contract: connect() returns a confirmed connection
+    or raises.
 
     Args:
         dsn: ``postgres://user:password@host:port/dbname?sslmode=...``; keyword arguments
@@ -36,6 +71,8 @@ async def connect(
             PG* environment variables fill what both leave out.
         timeout: one deadline, in seconds, for everything (DNS, WebSocket upgrade, TLS,
             startup, authentication); defaults to connect_timeout, else 60.
+        wait_ready: False to return before the server confirmed the start-up, so that the
+            first operation rides the last authentication flight (see above).
 
     Raises:
         InterfaceError: missing or malformed parameters, unsupported auth method.
@@ -45,9 +82,11 @@ async def connect(
     """
     params = resolve(dsn, **kwargs)
     deadline = timeout if timeout is not None else params.connect_timeout
+    when = None if deadline is None else asyncio.get_running_loop().time() + deadline
     try:
-        async with asyncio.timeout(deadline):
-            return await _connect(params)
+        async with asyncio.timeout_at(when):
+            return await _connect(params, when, deadline, WAIT_READY if wait_ready is None
+                                  else wait_ready)  # fmt: skip
     except TimeoutError as exc:
         raise TimeoutError(
             f"connecting to {params.describe()} timed out after {deadline:g} s"
@@ -68,34 +107,97 @@ def _attempts(sslmode: str, url: str | None) -> tuple[bool, ...]:
     return tls_attempts(sslmode)
 
 
-async def _connect(params: ConnectParams) -> Connection:
+async def _connect(
+    params: ConnectParams, when: float | None, seconds: float | None, wait_ready: bool
+) -> Connection:
     url = params.proxy_url()
     attempts = _attempts(params.sslmode, url)
     for i, use_tls in enumerate(attempts):
         last = i == len(attempts) - 1
-        stream: Stream | None = None
-        try:
-            stream = await open_stream(params.host, params.port, url)
-            stream, encrypted, binding = await _secure(stream, params, use_tls)
-            proto = PGProtocol(
-                params.user,
-                params.database,
-                params.password,
-                params.server_settings,
-                pipeline_password=params.pipeline_connect == "password",
-                channel_binding=binding,
-                guard=_guard(params, encrypted, binding),
-            )
-            conn = Connection(stream, proto, params, cache_size=params.statement_cache_size)
-            await conn._startup()
-            return conn
-        except BaseException as exc:
-            if stream is not None:
-                await _close_quietly(stream)
-            if last or not _retryable(exc):
-                raise
-            log.debug("connect attempt with TLS=%s failed, retrying: %r", use_tls, exc)
+        missed = False
+        while True:
+            stream: Stream | None = None
+            try:
+                stream = await open_stream(params.host, params.port, url)
+                stream, encrypted, binding = await _secure(stream, params, use_tls)
+                guard = _guard(params, encrypted, binding)
+                target = (params.host, params.port, params.user, params.database, url,
+                          encrypted)  # fmt: skip
+                predict, mechanisms, pipeline = _prediction(params, guard, target)
+                proto = PGProtocol(
+                    params.user,
+                    params.database,
+                    params.password,
+                    params.server_settings,
+                    channel_binding=binding,
+                    guard=guard,
+                    predict=predict,
+                    mechanisms=mechanisms,
+                    learn=functools.partial(_learn, target),
+                )
+                conn = Connection(stream, proto, params, cache_size=params.statement_cache_size)
+                await conn._startup(pipeline=pipeline and not wait_ready, deadline=when,
+                                    timeout=seconds)  # fmt: skip
+                return conn
+            except Mispredicted as exc:
+                if stream is not None:
+                    await _close_quietly(stream)
+                if missed:
+                    raise
+                missed = True  # the server's method is known now: once more, predicting it
+                log.debug("pipelined start-up mispredicted, reconnecting: %s", exc)
+            except BaseException as exc:
+                if stream is not None:
+                    await _close_quietly(stream)
+                if last or not _retryable(exc):
+                    raise
+                log.debug("connect attempt with TLS=%s failed, retrying: %r", use_tls, exc)
+                break
     raise AssertionError("unreachable")
+
+
+# What each server asked for last time, per (host, port, user, database, proxy URL, TLS):
+# memory only, bounded; the method is no secret.
+_Target = tuple[str, int, str, str, str | None, bool]
+_methods: OrderedDict[_Target, tuple[str, tuple[str, ...]]] = OrderedDict()
+_METHODS_KEPT = 256
+_OFF = (False, "off", "false", "disable", "0")
+
+
+def _learn(target: _Target, method: str, mechanisms: tuple[str, ...]) -> None:
+    _methods[target] = (method, mechanisms)
+    _methods.move_to_end(target)
+    while len(_methods) > _METHODS_KEPT:
+        _methods.popitem(last=False)
+
+
+def forget_auth_methods() -> None:
+    """Forget what servers asked for (tests; or after changing pg_hba.conf in-process)."""
+    _methods.clear()
+
+
+def _prediction(
+    params: ConnectParams, guard: AuthGuard, target: _Target
+) -> tuple[str | None, tuple[str, ...], bool]:
+    """(method to predict, SASL mechanisms known, whether connect() may return early).
+
+    SCRAM is the default guess (PostgreSQL's default since 14); client-first holds no secret,
+    so a wrong guess costs one reconnect and no exposure. A cleartext password is predicted
+    only where the policy would send it on request anyway (TLS, or an explicit opt-in).
+    """
+    mode = params.pipeline_connect
+    if mode in _OFF:
+        return None, (), False
+    if params.password is None:
+        return TRUST, (), True  # nothing to send, whatever the server asks
+    method, mechanisms = _methods.get(target) or (
+        (PASSWORD if mode == "password" else SCRAM), ())
+    allowed = guard.policy.allowed
+    if method == PASSWORD and not guard.may_send_password_early():
+        return None, (), True
+    if method == MD5 or (method == SCRAM and allowed is not None and SCRAM not in allowed):
+        return None, (), True  # an MD5 answer needs the server's salt first
+    return method, mechanisms, True
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -132,7 +234,7 @@ async def _secure(
     return result.stream, result.encrypted, result.channel_binding
 
 
-def _guard(params: ConnectParams, encrypted: bool, binding: bytes | None) -> AuthGuard | None:
+def _guard(params: ConnectParams, encrypted: bool, binding: bytes | None) -> AuthGuard:
     from .authpolicy import AuthPolicy
 
     policy = AuthPolicy.parse(
