@@ -122,18 +122,31 @@ class ExtendedQuery:
         return rows, tag
 
     def _decode(self, stmt: Statement, raw: list[tuple[bytes | None, ...]]) -> list[Record]:
+        """Decode column by column: one decoder call per value through map(), no per-value
+        bytecode unless the column holds NULLs, then one Record per transposed row."""
         if not raw:
             return []
         decoders, cls = stmt.decoders, stmt.record_cls
         if cls is None:
             raise InterfaceError("the statement returned rows but no row description")
         try:
-            return [
-                cls([None if v is None else d(v) for d, v in zip(decoders, row, strict=True)])
-                for row in raw
+            columns = list(zip(*raw, strict=True))
+            if len(columns) != len(decoders):
+                raise ValueError
+        except ValueError:
+            raise InterfaceError(
+                f"a result row does not have the {len(decoders)} values its description has"
+            ) from None
+        if not decoders:
+            return [cls() for _ in raw]
+        try:
+            values = [
+                [None if v is None else d(v) for v in col] if None in col else list(map(d, col))
+                for d, col in zip(decoders, columns)
             ]
         except (ValueError, TypeError, ArithmeticError) as exc:
             raise InterfaceError(f"cannot decode a result value: {exc}") from exc
+        return list(map(cls, zip(*values)))
 
     async def _query(
         self, sql: str, args: Sequence[Any], max_rows: int, timeout: float | None

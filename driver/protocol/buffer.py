@@ -80,6 +80,8 @@ class ReceiveBuffer:
             return None
         buf, pos = self._buf, self._pos
         self._pos = end
+        if type(buf) is bytes:  # slices of bytes are bytes already
+            return buf[pos : pos + 1], buf[pos + 5 : end]
         return bytes(buf[pos : pos + 1]), bytes(buf[pos + 5 : end])
 
     def read_data_rows(self, rows: list[tuple[bytes | None, ...]]) -> None:
@@ -92,10 +94,13 @@ class ReceiveBuffer:
         Raises:
             ProtocolError: a DataRow is malformed.
         """
-        if type(self._buf) is not bytes:
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 7 or buf[pos] != 68:  # 68 == ord("D"): most calls stop right here
+            return
+        if type(buf) is not bytes:
             if not self._complete():
                 return
-        buf, pos = self._buf, self._pos
+            buf, pos = self._buf, self._pos
         size_buf = len(buf)
         unpack = _i.unpack_from
         header = _DATA_ROW_HEADER.unpack_from

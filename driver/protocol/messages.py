@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from struct import Struct
 from struct import error as StructError
 
@@ -70,6 +71,17 @@ def parse(name: str, sql: str, param_oids: Sequence[int] = ()) -> bytes:
     return _msg(b"P", body)
 
 
+@lru_cache(maxsize=512)
+def _bind_head(portal: str, statement: str, n_values: int) -> bytes:
+    """Portal, statement, "all text" parameter formats and the value count: the same bytes
+    for every execution of a cached statement, so they are encoded once."""
+    return _cstr(portal) + _cstr(statement) + b"\0\0" + _h.pack(n_values)
+
+
+_NULL = b"\xff\xff\xff\xff"
+_TEXT_RESULTS = b"\0\0"  # no result format codes: every column in text
+
+
 def bind(
     portal: str,
     statement: str,
@@ -77,22 +89,34 @@ def bind(
     result_formats: Sequence[int] = (),
 ) -> bytes:
     """Bind with text-format parameters (format code list left empty, meaning all text)."""
-    parts = [_cstr(portal), _cstr(statement), b"\0\0", _h.pack(len(values))]
+    parts = [b"B", b"", _bind_head(portal, statement, len(values))]
+    size = 4 + len(parts[2])
+    pack = _I.pack
     for v in values:
         if v is None:
-            parts.append(b"\xff\xff\xff\xff")
+            parts.append(_NULL)
+            size += 4
         else:
-            parts.append(_I.pack(len(v)))
+            n = len(v)
+            parts.append(pack(n))
             parts.append(v)
-    parts.append(_h.pack(len(result_formats)))
-    parts.extend(_h.pack(f) for f in result_formats)
-    return _msg(b"B", b"".join(parts))
+            size += 4 + n
+    if result_formats:
+        parts.append(_h.pack(len(result_formats)))
+        parts.extend(_h.pack(f) for f in result_formats)
+        size += 2 + 2 * len(result_formats)
+    else:
+        parts.append(_TEXT_RESULTS)
+        size += 2
+    parts[1] = pack(size)
+    return b"".join(parts)
 
 
 def describe(kind: bytes, name: str) -> bytes:
     return _msg(b"D", kind + _cstr(name))
 
 
+@lru_cache(maxsize=64)
 def execute(portal: str = "", max_rows: int = 0) -> bytes:
     return _msg(b"E", _cstr(portal) + _I.pack(max_rows))
 

@@ -32,6 +32,7 @@ class TCPStream(asyncio.Protocol):
         self._write_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._read_paused = False
+        self._loop = asyncio.get_running_loop()  # made by the loop's protocol factory
 
     # ---- asyncio.Protocol callbacks ------------------------------------------------------
 
@@ -77,19 +78,18 @@ class TCPStream(asyncio.Protocol):
     # ---- Stream ------------------------------------------------------------------------
 
     async def read(self, max_bytes: int) -> bytes:
-        if not self._chunks:
+        chunks = self._chunks
+        while not chunks:
             if self._eof:
                 if self._error is not None:
                     raise TransportError(f"reading from {self.peer} failed: {self._error}")
                 return b""
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._loop.create_future()
             self._read_waiter = waiter
             try:
                 await waiter
             finally:
                 self._read_waiter = None
-            return await self.read(max_bytes)
-        chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         if len(data) > max_bytes:
