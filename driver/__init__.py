@@ -1,6 +1,7 @@
 """An asyncio PostgreSQL driver speaking the v3 wire protocol over TCP or WebSocket proxies."""
 
 from . import errors
+from .batch import BatchResult
 from .connection import Connection
 from .dsn import Config, config
 from .errors import (
@@ -18,6 +19,7 @@ from .startup import connect
 from .transaction import Transaction
 
 __all__ = [
+    "BatchResult",
     "Config",
     "Connection",
     "ConnectionLostError",

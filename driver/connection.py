@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .batch import BatchMixin
 from .codecs import default_registry
 from .copy import CopyMixin
 from .dsn import ConnectParams
@@ -36,7 +37,7 @@ CANCEL_GRACE = 5.0  # seconds to cancel a timed-out query before giving the conn
 T = TypeVar("T")
 
 
-class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin):
+class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin):
     """A connection to one database, used by one task at a time (use a Pool to share).
 
     Every operation queues its messages on the core and calls ``_pump()`` until the

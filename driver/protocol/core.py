@@ -10,6 +10,7 @@ from ..errors import InterfaceError, ProtocolError
 from . import messages as m
 from .auth import PASSWORD, Authenticator, AuthGuard, Learn
 from .buffer import ReceiveBuffer
+from .pipeline import batch_messages
 
 __all__ = ["NEED_DATA", "AuthGuard", "Event", "PGProtocol", "State"]
 
@@ -212,6 +213,26 @@ class PGProtocol:
         parts.append(m.SYNC)
         self._queue("execute_many", parts)
 
+    def send_batch(
+        self,
+        statements: Sequence[tuple[str, Sequence[int], Sequence[bytes | None]]],
+        *,
+        before: str | None = None,
+        after: str | None = None,
+        sync_each: bool = False,
+        then: str | None = None,
+    ) -> int:
+        """Several statements in one flight; see ``driver.protocol.pipeline.batch_messages``.
+
+        Returns:
+            How many ReadyForQuery messages the batch produces (one pending operation each).
+        """
+        parts, syncs = batch_messages(
+            statements, before=before, after=after, sync_each=sync_each, then=then)
+        self._queue("batch", parts)
+        self._pending.extend(["batch"] * (syncs - 1))
+        return syncs
+
     def send_close_statement(self, name: str) -> None:
         """Close a named statement; no Sync, so it travels with the next operation."""
         self._check_can_send()
@@ -300,8 +321,12 @@ class PGProtocol:
                 return event
 
     def _handle(self, msg: m.BackendMessage) -> m.BackendMessage | None:
-        if type(msg) is m.DataRow and self._error is None and self.state is State.BUSY:
-            return msg  # the hot path: a result row of the operation in progress
+        if self.state is State.BUSY:  # the hot path: the operation in progress
+            cls = type(msg)
+            if cls in _PLAIN_RESULTS and self._error is None:
+                return msg  # rows, BindComplete, CommandComplete...: nothing to track
+            if cls is m.ReadyForQuery:
+                return self._ready(msg)  # type: ignore[arg-type]
         if isinstance(msg, _ASYNC):
             return msg
         if isinstance(msg, m.ParameterStatus):
@@ -379,3 +404,5 @@ _RESULTS = (
     m.BindComplete, m.CloseComplete, m.NoData, m.PortalSuspended, m.ParameterDescription,
     m.CopyData, m.CopyDone,
 )  # fmt: skip
+# Results that change no state while BUSY (not the COPY ones): passed through at once.
+_PLAIN_RESULTS = frozenset(_RESULTS) - {m.CopyData, m.CopyDone}
