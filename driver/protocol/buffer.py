@@ -113,16 +113,13 @@ class ReceiveBuffer:
                     if length > MAX_MESSAGE:
                         raise ProtocolError(f"invalid length {length} for a DataRow")
                     break
-                values: list[bytes | None] = []
-                append = values.append
+                values: list[bytes | None] = [None] * n  # NULLs are left as they are
                 p = pos + 7
-                for _ in range(n):
-                    size = unpack(buf, p)[0]
+                for k in range(n):
+                    (size,) = unpack(buf, p)
                     p += 4
-                    if size < 0:
-                        append(None)
-                    else:
-                        append(buf[p : p + size])  # type: ignore[arg-type]
+                    if size >= 0:
+                        values[k] = buf[p : p + size]  # type: ignore[assignment]
                         p += size
                 if p != end:
                     raise ProtocolError("DataRow length does not match its values")

@@ -318,6 +318,10 @@ _SINGLETONS: dict[bytes, BackendMessage] = {
 }  # fmt: skip
 
 
+# ReadyForQuery is immutable and has three values: one instance each, made once.
+_READY = {b"I": ReadyForQuery("I"), b"T": ReadyForQuery("T"), b"E": ReadyForQuery("E")}
+
+
 def _cstrings(body: bytes) -> list[str]:
     if not body.endswith(b"\0"):
         raise ProtocolError("unterminated string in message")
@@ -416,15 +420,17 @@ def parse_message(tag: bytes, body: bytes) -> BackendMessage:
             if body:
                 raise ProtocolError(f"message {tag!r} should have no body")
             return single
+        if tag == b"Z":
+            ready = _READY.get(body)
+            if ready is None:
+                raise ProtocolError(f"bad ReadyForQuery status {body!r}")
+            return ready
         if tag == b"C":
-            return CommandComplete(_cstrings(body)[0])
+            if body[-1:] != b"\0":
+                raise ProtocolError("unterminated string in message")
+            return CommandComplete(body[: body.index(b"\0")].decode())
         if tag == b"T":
             return _row_description(body)
-        if tag == b"Z":
-            status = body.decode()
-            if status not in ("I", "T", "E"):
-                raise ProtocolError(f"bad ReadyForQuery status {status!r}")
-            return ReadyForQuery(status)
         if tag == b"E":
             return ErrorResponse(_fields(body))
         if tag == b"N":
