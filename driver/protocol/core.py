@@ -10,6 +10,7 @@ from ..errors import InterfaceError, ProtocolError
 from . import messages as m
 from .auth import PASSWORD, Authenticator, AuthGuard, Learn
 from .buffer import ReceiveBuffer
+from .pipeline import batch_messages
 
 __all__ = ["NEED_DATA", "AuthGuard", "Event", "PGProtocol", "State"]
 
@@ -211,6 +212,26 @@ class PGProtocol:
             parts.append(execute)
         parts.append(m.SYNC)
         self._queue("execute_many", parts)
+
+    def send_batch(
+        self,
+        statements: Sequence[tuple[str, Sequence[int], Sequence[bytes | None]]],
+        *,
+        before: str | None = None,
+        after: str | None = None,
+        sync_each: bool = False,
+        then: str | None = None,
+    ) -> int:
+        """Several statements in one flight; see ``driver.protocol.pipeline.batch_messages``.
+
+        Returns:
+            How many ReadyForQuery messages the batch produces (one pending operation each).
+        """
+        parts, syncs = batch_messages(
+            statements, before=before, after=after, sync_each=sync_each, then=then)
+        self._queue("batch", parts)
+        self._pending.extend(["batch"] * (syncs - 1))
+        return syncs
 
     def send_close_statement(self, name: str) -> None:
         """Close a named statement; no Sync, so it travels with the next operation."""
