@@ -45,6 +45,8 @@ _WHAT_SERVER_ASKED = {
 }
 SCRAM = "SCRAM-SHA-256"
 SCRAM_PLUS = "SCRAM-SHA-256-PLUS"
+# methods in which the server proves it knows the password (mutual authentication)
+_SERVER_PROVING = frozenset({"scram-sha-256", "gss", "sspi"})
 
 
 class AuthPolicyError(InterfaceError):
@@ -115,12 +117,15 @@ class AuthPolicy:
         allowed = frozenset(AUTH_METHODS) - seen if negated else frozenset(seen)
         return cls(allowed, require_auth, channel_binding, allow_unencrypted_password)
 
-    def guard(self, *, encrypted: bool, channel_binding: bytes | None) -> AuthGuard:
+    def guard(self, *, encrypted: bool, channel_binding: bytes | None,
+              server_verified: bool = False) -> AuthGuard:
         """Start checking one connection attempt.
 
         Args:
             encrypted: TLS is up between this client and the Postgres server itself.
             channel_binding: the ``tls-server-end-point`` data, None without TLS.
+            server_verified: TLS checked the server's certificate chain
+                (``Negotiated.verified``).
 
         Raises:
             AuthPolicyError: channel_binding=require on a connection without TLS (libpq
@@ -129,7 +134,15 @@ class AuthPolicy:
         if self.channel_binding == "require" and (not encrypted or channel_binding is None):
             raise AuthPolicyError("channel binding is required, but TLS is not in use "
                                   "(use sslmode=require or stronger)", needs_encryption=True)
-        return AuthGuard(self, encrypted, channel_binding)
+        return AuthGuard(self, encrypted, channel_binding, server_verified)
+
+    @property
+    def demands_server_proof(self) -> bool:
+        """The settings ask the server to prove who it is during authentication: channel
+        binding required, or only methods where the server proves it knows the password."""
+        allowed = self.allowed
+        return self.channel_binding == "require" or (
+            allowed is not None and bool(allowed) and allowed <= _SERVER_PROVING)
 
 
 class AuthGuard:
@@ -142,10 +155,11 @@ class AuthGuard:
     """
 
     def __init__(self, policy: AuthPolicy, encrypted: bool,
-                 channel_binding: bytes | None) -> None:
+                 channel_binding: bytes | None, server_verified: bool = False) -> None:
         self.policy = policy
         self.encrypted = encrypted
         self.channel_binding = channel_binding
+        self.server_verified = server_verified
         self.method: str | None = None  # the method the server asked for, once known
         self.mechanism: str | None = None  # the SASL mechanism chosen
         self.sasl_done = False
@@ -197,6 +211,19 @@ class AuthGuard:
             and self.policy.channel_binding != "require"
             and (self.encrypted or self.policy.allow_unencrypted_password)
         )
+
+    def may_send_query_early(self) -> bool:
+        """Whether the first query may go out before the server has completed authentication
+        (pipelined with the startup message or with the last SASL message).
+
+        Not when the settings make authentication the proof of the server's identity
+        (``channel_binding=require``, or ``require_auth`` limited to SCRAM) and TLS has not
+        already proven it (an unverified certificate, or no TLS): a man in the middle, who
+        would be caught when the proof fails, would have had the query by then. In every
+        other case it could get it anyway (e.g. by asking for a cleartext password), so
+        waiting would only cost a round trip.
+        """
+        return self.server_verified or not self.policy.demands_server_proof
 
     def predict_mechanism(self) -> tuple[str, bytes | None]:
         """The SASL mechanism ``choose_mechanism`` will pick if the server offers both, for a

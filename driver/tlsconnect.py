@@ -42,6 +42,8 @@ class Negotiated:
     ``wss://`` hop to a proxy does not count): the authentication policy needs it to decide
     whether a password may be sent. ``channel_binding`` is the ``tls-server-end-point`` data
     (RFC 5929) when TLS is up and the certificate's signature names a usable hash.
+    ``verified``: the server's certificate chain was checked, so the server is authenticated
+    before any Postgres byte is sent (the auth policy's ``server_verified``).
     """
 
     stream: Stream
@@ -49,6 +51,7 @@ class Negotiated:
     channel_binding: bytes | None = None
     tls_version: str | None = None
     local: bool = False
+    verified: bool = False  # the certificate chain was checked (verify-ca, verify-full...)
 
     @property
     def confidential(self) -> bool:
@@ -121,6 +124,7 @@ async def negotiate(
         encrypted=True,
         channel_binding=tls_server_end_point(der) if der else None,
         tls_version=stream.ssl_object.version(),
+        verified=ctx.verify_mode == ssl.CERT_REQUIRED,
     )
 
 

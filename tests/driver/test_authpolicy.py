@@ -290,3 +290,18 @@ def test_predicted_mechanism_matches_the_choice_against_postgres() -> None:
         guard.on_request(AUTH_SASL)
         offered = postgres_offers if encrypted else ["SCRAM-SHA-256"]
         assert guard.choose_mechanism(offered) == predicted
+
+
+@pytest.mark.parametrize(("policy", "verified", "early"), [
+    (AuthPolicy.parse(), False, True),  # a MITM could ask for a cleartext password anyway
+    (AuthPolicy.parse(channel_binding="require"), False, False),
+    (AuthPolicy.parse(channel_binding="require"), True, True),  # the certificate proved it
+    (AuthPolicy.parse("scram-sha-256"), False, False),
+    (AuthPolicy.parse("scram-sha-256,none"), False, True),  # the server may skip proving
+    (AuthPolicy.parse("scram-sha-256,password"), False, True),  # password proves nothing
+    (AuthPolicy.parse("!none"), False, True),
+])
+def test_may_send_query_early_unless_authentication_is_the_proof_of_the_server(
+        policy: AuthPolicy, verified: bool, early: bool) -> None:
+    guard = policy.guard(encrypted=True, channel_binding=CB, server_verified=verified)
+    assert guard.may_send_query_early() is early

@@ -79,6 +79,7 @@ async def test_each_sslmode_reaches_the_server_as_libpq_would(
     neg, client = await session(opener, pg, settings)
     closing.append(neg.stream)
     assert neg.encrypted is encrypted
+    assert neg.verified is ("verify" in sslmode)  # the server is authenticated by TLS
     assert await client.query(SSL_STAT) == [
         ["true", "TLSv1.3"] if encrypted else ["false", None]]
     # SCRAM-SHA-256-PLUS whenever TLS is up (PostgreSQL offers it, the policy prefers it)
@@ -132,7 +133,7 @@ async def test_verify_full_refuses_a_host_name_not_in_the_certificate(
     neg = await negotiate(raw, TLSSettings(sslmode="verify-ca",
                                            sslrootcert=str(pg.certs.ca_cert)),  # type: ignore[attr-defined]
                           "db.example")
-    assert neg.encrypted
+    assert neg.encrypted and neg.verified
     await neg.stream.close()
 
 
