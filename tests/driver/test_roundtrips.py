@@ -16,6 +16,7 @@ import pytest
 import driver
 from driver.startup import forget_auth_methods
 from tests.conftest import ProxyProcess
+from tools.pgbouncer import Bouncer
 from tools.pgcluster import Cluster
 from tools.relay import CountingRelay, RelayedConnection
 
@@ -160,3 +161,27 @@ async def test_the_deferred_flush_sends_the_last_auth_message_without_an_operati
             assert await conn.fetchval("select 1") == 1
         finally:
             await conn.close()
+
+
+@pytest.mark.parametrize(("role", "options", "target"), [
+    pytest.param("scram_user", {}, 2, id="scram"),
+    pytest.param("trust_user", {}, 1, id="trust"),
+    pytest.param("scram_user", {"sslmode": "require"}, 4, id="tls-scram"),
+])
+async def test_through_pgbouncer(pg: Cluster, pgbouncer: Bouncer, role: str,
+                                 options: dict[str, Any], target: int) -> None:
+    """PgBouncer speaks its own start-up (and offers no SCRAM-SHA-256-PLUS over TLS): a
+    first connect may mispredict and reconnect once, then the learned method holds."""
+    async with CountingRelay("127.0.0.1", pgbouncer.port) as relay:
+        kw: dict[str, Any] = {"port": relay.port, "statement_cache_size": 0, **PIPELINED,
+                              "sslmode": "disable", **options}
+        for _ in range(2):
+            before = len(relay.connections)
+            conn = await driver.connect(pgbouncer.dsn(role), **kw)
+            try:
+                assert await conn.fetchval("select current_user") == role
+                counted = relay.last().round_trips
+            finally:
+                await conn.close()
+    assert len(relay.connections) - before == 1  # the second connect: no reconnect
+    assert counted <= target, relay.last().flights
