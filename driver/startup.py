@@ -119,8 +119,8 @@ async def _connect(
             stream: Stream | None = None
             try:
                 stream = await open_stream(params.host, params.port, url)
-                stream, encrypted, binding = await _secure(stream, params, use_tls)
-                guard = _guard(params, encrypted, binding)
+                stream, encrypted, binding, verified = await _secure(stream, params, use_tls)
+                guard = _guard(params, encrypted, binding, verified)
                 target = (params.host, params.port, params.user, params.database, url,
                           encrypted)  # fmt: skip
                 predict, mechanisms, pipeline = _prediction(params, guard, target)
@@ -136,7 +136,9 @@ async def _connect(
                     learn=functools.partial(_learn, target),
                 )
                 conn = Connection(stream, proto, params, cache_size=params.statement_cache_size)
-                await conn._startup(pipeline=pipeline and not wait_ready, deadline=when,
+                # the first query may ride the last auth flight only where that is safe
+                early = pipeline and not wait_ready and guard.may_send_query_early()
+                await conn._startup(pipeline=early, hear_first=not last, deadline=when,
                                     timeout=seconds)  # fmt: skip
                 return conn
             except Mispredicted as exc:
@@ -212,10 +214,14 @@ def _retryable(exc: BaseException) -> bool:
 
 async def _secure(
     stream: Stream, params: ConnectParams, use_tls: bool
-) -> tuple[Stream, bool, bytes | None]:
-    """The seam for TLS: the SSLRequest exchange and handshake live in driver.tlsconnect."""
+) -> tuple[Stream, bool, bytes | None, bool]:
+    """The seam for TLS: the SSLRequest exchange and handshake live in driver.tlsconnect.
+
+    Returns the stream, whether nobody but the server can read it (TLS, or a Unix socket),
+    the channel binding data and whether TLS verified the server's certificate.
+    """
     if not use_tls:
-        return stream, False, None
+        return stream, params.host.startswith("/"), None, False
     from .tlsconfig import TLSSettings
     from .tlsconnect import negotiate
 
@@ -231,10 +237,12 @@ async def _secure(
         ssl_context=params.ssl_context,
     )
     result = await negotiate(stream, settings, params.host, use_tls=True)
-    return result.stream, result.encrypted, result.channel_binding
+    return result.stream, result.confidential, result.channel_binding, result.verified
 
 
-def _guard(params: ConnectParams, encrypted: bool, binding: bytes | None) -> AuthGuard:
+def _guard(
+    params: ConnectParams, encrypted: bool, binding: bytes | None, verified: bool = False
+) -> AuthGuard:
     from .authpolicy import AuthPolicy
 
     policy = AuthPolicy.parse(
@@ -242,7 +250,7 @@ def _guard(params: ConnectParams, encrypted: bool, binding: bytes | None) -> Aut
         channel_binding=params.channel_binding,
         allow_unencrypted_password=params.allow_unencrypted_password,
     )
-    return policy.guard(encrypted=encrypted, channel_binding=binding)
+    return policy.guard(encrypted=encrypted, channel_binding=binding, server_verified=verified)
 
 
 async def _close_quietly(stream: Stream) -> None:
@@ -262,7 +270,7 @@ async def cancel(params: ConnectParams, pid: int, key: int) -> None:
     stream = await open_stream(params.host, params.port, params.proxy_url())
     try:
         use_tls = _attempts(params.sslmode, params.proxy_url())[0]
-        stream, _, _ = await _secure(stream, params, use_tls)
+        stream, _, _, _ = await _secure(stream, params, use_tls)
         await stream.write(cancel_request(pid, key))
         while await stream.read(1024):
             pass

@@ -279,3 +279,27 @@ async def test_root_certs_text_and_an_ssl_context_through_connect(
     with pytest.raises(TransportError, match="could not be verified"):
         await connect(connect_args("scram_user", transport, sslmode=None,
                                    ssl=ssl.create_default_context(cafile=str(other_ca))))
+
+
+async def test_first_query_waits_for_the_servers_proof_when_only_auth_can_give_it(
+        pg: Cluster) -> None:
+    """connect(wait_ready=False) lets the first query ride the last authentication flight,
+    except when channel binding is the only proof of the server (TLS not verified): then a
+    man in the middle would get the query before SCRAM-PLUS unmasks him."""
+    assert pg.certs is not None
+
+    async def round_trips(sslmode: str, wait_ready: bool) -> int:
+        async with CountingRelay("127.0.0.1", pg.port) as relay:
+            conn = await driver.connect(
+                pg.dsn("scram_user"), host="localhost", port=relay.port, sslmode=sslmode,
+                sslrootcert=str(pg.certs.ca_cert) if sslmode == "verify-full" else None,  # type: ignore[union-attr]
+                channel_binding="require", wait_ready=wait_ready)
+            try:
+                assert await conn.fetchval("select 1") == 1
+                return relay.round_trips
+            finally:
+                await conn.close()
+
+    unverified = await round_trips("require", True)
+    assert await round_trips("require", False) == unverified  # no early query
+    assert await round_trips("verify-full", False) == unverified - 1  # the certificate proved it
