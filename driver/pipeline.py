@@ -80,6 +80,7 @@ class StartupMixin:
         self,
         *,
         pipeline: bool = False,
+        hear_first: bool = False,
         deadline: float | None = None,
         timeout: float | None = None,
     ) -> None:
@@ -87,6 +88,9 @@ class StartupMixin:
         ``pipeline`` only until the last message the client has to send is queued.
 
         Args:
+            hear_first: return early only once the server has answered something (an
+                authentication request): when another attempt may follow (sslmode=prefer or
+                allow), a refusal by pg_hba.conf must still reach connect(), which retries.
             deadline: loop time by which the start-up must complete (connect's deadline,
                 of ``timeout`` seconds), enforced on the first operation when this returns
                 early.
@@ -97,7 +101,7 @@ class StartupMixin:
             if event is not NEED_DATA:
                 self._filter(event)  # type: ignore[arg-type]  # notices, the start-up's end
                 continue
-            if pipeline and proto.startup_queued:  # checked only once the input is consumed
+            if pipeline and proto.startup_queued and not (hear_first and proto.auth_method is None):
                 self._startup_deadline, self._connect_timeout = deadline, timeout
                 self._flush_handle = self._loop.call_later(FLUSH_DELAY, self._flush_deferred)
                 return

@@ -178,3 +178,57 @@ async def test_a_silent_database_behind_the_proxy_fails_at_the_deadline(
     with pytest.raises(TimeoutError, match=r"timed out after 0\.3 s \(start-up not confirmed"):
         await conn.fetchval("select 1")
     assert conn.is_closed()
+
+
+@pytest.mark.parametrize("sslmode", ["allow", "prefer"])
+async def test_sslmode_fallbacks_still_happen_inside_connect(
+        connect_args: ConnectArgs, transport: str, sslmode: str) -> None:
+    """clear_user's password may not cross an unencrypted path (the default policy): with
+    sslmode=allow the attempt in clear is refused and connect() retries with TLS, so an
+    attempt that another may follow never returns before the server has answered."""
+    conn = await driver.connect(**connect_args("clear_user", transport, sslmode=sslmode,
+                                               allow_unencrypted_password=False,
+                                               wait_ready=False))  # fmt: skip
+    try:
+        row = await conn.fetchrow("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+        assert row is not None and row["ssl"] is True
+    finally:
+        await conn.close()
+
+
+async def test_an_attempt_that_may_be_retried_waits_for_the_servers_first_answer() -> None:
+    """A stand-in server refuses the first connection as pg_hba.conf would (28000) and
+    accepts the second, in clear after answering SSLRequest with 'N'. Trust is predicted (no
+    password), which alone would let connect() return at once: with sslmode=allow it must
+    not, or the refusal would reach the first query instead of the retry with TLS."""
+    from tests.driver import fakes as f
+
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readexactly(8)
+        seen.append(head)
+        if len(seen) == 1:
+            writer.write(f.error("28000", "no pg_hba.conf entry, no encryption", "FATAL"))
+        else:
+            writer.write(b"N")
+            await reader.readexactly(int.from_bytes(await reader.readexactly(4), "big") - 4)
+            writer.write(f.STARTUP_DONE)
+            assert (await reader.readexactly(1)) == b"Q"
+            await reader.readexactly(int.from_bytes(await reader.readexactly(4), "big") - 4)
+            writer.write(f.command_complete("SELECT 0") + f.ready())
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        conn = await driver.connect(host="127.0.0.1", port=port, user="u", database="d",
+                                    sslmode="allow", wait_ready=False, timeout=5)
+        assert await conn.execute("select") == "SELECT 0"
+        await conn.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(seen) == 2 and seen[1] == (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
