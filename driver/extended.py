@@ -142,11 +142,11 @@ class ExtendedQuery:
         try:
             values = [
                 [None if v is None else d(v) for v in col] if None in col else list(map(d, col))
-                for d, col in zip(decoders, columns)
+                for d, col in zip(decoders, columns, strict=True)
             ]
         except (ValueError, TypeError, ArithmeticError) as exc:
             raise InterfaceError(f"cannot decode a result value: {exc}") from exc
-        return list(map(cls, zip(*values)))
+        return list(map(cls, zip(*values, strict=True)))
 
     async def _query(
         self, sql: str, args: Sequence[Any], max_rows: int, timeout: float | None
