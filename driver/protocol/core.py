@@ -48,6 +48,7 @@ class PGProtocol:
     Each operation ends with exactly one ReadyForQuery ("Message Flow"); pending operations sit
     in a FIFO, so several may be in flight at once. An ErrorResponse is held back and reported
     just before its operation's ReadyForQuery, so a caller sees one error per operation.
+    Start-up is the first of them: once ``startup_queued``, operations may queue behind it.
     """
 
     def __init__(
