@@ -137,7 +137,7 @@ def make_certs(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
         x509.IPAddress(ipaddress.ip_address("::1")),
     ]
     srv_cert, srv_key = leaf(hostnames[0], sans, ExtendedKeyUsageOID.SERVER_AUTH)
-    cli_cert, cli_key = leaf("trust_user", [], ExtendedKeyUsageOID.CLIENT_AUTH)
+    cli_cert, cli_key = leaf("cert_user", [], ExtendedKeyUsageOID.CLIENT_AUTH)
     bundle.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     bundle.server_cert.write_bytes(srv_cert)
     bundle.server_key.write_bytes(srv_key)
@@ -189,7 +189,7 @@ class Cluster:
     def dsn(self, role: str = "scram_user", *, host: str | None = None, **params: str) -> str:
         from urllib.parse import quote, urlencode
 
-        pw = ROLES[role][0]
+        pw = ROLES[role][0] if role in ROLES else None  # cert_user: no password
         auth = quote(role, safe="") + (":" + quote(pw, safe="") if pw is not None else "")
         h = host or self.host
         if ":" in h and not h.startswith("["):
@@ -252,6 +252,8 @@ class Cluster:
             for net in ("127.0.0.1/32", "::1/128"):
                 hba.append(f"{kind} all {role} {net} {method}")
         for net in ("127.0.0.1/32", "::1/128"):
+            for role in sorted(HOSTSSL_ONLY | {"cert_user"}):
+                hba.append(f"hostnossl all {role} {net} reject")
             hba.append(f"hostssl all cert_user {net} cert")
             hba.append(f"host all all {net} scram-sha-256")
         (self.datadir / "pg_hba.conf").write_text("\n".join(hba) + "\n")

@@ -104,7 +104,7 @@ async def test_allow_tries_clear_then_tls_on_fresh_connections(
                               settings, "127.0.0.1", use_tls=use_tls)
         closing.append(neg.stream)
         client = MiniClient(neg.stream)
-        await client.login("tls_user", pg.password("tls_user"),  # type: ignore[attr-defined]
+        await client.login("scram_user", pg.password("scram_user"),  # type: ignore[attr-defined]
                            AuthPolicy.parse().guard(encrypted=neg.encrypted,
                                                     channel_binding=neg.channel_binding))
         seen.append((await client.query(SSL_STAT))[0][0])
@@ -172,7 +172,7 @@ async def test_client_certificate_is_presented_and_verified_by_the_server(
     neg, client = await session(opener, pg, settings)
     closing.append(neg.stream)
     rows = await client.query("select client_dn from pg_stat_ssl where pid = pg_backend_pid()")
-    assert rows == [["/CN=trust_user"]]
+    assert rows == [["/CN=cert_user"]]
 
 
 async def test_the_server_checks_our_channel_binding_data(opener: Opener, pg: object) -> None:
