@@ -178,7 +178,10 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
         merged.setdefault("sslmode", "verify-full")
     elif ssl_arg is not None and "sslmode" not in kwargs:
         merged["sslmode"] = "require" if ssl_arg else "disable"
-    sslmode = str(merged.pop("sslmode", "prefer"))
+    # libpq 16: sslrootcert=system means "trust the system store", and defaults to verify-full
+    # (weaker modes would make naming the trust store pointless, so libpq refuses them).
+    default_mode = "verify-full" if merged.get("sslrootcert") == "system" else "prefer"
+    sslmode = str(merged.pop("sslmode", default_mode))
     if sslmode not in SSL_MODES:
         raise InterfaceError(f"invalid sslmode {sslmode!r}; expected one of {SSL_MODES}")
 

@@ -86,3 +86,13 @@ def test_asyncpg_ssl_argument() -> None:
     ctx = ssl.create_default_context()
     p = resolve("postgres://u@h/d", ssl=ctx)
     assert p.ssl_context is ctx and p.sslmode == "verify-full"
+
+
+def test_sslrootcert_system_defaults_to_verify_full() -> None:
+    from driver.dsn import resolve
+
+    assert resolve("postgresql://u@h/db?sslrootcert=system").sslmode == "verify-full"
+    assert resolve("postgresql://u@h/db").sslmode == "prefer"
+    assert resolve("postgresql://u@h/db?sslrootcert=system&sslmode=verify-ca").sslmode == (
+        "verify-ca"
+    )
