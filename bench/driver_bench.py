@@ -1,6 +1,7 @@
 """Driver speed, on demand: this driver (TCP, WebSocket) against asyncpg and psycopg.
 
-    .venv/bin/python -m bench.driver_bench [--n 3000] [--connects 150] [--rounds 5] [--uvloop]
+    .venv/bin/python -m bench.driver_bench [--n 3000] [--connects 150] [--rounds 60] [--uvloop]
+        [--profile] [--hop]
 
 One process, one private Postgres 15 + PostGIS cluster and one proxy process, both started
 here. The UNESCO list (WHC_DATA, default ../shared/data/whc-sites-2021.csv) is loaded into a
@@ -255,8 +256,50 @@ async def run(args: argparse.Namespace, pg: Cluster, proxy_port: int) -> None:
         for cl in rnd.sample(cls, len(cls)):
             await connects(cl)
     report(cls, await round_trips(pg, proxy_port))
+    if args.hop:
+        await hop(cls, points, args.rounds)
     if args.profile:
         await profile(cls[0], points)
+
+
+async def hop(cls: list[Client], points: list[tuple[float, float]], rounds: int) -> None:
+    """The WebSocket path without the driver's protocol work: the same Bind/Execute/Sync bytes
+    written on each connection's raw stream and read up to ReadyForQuery. Its difference
+    between TCP and WebSocket is the proxy hop plus the websockets client, nothing else."""
+    from driver.protocol import messages as m
+
+    conns = [await cl.connect() for cl in cls[:2]]
+    reqs = []
+    for conn in conns:
+        await _raw_round_trip(conn._stream, m.parse("hop", NEAREST) + m.SYNC)
+    for x, y in points[:100]:
+        values = [repr(x).encode(), repr(y).encode()]
+        reqs.append(m.bind("", "hop", values) + m.execute("", 0) + m.SYNC)
+    samples: list[list[float]] = [[], []]
+    clock = time.perf_counter
+    for _ in range(rounds):
+        for i in random.sample(range(2), 2):
+            stream = conns[i]._stream
+            for req in reqs:
+                t0 = clock()
+                await _raw_round_trip(stream, req)
+                samples[i].append(clock() - t0)
+    for conn in conns:
+        await conn.close()
+    print("\nsame KNN bytes on the raw streams (us): the WebSocket path without driver work")
+    for name, xs in zip(("tcp stream", "ws stream"), samples, strict=True):
+        print(f"  {name:<13}{statistics.median(xs) * 1e6:9.1f}{p95(xs) * 1e6:9.1f}"
+              f"{min(xs) * 1e6:9.1f}")  # fmt: skip
+    added = statistics.median(samples[1]) - statistics.median(samples[0])
+    print(f"  added by proxy + websockets: {added * 1e6:.1f} us median, "
+          f"{(min(samples[1]) - min(samples[0])) * 1e6:.1f} us min")  # fmt: skip
+
+
+async def _raw_round_trip(stream: Any, request: bytes) -> None:
+    await stream.write(request)
+    data = await stream.read(1 << 16)
+    while not data.endswith(b"Z\0\0\0\x05I"):
+        data += await stream.read(1 << 16)
 
 
 async def profile(cl: Client, points: list[tuple[float, float]]) -> None:
@@ -284,6 +327,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=60)
     ap.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver's KNN loop")
+    ap.add_argument("--hop", action="store_true", help="raw KNN bytes on TCP vs WS streams")
     args = ap.parse_args()
     pg = start_temp_cluster()
     proc = None

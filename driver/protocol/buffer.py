@@ -75,13 +75,18 @@ class ReceiveBuffer:
         Raises:
             ProtocolError: the length word is impossible (< 4 or absurdly large).
         """
+        buf, pos = self._buf, self._pos
+        if type(buf) is bytes and len(buf) - pos >= 5:  # the common case, inline
+            tag, length = _HEADER.unpack_from(buf, pos)
+            end = pos + 1 + length
+            if 4 <= length <= MAX_MESSAGE and end <= len(buf):
+                self._pos = end
+                return tag, buf[pos + 5 : end]  # slices of bytes are bytes already
         end = self._complete()
         if not end:
             return None
         buf, pos = self._buf, self._pos
         self._pos = end
-        if type(buf) is bytes:  # slices of bytes are bytes already
-            return buf[pos : pos + 1], buf[pos + 5 : end]
         return bytes(buf[pos : pos + 1]), bytes(buf[pos + 5 : end])
 
     def read_data_rows(self, rows: list[tuple[bytes | None, ...]]) -> None:
