@@ -97,10 +97,10 @@ async def test_first_result_within_the_target(pg: Cluster, proxy: ProxyProcess, 
 async def test_a_confirmed_connect_costs_exactly_one_more(
         pg: Cluster, proxy: ProxyProcess, transport: str, role: str, options: dict[str, Any],
         target: int) -> None:
-    """The default (wait_ready=True, asyncpg's contract) still sends SCRAM client-first with
+    """wait_ready=True (asyncpg's contract, the default) still sends SCRAM client-first with
     the startup message; only the first query waits for ReadyForQuery."""
     async with CountingRelay("127.0.0.1", proxy.port if transport == WS else pg.port) as relay:
-        counted = await _first_result(pg, relay, transport, role, **options)
+        counted = await _first_result(pg, relay, transport, role, wait_ready=True, **options)
     assert counted.final == target, counted.flights  # type: ignore[attr-defined]
 
 
