@@ -232,3 +232,23 @@ async def test_an_attempt_that_may_be_retried_waits_for_the_servers_first_answer
         server.close()
         await server.wait_closed()
     assert len(seen) == 2 and seen[1] == (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("size", [1, 16_500, 262_144])
+async def test_the_first_query_shares_the_client_final_message(pg: Cluster, proxy: ProxyProcess,
+                                                               size: int) -> None:
+    """Over the WebSocket without Postgres TLS the relay can read the messages: the SCRAM
+    client-final (a 'p' message) and the whole first query travel as ONE WebSocket
+    message, however large the query."""
+    marker = ("zq7" * size)[: max(3, size - len("select ''"))]
+    async with CountingRelay("127.0.0.1", proxy.port) as relay:
+        conn = await driver.connect(pg.dsn("scram_user"), sslmode="disable", wait_ready=False,
+                                    ws_proxy=f"127.0.0.1:{relay.port}/v2",
+                                    use_secure_websocket=False)  # fmt: skip
+        try:
+            assert await conn.fetchval(f"select '{marker}'") == marker
+        finally:
+            await conn.close()
+        messages = relay.last().ws_up.messages
+    [flight] = [msg for msg in messages if marker.encode() in msg]
+    assert flight.startswith(b"p") and b"c=biws,r=" in flight  # client-final, then the query
