@@ -25,6 +25,7 @@ class TCPStream(asyncio.Protocol):
         self.peer = ""
         self._transport: asyncio.Transport | None = None
         self._chunks: list[bytes] = []
+        self._offset = 0  # bytes of _chunks[0] already returned by read()
         self._buffered = 0
         self._eof = False
         self._error: BaseException | None = None
@@ -92,10 +93,18 @@ class TCPStream(asyncio.Protocol):
                 self._read_waiter = None
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
-        if len(data) > max_bytes:
-            chunks.append(data[max_bytes:])
-            data = data[:max_bytes]
-        self._buffered = len(chunks[0]) if chunks else 0
+        start = self._offset
+        if start or len(data) > max_bytes:
+            # A read smaller than what arrived: keep the chunk and an offset into it, so a
+            # 256 KiB arrival read 64 KiB at a time is copied once, not once per read.
+            end = start + max_bytes
+            if end < len(data):
+                chunks.append(data)
+                self._offset = end
+            else:
+                self._offset = 0
+            data = data[start:end]
+        self._buffered = len(chunks[0]) - self._offset if chunks else 0
         if self._read_paused and self._transport is not None:
             self._read_paused = False
             self._transport.resume_reading()
