@@ -89,7 +89,9 @@ class Database:
             async with pool.acquire() as conn:
                 yield conn
             return
-        conn = await self._connect(self.settings.database_url, **self._transport)
+        # The serverless pattern: the query rides the last authentication flight
+        # (wait_ready=False), one round trip fewer; a refused login surfaces at the query.
+        conn = await self._connect(self.settings.database_url, wait_ready=False, **self._transport)
         try:
             yield conn
         finally:

@@ -54,7 +54,9 @@ class Pool(Slots, PoolQueries):
             raise InterfaceError("max_queries must be at least 1")
         if not issubclass(connection_class, Connection):
             raise InterfaceError("connection_class must be a subclass of driver.Connection")
-        resolve(dsn, **connect_kwargs)  # a bad DSN or argument fails here, not at first use
+        # A bad DSN or argument fails here, not at first use. wait_ready is connect()'s own
+        # (the pool always confirms its connections with ready() before lending them).
+        resolve(dsn, **{k: v for k, v in connect_kwargs.items() if k != "wait_ready"})
         super().__init__(max_size, max_inactive_connection_lifetime)
         self._dsn = dsn
         self._connect_kwargs = connect_kwargs

@@ -462,3 +462,16 @@ async def test_refused_connections_fail_at_open_and_leak_nothing(
         assert pool.get_size() == 0
     finally:
         await pool.close()
+
+
+async def test_pool_accepts_and_ignores_wait_ready(pg: Cluster) -> None:
+    """connect()'s wait_ready must not make create_pool refuse its arguments; the pool
+    confirms every connection anyway, so a bad password still fails at creation."""
+    async with driver.create_pool(
+        pg.dsn("scram_user"), min_size=1, max_size=1, sslmode="disable",
+        allow_unencrypted_password=True, wait_ready=False,
+    ) as pool:  # fmt: skip
+        assert await pool.fetchval("select 1") == 1
+    bad = pg.dsn("scram_user").replace("scr%40m", "wrong")
+    with pytest.raises(driver.errors.InvalidPassword):
+        await driver.create_pool(bad, min_size=1, max_size=1, sslmode="disable", wait_ready=False)
