@@ -207,7 +207,10 @@ def _retryable(exc: BaseException) -> bool:
     or (allow) a password the auth policy would not send without TLS."""
     from .authpolicy import AuthPolicyError
 
-    if isinstance(exc, TransportError | AuthPolicyError):
+    if isinstance(exc, AuthPolicyError):
+        # only a refusal TLS would lift is worth another attempt; any other keeps its message
+        return exc.needs_encryption
+    if isinstance(exc, TransportError):
         return True
     return isinstance(exc, AuthenticationError) and exc.sqlstate == "28000"
 
