@@ -25,14 +25,16 @@ class Config:
 
     ``ws_proxy`` is ``"host:port/path"`` (``?address=HOST:PORT`` is appended) or a callable
     ``(host, port) -> "host:port/path?..."``; None means plain TCP. ``use_secure_websocket``
-    picks ``wss://`` over ``ws://``. ``pipeline_connect="password"`` sends the cleartext
-    password with the startup message without waiting to be asked (only for servers known to
-    use password auth, as Neon's proxy does).
+    picks ``wss://`` over ``ws://``. ``pipeline_connect``: None (the default) predicts
+    authentication where safe (SCRAM client-first, or the method this process saw the same
+    server use) and sends it with the StartupMessage; ``"password"`` predicts a cleartext
+    password, as Neon's ``pipelineConnect: "password"`` (never sent before TLS unless the auth
+    policy allows it); False sends nothing before the server asks.
     """
 
     ws_proxy: WSProxy | None = None
     use_secure_websocket: bool = True
-    pipeline_connect: str | None = None
+    pipeline_connect: str | bool | None = None
 
 
 config = Config()
