@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+import sys
+from asyncio import selector_events
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,12 +17,39 @@ from websockets.protocol import Event, State
 
 from .metrics import Metrics
 from .traffic import TrafficLog
-from .upstream import Upstream, UpstreamError
+from .upstream import HEAD_ROOM, Upstream, UpstreamError
 
 log = logging.getLogger("proxy.relay")
 
 # RFC 6455 close codes the relay uses.
 NORMAL, GOING_AWAY, UNSUPPORTED_DATA, INTERNAL_ERROR = 1000, 1001, 1003, 1011
+
+# Headers of an unmasked final binary frame (RFC 6455 5.2), by payload length.
+_HEAD_16, _HEAD_64 = struct.Struct("!BBH"), struct.Struct("!BBQ")
+_FIN_BINARY = 0x82
+
+# asyncio's plain socket transport before 3.12 copies whatever it cannot send at once, so the
+# read buffer can be reused right after write(); any other transport (TLS, uvloop, 3.12+)
+# may keep a reference to unsent bytes, and then the relay reads into a new buffer.
+_COPYING_TRANSPORT = (
+    getattr(selector_events, "_SelectorSocketTransport", None)
+    if sys.version_info < (3, 12)
+    else None
+)
+
+
+def frame_start(buf: memoryview, n: int) -> int:
+    """Write the header of a final binary frame of `n` payload bytes, which sit at
+    buf[HEAD_ROOM:], right before them; return where the frame starts."""
+    if n < 126:
+        buf[HEAD_ROOM - 2] = _FIN_BINARY
+        buf[HEAD_ROOM - 1] = n
+        return HEAD_ROOM - 2
+    if n < 65536:
+        _HEAD_16.pack_into(buf, HEAD_ROOM - 4, _FIN_BINARY, 126, n)
+        return HEAD_ROOM - 4
+    _HEAD_64.pack_into(buf, HEAD_ROOM - 10, _FIN_BINARY, 127, n)
+    return HEAD_ROOM - 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +117,7 @@ class Relay:
         self._stop: asyncio.Future[Ending] = self._loop.create_future()
         self._drain_task: asyncio.Future[None] | None = None
         self._client_paused = False
+        self._reuse_buffer = type(ws.transport) is _COPYING_TRANSPORT
         upstream.attach(self._from_server)
         if isinstance(ws, RelayConnection):
             ws.fast_sink = self._from_client
@@ -97,8 +128,14 @@ class Relay:
         if not self._stop.done():
             self._stop.set_result(Ending(code, reason))
 
-    def _from_server(self, data: bytes) -> None:
-        """Frame and write target bytes at once, from Upstream.data_received (no task hop).
+    def _from_server(self, buf: memoryview, n: int) -> None:
+        """Frame and write target bytes at once, from Upstream.buffer_updated (no task hop).
+
+        The payload is at buf[HEAD_ROOM:HEAD_ROOM + n]; the frame header goes in the room
+        before it and header and payload leave in one write, without being copied (websockets'
+        own send_binary would copy each chunk into a new bytes). This is the one kind of frame
+        the proxy sends outside websockets: anything websockets queued (pong, close) is flushed
+        first, and a closing connection gets nothing more.
 
         When the WebSocket's write buffer passes its limit, reading from the target pauses
         until websockets reports the buffer drained: memory stays bounded by the limits.
@@ -107,12 +144,16 @@ class Relay:
         if ws.protocol.state is not State.OPEN:
             return  # the client is leaving; the ws->tcp side ends the relay
         self._last = self._loop.time()
-        self.bytes_from_server += len(data)
-        self.metrics.bytes_tcp.inc(len(data))
+        self.bytes_from_server += n
+        self.metrics.bytes_tcp.inc(n)
         if self.traffic is not None:
-            self.traffic.from_server(data)
-        ws.protocol.send_binary(data)
-        ws.send_data()
+            self.traffic.from_server(bytes(buf[HEAD_ROOM : HEAD_ROOM + n]))
+        if ws.protocol.writes:
+            ws.send_data()
+        transport = ws.transport
+        transport.write(buf[frame_start(buf, n) : HEAD_ROOM + n])
+        if not self._reuse_buffer and transport.get_write_buffer_size():
+            self.up.replace_buffer()
         if ws.paused and self._drain_task is None:
             self.up.pause_reading()
             self._drain_task = asyncio.ensure_future(self._resume_when_drained())

@@ -8,23 +8,35 @@ from collections.abc import Callable, Sequence
 
 # Larger than asyncio's 64 KiB default so bulk client writes (COPY) stream without stalls.
 WRITE_HIGH_WATER = 1 << 20
+# One recv_into() per read event; bigger than asyncio's 256 KiB recv() so a bulk result costs
+# fewer wake-ups, syscalls and frames.
+READ_SIZE = 1 << 20
+# Free bytes in front of every chunk, so the consumer can put a WebSocket frame header (at most
+# 10 bytes from a server) right before the payload and write both without concatenating.
+HEAD_ROOM = 10
 
 
 class UpstreamError(Exception):
     """Connecting to, reading from or writing to the target failed; the relay closes 1011."""
 
 
-class Upstream(asyncio.Protocol):
-    """The target's socket. Bytes from it go straight to `on_data` inside data_received, with
+class Upstream(asyncio.BufferedProtocol):
+    """The target's socket. Bytes from it go straight to `on_data` inside buffer_updated, with
     no task switch in between (that hop is most of a relay's added latency); the consumer
     applies backpressure with pause_reading()/resume_reading().
+
+    The socket is read with recv_into() into one reusable buffer: `on_data(buf, n)` finds the
+    payload at buf[HEAD_ROOM:HEAD_ROOM + n] and may write into buf[:HEAD_ROOM]. The buffer is
+    only lent for the call; a consumer that hands it to something keeping a reference (a
+    transport that queues instead of copying) must call `replace_buffer()` before returning.
 
     Bytes that arrive before a consumer attaches (a target that speaks first) wait in a list.
     """
 
     def __init__(self) -> None:
         self._early: list[bytes] = []
-        self._on_data: Callable[[bytes], None] | None = None
+        self._on_data: Callable[[memoryview, int], None] | None = None
+        self.replace_buffer()
         self._drainer: asyncio.Future[None] | None = None
         self._write_paused = False
         self._exc: Exception | None = None
@@ -33,12 +45,20 @@ class Upstream(asyncio.Protocol):
         # Resolves when the connection ends: None for a clean close, else the error.
         self.finished: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
-    def attach(self, on_data: Callable[[bytes], None]) -> None:
+    def replace_buffer(self) -> None:
+        """Read into a fresh buffer from now on (the old one stays with whoever holds it)."""
+        self._buf = memoryview(bytearray(HEAD_ROOM + READ_SIZE))
+        self._into = self._buf[HEAD_ROOM:]
+
+    def attach(self, on_data: Callable[[memoryview, int], None]) -> None:
         """Start delivering bytes to `on_data`, first those that arrived early."""
         self._on_data = on_data
         early, self._early = self._early, []
         for data in early:
-            on_data(data)
+            for i in range(0, len(data), READ_SIZE):
+                n = len(data[i : i + READ_SIZE])
+                self._into[:n] = data[i : i + READ_SIZE]
+                on_data(self._buf, n)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -48,11 +68,14 @@ class Upstream(asyncio.Protocol):
         if sock is not None:
             _keepalive(sock)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._into
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._on_data is None:
-            self._early.append(data)
+            self._early.append(bytes(self._into[:nbytes]))
         else:
-            self._on_data(data)
+            self._on_data(self._buf, nbytes)
 
     def eof_received(self) -> bool:
         return False  # close the transport: Postgres never half-closes
