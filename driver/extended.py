@@ -226,7 +226,8 @@ class ExtendedQuery:
         timeout: float | None,
     ) -> tuple[list[Record], str]:
         _, values = self._encode(args, types)
-        raw, tag = await self._run(self._exchange, stmt, False, values, max_rows, timeout=timeout)
+        fresh = not stmt.name  # the unnamed statement is parsed again with every execution
+        raw, tag = await self._run(self._exchange, stmt, fresh, values, max_rows, timeout=timeout)
         return self._decode(stmt, raw), tag
 
     async def _execute_many_prepared(
@@ -239,6 +240,7 @@ class ExtendedQuery:
         parse: bool = False,
     ) -> None:
         encoded = [self._encode(a, types if types else None)[1] for a in args]
+        parse = parse or not stmt.name
         await self._run(self._many, stmt, encoded, parse, timeout=timeout)
 
     async def _many(self, stmt: Statement, rows: list[list[bytes | None]], parse: bool) -> None:
