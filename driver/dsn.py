@@ -70,6 +70,8 @@ class ConnectParams:
     ssl_min_protocol_version: str = "TLSv1.2"
     ssl_max_protocol_version: str | None = None
     ssl_context: ssl.SSLContext | None = None
+    # verifies a wss:// proxy (None: the system trust store); not the TLS to Postgres
+    ws_ssl_context: ssl.SSLContext | None = None
 
     def proxy_url(self) -> str | None:
         """The WebSocket URL for this target, or None for plain TCP."""

@@ -118,7 +118,7 @@ async def _connect(
         while True:
             stream: Stream | None = None
             try:
-                stream = await open_stream(params.host, params.port, url)
+                stream = await open_stream(params.host, params.port, url, params.ws_ssl_context)
                 stream, encrypted, binding, verified = await _secure(stream, params, use_tls)
                 guard = _guard(params, encrypted, binding, verified)
                 target = (params.host, params.port, params.user, params.database, url,
@@ -270,7 +270,9 @@ async def cancel(params: ConnectParams, pid: int, key: int) -> None:
     Waits until the server closes that stream, which it does after signalling the backend,
     so the cancel cannot hit a later query ("Canceling Requests in Progress").
     """
-    stream = await open_stream(params.host, params.port, params.proxy_url())
+    stream = await open_stream(
+        params.host, params.port, params.proxy_url(), params.ws_ssl_context
+    )
     try:
         use_tls = _attempts(params.sslmode, params.proxy_url())[0]
         stream, _, _, _ = await _secure(stream, params, use_tls)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from .base import Stream
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["Stream", "open_stream"]
 
 
-async def open_stream(host: str, port: int, proxy_url: str | None = None) -> Stream:
+async def open_stream(
+    host: str, port: int, proxy_url: str | None = None, ws_ssl: ssl.SSLContext | None = None
+) -> Stream:
     """A TCP stream to host:port, or a WebSocket stream through ``proxy_url`` when given.
+
+    ``ws_ssl`` verifies a ``wss://`` proxy (default: the system trust store); it has nothing
+    to do with TLS to Postgres, which runs inside the stream.
 
     Raises:
         TransportError: the stream could not be opened.
@@ -22,7 +31,7 @@ async def open_stream(host: str, port: int, proxy_url: str | None = None) -> Str
     if proxy_url is not None:
         from .websocket import open_websocket
 
-        return await open_websocket(proxy_url)
+        return await open_websocket(proxy_url, ssl_context=ws_ssl)
     from .tcp import open_tcp
 
     return await open_tcp(host, port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -132,19 +133,27 @@ class WebSocketStream:
             pass  # already closed: nothing left to release
 
 
-async def open_websocket(url: str) -> WebSocketStream:
+async def open_websocket(
+    url: str, *, ssl_context: ssl.SSLContext | None = None
+) -> WebSocketStream:
     """Open ``url`` (ws:// or wss://, with ``?address=host:port`` already in it).
 
     Raises:
         TransportError: DNS/TCP failure, or the proxy refused the upgrade (status and reason
             in the message, e.g. a target outside its allow-list).
     """
+    # wss:// only: the proxy's certificate is checked against this context, else against the
+    # system trust store (websockets' default)
+    extra: dict[str, Any] = {}
+    if ssl_context is not None and url.startswith("wss:"):
+        extra["ssl"] = ssl_context
     try:
         ws = await connect(
             url,
             compression=None,  # the Postgres stream is mostly small messages; deflate only costs
             max_size=None,
             open_timeout=None,  # connect() has one deadline for everything
+            **extra,
             user_agent_header=None,
             # websockets reads HTTP proxies from the environment, and a variable named like our
             # own WS_PROXY setting would hijack every connection: the proxy is ws_proxy, only.

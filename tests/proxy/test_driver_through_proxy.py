@@ -96,3 +96,25 @@ async def test_plain_ws_client_is_refused_by_the_wss_proxy(
             sslmode="disable",
             timeout=10,
         )
+
+
+async def test_driver_over_wss_with_a_given_ssl_context(pg: Cluster, tls_proxy: ProxyProc) -> None:
+    """ws_ssl_context verifies the proxy's certificate; an untrusted proxy is refused."""
+    import ssl
+
+    assert pg.certs is not None
+    trusting = ssl.create_default_context(cafile=str(pg.certs.ca_cert))
+    conn = await driver.connect(
+        pg.dsn("scram_user"), ws_proxy=f"localhost:{tls_proxy.port}/v2",
+        use_secure_websocket=True, sslmode="disable", ws_ssl_context=trusting,
+    )  # fmt: skip
+    try:
+        assert await conn.fetchval("select 'verified proxy'") == "verified proxy"
+    finally:
+        await conn.close()
+    with pytest.raises(driver.TransportError, match=r"(?i)certificate"):
+        await driver.connect(
+            pg.dsn("scram_user"), ws_proxy=f"localhost:{tls_proxy.port}/v2",
+            use_secure_websocket=True, sslmode="disable", timeout=10,
+            ws_ssl_context=ssl.create_default_context(),  # the system store: test CA unknown
+        )  # fmt: skip
