@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -38,19 +39,24 @@ class ProxyProcess:
         return f"ws://{self.host}:{self.port}/v2"
 
 
-@pytest.fixture(scope="session")
-def proxy(pg: Cluster) -> Iterator[ProxyProcess]:
-    """The real proxy process, allowed to reach only the private cluster."""
+@contextmanager
+def running_proxy(allow_addr_regex: str) -> Iterator[ProxyProcess]:
+    """The real proxy process on a free loopback port, allowed to reach only what the regex
+    admits; stopped (SIGTERM, bounded) on exit."""
     port = free_port()
-    env = {
-        "LISTEN_PORT": f"127.0.0.1:{port}",
-        "ALLOW_ADDR_REGEX": rf"(127\.0\.0\.1|localhost|\[::1\]):{pg.port}",
-    }
+    env = {"LISTEN_PORT": f"127.0.0.1:{port}", "ALLOW_ADDR_REGEX": allow_addr_regex}
     proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
     try:
         yield ProxyProcess(port, proc)
     finally:
-        stop(proc)  # type: ignore[arg-type]
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def proxy(pg: Cluster) -> Iterator[ProxyProcess]:
+    """The real proxy process, allowed to reach only the private cluster."""
+    with running_proxy(rf"(127\.0\.0\.1|localhost|\[::1\]):{pg.port}") as p:
+        yield p
 
 
 @pytest.fixture(scope="session")

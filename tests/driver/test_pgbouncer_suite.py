@@ -10,7 +10,6 @@ the rest of the suite is repeated here with its state inside one transaction.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 import driver
 from driver import errors
+from tests.conftest import running_proxy
 from tests.driver.test_queries import (  # noqa: F401  (collected again, with this conn)
     test_bad_argument_is_an_interface_error_and_harmless,
     test_fetch_returns_records,
@@ -25,23 +25,13 @@ from tests.driver.test_queries import (  # noqa: F401  (collected again, with th
     test_transaction_options,
 )
 from tools.pgbouncer import Bouncer
-from tools.pgcluster import free_port
-from tools.procs import start_and_wait, stop
 
 
 @pytest.fixture(scope="module")
 def bouncer_proxy(pgbouncer: Bouncer) -> Iterator[str]:
     """A proxy allowed to reach only PgBouncer (the session proxy may reach only Postgres)."""
-    port = free_port()
-    env = {
-        "LISTEN_PORT": f"127.0.0.1:{port}",
-        "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{pgbouncer.port}",
-    }
-    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
-    try:
-        yield f"127.0.0.1:{port}/v2"
-    finally:
-        stop(proc)
+    with running_proxy(rf"127\.0\.0\.1:{pgbouncer.port}") as p:
+        yield p.ws_proxy
 
 
 @pytest.fixture(params=["tcp", "ws"])
