@@ -9,6 +9,7 @@ import sys
 from asyncio import selector_events
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -64,16 +65,36 @@ class _TextFrame(Exception):
     pass
 
 
-class RelayConnection(ServerConnection):
+# Client bytes read per event, into one buffer per connection (asyncio's recv() size).
+CLIENT_READ_SIZE = 256 * 1024
+
+
+class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
     """A ServerConnection that hands whole binary frames to `fast_sink` as they are parsed.
 
     websockets would queue each message and wake the relay task to fetch it; writing it to
     the target right here saves that hop on every round trip. Anything else (text, control,
     fragmented messages) takes websockets' normal path, and from the first such frame on,
     every frame does, so bytes can never overtake one another.
+
+    It also reads the client with recv_into() into a buffer it keeps: asyncio's recv() would
+    allocate 256 KiB per read, which glibc serves with mmap/mremap/munmap, three syscalls
+    and a page fault on every small message.
     """
 
     fast_sink: Callable[[bytes], None] | None = None
+    _read_buf: memoryview | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._read_buf is None:
+            self._read_buf = memoryview(bytearray(CLIENT_READ_SIZE))
+        return self._read_buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self._read_buf is not None
+        # websockets 17 only appends what it is fed to its reader's bytearray
+        # (StreamReader.feed_data), so a view of the reused buffer is safe to pass.
+        self.data_received(cast(bytes, self._read_buf[:nbytes]))
 
     def process_event(self, event: Event) -> None:
         sink = self.fast_sink

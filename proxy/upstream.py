@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
+from typing import cast
 
 # Larger than asyncio's 64 KiB default so bulk client writes (COPY) stream without stalls.
 WRITE_HIGH_WATER = 1 << 20
@@ -61,9 +62,9 @@ class Upstream(asyncio.BufferedProtocol):
                 on_data(self._buf, n)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        # Not an isinstance check: uvloop's transports have the methods, not the base class.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             _keepalive(sock)
