@@ -1,12 +1,14 @@
 """Relay speed, on demand: throughput and added latency for direct TCP, our proxy, websockify.
 
-    .venv/bin/python -m bench.proxy_bench [--mb 200] [--rounds 3] [--pings 3000]
+    .venv/bin/python -m bench.proxy_bench [--mb 200] [--up-mb 100] [--rounds 5] [--pings 3000]
 
 Throughput: one ~200 MB result (`repeat('x', 1000000)` rows) streamed from a private
 Postgres, read by a minimal blocking client that only skips frame headers, so the client is
-never the bottleneck. Latency: Sync -> ReadyForQuery ping-pong (the smallest Postgres round
-trip), median and p99. Contenders are interleaved round by round so background load hits all
-alike; "added" is a median minus direct TCP's. Prints ratios; asserts nothing.
+never the bottleneck. Upload: ~100 MB of 1 MB CopyData messages (frames built once) sent to
+`COPY sink FROM STDIN WHERE false`, timed until ReadyForQuery. Latency: Sync -> ReadyForQuery
+ping-pong (the smallest Postgres round trip), median and p99. Contenders are interleaved round
+by round so background load hits all alike; "added" is a median minus direct TCP's. Prints
+ratios; asserts nothing.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class Direct:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def send_repeated(self, data: bytes, times: int) -> None:
+        """Send one message `times` times (as `times` frames over a WebSocket)."""
+        for _ in range(times):
+            self.sock.sendall(data)
+
     def read_until_ready(self) -> int:
         """Read until a chunk ends with ReadyForQuery; returns bytes read."""
         total, tail = 0, b""
@@ -97,6 +104,16 @@ class WebSocket(Direct):
         self.pending = head.split(b"\r\n\r\n", 1)[1]
 
     def send(self, data: bytes) -> None:
+        self.sock.sendall(self.frame(data))
+
+    def send_repeated(self, data: bytes, times: int) -> None:
+        frame = self.frame(data)  # masked once: the client's CPU stays out of the figure
+        for _ in range(times):
+            self.sock.sendall(frame)
+
+    @staticmethod
+    def frame(data: bytes) -> bytes:
+        """A masked final binary frame (clients must mask, RFC 6455 5.3)."""
         n = len(data)
         if n < 126:
             head = struct.pack("!BB", 0x82, 0x80 | n)
@@ -105,8 +122,9 @@ class WebSocket(Direct):
         else:
             head = struct.pack("!BBQ", 0x82, 0xFF, n)
         mask = os.urandom(4)
-        masked = bytes(b ^ mask[i & 3] for i, b in enumerate(data))
-        self.sock.sendall(head + mask + masked)
+        key = int.from_bytes(mask * (n // 4 + 1), "big") >> (8 * (4 - n % 4))
+        masked = (int.from_bytes(data, "big") ^ key).to_bytes(n, "big")
+        return head + mask + masked
 
     def read_until_ready(self) -> int:
         """Walk frames: headers are parsed, payloads only counted (and their last 6 bytes kept)."""
@@ -170,6 +188,8 @@ class Result:
     cpu_ms_per_100mb: float
     best_mbps: float
     median_mbps: float
+    upload_mbps: float
+    upload_cpu_ms_per_100mb: float
     median_us: float
     p99_us: float
 
@@ -177,18 +197,30 @@ class Result:
 Contender = tuple[str, Callable[[], Direct], int | None]  # name, client factory, relay pid
 
 
-def measure(contenders: list[Contender], mb: int, rounds: int, pings: int) -> list[Result]:
+def copy_data(size: int) -> bytes:
+    """One CopyData message holding one text row of `size` bytes (newline included)."""
+    return b"d" + struct.pack("!I", size + 4) + b"x" * (size - 1) + b"\n"
+
+
+def measure(
+    contenders: list[Contender], mb: int, rounds: int, pings: int, up_mb: int = 0
+) -> list[Result]:
     """Interleave the contenders round by round, so background load hits them all alike."""
     clients = []
     for _, factory, _pid in contenders:
         client = factory()
         client.send(startup_message("trust_user"))
         client.read_until_ready()
+        client.send(query_message("create temp table sink (x text)"))
+        client.read_until_ready()
         clients.append(client)
     sql = query_message(f"select repeat('x', 1000000) from generate_series(1, {mb})")
+    copy_in, row = query_message("copy sink from stdin where false"), copy_data(1_000_000)
     rates: list[list[float]] = [[] for _ in clients]
+    up_rates: list[list[float]] = [[] for _ in clients]
     rtts: list[list[float]] = [[] for _ in clients]
     cpu = [0.0 for _ in clients]
+    up_cpu = [0.0 for _ in clients]
     moved = [0 for _ in clients]
     for _ in range(rounds):
         for i, client in enumerate(clients):
@@ -199,6 +231,17 @@ def measure(contenders: list[Contender], mb: int, rounds: int, pings: int) -> li
             rates[i].append(got / (time.perf_counter() - t0) / 1e6)
             cpu[i] += cpu_seconds(pid) - c0
             moved[i] += got
+        for i, client in enumerate(clients):
+            if not up_mb:
+                break
+            pid = contenders[i][2]
+            c0, t0 = cpu_seconds(pid), time.perf_counter()
+            client.send(copy_in)  # pipelined: Postgres reads the rows after its CopyInResponse
+            client.send_repeated(row, up_mb)
+            client.send(b"c\x00\x00\x00\x04")  # CopyDone
+            client.read_until_ready()
+            up_rates[i].append(up_mb * len(row) / (time.perf_counter() - t0) / 1e6)
+            up_cpu[i] += cpu_seconds(pid) - c0
         for _ in range(pings // rounds):  # one ping each in turn: load noise hits all alike
             for i, client in enumerate(clients):
                 t0 = time.perf_counter_ns()
@@ -215,6 +258,8 @@ def measure(contenders: list[Contender], mb: int, rounds: int, pings: int) -> li
                 cpu[i] * 1000 / (moved[i] / 1e8),
                 max(rate),
                 statistics.median(rate),
+                statistics.median(up_rates[i]) if up_mb else 0.0,
+                up_cpu[i] * 1000 / (up_mb * rounds * len(row) / 1e8) if up_mb else 0.0,
                 statistics.median(rtt),
                 rtt[int(len(rtt) * 0.99)],
             )
@@ -225,6 +270,7 @@ def measure(contenders: list[Contender], mb: int, rounds: int, pings: int) -> li
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mb", type=int, default=200, help="rows of 1 MB to stream")
+    ap.add_argument("--up-mb", type=int, default=100, help="1 MB rows to upload (0: skip)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median shown)")
     ap.add_argument("--pings", type=int, default=3000, help="latency round trips")
     args = ap.parse_args()
@@ -262,7 +308,7 @@ def main() -> None:
             )
         else:
             print("websockify not found; skipping it")
-        results = measure(contenders, args.mb, args.rounds, args.pings)
+        results = measure(contenders, args.mb, args.rounds, args.pings, args.up_mb)
     finally:
         for p in procs:
             stop(p)
@@ -280,6 +326,16 @@ def main() -> None:
             f"{r.median_mbps / direct.median_mbps:9.2f} {r.median_us:11.1f} "
             f"{r.p99_us:8.1f} {r.median_us - direct.median_us:9.1f} {r.cpu_ms_per_100mb:19.0f}"
         )
+    if args.up_mb:
+        print(
+            f"\nupload (COPY FROM STDIN) {'median MB/s':>12} {'x direct':>9} "
+            f"{'relay CPU ms/100MB':>19}"
+        )
+        for r in results:
+            print(
+                f"{r.name:24} {r.upload_mbps:12.0f} {r.upload_mbps / direct.upload_mbps:9.2f} "
+                f"{r.upload_cpu_ms_per_100mb:19.0f}"
+            )
     if "websockify" in by_name:
         ours, wsfy = by_name["this proxy"], by_name["websockify"]
         print(
