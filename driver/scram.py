@@ -19,8 +19,6 @@ import secrets
 import threading
 from collections import OrderedDict
 
-from scramp.utils import saslprep  # type: ignore[import-untyped]
-
 from .errors import InterfaceError, ProtocolError
 from .pbkdf2 import select_pbkdf2_hmac
 
@@ -37,6 +35,23 @@ def clear_key_cache() -> None:
     """Forget every derived key (e.g. after a password rotation)."""
     with _lock:
         _cache.clear()
+
+
+def _saslprep(password: str) -> str:
+    """SASLprep (RFC 4013) as the server applies it, via scramp only when it can matter.
+
+    Printable ASCII is its own SASLprep (the mappings and prohibitions only touch non-ASCII
+    and control characters), and importing scramp costs ~35 ms of start-up, so most
+    passwords skip it. Like the server, a password SASLprep refuses is used as is.
+    """
+    if password.isascii() and password.isprintable():
+        return password
+    from scramp.utils import saslprep  # type: ignore[import-untyped]
+
+    try:
+        return str(saslprep(password))
+    except Exception:
+        return password
 
 
 def _pbkdf2(password: bytes, salt: bytes, iterations: int) -> bytes:
@@ -88,10 +103,7 @@ class SCRAMClient:
         self.mechanism = mechanism
         self._gs2 = self.gs2_for(mechanism, channel_binding)
         self._cb = (channel_binding or b"") if mechanism == SCRAM_PLUS else b""
-        try:
-            prepared = saslprep(password)
-        except Exception:  # like the server: a password SASLprep refuses is used as is
-            prepared = password
+        prepared = _saslprep(password)
         self._password = prepared.encode("utf-8")
         self._nonce = nonce or base64.b64encode(secrets.token_bytes(18)).decode()
         # Postgres ignores this name (the startup message has it); other servers want one.

@@ -37,13 +37,20 @@ def pbkdf2_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     clear_key_cache()
 
 
-def exchange(client: SCRAMClient, password: str, *, plus: bool = False,
-             salt: bytes | None = None, server_cb: bytes = CB) -> None:
+def exchange(
+    client: SCRAMClient,
+    password: str,
+    *,
+    plus: bool = False,
+    salt: bytes | None = None,
+    server_cb: bytes = CB,
+) -> None:
     """Run ``client`` against scramp's server for a role whose password is ``password``."""
     mech = ScramMechanism("SCRAM-SHA-256-PLUS" if plus else "SCRAM-SHA-256")
     info = mech.make_auth_info(password, iteration_count=4096, salt=salt)
-    server = mech.make_server(lambda _user: info, channel_binding=(
-        ("tls-server-end-point", server_cb) if plus else None))
+    server = mech.make_server(
+        lambda _user: info, channel_binding=(("tls-server-end-point", server_cb) if plus else None)
+    )
     server.set_client_first(client.first_message().decode())
     final = client.final_message(server.get_server_first().encode())
     server.set_client_final(final.decode())
@@ -59,11 +66,14 @@ def test_against_scramps_server(password: str, pbkdf2_calls: list[int]) -> None:
 
 def test_gs2_flags() -> None:
     assert SCRAMClient("SCRAM-SHA-256", "u", "p", None, nonce="N").first_message() == (
-        b"n,,n=u,r=N")
+        b"n,,n=u,r=N"
+    )
     assert SCRAMClient("SCRAM-SHA-256", "a=b,c", "p", CB, nonce="N").first_message() == (
-        b"y,,n=a=3Db=2Cc,r=N")
+        b"y,,n=a=3Db=2Cc,r=N"
+    )
     assert SCRAMClient("SCRAM-SHA-256-PLUS", "", "p", CB, nonce="N").first_message() == (
-        b"p=tls-server-end-point,,n=*,r=N")
+        b"p=tls-server-end-point,,n=*,r=N"
+    )
 
 
 def test_the_server_checks_the_binding_and_the_password() -> None:
@@ -95,16 +105,19 @@ def test_a_server_that_does_not_know_the_password_is_caught() -> None:
         client.verify(b"e=invalid-proof")
 
 
-@pytest.mark.parametrize(("server_first", "message"), [
-    (b"r=xyz,s=c2FsdA==,i=4096", "does not extend"),
-    (b"r=abc,s=c2FsdA==,i=4096", "does not extend"),  # no server part
-    (b"r=abcd,s=c2FsdA==,i=0", "salt or iterations"),
-    (b"r=abcd,i=4096", "salt or iterations"),
-    (b"r=abcd,s=***,i=4096", "malformed SCRAM salt"),
-    (b"m=ext,r=abcd,s=c2FsdA==,i=1", "extension"),
-    (b"garbage", "malformed SCRAM server-first"),
-    (b"\xff", "malformed SCRAM server-first"),
-])
+@pytest.mark.parametrize(
+    ("server_first", "message"),
+    [
+        (b"r=xyz,s=c2FsdA==,i=4096", "does not extend"),
+        (b"r=abc,s=c2FsdA==,i=4096", "does not extend"),  # no server part
+        (b"r=abcd,s=c2FsdA==,i=0", "salt or iterations"),
+        (b"r=abcd,i=4096", "salt or iterations"),
+        (b"r=abcd,s=***,i=4096", "malformed SCRAM salt"),
+        (b"m=ext,r=abcd,s=c2FsdA==,i=1", "extension"),
+        (b"garbage", "malformed SCRAM server-first"),
+        (b"\xff", "malformed SCRAM server-first"),
+    ],
+)
 def test_malformed_server_first(server_first: bytes, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         SCRAMClient("SCRAM-SHA-256", "u", "pw", None, nonce="abc").final_message(server_first)
@@ -120,14 +133,40 @@ def test_bad_use() -> None:
 @pytest.mark.parametrize("sslmode", ["disable", "require"])
 async def test_against_postgres(pg: Cluster, sslmode: str, pbkdf2_calls: list[int]) -> None:
     for _ in range(2):
-        neg = await negotiate(await open_tcp(pg.host, pg.port), TLSSettings(sslmode=sslmode),
-                              pg.host)
+        neg = await negotiate(
+            await open_tcp(pg.host, pg.port), TLSSettings(sslmode=sslmode), pg.host
+        )
         client = MiniClient(neg.stream)
-        guard = AuthPolicy.parse().guard(encrypted=neg.encrypted,
-                                         channel_binding=neg.channel_binding)
-        await client.login("scram_user", pg.password("scram_user"), guard,  # type: ignore[arg-type]
-                           scram_client=SCRAMClient)
+        guard = AuthPolicy.parse().guard(
+            encrypted=neg.encrypted, channel_binding=neg.channel_binding
+        )
+        await client.login(
+            "scram_user",
+            pg.password("scram_user"),
+            guard,  # type: ignore[arg-type]
+            scram_client=SCRAMClient,
+        )
         assert client.mechanism == ("SCRAM-SHA-256-PLUS" if neg.encrypted else "SCRAM-SHA-256")
         assert await client.query("select current_user") == [["scram_user"]]
         await neg.stream.close()
     assert pbkdf2_calls == [4096]  # the second connect reused the keys
+
+
+def test_saslprep_shortcut_agrees_with_scramp() -> None:
+    """Printable ASCII skips scramp's SASLprep; everything must prepare exactly as scramp does
+    (non-ASCII spaces map to a space, soft hyphens vanish, refused ones stay as they are)."""
+    from scramp.utils import saslprep
+
+    from driver.scram import _saslprep
+
+    for pw in [
+        "plain pass",
+        "~!@#$%^&*()_+{}|:<>?",
+        "scr@m:pass/ü",
+        "a\u00a0b",
+        "x\u00ady",
+        "I\u2168",
+    ]:
+        assert _saslprep(pw) == saslprep(pw), pw
+    for refused in ["tab\there", "\u0007bell"]:
+        assert _saslprep(refused) == refused
