@@ -222,23 +222,23 @@ class CopyMixin:
                 fields.append("\\N" if data is None else data.decode().translate(_ESCAPES))
             return ("\t".join(fields) + "\n").encode()
 
+        async def each() -> AsyncIterable[Sequence[Any]]:
+            if isinstance(records, AsyncIterable):
+                async for rec in records:
+                    yield rec
+            else:
+                for rec in records:
+                    yield rec
+
         async def lines() -> AsyncIterable[bytes]:
             batch: list[bytes] = []
             size = 0
-            if isinstance(records, AsyncIterable):
-                async for rec in records:
-                    batch.append(line(rec))
-                    size += len(batch[-1])
-                    if size >= _FLUSH_AT:
-                        yield b"".join(batch)
-                        batch, size = [], 0
-            else:
-                for rec in records:
-                    batch.append(line(rec))
-                    size += len(batch[-1])
-                    if size >= _FLUSH_AT:
-                        yield b"".join(batch)
-                        batch, size = [], 0
+            async for rec in each():
+                batch.append(line(rec))
+                size += len(batch[-1])
+                if size >= _FLUSH_AT:
+                    yield b"".join(batch)
+                    batch, size = [], 0
             if batch:
                 yield b"".join(batch)
 
@@ -255,7 +255,7 @@ class CopyMixin:
         """Type OIDs of the columns COPY will fill, in order (``*`` is what COPY takes by
         default, except generated columns, which COPY skips: name ``columns`` then)."""
         cols = ", ".join(_ident(c) for c in columns) if columns else "*"
-        table = f"{_ident(schema_name)}.{_ident(table_name)}" if schema_name else _ident(table_name)
+        table = _target(table_name, schema_name, None)
         stmt = await self.prepare(f"select {cols} from {table} limit 0", timeout=timeout)
         try:
             return tuple(f.type_oid for f in stmt.get_attributes())
