@@ -301,7 +301,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         unnamed one, parsed again, with the learnt types, in the same flight as each execution:
         a named statement would live on a backend the next transaction may not get.
         """
-        name = self._cache.new_name() if self._cache.size else ""
+        name = self._cache.new_name()
         stmt = Statement(name, query, ())
         types = await self._run(self._prepare, stmt, timeout=timeout)
         if not name:

@@ -158,7 +158,7 @@ class ExtendedQuery:
             stmt = cache.get(key) if cache.size else None
             fresh = stmt is None
             if stmt is None:
-                stmt = Statement(cache.new_name() if cache.size else "", sql, oids)
+                stmt = Statement(cache.new_name(), sql, oids)
             try:
                 raw, tag = await self._run(self._exchange, stmt, fresh, values, max_rows,
                                            timeout=timeout)  # fmt: skip

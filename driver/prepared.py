@@ -56,6 +56,10 @@ class StatementCache:
         return stmt
 
     def new_name(self) -> str:
+        """A fresh statement name, or "" (the unnamed statement) when caching is off: with
+        ``statement_cache_size=0`` nothing may outlive a transaction (PgBouncer)."""
+        if not self.size:
+            return ""
         self._counter += 1
         return f"_drv_s{self._counter}"
 

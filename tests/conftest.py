@@ -40,11 +40,12 @@ class ProxyProcess:
 
 
 @contextmanager
-def running_proxy(allow_addr_regex: str) -> Iterator[ProxyProcess]:
+def running_proxy(allow_addr_regex: str, **settings: str) -> Iterator[ProxyProcess]:
     """The real proxy process on a free loopback port, allowed to reach only what the regex
-    admits; stopped (SIGTERM, bounded) on exit."""
+    admits (``settings``: more of its environment, e.g. TLS_CERT); stopped (SIGTERM, bounded)
+    on exit."""
     port = free_port()
-    env = {"LISTEN_PORT": f"127.0.0.1:{port}", "ALLOW_ADDR_REGEX": allow_addr_regex}
+    env = {"LISTEN_PORT": f"127.0.0.1:{port}", "ALLOW_ADDR_REGEX": allow_addr_regex, **settings}
     proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
     try:
         yield ProxyProcess(port, proc)

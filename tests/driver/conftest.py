@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 import driver
-from tests.conftest import ProxyProcess
+from tests.conftest import ProxyProcess, running_proxy
 from tools.pgcluster import Cluster
 
 ROLES = ("trust_user", "clear_user", "md5_user", "scram_user")
@@ -60,3 +60,12 @@ async def conn(
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture(scope="session")
+def open_proxy() -> Iterator[str]:
+    """A proxy that may reach any loopback port: for relays in front of Postgres, silent
+    stand-in servers, or the cluster under another name (the session proxy reaches only the
+    cluster). Its ``ws_proxy`` value."""
+    with running_proxy(r"(127\.[0-9.]+|localhost|\[::1\]):[0-9]+") as p:
+        yield p.ws_proxy

@@ -84,11 +84,10 @@ async def test_state_inside_one_transaction(conn: driver.Connection, tmp_path: P
         assert (
             await conn.execute("update t_pgb set v = v || $1 where id < $2", "x", 5) == "UPDATE 5"
         )
-        async with conn.transaction():  # a savepoint
+        async with conn.transaction():  # a savepoint that commits
             await conn.execute("delete from t_pgb")
-            raise_in = conn.transaction()
         with pytest.raises(errors.UniqueViolation):
-            async with raise_in:
+            async with conn.transaction():  # a savepoint rolled back by the error
                 await conn.execute("insert into t_pgb values (1, 'dup'), (1, 'dup')")
         assert await conn.fetchval("select count(*) from t_pgb") == 0
         await conn.copy_records_to_table("t_pgb", records=[(100, "a"), (101, None)])

@@ -5,7 +5,6 @@ connection half-open, and stays within connect's deadline."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,8 +15,7 @@ from driver import errors
 from driver.startup import forget_auth_methods
 from tests.conftest import ProxyProcess
 from tests.driver.conftest import ConnectArgs
-from tools.pgcluster import Cluster, free_port
-from tools.procs import start_and_wait, stop
+from tools.pgcluster import Cluster
 from tools.relay import CountingRelay
 
 
@@ -26,19 +24,6 @@ def _fresh_methods() -> Iterator[None]:
     forget_auth_methods()
     yield
     forget_auth_methods()
-
-
-@pytest.fixture(scope="module")
-def open_proxy() -> Iterator[str]:
-    """A proxy of our own that may reach any loopback port (a silent stand-in for Postgres)."""
-    port = free_port()
-    env = {"LISTEN_PORT": f"127.0.0.1:{port}",
-           "ALLOW_ADDR_REGEX": r"(127\.[0-9.]+|localhost):[0-9]+"}
-    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
-    try:
-        yield f"127.0.0.1:{port}/v2"
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ round trips (counted by a relay, never timed)."""
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +15,10 @@ import driver
 from driver.authpolicy import AuthPolicyError
 from driver.errors import TransportError
 from tests.driver.conftest import ConnectArgs
-from tools.pgcluster import Cluster, free_port, make_certs
-from tools.procs import start_and_wait, stop
+from tools.pgcluster import Cluster, make_certs
 from tools.relay import CountingRelay
 
 SSL_STAT = "select ssl, version from pg_stat_ssl where pid = pg_backend_pid()"
-
-
-@pytest.fixture(scope="module")
-def open_proxy() -> Iterator[str]:
-    """A proxy of our own that may reach any loopback port (a relay in front of Postgres,
-    or the server under another name); the session proxy only reaches the cluster."""
-    port = free_port()
-    env = {"LISTEN_PORT": f"127.0.0.1:{port}",
-           "ALLOW_ADDR_REGEX": r"(127\.[0-9.]+|localhost|\[::1\]):[0-9]+"}
-    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
-    try:
-        yield f"127.0.0.1:{port}/v2"
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")

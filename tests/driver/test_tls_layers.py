@@ -3,7 +3,6 @@ pgbouncer, which speaks TLS but not SCRAM-SHA-256-PLUS."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -11,9 +10,9 @@ import pytest
 import driver
 from driver.authpolicy import AuthPolicyError
 from driver.errors import TransportError
-from tools.pgbouncer import Bouncer, start_pgbouncer
-from tools.pgcluster import Cluster, free_port
-from tools.procs import start_and_wait, stop
+from tests.conftest import running_proxy
+from tools.pgbouncer import Bouncer
+from tools.pgcluster import Cluster
 from tools.relay import CountingRelay
 
 SSL_STAT = "select ssl from pg_stat_ssl where pid = pg_backend_pid()"
@@ -23,24 +22,11 @@ SSL_STAT = "select ssl from pg_stat_ssl where pid = pg_backend_pid()"
 def wss_proxy(pg: Cluster) -> Iterator[str]:
     """The proxy serving wss:// with a certificate from the test CA (not in the system store)."""
     assert pg.certs is not None
-    port = free_port()
-    env = {"LISTEN_PORT": f"127.0.0.1:{port}", "TLS_CERT": str(pg.certs.server_cert),
-           "TLS_KEY": str(pg.certs.server_key),
-           "ALLOW_ADDR_REGEX": r"(127\.0\.0\.1|localhost|\[::1\]):[0-9]+"}
-    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
-    try:
-        yield f"localhost:{port}/v2"
-    finally:
-        stop(proc)
-
-
-@pytest.fixture(scope="module")
-def bouncer(pg: Cluster) -> Iterator[Bouncer]:
-    b = start_pgbouncer(pg)
-    try:
-        yield b
-    finally:
-        b.stop()
+    with running_proxy(
+        r"(127\.0\.0\.1|localhost|\[::1\]):[0-9]+",
+        TLS_CERT=str(pg.certs.server_cert), TLS_KEY=str(pg.certs.server_key),
+    ) as p:  # fmt: skip
+        yield f"localhost:{p.port}/v2"
 
 
 async def test_wss_is_verified_against_the_system_trust_store(pg: Cluster,
@@ -73,8 +59,8 @@ async def test_wss_alone_and_with_postgres_tls_inside(
     assert b"inside" not in seen and b"scram_user" not in seen  # wss hides it on this hop
 
 
-async def test_pgbouncer_tls_without_plus_falls_back_to_scram(bouncer: Bouncer) -> None:
-    conn = await driver.connect(bouncer.dsn("scram_user"), sslmode="require",
+async def test_pgbouncer_tls_without_plus_falls_back_to_scram(pgbouncer: Bouncer) -> None:
+    conn = await driver.connect(pgbouncer.dsn("scram_user"), sslmode="require",
                                 statement_cache_size=0)
     try:
         assert await conn.fetchval("select current_user") == "scram_user"
@@ -82,7 +68,7 @@ async def test_pgbouncer_tls_without_plus_falls_back_to_scram(bouncer: Bouncer) 
         await conn.close()
 
 
-async def test_pgbouncer_cannot_satisfy_channel_binding_require(bouncer: Bouncer) -> None:
+async def test_pgbouncer_cannot_satisfy_channel_binding_require(pgbouncer: Bouncer) -> None:
     with pytest.raises(AuthPolicyError, match="does not offer SCRAM-SHA-256-PLUS"):
-        await driver.connect(bouncer.dsn("scram_user"), sslmode="require",
+        await driver.connect(pgbouncer.dsn("scram_user"), sslmode="require",
                              channel_binding="require", statement_cache_size=0)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from websockets.utils import apply_mask
 
 from tools.pgcluster import Cluster, free_port
@@ -152,6 +153,15 @@ class Target:
         for s in self.servers:
             s.close()
         self.servers.clear()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def tgt() -> AsyncIterator[Target]:
+    """A target shared by one module's tests (its proxies stay up for the whole module)."""
+    t = Target()
+    await t.start()
+    yield t
+    await t.close()
 
 
 @pytest.fixture

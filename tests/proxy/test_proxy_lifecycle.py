@@ -8,24 +8,15 @@ import re
 import socket
 import struct
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import pytest_asyncio
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from tests.proxy.conftest import ProxyProc, RawWS, Target
 from tools.pgcluster import free_port
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def tgt() -> AsyncIterator[Target]:
-    t = Target()
-    await t.start()
-    yield t
-    await t.close()
 
 
 @pytest.fixture(scope="module")

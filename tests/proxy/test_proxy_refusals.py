@@ -4,22 +4,11 @@ same proxy proves the target was reachable, so the zero count means something)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.proxy.conftest import ProxyProc, RawWS, Target
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def tgt() -> AsyncIterator[Target]:
-    t = Target()
-    await t.start()
-    yield t
-    await t.close()
 
 
 @pytest.fixture(scope="module")
