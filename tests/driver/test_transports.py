@@ -99,7 +99,8 @@ async def test_websocket_sets_nodelay(ws_echo: tuple[str, list[bytes]]) -> None:
     url, _ = ws_echo
     stream = await open_stream("db", 5432, url)
     assert isinstance(stream, WebSocketStream)
-    sock = stream._ws.transport.get_extra_info("socket")
+    assert stream._transport is not None
+    sock = stream._transport.get_extra_info("socket")
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     await stream.close()
 
