@@ -45,6 +45,7 @@ class Config:
     auth_token: str = ""
     trusted_proxies: tuple[IPNetwork, ...] = ()
     deny_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
+    event_loop: str = "auto"
 
 
 def parse_bool(text: str) -> bool:
@@ -128,6 +129,16 @@ def parse_regex(text: str) -> re.Pattern[str] | None:
         return re.compile(text)
     except re.error as exc:
         raise ConfigError(f"bad ALLOW_ADDR_REGEX {text!r}: {exc}") from None
+
+
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def parse_event_loop(text: str) -> str:
+    low = text.strip().lower()
+    if low not in EVENT_LOOPS:
+        raise ConfigError(f"expected one of {', '.join(EVENT_LOOPS)}, got {text!r}")
+    return low
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +229,12 @@ _SETTINGS: tuple[_Setting, ...] = (
         "CIDRs never connected to, whatever the regex says; empty allows all",
         parse_networks,
     ),
+    _Setting(
+        "EVENT_LOOP",
+        "auto",
+        "auto (uvloop when installed), uvloop, or asyncio (the standard library's loop)",
+        parse_event_loop,
+    ),
 )
 
 
@@ -283,4 +300,5 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         auth_token=parsed["AUTH_TOKEN"],
         trusted_proxies=parsed["TRUSTED_PROXIES"],
         deny_networks=parsed["DENY_NETWORKS"],
+        event_loop=parsed["EVENT_LOOP"],
     )

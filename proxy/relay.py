@@ -7,15 +7,18 @@ import logging
 import struct
 import sys
 from asyncio import selector_events
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import cast
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event, State
+from websockets.streams import StreamReader
 
+from .frames import CONTROL, DATA, NEED_DATA, apply_mask, next_frame
 from .metrics import Metrics
 from .traffic import TrafficLog
 from .upstream import HEAD_ROOM, Upstream, UpstreamError
@@ -65,25 +68,39 @@ class _TextFrame(Exception):
     pass
 
 
+_DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+_AT_EOF = StreamReader.at_eof.__code__
+
 # Client bytes read per event, into one buffer per connection (asyncio's recv() size).
 CLIENT_READ_SIZE = 256 * 1024
 
 
 class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
-    """A ServerConnection that hands whole binary frames to `fast_sink` as they are parsed.
+    """A ServerConnection that parses the client's binary frames itself and hands each payload
+    to `fast_sink` from buffer_updated, with no task hop and without websockets' parser.
 
-    websockets would queue each message and wake the relay task to fetch it; writing it to
-    the target right here saves that hop on every round trip. Anything else (text, control,
-    fragmented messages) takes websockets' normal path, and from the first such frame on,
-    every frame does, so bytes can never overtake one another.
+    The fast path takes whole masked final binary frames straight from the read buffer. Pings
+    and pongs are fed to websockets one whole frame at a time (it answers and tracks them), so
+    its parser always stays at a frame boundary. The first frame of any other kind (text,
+    close, fragment, oversize, unmasked, RSV bit) and every byte after it go to websockets'
+    normal path for good: it closes with the right code, and bytes never overtake one another.
+    A frame split across reads waits in `_pending` until it is whole.
 
-    It also reads the client with recv_into() into a buffer it keeps: asyncio's recv() would
-    allocate 256 KiB per read, which glibc serves with mmap/mremap/munmap, three syscalls
-    and a page fault on every small message.
+    The fast path starts only once the relay has attached its sink, the handshake is over,
+    websockets' parser is at a frame boundary and nothing it parsed earlier is still queued;
+    until then frames take websockets' path (binary ones still reach `fast_sink` from
+    process_event when nothing is queued ahead of them).
+
+    It reads the client with recv_into() into a buffer it keeps: asyncio's recv() would
+    allocate 256 KiB per read, which glibc serves with mmap/mremap/munmap, three syscalls and a
+    page fault on every small message.
     """
 
     fast_sink: Callable[[bytes], None] | None = None
     _read_buf: memoryview | None = None
+    _fast = False  # frames are parsed here (buffer_updated), not by websockets
+    _slow = False  # websockets parses everything from now on
+    _pending: bytearray | None = None  # the start of a frame split across reads
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._read_buf is None:
@@ -92,20 +109,88 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         assert self._read_buf is not None
-        # websockets 17 only appends what it is fed to its reader's bytearray
-        # (StreamReader.feed_data), so a view of the reused buffer is safe to pass.
-        self.data_received(cast(bytes, self._read_buf[:nbytes]))
+        data = self._read_buf[:nbytes]
+        if not self._fast:
+            if self._slow or not self._can_go_fast():
+                # websockets 17 only appends what it is fed to its reader's bytearray
+                # (StreamReader.feed_data), so a view of the reused buffer is safe to pass.
+                self.data_received(cast(bytes, data))
+                return
+            self._fast = True
+        pending = self._pending
+        if pending:
+            pending += data
+            self._relay_frames(pending)
+        else:
+            self._relay_frames(data)
+
+    def _can_go_fast(self) -> bool:
+        return (
+            self.fast_sink is not None
+            and self.protocol.state is State.OPEN
+            and not len(self.recv_messages.frames)
+            and _at_frame_start(self.protocol.parser)
+        )
+
+    def _relay_frames(self, data: bytearray | memoryview) -> None:
+        """Relay the whole frames at the start of `data`; keep an incomplete last one."""
+        sink = self.fast_sink
+        assert sink is not None
+        max_size = self.protocol.max_message_size
+        rest: bytes | None = None
+        with memoryview(data) as buf:
+            pos = 0
+            while pos < len(buf):
+                kind, start, end = next_frame(buf, pos, max_size)
+                if kind == DATA:
+                    sink(apply_mask(buf[start:end], bytes(buf[start - 4 : start])))
+                elif kind == CONTROL:
+                    self.data_received(bytes(buf[pos:end]))
+                elif kind == NEED_DATA:
+                    break
+                else:
+                    rest = bytes(buf[pos:])
+                    break
+                pos = end
+        if rest is not None:
+            self._go_slow(rest)
+        elif data is self._pending:
+            del data[:pos]  # the view above is released, so the bytearray may shrink
+        elif pos < len(data):
+            self._pending = bytearray(data[pos:])
+
+    def _go_slow(self, rest: bytes) -> None:
+        """Hand `rest`, which starts at a frame boundary, and all later bytes to websockets."""
+        self._fast, self._slow, self._pending = False, True, None
+        self.data_received(rest)
+
+    def eof_received(self) -> None:
+        if self._pending:  # websockets reports the truncated frame as it would have
+            self._go_slow(bytes(self._pending))
+        super().eof_received()
 
     def process_event(self, event: Event) -> None:
-        sink = self.fast_sink
-        if sink is not None and isinstance(event, Frame):
+        if isinstance(event, Frame) and event.opcode in _DATA_OPCODES:
+            sink = self.fast_sink
             if event.opcode is Opcode.BINARY and event.fin:
-                data = event.data
-                sink(data if isinstance(data, bytes) else bytes(data))
-                return
-            if event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-                self.fast_sink = None
+                # Straight to the target, unless messages parsed earlier still wait in the
+                # queue for the relay task: this one must not overtake them.
+                if sink is not None and not self._slow and not len(self.recv_messages.frames):
+                    data = event.data
+                    sink(data if isinstance(data, bytes) else bytes(data))
+                    return
+            else:
+                self._fast, self._slow = False, True
         super().process_event(event)
+
+
+def _at_frame_start(parser: Generator[None]) -> bool:
+    """Whether websockets' parser waits for the first byte of a frame (not in the middle of
+    one): the innermost generator it is suspended in is StreamReader.at_eof (Protocol.parse)."""
+    gen: object = parser
+    while isinstance(gen, GeneratorType) and isinstance(gen.gi_yieldfrom, GeneratorType):
+        gen = gen.gi_yieldfrom
+    return isinstance(gen, GeneratorType) and gen.gi_code is _AT_EOF
 
 
 class Relay:
