@@ -46,6 +46,7 @@ class ExtendedQuery:
         _proto: PGProtocol
         _codecs: TypeRegistry
         _cache: StatementCache
+        _events_in_op: int
 
         async def _fill(self) -> None: ...
 
@@ -94,10 +95,14 @@ class ExtendedQuery:
         error: m.ErrorResponse | None = None
         decoder = self._codecs.decoder
         next_event = proto.next_event
-        read_rows = proto.read_rows
+        read_result = proto.read_result
         data_row = m.DataRow
         while True:
-            read_rows(rows)  # the per-row hot path: no event object per row
+            done = read_result(rows)  # the hot path: rows to ReadyForQuery, no event objects
+            if done is not None:
+                tag = done
+                self._events_in_op += 1
+                break
             event = next_event()
             if type(event) is data_row:
                 rows.append(event.values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from struct import Struct
+from struct import error as StructError
 
 from ..errors import ProtocolError
 
@@ -13,6 +14,11 @@ _LEN = Struct("!I")
 _H = Struct("!H")
 _i = Struct("!i")
 _DATA_ROW_HEADER = Struct("!IH")
+# ParseComplete, BindComplete, CloseComplete: bodiless, and nothing for the caller to see.
+_NO_OPS = (b"1\0\0\0\4", b"2\0\0\0\4", b"3\0\0\0\4")
+_SUSPENDED = b"s\0\0\0\4"
+_READY = b"Z\0\0\0\5"
+_STATUS = {73: "I", 84: "T", 69: "E"}
 # The server never sends a message this large (1 GB is its own limit on field values).
 MAX_MESSAGE = (1 << 30) + 1024
 # Leftovers above this size grow in place (bytearray) instead of being re-concatenated,
@@ -136,6 +142,80 @@ class ReceiveBuffer:
             raise ProtocolError(f"malformed DataRow: {exc}") from exc
         finally:
             self._pos = pos
+
+    def read_result(self, rows: list[tuple[bytes | None, ...]]) -> tuple[str, str] | None:
+        """Pop the rest of an extended query's result, if all of it is here.
+
+        The common case of a short result in one read, in one pass: ParseComplete,
+        BindComplete and CloseComplete are skipped, DataRows' values appended to ``rows``,
+        then the CommandComplete (or PortalSuspended) and the ReadyForQuery after it popped.
+
+        Returns:
+            ``(command tag, ReadyForQuery status)``, the tag "" after PortalSuspended; or
+            None when anything else comes first or the result is not all here. Then nothing
+            is popped, except DataRows at the head (as ``read_data_rows()`` pops them).
+
+        Raises:
+            ProtocolError: a DataRow at the head is malformed.
+        """
+        buf, start = self._buf, self._pos
+        size_buf = len(buf)
+        if type(buf) is not bytes or size_buf - start < 11:
+            return None
+        pos = start
+        while buf.startswith(_NO_OPS, pos):
+            pos += 5
+        # A response ends with its ReadyForQuery: if the input does not, it is not all here.
+        if buf.startswith(_READY, size_buf - 6):
+            done = self._read_to_ready(rows, buf, pos, size_buf)
+            if done is not None:
+                return done
+        if pos == start:
+            self.read_data_rows(rows)
+        return None
+
+    def _read_to_ready(
+        self, rows: list[tuple[bytes | None, ...]], buf: bytes, pos: int, size_buf: int
+    ) -> tuple[str, str] | None:
+        got: list[tuple[bytes | None, ...]] = []
+        unpack = _i.unpack_from
+        header = _DATA_ROW_HEADER.unpack_from
+        add_row = got.append
+        try:
+            while buf[pos] == 68:  # 68 == ord("D")
+                length, n = header(buf, pos + 1)
+                end = pos + 1 + length
+                values: list[bytes | None] = [None] * n  # NULLs are left as they are
+                p = pos + 7
+                for k in range(n):
+                    (size,) = unpack(buf, p)
+                    p += 4
+                    if size >= 0:
+                        values[k] = buf[p : p + size]
+                        p += size
+                if p != end:
+                    return None
+                add_row(tuple(values))
+                pos = end
+            if buf[pos] == 67:  # 67 == ord("C"): CommandComplete
+                end = pos + 1 + _LEN.unpack_from(buf, pos + 1)[0]
+                if buf[end - 1] != 0 or end > size_buf:
+                    return None
+                tag = buf[pos + 5 : buf.index(0, pos + 5)].decode()
+            elif buf.startswith(_SUSPENDED, pos):
+                end, tag = pos + 5, ""
+            else:
+                return None
+            if not buf.startswith(_READY, end):
+                return None
+            status = _STATUS.get(buf[end + 5])
+        except (IndexError, ValueError, UnicodeDecodeError, StructError):
+            return None  # malformed or cut short: the general path reports it
+        if status is None:
+            return None
+        self._pos = end + 6
+        rows += got
+        return tag, status
 
     def next_byte(self) -> bytes | None:
         """Pop a single unframed byte (the answer to SSLRequest / GSSENCRequest)."""

@@ -294,6 +294,33 @@ class PGProtocol:
             self.state = State.FAILED
             raise
 
+    def read_result(self, rows: list[tuple[bytes | None, ...]]) -> str | None:
+        """Finish the operation in progress at once if the rest of its result is here.
+
+        A shortcut past ``next_event()`` for the common end of an extended query: rows,
+        then CommandComplete (or PortalSuspended) and ReadyForQuery, all in the input.
+
+        Returns:
+            The command tag ("" after PortalSuspended) once the operation's ReadyForQuery is
+            consumed (its values appended to ``rows``); None otherwise, having consumed no
+            more than ``read_rows()`` would: carry on with ``next_event()``.
+        """
+        if self.state is not State.BUSY or self._error is not None or self._held:
+            return None
+        try:
+            done = self._buf.read_result(rows)
+        except ProtocolError as exc:
+            self._failure = exc
+            self.state = State.FAILED
+            raise
+        if done is None:
+            return None
+        tag, self.transaction_status = done
+        pending = self._pending
+        pending.popleft()  # BUSY: an operation is pending
+        self.state = State.BUSY if pending else State.READY
+        return tag
+
     def next_event(self) -> Event:
         """The next event for the caller, or NEED_DATA.
 

@@ -1,0 +1,202 @@
+"""The per-query fast paths give exactly what the general path gives.
+
+``PGProtocol.read_result()`` finishes an extended query in one pass when its whole result is
+in the input; whatever the input (split anywhere, notices or errors in the middle, a second
+operation behind), the rows, the tag and the core's state must be those of ``next_event()``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driver.errors import InterfaceError, ProtocolError
+from driver.protocol import NEED_DATA, PGProtocol, State
+from driver.protocol import messages as m
+from tests.driver import fakes as f
+
+Rows = list[tuple[bytes | None, ...]]
+
+BIND = f.msg(b"2")
+PARSE = f.msg(b"1")
+CLOSE = f.msg(b"3")
+SUSPENDED = f.msg(b"s")
+ROW_LIST = [f.data_row(b"%d" % i, None, "é".encode() * i, b"") for i in range(12)]
+ROWS = b"".join(ROW_LIST)
+EXPECTED_ROWS = [(b"%d" % i, None, "é".encode() * i, b"") for i in range(12)]
+
+REPLIES = {
+    "rows": BIND + ROWS + f.command_complete("SELECT 12") + f.ready(),
+    "no rows": BIND + f.command_complete("UPDATE 0") + f.ready("T"),
+    "suspended": BIND + ROW_LIST[0] + SUSPENDED + f.ready(),
+    "close first": CLOSE + BIND + ROWS + f.command_complete("SELECT 12") + f.ready("E"),
+    "fresh": PARSE
+    + f.msg(b"t", b"\0\0")
+    + f.row_description(("a", 23), ("b", 25), ("c", 25), ("d", 25))
+    + BIND
+    + ROWS
+    + f.command_complete("SELECT 12")
+    + f.ready(),
+    "notice inside": BIND
+    + b"".join(ROW_LIST[:5])
+    + f.notice("hi")
+    + b"".join(ROW_LIST[5:])
+    + f.command_complete("SELECT 12")
+    + f.ready(),
+    "error": BIND + b"".join(ROW_LIST[:3]) + f.error() + f.ready(),
+    "empty query": BIND + f.msg(b"I") + f.ready(),
+    "status after": BIND
+    + f.command_complete("SELECT 0")
+    + f.param_status("TimeZone", "UTC")
+    + f.ready(),
+    "next op behind": BIND
+    + ROWS
+    + f.command_complete("SELECT 12")
+    + f.ready()
+    + BIND
+    + f.command_complete("SELECT 0")
+    + f.ready("T"),
+}
+
+
+# What ExtendedQuery._exchange ignores, and read_result() skips without an event.
+_SKIPPED = (m.ParseComplete, m.BindComplete, m.CloseComplete, m.PortalSuspended)
+
+
+def _core(ops: int = 1) -> PGProtocol:
+    proto = f.started()
+    for _ in range(ops):
+        proto.send_execute("s", [b"1", None])
+    proto.data_to_send()
+    return proto
+
+
+def _outcome(proto: PGProtocol, chunks: list[bytes], fast: bool) -> tuple[object, ...]:
+    """Drive one operation as ExtendedQuery._exchange does (``fast``), or with next_event()
+    alone; then report everything observable, the rest of the input included."""
+    rows: Rows = []
+    tag, error, kinds = "", None, []
+    feed = iter(chunks)
+    while True:
+        if fast:
+            done = proto.read_result(rows)
+            if done is not None:
+                tag = done
+                break
+        event = proto.next_event()
+        if event is NEED_DATA:
+            proto.receive_data(next(feed))
+            continue
+        if isinstance(event, m.DataRow):
+            rows.append(event.values)
+        elif isinstance(event, m.CommandComplete):
+            tag = event.tag
+        elif isinstance(event, m.ErrorResponse):
+            error = event.fields["M"]
+        elif isinstance(event, m.ReadyForQuery):
+            break
+        elif type(event) not in _SKIPPED:
+            kinds.append(type(event).__name__)
+    for chunk in feed:
+        proto.receive_data(chunk)
+    rest = f.events(proto)
+    state = (proto.state, proto.transaction_status, proto.pending)
+    return rows, tag, error, kinds, rest, state
+
+
+def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [
+        c for c in (data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)) if c
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(REPLIES))
+def test_whole_reply_same_as_the_general_path(name: str) -> None:
+    ops = 2 if name == "next op behind" else 1
+    reply = REPLIES[name]
+    assert _outcome(_core(ops), [reply], True) == _outcome(_core(ops), [reply], False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(REPLIES)), st.lists(st.integers(0, 10_000), max_size=6))
+def test_any_split_same_as_the_general_path(name: str, cuts: list[int]) -> None:
+    ops = 2 if name == "next op behind" else 1
+    chunks = _chunks(REPLIES[name], cuts)
+    assert _outcome(_core(ops), chunks, True) == _outcome(_core(ops), chunks, False)
+
+
+def test_whole_reply_is_one_call() -> None:
+    proto = _core()
+    proto.receive_data(REPLIES["rows"])
+    rows: Rows = []
+    assert proto.read_result(rows) == "SELECT 12"
+    assert rows == EXPECTED_ROWS
+    assert proto.state is State.READY and proto.pending == 0
+    assert proto.next_event() is NEED_DATA
+
+
+def test_suspended_portal_gives_an_empty_tag() -> None:
+    proto = _core()
+    proto.receive_data(BIND + f.data_row(b"1") + SUSPENDED + f.ready("T"))
+    rows: Rows = []
+    assert proto.read_result(rows) == ""
+    assert rows == [(b"1",)] and proto.transaction_status == "T"
+
+
+def test_result_not_all_here_pops_only_rows() -> None:
+    proto = _core()
+    proto.receive_data(BIND + ROWS)
+    rows: Rows = []
+    assert proto.read_result(rows) is None
+    assert rows == []  # BindComplete first: left for next_event(), which counts it
+    assert isinstance(proto.next_event(), m.BindComplete)
+    assert proto.read_result(rows) is None
+    assert rows == EXPECTED_ROWS
+    proto.receive_data(f.command_complete("SELECT 12"))
+    assert proto.read_result(rows) is None  # CommandComplete without its ReadyForQuery
+    proto.receive_data(f.ready())
+    assert proto.read_result(rows) == "SELECT 12"  # both popped together, once both are here
+    assert rows == EXPECTED_ROWS and proto.state is State.READY
+
+
+def test_not_busy_or_failed_reads_nothing() -> None:
+    proto = f.started()
+    proto.receive_data(REPLIES["rows"])
+    assert proto.read_result([]) is None
+    with pytest.raises(ProtocolError):
+        proto.next_event()  # BindComplete with nothing pending
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f.msg(b"D", b"\0\1\0\0\0\x09ab"),  # says 9 bytes, has 2
+        f.msg(b"D", b"\0\2\0\0\0\x01a"),  # two values announced, one there
+        f.msg(b"C", b"SELECT 1"),  # unterminated tag
+        f.msg(b"C", b"\xff\0"),  # not UTF-8
+        f.msg(b"Z", b"X"),  # unknown transaction status
+        f.msg(b"s", b"x"),  # PortalSuspended with a body
+    ],
+)
+def test_malformed_reply_raises_as_the_general_path_does(bad: bytes) -> None:
+    reply = BIND + f.data_row(b"1") + bad + f.command_complete("SELECT 1") + f.ready()
+    proto = _core()
+    proto.receive_data(reply)
+    with pytest.raises(ProtocolError):
+        _outcome(proto, [], True)
+    with pytest.raises(ProtocolError):
+        proto.next_event()
+    assert proto.state is State.FAILED
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_random_bytes_raise_only_protocol_errors(data: bytes) -> None:
+    proto = _core()
+    proto.receive_data(BIND + b"D" + data + f.ready())
+    try:
+        _outcome(proto, [], True)
+    except (ProtocolError, InterfaceError, StopIteration):
+        pass
