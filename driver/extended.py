@@ -97,6 +97,7 @@ class ExtendedQuery:
         next_event = proto.next_event
         read_result = proto.read_result
         data_row = m.DataRow
+        await self._fill()  # nothing of this operation's result can be here before its flush
         while True:
             done = read_result(rows)  # the hot path: rows to ReadyForQuery, no event objects
             if done is not None:

@@ -200,3 +200,40 @@ def test_random_bytes_raise_only_protocol_errors(data: bytes) -> None:
         _outcome(proto, [], True)
     except (ProtocolError, InterfaceError, StopIteration):
         pass
+
+
+_values = st.lists(st.none() | st.binary(max_size=20), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_values, max_size=12), st.lists(st.integers(0, 10_000), max_size=4))
+def test_rows_of_any_widths_and_nulls_read_whole_or_split(
+    values: list[list[bytes | None]], cuts: list[int]
+) -> None:
+    """Rows are read by readers made per width (up to 32 values) and by the general loop
+    (0 or more than 32): any mix of widths, NULLs and empty values, split anywhere."""
+    reply = BIND + b"".join(f.data_row(*v) for v in values) + f.command_complete("X") + f.ready()
+    expected = [tuple(v) for v in values]
+    for chunks in ([reply], _chunks(reply, cuts)):
+        for fast in (True, False):
+            rows = _outcome(_core(), chunks, fast)[0]
+            assert rows == expected
+    proto = _core()
+    proto.receive_data(BIND)
+    proto.next_event()
+    proto.receive_data(b"".join(f.data_row(*v) for v in values))
+    rows = []
+    proto.read_rows(rows)
+    assert rows == expected
+
+
+@pytest.mark.parametrize("width", [1, 4, 32, 33])
+def test_a_short_value_list_in_a_row_is_a_protocol_error(width: int) -> None:
+    row = f.data_row(*[b"ab"] * width)
+    bad = row[:1] + (int.from_bytes(row[1:5], "big") + 3).to_bytes(4, "big") + row[5:] + b"xyz"
+    proto = _core()
+    proto.receive_data(BIND + f.data_row(*[b"ok"] * width) + bad + f.command_complete("X"))
+    proto.next_event()
+    with pytest.raises(ProtocolError):
+        proto.read_rows([])
+    assert proto.state is State.FAILED
