@@ -66,7 +66,15 @@ class ExtendedQuery:
         Without known parameter types (``oids``), integer and float types are left for the
         server to infer (see _INFER_ON_SERVER); others are declared from the Python type.
         """
-        if oids is not None and len(args) != len(oids):
+        if oids is None:  # the common case first: str, int and float, all left to the server
+            untyped = self._codecs.untyped
+            try:
+                quick = [untyped[type(value)](value) for value in args]
+            except (KeyError, ValueError):  # another type, or not UTF-8: the general path
+                quick = [None]
+            if None not in quick:
+                return (0,) * len(quick), quick
+        elif len(args) != len(oids):
             raise InterfaceError(f"the statement expects {len(oids)} arguments, got {len(args)}")
         encode = self._codecs.encode
         types: list[int] = []

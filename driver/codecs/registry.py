@@ -29,7 +29,7 @@ class TypeRegistry:
     calling them. Unknown OIDs decode as str, which costs no catalog round trip.
     """
 
-    __slots__ = ("_array_of", "_decoders", "_delimiters", "_encoders", "_inferrers")
+    __slots__ = ("_array_of", "_decoders", "_delimiters", "_encoders", "_inferrers", "untyped")
 
     def __init__(self) -> None:
         self._decoders: dict[int, Decoder] = {}
@@ -37,6 +37,10 @@ class TypeRegistry:
         self._inferrers: dict[type, Inferrer] = {}
         self._array_of: dict[int, int] = {}
         self._delimiters: dict[int, str] = {}  # element OID -> typdelim, when not ','
+        # Exact Python type -> its text, for the bare values whose parameter type is left for
+        # the server to infer (str, and int/float: see ExtendedQuery._encode): the common
+        # parameters in one call each. None means "not this value": take encode().
+        self.untyped: dict[type, Callable[[Any], bytes | None]] = {}
 
     def copy(self) -> TypeRegistry:
         """A registry whose register() calls leave this one untouched."""
@@ -46,6 +50,7 @@ class TypeRegistry:
         new._inferrers = dict(self._inferrers)
         new._array_of = dict(self._array_of)
         new._delimiters = dict(self._delimiters)
+        new.untyped = dict(self.untyped)
         return new
 
     def decoder(self, oid: int) -> Decoder:
@@ -122,6 +127,7 @@ class TypeRegistry:
             if text_encoder is None:
                 raise ValueError("python_type needs an encoder for the type")
             self._inferrers[python_type] = _fixed(oid, text_encoder)
+            self.untyped.pop(python_type, None)  # its values now infer `oid`
 
     # -- inference for parameters of unknown type ----------------------------------------------
 
@@ -201,6 +207,16 @@ def _infer_str(value: Any) -> tuple[int, str]:
     return 0, str.__str__(value)
 
 
+def _float_text(value: float) -> bytes | None:
+    """A finite float's text, as _fixed(FLOAT8, encode_float) gives it; None for the others."""
+    return repr(value).encode() if value - value == 0.0 else None
+
+
+def _int_text(value: int) -> bytes | None:
+    """An int8's text, as _infer_int gives it; None for the integers that infer numeric."""
+    return str(value).encode() if _INT8_MIN <= value <= _INT8_MAX else None
+
+
 def _build_default() -> TypeRegistry:
     reg = TypeRegistry()
     decoders: dict[int, Decoder] = {
@@ -272,6 +288,7 @@ def _build_default() -> TypeRegistry:
     # text-like types have no encoder: encode() sends a str as is and anything else by its
     # Python type, so an int bound to a text parameter becomes its decimal text
     reg._inferrers.update(_default_inferrers())
+    reg.untyped.update({str: str.encode, int: _int_text, float: _float_text})
     return reg
 
 

@@ -7,11 +7,16 @@ operation behind), the rows, the tag and the core's state must be those of ``nex
 
 from __future__ import annotations
 
+import decimal
+import enum
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driver.codecs import TypeRegistry, default_registry
 from driver.errors import InterfaceError, ProtocolError
+from driver.extended import _INFER_ON_SERVER, ExtendedQuery
 from driver.protocol import NEED_DATA, PGProtocol, State
 from driver.protocol import messages as m
 from tests.driver import fakes as f
@@ -237,3 +242,65 @@ def test_a_short_value_list_in_a_row_is_a_protocol_error(width: int) -> None:
     with pytest.raises(ProtocolError):
         proto.read_rows([])
     assert proto.state is State.FAILED
+
+
+# ---- parameters: the quick encoding of str, int and float -----------------------------------
+
+
+class _Encoder(ExtendedQuery):
+    def __init__(self) -> None:
+        self._codecs = default_registry.copy()
+
+
+def _general(reg: TypeRegistry, args: tuple[object, ...]) -> tuple[tuple[int, ...], list[object]]:
+    """ExtendedQuery._encode's general path, value by value through the registry."""
+    types, values = [], []
+    for value in args:
+        oid, data = reg.encode(value, 0)
+        types.append(0 if oid in _INFER_ON_SERVER else oid)
+        values.append(data)
+    return tuple(types), values
+
+
+class _Color(enum.IntEnum):
+    RED = 1
+
+
+class _Text(str):
+    pass
+
+
+ARGS = [
+    (),
+    ("a", "é", ""),
+    (1, -(2**63), 2**63 - 1, 0),
+    (2**63, 1),  # numeric
+    (-(2**63) - 1,),
+    (1.5, -0.0, 1e300, 5e-324),
+    (float("nan"), 1.0),
+    (float("inf"), float("-inf")),
+    (True, 1),
+    (None, 1.0),
+    (_Color.RED, "x"),
+    (_Text("sub"), 2),
+    (decimal.Decimal("1.5"), 1),
+    ("x", 1, 2.5, None, b"\x00"),
+]
+
+
+@pytest.mark.parametrize("args", ARGS, ids=repr)
+def test_quick_encoding_is_the_general_one(args: tuple[object, ...]) -> None:
+    enc = _Encoder()
+    assert enc._encode(args) == _general(enc._codecs, args)
+
+
+def test_a_str_that_is_not_utf8_is_refused_as_before() -> None:
+    with pytest.raises(InterfaceError, match=r"invalid argument \$2"):
+        _Encoder()._encode(("ok", "\ud800"))
+
+
+def test_a_registered_python_type_overrides_the_quick_encoding() -> None:
+    enc = _Encoder()
+    enc._codecs.register(1700, encoder=lambda v: f"{v:.1f}", decoder=None, python_type=float)
+    assert enc._encode((1.25, 3)) == ((1700, 0), [b"1.2", b"3"])
+    assert default_registry.untyped.get(float) is not None  # the copy only
