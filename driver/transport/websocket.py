@@ -389,9 +389,13 @@ class WebSocketStream(asyncio.BufferedProtocol):
         if len(data) <= MAX_FRAME:
             transport.write(build_frame(_BINARY, data, _masks.next()))
         else:
-            view = memoryview(data)
-            for i in range(0, len(data), MAX_FRAME):
-                transport.write(build_frame(_BINARY, bytes(view[i : i + MAX_FRAME]), _masks.next()))
+            view, masks = memoryview(data), _masks
+            transport.write(  # one write: the messages leave together, as one flight
+                b"".join(
+                    build_frame(_BINARY, bytes(view[i : i + MAX_FRAME]), masks.next())
+                    for i in range(0, len(data), MAX_FRAME)
+                )
+            )
         if self._write_paused:
             waiter = self._loop.create_future()
             self._write_waiter = waiter
