@@ -179,7 +179,12 @@ class PGProtocol:
         self, statement: str, values: Sequence[bytes | None], *, max_rows: int = 0
     ) -> None:
         """Bind + Execute + Sync on a prepared statement ("Extended Query")."""
-        self._queue("execute", (m.bind("", statement, values), m.execute("", max_rows), m.SYNC))
+        if self.state is State.READY:  # the hot path (READY: nothing for _check_can_send)
+            self._out.append(m.bind_execute_sync(statement, values, max_rows))
+            self._pending.append("execute")
+            self.state = State.BUSY
+            return
+        self._queue("execute", (m.bind_execute_sync(statement, values, max_rows),))
 
     def send_execute_unnamed(self, sql: str, *, max_rows: int = 0) -> None:
         """Parse + Bind + Describe(portal) + Execute + Sync for a query without parameters."""

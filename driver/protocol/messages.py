@@ -112,6 +112,35 @@ def bind(
     return b"".join(parts)
 
 
+@lru_cache(maxsize=512)
+def _bind_execute_parts(statement: str, n_values: int, max_rows: int) -> tuple[bytes, bytes]:
+    """What bind_execute_sync() sends around the values, the same for every execution of a
+    cached statement: Bind's head, then its result formats, Execute and Sync."""
+    return _bind_head("", statement, n_values), _TEXT_RESULTS + execute("", max_rows) + SYNC
+
+
+def bind_execute_sync(statement: str, values: Sequence[bytes | None], max_rows: int = 0) -> bytes:
+    """Bind (unnamed portal, text parameters and results) + Execute + Sync, as one bytes: what
+    each later execution of a prepared statement sends. Equal to
+    ``bind("", statement, values) + execute("", max_rows) + SYNC``."""
+    head, tail = _bind_execute_parts(statement, len(values), max_rows)
+    parts = [b"B", b"", head]
+    size = 6 + len(head)  # the length word, the head, the result format count
+    pack = _I.pack
+    for v in values:
+        if v is None:
+            parts.append(_NULL)
+            size += 4
+        else:
+            n = len(v)
+            parts.append(pack(n))
+            parts.append(v)
+            size += 4 + n
+    parts[1] = pack(size)
+    parts.append(tail)
+    return b"".join(parts)
+
+
 def describe(kind: bytes, name: str) -> bytes:
     return _msg(b"D", kind + _cstr(name))
 

@@ -304,3 +304,38 @@ def test_a_registered_python_type_overrides_the_quick_encoding() -> None:
     enc._codecs.register(1700, encoder=lambda v: f"{v:.1f}", decoder=None, python_type=float)
     assert enc._encode((1.25, 3)) == ((1700, 0), [b"1.2", b"3"])
     assert default_registry.untyped.get(float) is not None  # the copy only
+
+
+# ---- Bind + Execute + Sync in one piece --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values", [[], [b"1"], [None], [b"", None, b"x" * 70_000], [b"\0\xff", b"2"] * 40]
+)
+@pytest.mark.parametrize("statement", ["", "_drv_s1", "é"])
+@pytest.mark.parametrize("max_rows", [0, 1])
+def test_bind_execute_sync_is_the_three_messages(
+    values: list[bytes | None], statement: str, max_rows: int
+) -> None:
+    expected = m.bind("", statement, values) + m.execute("", max_rows) + m.SYNC
+    assert m.bind_execute_sync(statement, values, max_rows) == expected
+
+
+def test_one_statement_executed_with_other_values_and_lengths() -> None:
+    """The cached parts depend on the value count only: NULLs, lengths and counts vary."""
+    proto = f.started()
+    for values in ([b"1", b"22"], [None, b"333"], [b"", None], [b"4"], [None, None, None]):
+        proto.send_execute("s1", values)
+        expected = m.bind("", "s1", values) + m.execute("", 0) + m.SYNC
+        assert proto.data_to_send() == expected
+        proto.receive_data(BIND + f.command_complete("SELECT 0") + f.ready())
+        assert proto.read_result([]) == "SELECT 0"
+    proto.send_execute("s1", [b"1"], max_rows=1)
+    assert proto.data_to_send() == m.bind("", "s1", [b"1"]) + m.execute("", 1) + m.SYNC
+
+
+def test_execute_while_an_operation_is_in_flight_queues_behind_it() -> None:
+    proto = _core()  # one execute pending: BUSY
+    proto.send_execute("s2", [None])
+    assert proto.pending == 2
+    assert proto.data_to_send() == m.bind("", "s2", [None]) + m.execute("", 0) + m.SYNC
