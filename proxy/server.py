@@ -74,6 +74,7 @@ class ProxyServer:
         self.relays: set[Relay] = set()
         self._ids = itertools.count(1)
         self._admitted: dict[ServerConnection, Admission] = {}
+        self._holding: dict[ServerConnection, str] = {}  # connection -> client IP holding a slot
         self._server: Server | None = None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -143,23 +144,26 @@ class ProxyServer:
             self.limits.acquire(ip)
         except Refused as exc:
             return self._refuse(conn, client, exc, asked)
-        # The slot is held until this connection's task ends, however it ends.
+        # The slot is held until the relay's close is logged, or this connection's task ends
+        # however it ends (a failed handshake), whichever comes first.
+        self._holding[conn] = ip
         task = asyncio.current_task()
         assert task is not None
-        release = lambda _t: self._release(conn, ip)  # noqa: E731
-        task.add_done_callback(release)
+        task.add_done_callback(lambda _t: self._release(conn))
         try:
             ips = await resolve(target, cfg.deny_networks, cfg.connect_timeout)
         except Refused as exc:
             # Free the slot now: a refused client may hold its socket open for a while.
-            task.remove_done_callback(release)
-            self._release(conn, ip)
+            self._release(conn)
             return self._refuse(conn, client, exc, asked)
         self._admitted[conn] = Admission(next(self._ids), client, target, ips)
         return None
 
-    def _release(self, conn: ServerConnection, ip: str) -> None:
-        self.limits.release(ip)
+    def _release(self, conn: ServerConnection) -> None:
+        """Free the connection's slot; safe to call more than once."""
+        ip = self._holding.pop(conn, None)
+        if ip is not None:
+            self.limits.release(ip)
         self._admitted.pop(conn, None)
 
     async def _handler(self, ws: ServerConnection) -> None:
@@ -195,6 +199,7 @@ class ProxyServer:
         finally:
             if relay is not None:
                 self.relays.discard(relay)
+            self._release(ws)  # before the close line: once it is logged, the slot is free
             m.active.dec()
             duration = loop.time() - started
             m.duration.observe(duration)

@@ -85,12 +85,15 @@ async def _control(
     host: str = "127.0.0.1",
     headers: dict[str, str] | None = None,
 ) -> None:
-    """An allowed relay through the same proxy: it must reach the target."""
+    """An allowed relay through the same proxy: it must reach the target. Returns once the
+    proxy has logged the relay's end, so its connection slot is free for the next test."""
     url = f"ws://127.0.0.1:{proxy.port}/v2?address={host}:{tgt.port}"
+    mark = proxy.mark()
     async with connect(url, additional_headers=headers) as ws:
         _, writer = await tgt.next()
         await _echo_check(ws, writer)
         writer.close()
+    await proxy.await_line(r"conn \d+ close client=", start=mark)
 
 
 async def _echo_check(ws: ClientConnection, writer: object) -> None:
@@ -200,9 +203,11 @@ async def test_token_is_required_in_header_or_query(guarded: ProxyProc, tgt: Tar
     await _refused(guarded, tgt, q, 403, "wrong token", {**origin, "Authorization": "Bearer no"})
     await _refused(guarded, tgt, q + "&token=nope", 403, "wrong token", origin)
     url = f"ws://127.0.0.1:{guarded.port}/v2{q}&token=s3cret-token"
+    mark = guarded.mark()
     async with connect(url, additional_headers=origin) as ws:
         _, writer = await tgt.next()
         await _echo_check(ws, writer)
+    await guarded.await_line(r"conn \d+ close client=", start=mark)  # its slot is free again
     assert "s3cret-token" not in guarded.log
 
 
