@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from driver.codecs import TypeRegistry, default_registry
 from driver.errors import InterfaceError, ProtocolError
 from driver.extended import _INFER_ON_SERVER, ExtendedQuery
+from driver.prepared import Statement
 from driver.protocol import NEED_DATA, PGProtocol, State
 from driver.protocol import messages as m
 from tests.driver import fakes as f
@@ -339,3 +340,67 @@ def test_execute_while_an_operation_is_in_flight_queues_behind_it() -> None:
     proto.send_execute("s2", [None])
     assert proto.pending == 2
     assert proto.data_to_send() == m.bind("", "s2", [None]) + m.execute("", 0) + m.SYNC
+
+
+# ---- decoding rows ---------------------------------------------------------------------------
+
+
+def _stmt(oids: list[int]) -> Statement:
+    stmt = Statement("s", "select", ())
+    fields = tuple(m.Field(f"c{i}", 0, 0, oid, -1, -1, 0) for i, oid in enumerate(oids))
+    stmt.set_fields(fields, default_registry.decoder)
+    return stmt
+
+
+def _by_columns(stmt: Statement, raw: list[tuple[bytes | None, ...]]) -> list[tuple[object, ...]]:
+    return [
+        tuple(None if v is None else d(v) for d, v in zip(stmt.decoders, row, strict=True))
+        for row in raw
+    ]
+
+
+_cells = st.one_of(st.none(), st.integers(-(2**40), 2**40).map(lambda i: b"%d" % i))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40).flatmap(lambda n: st.lists(st.tuples(*[_cells] * n), max_size=6)))
+def test_rows_of_any_width_decode_as_column_by_column(raw: list[tuple[bytes | None, ...]]) -> None:
+    n = len(raw[0]) if raw else 3
+    stmt = _stmt([20] * n)
+    rows = _Encoder()._decode(stmt, raw)
+    assert [tuple(r) for r in rows] == _by_columns(stmt, raw)
+    assert all(type(r) is stmt.record_cls for r in rows)
+    if rows:
+        assert rows[0]["c0"] == rows[0][0]
+
+
+@pytest.mark.parametrize("n", [1, 4, 32, 33])
+@pytest.mark.parametrize("bad", [-1, 1])
+def test_a_row_of_another_width_is_reported_as_such(n: int, bad: int) -> None:
+    raw = [(b"1",) * n, (b"x",) * (n + bad)]  # the width error wins over the decode error
+    with pytest.raises(InterfaceError, match=f"does not have the {n} values"):
+        _Encoder()._decode(_stmt([23] * n), raw)
+
+
+@pytest.mark.parametrize("n", [1, 4, 33])
+def test_a_value_that_does_not_decode_is_reported_as_such(n: int) -> None:
+    raw = [(b"1",) * n, (b"1",) * (n - 1) + (b"x",)]
+    with pytest.raises(InterfaceError, match="cannot decode a result value"):
+        _Encoder()._decode(_stmt([23] * n), raw)
+
+
+def test_mixed_types_and_nulls_decode() -> None:
+    stmt = _stmt([23, 25, 701, 16, 17436])
+    raw = [(b"7", "é".encode(), b"1.5", b"t", b"Natural"), (None, None, b"NaN", None, None)]
+    rows = _Encoder()._decode(stmt, raw)
+    assert rows[0] == (7, "é", 1.5, True, "Natural")
+    assert rows[1][:2] == (None, None) and rows[1][2] != rows[1][2]
+    assert rows[1]["c4"] is None
+
+
+def test_no_columns_and_no_description() -> None:
+    assert _Encoder()._decode(_stmt([]), [(), ()]) == [(), ()]
+    with pytest.raises(InterfaceError, match="does not have the 0 values"):
+        _Encoder()._decode(_stmt([]), [(b"1",)])
+    with pytest.raises(InterfaceError, match="no row description"):
+        _Encoder()._decode(Statement("s", "select", ()), [(b"1",)])
