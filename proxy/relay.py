@@ -77,7 +77,7 @@ CLIENT_READ_SIZE = 256 * 1024
 
 class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
     """A ServerConnection that parses the client's binary frames itself and hands each payload
-    to `fast_sink` from buffer_updated, with no task hop and without websockets' parser.
+    to `fast_sink` as soon as it is read, with no task hop and without websockets' parser.
 
     The fast path takes whole masked final binary frames straight from the read buffer. Pings
     and pongs are fed to websockets one whole frame at a time (it answers and tracks them), so
@@ -91,9 +91,10 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
     until then frames take websockets' path (binary ones still reach `fast_sink` from
     process_event when nothing is queued ahead of them).
 
-    It reads the client with recv_into() into a buffer it keeps: asyncio's recv() would
-    allocate 256 KiB per read, which glibc serves with mmap/mremap/munmap, three syscalls and a
-    page fault on every small message.
+    On asyncio's own loop it reads the client with recv_into() into a buffer it keeps:
+    asyncio's recv() would allocate 256 KiB per read, which glibc serves with mmap/mremap/munmap,
+    three syscalls and a page fault on every small message. uvloop never calls get_buffer here
+    (any asyncio.Protocol subclass is a plain protocol to it) and hands data_received bytes.
     """
 
     fast_sink: Callable[[bytes], None] | None = None
@@ -109,12 +110,16 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         assert self._read_buf is not None
-        data = self._read_buf[:nbytes]
+        self.data_received(cast(bytes, self._read_buf[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        """Client bytes: from buffer_updated (a view of the kept buffer), or straight from
+        uvloop, which treats every asyncio.Protocol subclass as a plain protocol."""
         if not self._fast:
             if self._slow or not self._can_go_fast():
                 # websockets 17 only appends what it is fed to its reader's bytearray
                 # (StreamReader.feed_data), so a view of the reused buffer is safe to pass.
-                self.data_received(cast(bytes, data))
+                super().data_received(data)
                 return
             self._fast = True
         pending = self._pending
@@ -132,7 +137,7 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
             and _at_frame_start(self.protocol.parser)
         )
 
-    def _relay_frames(self, data: bytearray | memoryview) -> None:
+    def _relay_frames(self, data: bytes | bytearray) -> None:
         """Relay the whole frames at the start of `data`; keep an incomplete last one."""
         sink = self.fast_sink
         assert sink is not None
@@ -145,7 +150,7 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
                 if kind == DATA:
                     sink(apply_mask(buf[start:end], bytes(buf[start - 4 : start])))
                 elif kind == CONTROL:
-                    self.data_received(bytes(buf[pos:end]))
+                    super().data_received(bytes(buf[pos:end]))
                 elif kind == NEED_DATA:
                     break
                 else:
@@ -162,7 +167,7 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
     def _go_slow(self, rest: bytes) -> None:
         """Hand `rest`, which starts at a frame boundary, and all later bytes to websockets."""
         self._fast, self._slow, self._pending = False, True, None
-        self.data_received(rest)
+        super().data_received(rest)
 
     def eof_received(self) -> None:
         if self._pending:  # websockets reports the truncated frame as it would have

@@ -318,7 +318,8 @@ async def test_client_close_after_data(pair: Pair) -> None:
 # --- in process: the fast path really is the one taken -----------------------------------
 
 
-async def test_fast_path_engages_survives_pings_and_ends_at_text(tgt: Target) -> None:
+async def _engagement(tgt: Target) -> None:
+    """The fast path engages after the first message, survives pings and ends at text."""
     cfg = Config(
         listen_host="127.0.0.1",
         listen_port=free_port(),
@@ -353,6 +354,27 @@ async def test_fast_path_engages_survives_pings_and_ends_at_text(tgt: Target) ->
         writer.close()
     finally:
         await server.shutdown(1)
+
+
+async def test_fast_path_engages_on_asyncio(tgt: Target) -> None:
+    await _engagement(tgt)
+
+
+def test_fast_path_engages_on_uvloop() -> None:
+    """uvloop calls data_received, never buffer_updated, on a protocol that is also an
+    asyncio.Protocol (as websockets' connection is): the fast path must be reached that way."""
+    import uvloop
+
+    async def main() -> None:
+        t = Target()
+        await t.start()
+        try:
+            await _engagement(t)
+        finally:
+            await t.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
 
 
 async def test_frames_queued_before_the_relay_attached_are_not_overtaken(
