@@ -143,43 +143,35 @@ class ReceiveBuffer:
         size_buf = len(buf)
         if type(buf) is not bytes or size_buf - start < 11:
             return None
-        pos = start
-        while buf.startswith(_NO_OPS, pos):
-            pos += 5
+        body = start
+        while buf.startswith(_NO_OPS, body):
+            body += 5
         # A response ends with its ReadyForQuery: if the input does not, it is not all here.
         if buf.startswith(_READY, size_buf - 6):
-            done = self._read_to_ready(rows, buf, pos, size_buf)
-            if done is not None:
-                return done
-        if pos == start:
+            pos, first = body, len(rows)
+            tag: str | None = None
+            status: str | None = None
+            try:
+                if buf[pos] == 68:  # 68 == ord("D")
+                    pos = _rows(buf, pos, size_buf, rows.append)
+                end = pos + 5
+                if buf[pos] == 67:  # 67 == ord("C"): CommandComplete
+                    end = pos + 1 + _LEN.unpack_from(buf, pos + 1)[0]
+                    if buf[end - 1] == 0 and end <= size_buf:
+                        tag = buf[pos + 5 : buf.index(0, pos + 5)].decode()
+                elif buf.startswith(_SUSPENDED, pos):
+                    tag = ""
+                if tag is not None and buf.startswith(_READY, end):
+                    status = _STATUS.get(buf[end + 5])
+            except (ProtocolError, IndexError, ValueError, UnicodeDecodeError, StructError):
+                status = None  # malformed or cut short: the general path reports it
+            if status is not None and tag is not None:
+                self._pos = end + 6
+                return tag, status
+            del rows[first:]
+        if body == start:
             self.read_data_rows(rows)
         return None
-
-    def _read_to_ready(
-        self, rows: list[tuple[bytes | None, ...]], buf: bytes, pos: int, size_buf: int
-    ) -> tuple[str, str] | None:
-        got: list[tuple[bytes | None, ...]] = []
-        try:
-            pos = _rows(buf, pos, size_buf, got.append)
-            if buf[pos] == 67:  # 67 == ord("C"): CommandComplete
-                end = pos + 1 + _LEN.unpack_from(buf, pos + 1)[0]
-                if buf[end - 1] != 0 or end > size_buf:
-                    return None
-                tag = buf[pos + 5 : buf.index(0, pos + 5)].decode()
-            elif buf.startswith(_SUSPENDED, pos):
-                end, tag = pos + 5, ""
-            else:
-                return None
-            if not buf.startswith(_READY, end):
-                return None
-            status = _STATUS.get(buf[end + 5])
-        except (ProtocolError, IndexError, ValueError, UnicodeDecodeError, StructError):
-            return None  # malformed or cut short: the general path reports it
-        if status is None:
-            return None
-        self._pos = end + 6
-        rows += got
-        return tag, status
 
     def next_byte(self) -> bytes | None:
         """Pop a single unframed byte (the answer to SSLRequest / GSSENCRequest)."""

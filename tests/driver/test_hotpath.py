@@ -404,3 +404,20 @@ def test_no_columns_and_no_description() -> None:
         _Encoder()._decode(_stmt([]), [(b"1",)])
     with pytest.raises(InterfaceError, match="no row description"):
         _Encoder()._decode(Statement("s", "select", ()), [(b"1",)])
+
+
+def test_rows_before_something_else_are_popped_by_the_fast_path() -> None:
+    """A notice between the rows: the rows before it are popped at once (as read_rows() does),
+    the notice is left for next_event(), then the rest finishes in one call."""
+    proto = _core()
+    head = b"".join(ROW_LIST[:5])
+    proto.receive_data(BIND)
+    assert isinstance(proto.next_event(), m.BindComplete)
+    proto.receive_data(head + f.notice("hi") + b"".join(ROW_LIST[5:]) + f.command_complete("S"))
+    proto.receive_data(f.ready())
+    rows: Rows = []
+    assert proto.read_result(rows) is None
+    assert rows == EXPECTED_ROWS[:5]
+    assert isinstance(proto.next_event(), m.NoticeResponse)
+    assert proto.read_result(rows) == "S"
+    assert rows == EXPECTED_ROWS
