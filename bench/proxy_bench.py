@@ -7,8 +7,9 @@ Postgres, read by a minimal blocking client that only skips frame headers, so th
 never the bottleneck. Upload: ~100 MB of 1 MB CopyData messages (frames built once) sent to
 `COPY sink FROM STDIN WHERE false`, timed until ReadyForQuery. Latency: Sync -> ReadyForQuery
 ping-pong (the smallest Postgres round trip), median and p99. Contenders are interleaved round
-by round so background load hits all alike; "added" is a median minus direct TCP's. Prints
-ratios; asserts nothing.
+by round so background load hits all alike; "added" is a median minus direct TCP's. The proxy
+runs twice, on uvloop and on the standard library's loop (EVENT_LOOP), when uvloop is
+installed. Prints ratios; asserts nothing.
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ class Result:
     upload_cpu_ms_per_100mb: float
     median_us: float
     p99_us: float
+    min_us: float
 
 
 Contender = tuple[str, Callable[[], Direct], int | None]  # name, client factory, relay pid
@@ -262,6 +264,7 @@ def measure(
                 up_cpu[i] * 1000 / (up_mb * rounds * len(row) / 1e8) if up_mb else 0.0,
                 statistics.median(rtt),
                 rtt[int(len(rtt) * 0.99)],
+                rtt[0],
             )
         )
     return results
@@ -278,22 +281,25 @@ def main() -> None:
     pg: Cluster = start_temp_cluster()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        ours_port, wsfy_port = free_port(), free_port()
-        env = {
-            "LISTEN_PORT": f"127.0.0.1:{ours_port}",
-            "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{pg.port}",
-            "LOG_CONN_INFO": "false",
-        }
-        proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
-        procs.append(proc)
-        contenders: list[Contender] = [
-            ("direct TCP", lambda: Direct(pg.port), None),
-            (
-                "this proxy",
-                lambda: WebSocket(ours_port, f"/v2?address=127.0.0.1:{pg.port}"),
-                proc.pid,
-            ),
-        ]
+        wsfy_port = free_port()
+        contenders: list[Contender] = [("direct TCP", lambda: Direct(pg.port), None)]
+        for loop in _event_loops():
+            port = free_port()
+            env = {
+                "LISTEN_PORT": f"127.0.0.1:{port}",
+                "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{pg.port}",
+                "LOG_CONN_INFO": "false",
+                "EVENT_LOOP": loop,
+            }
+            proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
+            procs.append(proc)
+            contenders.append(
+                (
+                    f"proxy/{loop}",
+                    lambda port=port: WebSocket(port, f"/v2?address=127.0.0.1:{pg.port}"),
+                    proc.pid,
+                )
+            )
         websockify = shutil.which("websockify") or str(Path(sys.executable).parent / "websockify")
         if Path(websockify).exists():
             wproc = subprocess.Popen(
@@ -317,14 +323,16 @@ def main() -> None:
     direct = results[0]
     by_name = {r.name: r for r in results}
     print(
-        f"\n{'':12} {'best MB/s':>10} {'median':>7} {'x direct':>9} "
-        f"{'rtt med us':>11} {'p99 us':>8} {'added us':>9} {'relay CPU ms/100MB':>19}"
+        f"\n{'':14} {'best MB/s':>10} {'median':>7} {'x direct':>9} "
+        f"{'rtt med us':>11} {'p99 us':>8} {'min us':>7} {'added us':>9} {'added min':>10} "
+        f"{'relay CPU ms/100MB':>19}"
     )
     for r in results:
         print(
-            f"{r.name:12} {r.best_mbps:10.0f} {r.median_mbps:7.0f} "
-            f"{r.median_mbps / direct.median_mbps:9.2f} {r.median_us:11.1f} "
-            f"{r.p99_us:8.1f} {r.median_us - direct.median_us:9.1f} {r.cpu_ms_per_100mb:19.0f}"
+            f"{r.name:14} {r.best_mbps:10.0f} {r.median_mbps:7.0f} "
+            f"{r.median_mbps / direct.median_mbps:9.2f} {r.median_us:11.1f} {r.p99_us:8.1f} "
+            f"{r.min_us:7.1f} {r.median_us - direct.median_us:9.1f} "
+            f"{r.min_us - direct.min_us:10.1f} {r.cpu_ms_per_100mb:19.0f}"
         )
     if args.up_mb:
         print(
@@ -336,13 +344,23 @@ def main() -> None:
                 f"{r.name:24} {r.upload_mbps:12.0f} {r.upload_mbps / direct.upload_mbps:9.2f} "
                 f"{r.upload_cpu_ms_per_100mb:19.0f}"
             )
+    ours = by_name.get("proxy/uvloop") or by_name["proxy/asyncio"]
     if "websockify" in by_name:
-        ours, wsfy = by_name["this proxy"], by_name["websockify"]
+        wsfy = by_name["websockify"]
         print(
-            f"\nthis proxy vs websockify: throughput x{ours.median_mbps / wsfy.median_mbps:.2f}, "
+            f"\n{ours.name} vs websockify: throughput x{ours.median_mbps / wsfy.median_mbps:.2f}, "
             f"added latency {ours.median_us - direct.median_us:.1f} us vs "
             f"{wsfy.median_us - direct.median_us:.1f} us"
         )
+
+
+def _event_loops() -> list[str]:
+    """The loops to run the proxy on: uvloop (the default when installed) and asyncio's own."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return ["asyncio"]
+    return ["uvloop", "asyncio"]
 
 
 def _wait_port(port: int, within: float = 20) -> None:

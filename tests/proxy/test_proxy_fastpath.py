@@ -445,3 +445,22 @@ def test_parser_position_is_read_from_websockets() -> None:
     p.receive_data(raw[-1:])
     assert _at_frame_start(p.parser)
     assert [e.data for e in p.events_received() if isinstance(e, Frame)] == [b"hello"]
+
+
+def test_event_loop_setting() -> None:
+    from proxy.__main__ import loop_factory
+    from proxy.config import ConfigError, load
+
+    assert load([], {}).event_loop == "auto"
+    assert load([], {"EVENT_LOOP": "AsyncIO"}).event_loop == "asyncio"
+    assert load(["--event-loop", "uvloop"], {"EVENT_LOOP": "asyncio"}).event_loop == "uvloop"
+    with pytest.raises(ConfigError, match="EVENT_LOOP"):
+        load([], {"EVENT_LOOP": "trio"})
+    assert loop_factory("asyncio")[1] == "asyncio"
+    assert loop_factory("auto")[1].startswith("uvloop")  # installed with the proxy extra
+    new_loop, _ = loop_factory("uvloop")
+    loop = new_loop()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
