@@ -265,7 +265,7 @@ async def run(args: argparse.Namespace, pg: Cluster, proxy_port: int) -> None:
 async def hop(cls: list[Client], points: list[tuple[float, float]], rounds: int) -> None:
     """The WebSocket path without the driver's protocol work: the same Bind/Execute/Sync bytes
     written on each connection's raw stream and read up to ReadyForQuery. Its difference
-    between TCP and WebSocket is the proxy hop plus the websockets client, nothing else."""
+    between TCP and WebSocket is the proxy hop plus the client's WebSocket framing, nothing else."""
     from driver.protocol import messages as m
 
     conns = [await cl.connect() for cl in cls[:2]]
@@ -291,7 +291,7 @@ async def hop(cls: list[Client], points: list[tuple[float, float]], rounds: int)
         print(f"  {name:<13}{statistics.median(xs) * 1e6:9.1f}{p95(xs) * 1e6:9.1f}"
               f"{min(xs) * 1e6:9.1f}")  # fmt: skip
     added = statistics.median(samples[1]) - statistics.median(samples[0])
-    print(f"  added by proxy + websockets: {added * 1e6:.1f} us median, "
+    print(f"  added by the proxy hop + WebSocket framing: {added * 1e6:.1f} us median, "
           f"{(min(samples[1]) - min(samples[0])) * 1e6:.1f} us min")  # fmt: skip
 
 

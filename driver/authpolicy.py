@@ -32,8 +32,13 @@ AUTH_GSS, AUTH_GSS_CONTINUE, AUTH_SSPI = 7, 8, 9
 AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL = 10, 11, 12
 
 _METHOD_OF_CODE = {
-    AUTH_CLEARTEXT: "password", AUTH_MD5: "md5", AUTH_GSS: "gss", AUTH_GSS_CONTINUE: "gss",
-    AUTH_SSPI: "sspi", AUTH_SASL: "scram-sha-256", AUTH_SASL_CONTINUE: "scram-sha-256",
+    AUTH_CLEARTEXT: "password",
+    AUTH_MD5: "md5",
+    AUTH_GSS: "gss",
+    AUTH_GSS_CONTINUE: "gss",
+    AUTH_SSPI: "sspi",
+    AUTH_SASL: "scram-sha-256",
+    AUTH_SASL_CONTINUE: "scram-sha-256",
     AUTH_SASL_FINAL: "scram-sha-256",
 }
 _WHAT_SERVER_ASKED = {
@@ -91,7 +96,8 @@ class AuthPolicy:
         if channel_binding not in CHANNEL_BINDING_MODES:
             raise InterfaceError(
                 f"invalid channel_binding value: {channel_binding!r} "
-                f"(expected one of {', '.join(CHANNEL_BINDING_MODES)})")
+                f"(expected one of {', '.join(CHANNEL_BINDING_MODES)})"
+            )
         if require_auth is None or not require_auth.strip():
             return cls(None, None, channel_binding, allow_unencrypted_password)
         seen: set[str] = set()
@@ -101,24 +107,28 @@ class AuthPolicy:
             neg = item.startswith("!")
             method = item[1:] if neg else item
             if method not in AUTH_METHODS:
-                raise InterfaceError(f"invalid require_auth value: {item!r} "
-                                     f"(methods: {', '.join(AUTH_METHODS)}, each may be "
-                                     "negated with !)")
+                raise InterfaceError(
+                    f"invalid require_auth value: {item!r} "
+                    f"(methods: {', '.join(AUTH_METHODS)}, each may be "
+                    "negated with !)"
+                )
             if negated is not None and neg != negated:
-                raise InterfaceError(f"negative require_auth method {item!r} cannot be mixed "
-                                     "with non-negative methods" if neg else
-                                     f"require_auth method {item!r} cannot be mixed with "
-                                     "negative methods")
+                raise InterfaceError(
+                    f"negative require_auth method {item!r} cannot be mixed "
+                    "with non-negative methods"
+                    if neg
+                    else f"require_auth method {item!r} cannot be mixed with negative methods"
+                )
             if method in seen:
-                raise InterfaceError(f"require_auth method {method!r} is specified more "
-                                     "than once")
+                raise InterfaceError(f"require_auth method {method!r} is specified more than once")
             negated = neg
             seen.add(method)
         allowed = frozenset(AUTH_METHODS) - seen if negated else frozenset(seen)
         return cls(allowed, require_auth, channel_binding, allow_unencrypted_password)
 
-    def guard(self, *, encrypted: bool, channel_binding: bytes | None,
-              server_verified: bool = False) -> AuthGuard:
+    def guard(
+        self, *, encrypted: bool, channel_binding: bytes | None, server_verified: bool = False
+    ) -> AuthGuard:
         """Start checking one connection attempt.
 
         Args:
@@ -132,8 +142,11 @@ class AuthPolicy:
                 fails this before sending the startup message, and so should the caller).
         """
         if self.channel_binding == "require" and (not encrypted or channel_binding is None):
-            raise AuthPolicyError("channel binding is required, but TLS is not in use "
-                                  "(use sslmode=require or stronger)", needs_encryption=True)
+            raise AuthPolicyError(
+                "channel binding is required, but TLS is not in use "
+                "(use sslmode=require or stronger)",
+                needs_encryption=True,
+            )
         return AuthGuard(self, encrypted, channel_binding, server_verified)
 
     @property
@@ -142,7 +155,8 @@ class AuthPolicy:
         binding required, or only methods where the server proves it knows the password."""
         allowed = self.allowed
         return self.channel_binding == "require" or (
-            allowed is not None and bool(allowed) and allowed <= _SERVER_PROVING)
+            allowed is not None and bool(allowed) and allowed <= _SERVER_PROVING
+        )
 
 
 class AuthGuard:
@@ -154,8 +168,13 @@ class AuthGuard:
     verified. Each raises ``AuthPolicyError`` when the connection must be abandoned.
     """
 
-    def __init__(self, policy: AuthPolicy, encrypted: bool,
-                 channel_binding: bytes | None, server_verified: bool = False) -> None:
+    def __init__(
+        self,
+        policy: AuthPolicy,
+        encrypted: bool,
+        channel_binding: bytes | None,
+        server_verified: bool = False,
+    ) -> None:
         self.policy = policy
         self.encrypted = encrypted
         self.channel_binding = channel_binding
@@ -178,22 +197,28 @@ class AuthGuard:
         if code == AUTH_GSS_CONTINUE and self.method == "gss":
             return
         if self.method is not None:
-            raise AuthPolicyError(f"the server asked for {method} authentication after "
-                                  f"{self.method} had started")
+            raise AuthPolicyError(
+                f"the server asked for {method} authentication after {self.method} had started"
+            )
         allowed = self.policy.allowed
         if allowed is not None and method not in allowed:
             self._fail(_WHAT_SERVER_ASKED[method])
         if self.policy.channel_binding == "require" and method != "scram-sha-256":
-            raise AuthPolicyError("channel binding required but not supported by server's "
-                                  f"authentication request ({_WHAT_SERVER_ASKED[method]})")
+            raise AuthPolicyError(
+                "channel binding required but not supported by server's "
+                f"authentication request ({_WHAT_SERVER_ASKED[method]})"
+            )
         if method in ("password", "md5") and not (
-                self.encrypted or self.policy.allow_unencrypted_password):
+            self.encrypted or self.policy.allow_unencrypted_password
+        ):
             kind = "a cleartext" if method == "password" else "an MD5-hashed"
             raise AuthPolicyError(
                 f"the server asked for {kind} password, and this connection is not encrypted "
                 "end to end to PostgreSQL (a proxy or anyone on the path could read or replay "
                 "it): refusing to send it. Use sslmode=require (or verify-full), or pass "
-                f"{ALLOW_OPTION}=True to send it anyway", needs_encryption=True)
+                f"{ALLOW_OPTION}=True to send it anyway",
+                needs_encryption=True,
+            )
         self.method = method
 
     def may_send_password_early(self) -> bool:
@@ -249,11 +274,15 @@ class AuthGuard:
             self.mechanism = SCRAM_PLUS
             return SCRAM_PLUS, cb
         if self.policy.channel_binding == "require":
-            raise AuthPolicyError("channel binding is required, but the server does not offer "
-                                  f"{SCRAM_PLUS} (it offers {', '.join(mechanisms) or 'none'})")
+            raise AuthPolicyError(
+                "channel binding is required, but the server does not offer "
+                f"{SCRAM_PLUS} (it offers {', '.join(mechanisms) or 'none'})"
+            )
         if SCRAM not in mechanisms:
-            raise AuthPolicyError("none of the server's SASL mechanisms is supported: "
-                                  + (", ".join(mechanisms) or "(empty list)"))
+            raise AuthPolicyError(
+                "none of the server's SASL mechanisms is supported: "
+                + (", ".join(mechanisms) or "(empty list)")
+            )
         self.mechanism = SCRAM
         return SCRAM, cb
 
@@ -266,8 +295,9 @@ class AuthGuard:
         elif self.method == "scram-sha-256" and not self.sasl_done:
             self._fail("server did not complete authentication")
         if self.policy.channel_binding == "require" and self.mechanism != SCRAM_PLUS:
-            raise AuthPolicyError("channel binding required, but server authenticated client "
-                                  "without channel binding")
+            raise AuthPolicyError(
+                "channel binding required, but server authenticated client without channel binding"
+            )
 
     def _fail(self, reason: str) -> None:
         setting = self.policy.require_auth

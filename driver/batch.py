@@ -92,7 +92,8 @@ class BatchMixin:
         """
         if isolation is not None and isolation not in ISOLATION_LEVELS:
             raise InterfaceError(
-                f"isolation must be one of {sorted(ISOLATION_LEVELS)}, got {isolation!r}")
+                f"isolation must be one of {sorted(ISOLATION_LEVELS)}, got {isolation!r}"
+            )
         prepared: list[tuple[Statement, list[bytes | None]]] = []
         for i, item in enumerate(statements):
             sql, args = (item, ()) if isinstance(item, str) else _pair(i, item)
@@ -117,7 +118,8 @@ class BatchMixin:
             if any(options):
                 raise InterfaceError(
                     "a batch nested in a transaction (savepoint) cannot set isolation, "
-                    "readonly or deferrable; set them on the outermost transaction")
+                    "readonly or deferrable; set them on the outermost transaction"
+                )
             self._sp_counter += 1
             savepoint = f"_drv_batch_{self._sp_counter}"
             before, after = f"SAVEPOINT {savepoint}", f"RELEASE SAVEPOINT {savepoint}"
@@ -186,11 +188,17 @@ class BatchMixin:
 
 
 def _pair(i: int, item: Any) -> tuple[str, Sequence[Any]]:
-    if (not isinstance(item, tuple | list) or len(item) != 2 or not isinstance(item[0], str)
-            or isinstance(item[1], str | bytes) or not isinstance(item[1], Sequence)):
+    if (
+        not isinstance(item, tuple | list)
+        or len(item) != 2
+        or not isinstance(item[0], str)
+        or isinstance(item[1], str | bytes)
+        or not isinstance(item[1], Sequence)
+    ):
         raise InterfaceError(
             f"batch statement {i} must be a SQL string or a (sql, args) pair with args a "
-            f"sequence, got {item!r:.100}")
+            f"sequence, got {item!r:.100}"
+        )
     return item[0], item[1]
 
 

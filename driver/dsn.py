@@ -170,9 +170,7 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
         command_timeout = merged.pop("command_timeout", None)
         command_timeout = float(command_timeout) if command_timeout is not None else None
     except (TypeError, ValueError) as exc:
-        raise InterfaceError(
-            f"invalid port, connect_timeout or command_timeout: {exc}"
-        ) from exc
+        raise InterfaceError(f"invalid port, connect_timeout or command_timeout: {exc}") from exc
     if command_timeout is not None and command_timeout <= 0:
         raise InterfaceError(f"command_timeout must be positive, got {command_timeout}")
     # asyncpg's ssl=: False/True, or an SSLContext used as given.

@@ -144,9 +144,7 @@ class StartupMixin:
             raise PostgresError.from_fields(event.fields)
         raise ProtocolError(f"unexpected {type(event).__name__} during start-up")
 
-    async def _first(
-        self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None
-    ) -> T:
+    async def _first(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None) -> T:
         """Run the first operation while the start-up is still unconfirmed: until the
         start-up's ReadyForQuery, connect's deadline applies too (a proxy that accepted and
         then went silent must not hang the first query)."""

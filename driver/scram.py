@@ -61,7 +61,8 @@ def _pbkdf2(password: bytes, salt: bytes, iterations: int) -> bytes:
 def _keys(password: bytes, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
     """(ClientKey, ServerKey) of RFC 5802, derived once per (password, salt, iterations)."""
     ident = hashlib.sha256(
-        len(salt).to_bytes(4, "big") + salt + iterations.to_bytes(8, "big") + password).digest()
+        len(salt).to_bytes(4, "big") + salt + iterations.to_bytes(8, "big") + password
+    ).digest()
     with _lock:
         hit = _cache.get(ident)
         if hit is not None:
@@ -94,8 +95,15 @@ class SCRAMClient:
     (the client could bind; a server that can too then knows the mechanism was downgraded).
     """
 
-    def __init__(self, mechanism: str, user: str, password: str,
-                 channel_binding: bytes | None, *, nonce: str | None = None) -> None:
+    def __init__(
+        self,
+        mechanism: str,
+        user: str,
+        password: str,
+        channel_binding: bytes | None,
+        *,
+        nonce: str | None = None,
+    ) -> None:
         if mechanism not in (SCRAM, SCRAM_PLUS):
             raise InterfaceError(f"unsupported SASL mechanism {mechanism!r}")
         if mechanism == SCRAM_PLUS and channel_binding is None:
@@ -171,5 +179,7 @@ class SCRAMClient:
         except ValueError:
             raise ProtocolError("malformed SCRAM server signature") from None
         if not hmac.compare_digest(given, self._server_signature):
-            raise ProtocolError("the server's SCRAM signature is wrong: it does not know the "
-                                "password (or someone is in the middle)")
+            raise ProtocolError(
+                "the server's SCRAM signature is wrong: it does not know the "
+                "password (or someone is in the middle)"
+            )

@@ -192,8 +192,7 @@ def _prediction(
         return None, (), False
     if params.password is None:
         return TRUST, (), True  # nothing to send, whatever the server asks
-    method, mechanisms = _methods.get(target) or (
-        (PASSWORD if mode == "password" else SCRAM), ())
+    method, mechanisms = _methods.get(target) or ((PASSWORD if mode == "password" else SCRAM), ())
     allowed = guard.policy.allowed
     if method == PASSWORD and not guard.may_send_password_early():
         return None, (), True
@@ -270,9 +269,7 @@ async def cancel(params: ConnectParams, pid: int, key: int) -> None:
     Waits until the server closes that stream, which it does after signalling the backend,
     so the cancel cannot hit a later query ("Canceling Requests in Progress").
     """
-    stream = await open_stream(
-        params.host, params.port, params.proxy_url(), params.ws_ssl_context
-    )
+    stream = await open_stream(params.host, params.port, params.proxy_url(), params.ws_ssl_context)
     try:
         use_tls = _attempts(params.sslmode, params.proxy_url())[0]
         stream, _, _, _ = await _secure(stream, params, use_tls)

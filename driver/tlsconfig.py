@@ -57,13 +57,15 @@ class TLSSettings:
     def __post_init__(self) -> None:
         if self.sslmode not in SSLMODES:
             raise InterfaceError(
-                f"invalid sslmode {self.sslmode!r}: expected one of {', '.join(SSLMODES)}")
+                f"invalid sslmode {self.sslmode!r}: expected one of {', '.join(SSLMODES)}"
+            )
         if self.sslrootcert == "system" and self.sslmode != "verify-full":
             # libpq 16: the system store holds public CAs, which would vouch for anyone's
             # certificate for a name they own; only checking the name makes it safe.
             raise InterfaceError(
                 f'weak sslmode "{self.sslmode}" may not be used with sslrootcert=system '
-                '(use "verify-full")')
+                '(use "verify-full")'
+            )
         if (self.sslcert is None) != (self.sslkey is None):
             raise InterfaceError("sslcert and sslkey must be given together")
         _tls_version("ssl_min_protocol_version", self.ssl_min_protocol_version)
@@ -77,7 +79,8 @@ class TLSSettings:
         if self.sslmode in ("verify-ca", "verify-full"):
             return True
         return self.sslmode == "require" and (
-            self.sslrootcert is not None or self.root_certs is not None)
+            self.sslrootcert is not None or self.root_certs is not None
+        )
 
     @property
     def tls_required(self) -> bool:
@@ -97,11 +100,13 @@ def make_ssl_context(settings: TLSSettings) -> ssl.SSLContext | None:
     if settings.ssl_context is not None:
         return settings.ssl_context
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = _tls_version("ssl_min_protocol_version",
-                                       settings.ssl_min_protocol_version)
+    ctx.minimum_version = _tls_version(
+        "ssl_min_protocol_version", settings.ssl_min_protocol_version
+    )
     if settings.ssl_max_protocol_version is not None:
-        ctx.maximum_version = _tls_version("ssl_max_protocol_version",
-                                           settings.ssl_max_protocol_version)
+        ctx.maximum_version = _tls_version(
+            "ssl_max_protocol_version", settings.ssl_max_protocol_version
+        )
     if settings.verifies_ca:
         _load_trust(ctx, settings)
         ctx.check_hostname = settings.sslmode == "verify-full"
@@ -112,12 +117,12 @@ def make_ssl_context(settings: TLSSettings) -> ssl.SSLContext | None:
         ctx.verify_mode = ssl.CERT_NONE
     if settings.sslcert is not None and settings.sslkey is not None:
         try:
-            ctx.load_cert_chain(settings.sslcert, settings.sslkey,
-                                password=settings.sslpassword)
+            ctx.load_cert_chain(settings.sslcert, settings.sslkey, password=settings.sslpassword)
         except (OSError, ssl.SSLError) as exc:
             raise InterfaceError(
                 f"cannot load client certificate {settings.sslcert!r} / key "
-                f"{settings.sslkey!r}: {exc}") from exc
+                f"{settings.sslkey!r}: {exc}"
+            ) from exc
     prefer_p256_key_share(ctx)
     return ctx
 
@@ -129,11 +134,15 @@ def _load_trust(ctx: ssl.SSLContext, settings: TLSSettings) -> None:
         if settings.root_certs is not None:
             ctx.load_verify_locations(cadata=settings.root_certs)
     except (OSError, ssl.SSLError, ValueError) as exc:
-        source = "root_certs" if settings.sslrootcert in (None, "system") else (
-            f"sslrootcert={settings.sslrootcert!r}")
+        source = (
+            "root_certs"
+            if settings.sslrootcert in (None, "system")
+            else (f"sslrootcert={settings.sslrootcert!r}")
+        )
         raise InterfaceError(f"cannot load the CA certificates from {source}: {exc}") from exc
     if settings.sslrootcert == "system" or (
-            settings.sslrootcert is None and settings.root_certs is None):
+        settings.sslrootcert is None and settings.root_certs is None
+    ):
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
 
 
@@ -142,7 +151,8 @@ def _tls_version(option: str, value: str) -> ssl.TLSVersion:
         return _TLS_VERSIONS[value.lower()]
     except KeyError:
         raise InterfaceError(
-            f"unsupported {option} {value!r}: expected TLSv1.2 or TLSv1.3") from None
+            f"unsupported {option} {value!r}: expected TLSv1.2 or TLSv1.3"
+        ) from None
 
 
 def prefer_p256_key_share(ctx: ssl.SSLContext) -> bool:

@@ -68,7 +68,8 @@ def tls_attempts(sslmode: str) -> tuple[bool, ...]:
     'N' is not a failure: ``negotiate`` just goes on in clear on the same connection).
     """
     return {"disable": (False,), "allow": (False, True), "prefer": (True, False)}.get(
-        sslmode, (True,))
+        sslmode, (True,)
+    )
 
 
 async def negotiate(
@@ -109,7 +110,8 @@ async def negotiate(
         if settings.tls_required:
             await raw.close()
             raise TransportError(
-                f"the server at {host!r} does not support TLS, but sslmode={settings.sslmode}")
+                f"the server at {host!r} does not support TLS, but sslmode={settings.sslmode}"
+            )
         return Negotiated(raw, encrypted=False)
     if answer != b"S":
         await raw.close()
@@ -140,8 +142,10 @@ def _bad_answer(answer: bytes) -> str:
     if not answer:
         return "the server closed the connection in answer to SSLRequest"
     if answer[:1] in (b"S", b"N"):
-        return ("received unencrypted data after the server's answer to SSLRequest "
-                "(a man-in-the-middle may be injecting data; CVE-2021-23222)")
+        return (
+            "received unencrypted data after the server's answer to SSLRequest "
+            "(a man-in-the-middle may be injecting data; CVE-2021-23222)"
+        )
     if answer[:1] == b"E":
         return f"the server answered SSLRequest with an error: {_error_text(answer)}"
     return f"unexpected answer to SSLRequest: {answer[:16]!r}"
@@ -150,7 +154,8 @@ def _bad_answer(answer: bytes) -> str:
 def _error_text(msg: bytes) -> str:
     """The severity and message fields of an ErrorResponse, without trusting its framing."""
     fields = dict(
-        (part[:1], part[1:].decode("utf-8", "replace")) for part in msg[5:].split(b"\0") if part)
+        (part[:1], part[1:].decode("utf-8", "replace")) for part in msg[5:].split(b"\0") if part
+    )
     return " ".join(v for k, v in fields.items() if k in (b"S", b"M")) or repr(msg[:64])
 
 
@@ -227,7 +232,7 @@ def _tlv(der: bytes, pos: int, tag: int) -> tuple[int, int]:
     pos += 2
     if length & 0x80:
         n = length & 0x7F
-        length = int.from_bytes(der[pos:pos + n], "big")
+        length = int.from_bytes(der[pos : pos + n], "big")
         pos += n
     if pos + length > len(der):
         raise ValueError("DER: truncated")

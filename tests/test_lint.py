@@ -18,3 +18,14 @@ def test_ruff_clean() -> None:
 def test_mypy_strict_clean_on_driver_and_proxy() -> None:
     r = subprocess.run([BIN / "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ruff_format_clean_on_driver_and_proxy() -> None:
+    """`make lint` checks the format too; keeping it in the suite stops it drifting unseen."""
+    r = subprocess.run(
+        [BIN / "ruff", "format", "--check", "driver", "proxy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -152,7 +152,8 @@ class Authenticator:
             return [m.password_message(password.encode())]
         if self._predicted == SCRAM:
             offered = self._offered or (
-                (SCRAM_PLUS, SCRAM_MECHANISM) if self._channel_binding else (SCRAM_MECHANISM,))
+                (SCRAM_PLUS, SCRAM_MECHANISM) if self._channel_binding else (SCRAM_MECHANISM,)
+            )
             try:
                 mechanism, binding = self._choose(offered)
             except InterfaceError:
@@ -221,7 +222,9 @@ class Authenticator:
         mechanism, binding = self._choose(msg.mechanisms)
         if self._scram is not None:  # client-first went out with the StartupMessage
             if (mechanism, self._scram.gs2_header) != (
-                    self._scram.mechanism, SCRAMClient.gs2_for(mechanism, binding)):
+                self._scram.mechanism,
+                SCRAMClient.gs2_for(mechanism, binding),
+            ):
                 raise self._missed(SCRAM, offered)
             return []
         self._scram = SCRAMClient(mechanism, self._user, self._password, binding)

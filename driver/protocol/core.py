@@ -234,7 +234,8 @@ class PGProtocol:
             How many ReadyForQuery messages the batch produces (one pending operation each).
         """
         parts, syncs = batch_messages(
-            statements, before=before, after=after, sync_each=sync_each, then=then)
+            statements, before=before, after=after, sync_each=sync_each, then=then
+        )
         self._queue("batch", parts)
         self._pending.extend(["batch"] * (syncs - 1))
         return syncs

@@ -34,8 +34,9 @@ class TLSStream:
     completed (and the peer certificate been checked as ``ctx`` demands) when that returns.
     """
 
-    def __init__(self, inner: Stream, obj: ssl.SSLObject, incoming: ssl.MemoryBIO,
-                 outgoing: ssl.MemoryBIO) -> None:
+    def __init__(
+        self, inner: Stream, obj: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO
+    ) -> None:
         self._inner = inner
         self._obj = obj
         self._in = incoming
@@ -70,8 +71,9 @@ class TLSStream:
         """
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         try:
-            obj = ctx.wrap_bio(incoming, outgoing, server_side=False,
-                               server_hostname=server_hostname)
+            obj = ctx.wrap_bio(
+                incoming, outgoing, server_side=False, server_hostname=server_hostname
+            )
         except NotImplementedError as exc:  # Pyodide's stub ssl module
             raise TransportError(f"TLS is not available in this Python runtime: {exc}") from exc
         except (ssl.SSLError, ValueError) as exc:
@@ -224,10 +226,16 @@ def _describe_verify_error(exc: ssl.SSLCertVerificationError, obj: ssl.SSLObject
     reason = exc.verify_message or exc.reason or str(exc)
     host = obj.server_hostname
     if exc.verify_code == 62 or "hostname" in str(reason).lower():  # X509_V_ERR_HOSTNAME_MISMATCH
-        return (f"TLS: the server certificate does not match host name {host!r} ({reason}); "
-                "connect with the name in the certificate, or use sslmode=verify-ca")
+        return (
+            f"TLS: the server certificate does not match host name {host!r} ({reason}); "
+            "connect with the name in the certificate, or use sslmode=verify-ca"
+        )
     if exc.verify_code == 64 or "ip address" in str(reason).lower():  # IP_ADDRESS_MISMATCH
-        return (f"TLS: the server certificate does not match address {host!r} ({reason}); "
-                "connect with the name in the certificate, or use sslmode=verify-ca")
-    return (f"TLS: the server certificate could not be verified ({reason}); give the CA with "
-            "sslrootcert= or root_certs=, or use sslmode=require to skip verification")
+        return (
+            f"TLS: the server certificate does not match address {host!r} ({reason}); "
+            "connect with the name in the certificate, or use sslmode=verify-ca"
+        )
+    return (
+        f"TLS: the server certificate could not be verified ({reason}); give the CA with "
+        "sslrootcert= or root_certs=, or use sslmode=require to skip verification"
+    )
