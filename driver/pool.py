@@ -29,6 +29,10 @@ class Pool(Slots, PoolQueries):
     the rest age out after ``max_inactive_connection_lifetime``. Every state change is decided
     synchronously before anything is awaited, so a cancelled or timed-out caller can never
     leave a connection or a slot unaccounted for.
+
+    ``connection_class``: the pool changes the class of what :func:`driver.connect` built, so
+    a subclass ``__init__`` could never run; one that defines it is refused (InterfaceError).
+    Give the subclass methods and class attributes, and set per-connection state in ``init``.
     """
 
     def __init__(
@@ -54,9 +58,12 @@ class Pool(Slots, PoolQueries):
             raise InterfaceError("max_queries must be at least 1")
         if not issubclass(connection_class, Connection):
             raise InterfaceError("connection_class must be a subclass of driver.Connection")
-        # A bad DSN or argument fails here, not at first use. wait_ready is connect()'s own
-        # (the pool always confirms its connections with ready() before lending them).
-        resolve(dsn, **{k: v for k, v in connect_kwargs.items() if k != "wait_ready"})
+        if connection_class.__init__ is not Connection.__init__:
+            raise InterfaceError(
+                f"connection_class {connection_class.__name__} defines __init__, which the pool "
+                "cannot run (connect() builds a plain Connection); set state in init= instead"
+            )
+        _check_connect_args(dsn, connect_kwargs)
         super().__init__(max_size, max_inactive_connection_lifetime)
         self._dsn = dsn
         self._connect_kwargs = connect_kwargs
@@ -68,6 +75,8 @@ class Pool(Slots, PoolQueries):
         self._setup, self._init, self._reset = setup, init, reset
         self._connection_class = connection_class
         self._suspect_before = 0.0  # connections not proven alive since then get pinged
+        self._generation = 0  # bumped by expire_connections()
+        self._born: dict[Connection, int] = {}  # the generation each connection was opened in
         self._started: asyncio.Task[None] | None = None
 
     # ---- life cycle --------------------------------------------------------------------
@@ -209,6 +218,9 @@ class Pool(Slots, PoolQueries):
             meta = self._meta.get(conn)
             if meta is None:
                 continue  # terminated while being handed over
+            if self._born.get(conn) != self._generation:
+                self._drop(conn)  # opened before expire_connections(): never lent again
+                continue
             meta.in_use = True
             now = self._loop.time()
             proven = meta.last_ok > self._suspect_before and (
@@ -223,6 +235,7 @@ class Pool(Slots, PoolQueries):
     async def _open(self) -> Connection:
         """Open a connection in a slot reserved by the caller (``_opening`` counts it)."""
         assert self._loop is not None
+        generation = self._generation  # expire_connections() may come while this connects
         try:
             conn = await connect(self._dsn, **self._connect_kwargs)
         except BaseException:
@@ -233,6 +246,7 @@ class Pool(Slots, PoolQueries):
         if self._connection_class is not Connection:
             conn.__class__ = self._connection_class
         self._meta[conn] = _Meta(self._loop.time())
+        self._born[conn] = generation
         if self._closing:
             self._drop(conn)
             raise InterfaceError("the pool is closing")
@@ -261,6 +275,10 @@ class Pool(Slots, PoolQueries):
         assert self._loop is not None
         self._meta[conn].last_ok = self._loop.time()
         return True
+
+    def _forget(self, conn: Connection) -> bool:
+        self._born.pop(conn, None)
+        return super()._forget(conn)
 
     # ---- release -----------------------------------------------------------------------
 
@@ -319,10 +337,51 @@ class Pool(Slots, PoolQueries):
             return True  # terminated by the pool meanwhile
         if conn.is_closed():
             self._suspect_before = self._loop.time() if self._loop else 0.0
-        elif not self._closing and meta.uses < self._max_queries:
+        elif (
+            not self._closing
+            and meta.uses < self._max_queries
+            and self._born.get(conn) == self._generation
+        ):
             return False
         self._drop(conn)
         return True
+
+    # ---- replacing connections ---------------------------------------------------------
+
+    def set_connect_args(self, dsn: str | None = None, **connect_kwargs: Any) -> None:
+        """Open new connections with these arguments (asyncpg's ``set_connect_args``).
+
+        They replace the DSN and every :func:`driver.connect` keyword given at creation (the
+        pool's own options, such as max_size or init, stay). Connections already open keep
+        their settings until they are replaced; :meth:`expire_connections` does that at once.
+
+        Raises:
+            InterfaceError: a malformed DSN or a bad or unknown argument (checked now, as at
+                creation, rather than at the next connect).
+        """
+        _check_connect_args(dsn, connect_kwargs)
+        self._dsn, self._connect_kwargs = dsn, connect_kwargs
+
+    async def expire_connections(self) -> None:
+        """Replace every connection open now (asyncpg's ``expire_connections``): after
+        :meth:`set_connect_args`, a failover, or a server-side change a session would miss.
+
+        Idle connections are closed before this returns. Lent ones are closed when released
+        instead of going back to the pool, and ones being opened are closed instead of being
+        lent: no acquire after this call gets a connection opened, or begun, before it.
+        Replacements are opened on demand, as after ``max_inactive_connection_lifetime``.
+
+        Raises:
+            InterfaceError: the pool is closed, or belongs to another event loop.
+        """
+        self._check()
+        self._generation += 1
+        before = set(self._tasks)
+        for conn in list(self._idle):
+            self._drop(conn)
+        closing = self._tasks - before
+        if closing:
+            await asyncio.wait(closing)  # the pool's tasks: a cancelled caller stops no close
 
     def get_min_size(self) -> int:
         return self._min_size
@@ -330,6 +389,14 @@ class Pool(Slots, PoolQueries):
     def __repr__(self) -> str:
         state = "closing" if self._closing else f"{len(self._meta)}/{self._max_size}"
         return f"<Pool {state} idle={len(self._idle)}>"
+
+
+def _check_connect_args(dsn: str | None, connect_kwargs: dict[str, Any]) -> None:
+    """Fail at creation (or set_connect_args), not at first use, on a bad DSN or argument.
+
+    wait_ready is connect()'s own: the pool confirms every connection with ready() anyway.
+    """
+    resolve(dsn, **{k: v for k, v in connect_kwargs.items() if k != "wait_ready"})
 
 
 def create_pool(dsn: str | None = None, **kwargs: Any) -> Pool:
