@@ -12,10 +12,8 @@ cost ~40 µs of CPU more per query on the driver's benchmark.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import ssl
-import struct
 from typing import cast
 
 from websockets.client import ClientProtocol
@@ -24,73 +22,29 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - websockets built without its C extension
-    from websockets.utils import apply_mask
-
 from ..errors import TransportError
+from .wsframes import (
+    CLEAN_CLOSE,
+    CLOSE_CODE,
+    MAX_FRAME,
+    OP_BINARY,
+    OP_CLOSE,
+    READ_SIZE,
+    FrameReader,
+    build_frame,
+    masks,
+)
 
-__all__ = ["WebSocketStream", "build_frame", "open_websocket"]
+# build_frame and MAX_FRAME live in wsframes; named here too for callers that import them here
+__all__ = ["MAX_FRAME", "WebSocketStream", "build_frame", "open_websocket"]
 
 # Stop reading from the socket when this much is buffered and nobody reads (back-pressure).
 _HIGH_WATER = 1 << 20
-# Bytes read per recv_into(): room for the biggest frame our proxy sends (its 256 KiB reads
-# plus a header); a bigger frame is gathered in a buffer of its own.
-_READ_SIZE = 256 * 1024 + 16
-# Larger writes go out as several binary messages (each one FIN): a byte stream does not care
-# where messages end, and a proxy's per-message limit (wsproxy-style relays have one) is never
-# reached by a big COPY.
-MAX_FRAME = 64 * 1024
 _MAX_HANDSHAKE = 64 * 1024  # bytes of HTTP response head we accept
 _CLOSE_WAIT = 1.0  # seconds close() waits for the server's side of the closing handshake
 
-# Opcodes (RFC 6455 section 5.2).
-_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-_FIN = 0x80
-_H16, _H64 = struct.Struct("!BBH"), struct.Struct("!BBQ")
-_CODE = struct.Struct("!H")
 
-_MASKS_PER_DRAW = 256
-
-
-class _Masks:
-    """Masking keys for client frames, drawn from os.urandom 1 KiB at a time.
-
-    RFC 6455 asks for keys an attacker cannot predict; one getrandom() per 256 frames keeps
-    that without a syscall on every write.
-    """
-
-    __slots__ = ("_pool", "_pos")
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._pos = 0
-
-    def next(self) -> bytes:
-        pos = self._pos
-        if pos >= len(self._pool):
-            self._pool, pos = os.urandom(4 * _MASKS_PER_DRAW), 0
-        self._pos = pos + 4
-        return self._pool[pos : pos + 4]
-
-
-_masks = _Masks()
-
-
-def build_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
-    """One final, masked client frame (RFC 6455 5.2): header, masking key, masked payload."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((_FIN | opcode, 0x80 | n))
-    elif n < 65536:
-        head = _H16.pack(_FIN | opcode, 0x80 | 126, n)
-    else:
-        head = _H64.pack(_FIN | opcode, 0x80 | 127, n)
-    return b"".join((head, mask, apply_mask(payload, mask) if n else b""))
-
-
-class WebSocketStream(asyncio.BufferedProtocol):
+class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
     """Each ``write()`` is one binary message (or a few, if large); reads return the
     payload bytes in order, whatever the message boundaries were.
 
@@ -98,29 +52,19 @@ class WebSocketStream(asyncio.BufferedProtocol):
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        super().__init__(url)  # the frame buffer and the receive side's state
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._buf = bytearray(_READ_SIZE)
-        self._view = memoryview(self._buf)
-        self._have = 0  # bytes in _buf not yet parsed (the start of an incomplete frame)
-        self._big: bytearray | None = None  # a frame larger than _buf, being gathered
         self._open = False  # handshake done: bytes are frames
         self._head = bytearray()  # handshake: the HTTP response so far
         self._head_waiter: asyncio.Future[None] | None = None
-        self._chunks: list[bytes] = []
-        self._offset = 0
-        self._buffered = 0
+        self._offset = 0  # how much of _chunks[0] read() has handed out
         self._read_paused = False
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
         self._eof = False  # the TCP connection ended
         self._error: BaseException | None = None  # why it ended, if not cleanly
-        self._close_rcvd: tuple[int, str] | None = None
-        self._close_sent = False
-        self._failure: str | None = None  # a protocol violation by the server, or a text frame
-        self._fragmented = False  # inside a fragmented binary message
 
     # ---- asyncio.BufferedProtocol callbacks ----------------------------------------------
 
@@ -172,73 +116,7 @@ class WebSocketStream(asyncio.BufferedProtocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # ---- frames ------------------------------------------------------------------------
-
-    def _parse(self, data: memoryview, end: int) -> None:
-        """Take every complete frame out of data[:end]; keep an incomplete one for later."""
-        pos = 0
-        got_data = False
-        while self._failure is None:
-            left = end - pos
-            if left < 2:
-                break
-            b0, b1 = data[pos], data[pos + 1]
-            size = b1 & 0x7F
-            head = 2
-            if size == 126:
-                if left < 4:
-                    break
-                size = (data[pos + 2] << 8) | data[pos + 3]
-                head = 4
-            elif size == 127:
-                if left < 10:
-                    break
-                size = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                head = 10
-            if b1 & 0x80 or b0 & 0x70:
-                self._fail(1002, "the server sent a masked frame or one with RSV bits set")
-                return
-            stop = pos + head + size
-            if stop > end:
-                if head + size > _READ_SIZE:  # gather a big frame in a buffer of its own
-                    big = bytearray(head + size)
-                    big[:left] = data[pos:end]
-                    self._big, self._have = big, left
-                    self._deliver(got_data)
-                    return
-                break
-            opcode = b0 & 0x0F
-            if opcode & 0x8 and (size > 125 or not b0 & _FIN):
-                self._fail(1002, "the server sent a fragmented or oversized control frame")
-                return
-            payload = bytes(data[pos + head : stop])
-            pos = stop
-            if opcode == _BINARY or opcode == _CONT:
-                if (opcode == _CONT) != self._fragmented:
-                    self._fail(1002, "the server sent a continuation frame out of place")
-                    return
-                self._fragmented = not b0 & _FIN
-                if payload:
-                    self._chunks.append(payload)
-                    self._buffered += size
-                    got_data = True
-            elif opcode == _PING:
-                self._control(_PONG, payload)
-            elif opcode == _CLOSE:
-                self._on_close(payload)
-                break
-            elif opcode == _TEXT:
-                self._fail(1003, "text frames are not supported; send binary")
-                self._failure = f"WebSocket {self.url} sent a text message; expected binary"
-                break
-            elif opcode != _PONG:
-                self._fail(1002, f"unknown opcode {opcode}")
-                return
-        rest = end - pos
-        if rest and pos:  # the start of the next frame, to the front (copied: they overlap)
-            self._buf[:rest] = bytes(data[pos:end])
-        self._have = rest
-        self._deliver(got_data)
+    # ---- FrameReader's effects ---------------------------------------------------------
 
     def _deliver(self, got_data: bool) -> None:
         if self._buffered > _HIGH_WATER and not self._read_paused and self._transport:
@@ -250,26 +128,9 @@ class WebSocketStream(asyncio.BufferedProtocol):
     def _control(self, opcode: int, payload: bytes) -> None:
         transport = self._transport
         if transport is not None and not self._close_sent and not transport.is_closing():
-            transport.write(build_frame(opcode, payload, _masks.next()))
+            transport.write(build_frame(opcode, payload, masks.next()))
 
-    def _on_close(self, payload: bytes) -> None:
-        if len(payload) >= 2:
-            code = _CODE.unpack_from(payload)[0]
-            reason = payload[2:].decode("utf-8", "replace")
-        else:
-            code, reason = 1005, ""  # no status code given: a plain goodbye
-        self._close_rcvd = (code, reason)
-        if not self._close_sent:
-            self._control(_CLOSE, payload[:2])  # echo the code, as RFC 6455 5.5.1 asks
-            self._close_sent = True
-        # The server closes TCP next; a read meanwhile sees what is buffered, then the end.
-
-    def _fail(self, code: int, reason: str) -> None:
-        """The server broke the protocol: tell it why and drop the connection."""
-        self._failure = f"WebSocket {self.url}: {reason}"
-        if not self._close_sent:
-            self._control(_CLOSE, _CODE.pack(code) + reason.encode()[:120])
-            self._close_sent = True
+    def _drop(self) -> None:
         if self._transport is not None:
             self._transport.close()
         self._wake_reader()
@@ -319,7 +180,7 @@ class WebSocketStream(asyncio.BufferedProtocol):
             raise InvalidHandshake("the connection closed during the opening handshake")
         self._open = True
         self._head = bytearray()
-        if len(rest) > _READ_SIZE:
+        if len(rest) > READ_SIZE:
             raise InvalidHandshake("too many bytes right after the handshake response")
         if rest:  # frames that came with the response: parse them as if just read
             self._buf[: len(rest)] = rest
@@ -367,7 +228,7 @@ class WebSocketStream(asyncio.BufferedProtocol):
         rcvd = self._close_rcvd
         if rcvd is not None:
             code, reason = rcvd
-            if code in (1000, 1001, 1005):
+            if code in CLEAN_CLOSE:
                 return b""
             raise TransportError(f"WebSocket {self.url} closed: {code} {reason}".rstrip())
         if self._error is not None:
@@ -387,12 +248,12 @@ class WebSocketStream(asyncio.BufferedProtocol):
                 why = f"{self._close_rcvd[0]} {self._close_rcvd[1]}".rstrip()
             raise TransportError(f"WebSocket {self.url} closed while writing: {why}")
         if len(data) <= MAX_FRAME:
-            transport.write(build_frame(_BINARY, data, _masks.next()))
+            transport.write(build_frame(OP_BINARY, data, masks.next()))
         else:
-            view, masks = memoryview(data), _masks
+            view = memoryview(data)
             transport.write(  # one write: the messages leave together, as one flight
                 b"".join(
-                    build_frame(_BINARY, bytes(view[i : i + MAX_FRAME]), masks.next())
+                    build_frame(OP_BINARY, bytes(view[i : i + MAX_FRAME]), masks.next())
                     for i in range(0, len(data), MAX_FRAME)
                 )
             )
@@ -414,7 +275,7 @@ class WebSocketStream(asyncio.BufferedProtocol):
         if transport is None or self._eof:
             return
         if not self._close_sent and not transport.is_closing():
-            self._control(_CLOSE, _CODE.pack(1000))
+            self._control(OP_CLOSE, CLOSE_CODE.pack(1000))
             self._close_sent = True
         # The server answers with its close frame and ends TCP; wait for that, briefly.
         waiter = self._loop.create_future()
