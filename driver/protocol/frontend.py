@@ -1,0 +1,160 @@
+"""Frontend messages ("Message Formats"): one encoder per message, returning its exact bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from struct import Struct
+
+PROTOCOL_VERSION = 196608  # 3.0
+SSL_REQUEST_CODE = 80877103
+CANCEL_REQUEST_CODE = 80877102
+
+_I = Struct("!I")
+_i = Struct("!i")
+_h = Struct("!h")
+_ii = Struct("!ii")
+
+
+def _msg(tag: bytes, body: bytes) -> bytes:
+    return tag + _I.pack(len(body) + 4) + body
+
+
+def _cstr(s: str) -> bytes:
+    b = s.encode()
+    if b"\0" in b:
+        raise ValueError("strings sent to the server cannot contain NUL characters")
+    return b + b"\0"
+
+
+def startup_message(params: dict[str, str]) -> bytes:
+    body = _I.pack(PROTOCOL_VERSION) + b"".join(_cstr(k) + _cstr(v) for k, v in params.items())
+    body += b"\0"
+    return _I.pack(len(body) + 4) + body
+
+
+def ssl_request() -> bytes:
+    return _ii.pack(8, SSL_REQUEST_CODE)
+
+
+def cancel_request(pid: int, key: int) -> bytes:
+    return _I.pack(16) + _I.pack(CANCEL_REQUEST_CODE) + _i.pack(pid) + _i.pack(key)
+
+
+def password_message(password: bytes) -> bytes:
+    return _msg(b"p", password + b"\0")
+
+
+def sasl_initial_response(mechanism: str, data: bytes) -> bytes:
+    return _msg(b"p", _cstr(mechanism) + _i.pack(len(data)) + data)
+
+
+def sasl_response(data: bytes) -> bytes:
+    return _msg(b"p", data)
+
+
+def query(sql: str) -> bytes:
+    return _msg(b"Q", _cstr(sql))
+
+
+def parse(name: str, sql: str, param_oids: Sequence[int] = ()) -> bytes:
+    body = _cstr(name) + _cstr(sql) + _h.pack(len(param_oids))
+    body += b"".join(_I.pack(o) for o in param_oids)
+    return _msg(b"P", body)
+
+
+@lru_cache(maxsize=512)
+def _bind_head(portal: str, statement: str, n_values: int) -> bytes:
+    """Portal, statement, "all text" parameter formats and the value count: the same bytes
+    for every execution of a cached statement, so they are encoded once."""
+    return _cstr(portal) + _cstr(statement) + b"\0\0" + _h.pack(n_values)
+
+
+_NULL = b"\xff\xff\xff\xff"
+_TEXT_RESULTS = b"\0\0"  # no result format codes: every column in text
+
+
+def bind(
+    portal: str,
+    statement: str,
+    values: Sequence[bytes | None],
+    result_formats: Sequence[int] = (),
+) -> bytes:
+    """Bind with text-format parameters (format code list left empty, meaning all text)."""
+    parts = [b"B", b"", _bind_head(portal, statement, len(values))]
+    size = 4 + len(parts[2])
+    pack = _I.pack
+    for v in values:
+        if v is None:
+            parts.append(_NULL)
+            size += 4
+        else:
+            n = len(v)
+            parts.append(pack(n))
+            parts.append(v)
+            size += 4 + n
+    if result_formats:
+        parts.append(_h.pack(len(result_formats)))
+        parts.extend(_h.pack(f) for f in result_formats)
+        size += 2 + 2 * len(result_formats)
+    else:
+        parts.append(_TEXT_RESULTS)
+        size += 2
+    parts[1] = pack(size)
+    return b"".join(parts)
+
+
+@lru_cache(maxsize=512)
+def _bind_execute_parts(statement: str, n_values: int, max_rows: int) -> tuple[bytes, bytes]:
+    """What bind_execute_sync() sends around the values, the same for every execution of a
+    cached statement: Bind's head, then its result formats, Execute and Sync."""
+    return _bind_head("", statement, n_values), _TEXT_RESULTS + execute("", max_rows) + SYNC
+
+
+def bind_execute_sync(statement: str, values: Sequence[bytes | None], max_rows: int = 0) -> bytes:
+    """Bind (unnamed portal, text parameters and results) + Execute + Sync, as one bytes: what
+    each later execution of a prepared statement sends. Equal to
+    ``bind("", statement, values) + execute("", max_rows) + SYNC``."""
+    head, tail = _bind_execute_parts(statement, len(values), max_rows)
+    parts = [b"B", b"", head]
+    size = 6 + len(head)  # the length word, the head, the result format count
+    pack = _I.pack
+    for v in values:
+        if v is None:
+            parts.append(_NULL)
+            size += 4
+        else:
+            n = len(v)
+            parts.append(pack(n))
+            parts.append(v)
+            size += 4 + n
+    parts[1] = pack(size)
+    parts.append(tail)
+    return b"".join(parts)
+
+
+def describe(kind: bytes, name: str) -> bytes:
+    return _msg(b"D", kind + _cstr(name))
+
+
+@lru_cache(maxsize=64)
+def execute(portal: str = "", max_rows: int = 0) -> bytes:
+    return _msg(b"E", _cstr(portal) + _I.pack(max_rows))
+
+
+def close(kind: bytes, name: str) -> bytes:
+    return _msg(b"C", kind + _cstr(name))
+
+
+SYNC = b"S\0\0\0\4"
+FLUSH = b"H\0\0\0\4"
+TERMINATE = b"X\0\0\0\4"
+COPY_DONE = b"c\0\0\0\4"
+
+
+def copy_data(data: bytes) -> bytes:
+    return b"d" + _I.pack(len(data) + 4) + data
+
+
+def copy_fail(reason: str) -> bytes:
+    return _msg(b"f", _cstr(reason))
