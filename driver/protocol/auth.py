@@ -11,13 +11,14 @@ learns the real method (``Mispredicted.method``) and connects again once, knowin
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import InterfaceError, ProtocolError
-from ..scram import SCRAMClient
 from . import messages as m
+
+if TYPE_CHECKING:
+    from ..scram import SCRAMClient
 
 __all__ = [
     "MD5",
@@ -84,8 +85,19 @@ class Mispredicted(ProtocolError):
 
 def md5_password(user: str, password: str, salt: bytes) -> bytes:
     """``"md5" + md5(md5(password + user) + salt)`` as the server expects ("Message Flow")."""
+    import hashlib  # only for md5 servers: hashlib's OpenSSL load is a cost of every import
+
     inner = hashlib.md5(password.encode() + user.encode()).hexdigest().encode()
     return b"md5" + hashlib.md5(inner + salt).hexdigest().encode()
+
+
+def _scram_client(mechanism: str, user: str, password: str, binding: bytes | None) -> SCRAMClient:
+    """A new SCRAM exchange. ``driver.scram`` (hashlib, secrets, the key cache) is imported
+    here, on the first SCRAM authentication, not with the driver: trust, password and md5
+    connections never need it."""
+    from ..scram import SCRAMClient
+
+    return SCRAMClient(mechanism, user, password, binding)
 
 
 def choose_mechanism(
@@ -158,7 +170,7 @@ class Authenticator:
                 mechanism, binding = self._choose(offered)
             except InterfaceError:
                 return []  # the policy will refuse whatever the server offers: let it say so
-            self._scram = SCRAMClient(mechanism, self._user, password, binding)
+            self._scram = _scram_client(mechanism, self._user, password, binding)
             self._sent = SCRAM
             return [m.sasl_initial_response(mechanism, self._scram.first_message())]
         return []
@@ -223,11 +235,11 @@ class Authenticator:
         if self._scram is not None:  # client-first went out with the StartupMessage
             if (mechanism, self._scram.gs2_header) != (
                 self._scram.mechanism,
-                SCRAMClient.gs2_for(mechanism, binding),
+                type(self._scram).gs2_for(mechanism, binding),
             ):
                 raise self._missed(SCRAM, offered)
             return []
-        self._scram = SCRAMClient(mechanism, self._user, self._password, binding)
+        self._scram = _scram_client(mechanism, self._user, self._password, binding)
         return [m.sasl_initial_response(mechanism, self._scram.first_message())]
 
     def _sasl_step(
