@@ -1,5 +1,7 @@
 """An asyncio PostgreSQL driver speaking the v3 wire protocol over TCP or WebSocket proxies."""
 
+import typing as _typing
+
 from . import errors
 from .batch import BatchResult
 from .connection import Connection
@@ -12,11 +14,13 @@ from .errors import (
     ProtocolError,
     TransportError,
 )
-from .pool import Pool, create_pool
 from .prepared import PreparedStatement
 from .record import Record
 from .startup import connect
 from .transaction import Transaction
+
+if _typing.TYPE_CHECKING:
+    from .pool import Pool, create_pool
 
 __all__ = [
     "BatchResult",
@@ -37,3 +41,23 @@ __all__ = [
     "create_pool",
     "errors",
 ]
+
+
+# Imported on first use: a process that never opens a pool (a serverless handler with one
+# connection, a browser page) does not pay for compiling and loading the pool modules.
+_LAZY = {"Pool": "pool", "create_pool": "pool"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
