@@ -8,7 +8,7 @@ code, which made this module alone cost ~20 ms of every ``import driver``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 _set = object.__setattr__
 
@@ -35,11 +35,13 @@ class _Message:
         args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
         return f"{type(self).__name__}({args})"
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of {type(self).__name__}")
+    if not TYPE_CHECKING:  # hidden from mypy, which would then allow any attribute name
 
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of {type(self).__name__}")
+        def __setattr__(self, name: str, value: object) -> None:
+            raise AttributeError(f"cannot assign to field {name!r} of {type(self).__name__}")
+
+        def __delattr__(self, name: str) -> None:
+            raise AttributeError(f"cannot delete field {name!r} of {type(self).__name__}")
 
 
 class AuthenticationOk(_Message):
