@@ -31,8 +31,11 @@ __all__ = [
 
 # WebSocket.readyState values (HTML Living Standard, "The WebSocket interface").
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
-# Close codes after which the end of the stream is an ordinary EOF (RFC 6455, section 7.4.1).
-_CLEAN_CLOSE_CODES = frozenset({1000, 1001})
+# Close codes after which the end of the stream is an ordinary EOF: the same rule as the
+# socket transport's (wsframes.CLEAN_CLOSE, not imported: it needs `websockets`, which Pyodide
+# lacks), so a proxy's close frame without a status (the browser reports 1005) ends a stream
+# the same way in both.
+_CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 
 
 class ProxyHopWarning(UserWarning):

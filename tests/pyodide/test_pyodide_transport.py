@@ -95,7 +95,7 @@ class FakeWebSocket:
     def fire_close(self, code: int, reason: str = "") -> None:
         self.readyState = pt.CLOSED
         if self.onclose is not None:
-            self.onclose(Event(type="close", code=code, reason=reason, wasClean=code == 1000))
+            self.onclose(Event(type="close", code=code, reason=reason, wasClean=code != 1006))
 
 
 class JsBytes:
@@ -230,16 +230,25 @@ async def test_text_message_breaks_the_stream_like_the_cpython_transport() -> No
         await stream.write(b"x")
 
 
-async def test_clean_close_is_eof_after_buffered_data() -> None:
+@pytest.mark.parametrize("code", [1000, 1001, 1005])
+async def test_clean_close_is_eof_after_buffered_data(code: int) -> None:
+    """1005 is what a browser reports for a close frame without a status code: the socket
+    transport ends the stream on it with EOF too, so both must."""
     browser = FakeBrowser()
     stream, ws = await opened(browser)
     ws.fire_message(b"last")
-    ws.fire_close(1000)
+    ws.fire_close(code)
     assert await stream.read(10) == b"last"
     assert await stream.read(10) == b""
     assert await stream.read(10) == b""
     await asyncio.sleep(0)  # the release is scheduled after the close handler returns
     assert all(p.destroyed for p in browser.proxies)
+
+
+def test_clean_close_codes_match_the_socket_transport() -> None:
+    from driver.transport.wsframes import CLEAN_CLOSE
+
+    assert pt._CLEAN_CLOSE_CODES == frozenset(CLEAN_CLOSE)
 
 
 async def test_close_while_reading_wakes_the_reader_with_eof() -> None:
