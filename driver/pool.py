@@ -30,9 +30,8 @@ class Pool(Slots, PoolQueries):
     synchronously before anything is awaited, so a cancelled or timed-out caller can never
     leave a connection or a slot unaccounted for.
 
-    ``connection_class``: the pool changes the class of what :func:`driver.connect` built, so
-    a subclass ``__init__`` could never run; one that defines it is refused (InterfaceError).
-    Give the subclass methods and class attributes, and set per-connection state in ``init``.
+    ``connection_class``: passed to :func:`driver.connect`, which builds that subclass (its
+    ``__init__`` gets Connection's arguments and must pass them on).
     """
 
     def __init__(
@@ -56,12 +55,10 @@ class Pool(Slots, PoolQueries):
             raise InterfaceError(f"need 0 <= min_size <= max_size >= 1, got {min_size}/{max_size}")
         if max_queries < 1:
             raise InterfaceError("max_queries must be at least 1")
-        if not issubclass(connection_class, Connection):
-            raise InterfaceError("connection_class must be a subclass of driver.Connection")
-        if connection_class.__init__ is not Connection.__init__:
+        if not (isinstance(connection_class, type) and issubclass(connection_class, Connection)):
             raise InterfaceError(
-                f"connection_class {connection_class.__name__} defines __init__, which the pool "
-                "cannot run (connect() builds a plain Connection); set state in init= instead"
+                "connection_class must be a subclass of driver.Connection, "
+                f"got {connection_class!r}"
             )
         _check_connect_args(dsn, connect_kwargs)
         super().__init__(max_size, max_inactive_connection_lifetime)
@@ -237,14 +234,14 @@ class Pool(Slots, PoolQueries):
         assert self._loop is not None
         generation = self._generation  # expire_connections() may come while this connects
         try:
-            conn = await connect(self._dsn, **self._connect_kwargs)
+            conn = await connect(
+                self._dsn, connection_class=self._connection_class, **self._connect_kwargs
+            )
         except BaseException:
             self._opening -= 1
             self._free_slot()
             raise
         self._opening -= 1
-        if self._connection_class is not Connection:
-            conn.__class__ = self._connection_class
         self._meta[conn] = _Meta(self._loop.time())
         self._born[conn] = generation
         if self._closing:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .connection import Connection
 from .dsn import ConnectParams, resolve
-from .errors import AuthenticationError, Error, TransportError
+from .errors import AuthenticationError, Error, InterfaceError, TransportError
 from .protocol import PGProtocol
 from .protocol.auth import MD5, PASSWORD, SCRAM, TRUST, Mispredicted
 from .protocol.messages import cancel_request
@@ -35,6 +35,7 @@ async def connect(
     *,
     timeout: float | None = None,
     wait_ready: bool | None = None,
+    connection_class: type[Connection] = Connection,
     **kwargs: Any,
 ) -> Connection:
     """Open a connection (asyncpg's ``connect()``), in as few round trips as the protocol
@@ -73,6 +74,8 @@ async def connect(
             startup, authentication); defaults to connect_timeout, else 60.
         wait_ready: False to return before the server confirmed the start-up, so that the
             first operation rides the last authentication flight (see above).
+        connection_class: a subclass of :class:`Connection` to build instead (asyncpg's
+            argument); its ``__init__`` gets Connection's arguments and must pass them on.
 
     Raises:
         InterfaceError: missing or malformed parameters, unsupported auth method.
@@ -80,13 +83,17 @@ async def connect(
         PostgresError: the server refused (e.g. InvalidPassword, InvalidCatalogName).
         TimeoutError: the deadline passed.
     """
+    if not (isinstance(connection_class, type) and issubclass(connection_class, Connection)):
+        raise InterfaceError(
+            f"connection_class must be a subclass of driver.Connection, got {connection_class!r}"
+        )
     params = resolve(dsn, **kwargs)
     deadline = timeout if timeout is not None else params.connect_timeout
     when = None if deadline is None else asyncio.get_running_loop().time() + deadline
     try:
         async with asyncio.timeout_at(when):
             return await _connect(params, when, deadline, WAIT_READY if wait_ready is None
-                                  else wait_ready)  # fmt: skip
+                                  else wait_ready, connection_class)  # fmt: skip
     except TimeoutError as exc:
         raise TimeoutError(
             f"connecting to {params.describe()} timed out after {deadline:g} s"
@@ -108,7 +115,11 @@ def _attempts(sslmode: str, url: str | None) -> tuple[bool, ...]:
 
 
 async def _connect(
-    params: ConnectParams, when: float | None, seconds: float | None, wait_ready: bool
+    params: ConnectParams,
+    when: float | None,
+    seconds: float | None,
+    wait_ready: bool,
+    cls: type[Connection],
 ) -> Connection:
     url = params.proxy_url()
     attempts = _attempts(params.sslmode, url)
@@ -135,7 +146,7 @@ async def _connect(
                     mechanisms=mechanisms,
                     learn=functools.partial(_learn, target),
                 )
-                conn = Connection(stream, proto, params, cache_size=params.statement_cache_size)
+                conn = cls(stream, proto, params, cache_size=params.statement_cache_size)
                 # the first query may ride the last auth flight only where that is safe
                 early = pipeline and not wait_ready and guard.may_send_query_early()
                 await conn._startup(pipeline=early, hear_first=not last, deadline=when,

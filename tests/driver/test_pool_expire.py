@@ -149,8 +149,25 @@ class _Initialised(driver.Connection):
         self.tag = "set"
 
 
-def test_connection_class_with_its_own_init_is_refused(pg: Cluster) -> None:
-    """The pool cannot run a subclass __init__ (connect() builds a plain Connection), so it
-    refuses the class up front rather than lending connections without its attributes."""
-    with pytest.raises(driver.InterfaceError, match="defines __init__"):
-        driver.create_pool(pg.dsn("trust_user"), connection_class=_Initialised)
+async def test_connection_class_init_runs_in_connect_and_pool(
+    pg: Cluster, make_pool: PoolFactory
+) -> None:
+    """asyncpg's connection_class: connect() builds the subclass, so its __init__ runs, for a
+    connection of one's own and for each one a pool opens."""
+    conn = await driver.connect(pg.dsn("trust_user"), connection_class=_Initialised)
+    try:
+        assert isinstance(conn, _Initialised) and conn.tag == "set"
+        assert await conn.fetchval("select 1") == 1
+    finally:
+        await conn.close()
+    pool = await make_pool(min_size=1, max_size=1, connection_class=_Initialised)
+    async with pool.acquire() as lent:
+        assert isinstance(lent, _Initialised) and lent.tag == "set"
+    with pytest.raises(driver.InterfaceError, match="unknown connection argument"):
+        pool.set_connect_args(connection_class=_Initialised)  # a pool option, not connect's
+
+
+async def test_connection_class_must_be_a_connection(pg: Cluster) -> None:
+    for bad in (object, int, "Connection"):
+        with pytest.raises(driver.InterfaceError, match=r"subclass of driver\.Connection"):
+            await driver.connect(pg.dsn("trust_user"), connection_class=bad)  # type: ignore[arg-type]
