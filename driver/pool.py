@@ -14,7 +14,7 @@ from .dsn import resolve
 from .errors import Error, InterfaceError
 from .poolquery import Acquire, PoolQueries, reset_connection
 from .poolslots import Slots, _Meta
-from .startup import cancel, connect
+from .startup import cancel, check_connection_class, connect
 
 __all__ = ["Pool", "create_pool"]
 
@@ -55,11 +55,7 @@ class Pool(Slots, PoolQueries):
             raise InterfaceError(f"need 0 <= min_size <= max_size >= 1, got {min_size}/{max_size}")
         if max_queries < 1:
             raise InterfaceError("max_queries must be at least 1")
-        if not (isinstance(connection_class, type) and issubclass(connection_class, Connection)):
-            raise InterfaceError(
-                "connection_class must be a subclass of driver.Connection, "
-                f"got {connection_class!r}"
-            )
+        check_connection_class(connection_class)
         _check_connect_args(dsn, connect_kwargs)
         super().__init__(max_size, max_inactive_connection_lifetime)
         self._dsn = dsn
@@ -73,7 +69,6 @@ class Pool(Slots, PoolQueries):
         self._connection_class = connection_class
         self._suspect_before = 0.0  # connections not proven alive since then get pinged
         self._generation = 0  # bumped by expire_connections()
-        self._born: dict[Connection, int] = {}  # the generation each connection was opened in
         self._started: asyncio.Task[None] | None = None
 
     # ---- life cycle --------------------------------------------------------------------
@@ -215,7 +210,7 @@ class Pool(Slots, PoolQueries):
             meta = self._meta.get(conn)
             if meta is None:
                 continue  # terminated while being handed over
-            if self._born.get(conn) != self._generation:
+            if meta.generation != self._generation:
                 self._drop(conn)  # opened before expire_connections(): never lent again
                 continue
             meta.in_use = True
@@ -242,8 +237,7 @@ class Pool(Slots, PoolQueries):
             self._free_slot()
             raise
         self._opening -= 1
-        self._meta[conn] = _Meta(self._loop.time())
-        self._born[conn] = generation
+        self._meta[conn] = _Meta(self._loop.time(), generation)
         if self._closing:
             self._drop(conn)
             raise InterfaceError("the pool is closing")
@@ -272,10 +266,6 @@ class Pool(Slots, PoolQueries):
         assert self._loop is not None
         self._meta[conn].last_ok = self._loop.time()
         return True
-
-    def _forget(self, conn: Connection) -> bool:
-        self._born.pop(conn, None)
-        return super()._forget(conn)
 
     # ---- release -----------------------------------------------------------------------
 
@@ -337,7 +327,7 @@ class Pool(Slots, PoolQueries):
         elif (
             not self._closing
             and meta.uses < self._max_queries
-            and self._born.get(conn) == self._generation
+            and meta.generation == self._generation
         ):
             return False
         self._drop(conn)

@@ -23,12 +23,13 @@ log = logging.getLogger("driver.pool")
 class _Meta:
     """Bookkeeping for one open connection of the pool."""
 
-    __slots__ = ("in_use", "last_ok", "uses")
+    __slots__ = ("generation", "in_use", "last_ok", "uses")
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, generation: int) -> None:
         self.in_use = False
         self.last_ok = now  # loop time the connection last proved alive
         self.uses = 0
+        self.generation = generation  # the pool's expire_connections() count when it opened
 
 
 class Slots:

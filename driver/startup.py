@@ -83,10 +83,7 @@ async def connect(
         PostgresError: the server refused (e.g. InvalidPassword, InvalidCatalogName).
         TimeoutError: the deadline passed.
     """
-    if not (isinstance(connection_class, type) and issubclass(connection_class, Connection)):
-        raise InterfaceError(
-            f"connection_class must be a subclass of driver.Connection, got {connection_class!r}"
-        )
+    check_connection_class(connection_class)
     params = resolve(dsn, **kwargs)
     deadline = timeout if timeout is not None else params.connect_timeout
     when = None if deadline is None else asyncio.get_running_loop().time() + deadline
@@ -98,6 +95,18 @@ async def connect(
         raise TimeoutError(
             f"connecting to {params.describe()} timed out after {deadline:g} s"
         ) from exc
+
+
+def check_connection_class(cls: object) -> None:
+    """Refuse, at the call that was given it, what connect() could not build.
+
+    Raises:
+        InterfaceError: ``cls`` is not a subclass of Connection.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Connection)):
+        raise InterfaceError(
+            f"connection_class must be a subclass of driver.Connection, got {cls!r}"
+        )
 
 
 def _attempts(sslmode: str, url: str | None) -> tuple[bool, ...]:

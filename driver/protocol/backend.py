@@ -44,6 +44,38 @@ class _Message:
             raise AttributeError(f"cannot delete field {name!r} of {type(self).__name__}")
 
 
+class _Bytes(_Message):
+    """The shape of the messages that carry one opaque payload (SASL data, CopyData)."""
+
+    __slots__ = __match_args__ = ("data",)
+    data: bytes
+
+    def __init__(self, data: bytes) -> None:
+        _set(self, "data", data)
+
+
+class _Fields(_Message):
+    """The shape of ErrorResponse and NoticeResponse: the fields by their one-letter codes."""
+
+    __slots__ = __match_args__ = ("fields",)
+    fields: dict[str, str]
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        _set(self, "fields", fields)
+
+
+class _CopyResponse(_Message):
+    """The shape of CopyInResponse and CopyOutResponse: overall and per-column formats."""
+
+    __slots__ = __match_args__ = ("format", "column_formats")
+    format: int
+    column_formats: tuple[int, ...]
+
+    def __init__(self, format: int, column_formats: tuple[int, ...]) -> None:
+        _set(self, "format", format)
+        _set(self, "column_formats", column_formats)
+
+
 class AuthenticationOk(_Message):
     __slots__ = ()
 
@@ -68,20 +100,12 @@ class AuthenticationSASL(_Message):
         _set(self, "mechanisms", mechanisms)
 
 
-class AuthenticationSASLContinue(_Message):
-    __slots__ = __match_args__ = ("data",)
-    data: bytes
-
-    def __init__(self, data: bytes) -> None:
-        _set(self, "data", data)
+class AuthenticationSASLContinue(_Bytes):
+    __slots__ = ()
 
 
-class AuthenticationSASLFinal(_Message):
-    __slots__ = __match_args__ = ("data",)
-    data: bytes
-
-    def __init__(self, data: bytes) -> None:
-        _set(self, "data", data)
+class AuthenticationSASLFinal(_Bytes):
+    __slots__ = ()
 
 
 class AuthenticationOther(_Message):
@@ -188,20 +212,12 @@ class EmptyQueryResponse(_Message):
     __slots__ = ()
 
 
-class ErrorResponse(_Message):
-    __slots__ = __match_args__ = ("fields",)
-    fields: dict[str, str]
-
-    def __init__(self, fields: dict[str, str]) -> None:
-        _set(self, "fields", fields)
+class ErrorResponse(_Fields):
+    __slots__ = ()
 
 
-class NoticeResponse(_Message):
-    __slots__ = __match_args__ = ("fields",)
-    fields: dict[str, str]
-
-    def __init__(self, fields: dict[str, str]) -> None:
-        _set(self, "fields", fields)
+class NoticeResponse(_Fields):
+    __slots__ = ()
 
 
 class NotificationResponse(_Message):
@@ -244,32 +260,16 @@ class ParameterDescription(_Message):
         _set(self, "type_oids", type_oids)
 
 
-class CopyInResponse(_Message):
-    __slots__ = __match_args__ = ("format", "column_formats")
-    format: int
-    column_formats: tuple[int, ...]
-
-    def __init__(self, format: int, column_formats: tuple[int, ...]) -> None:
-        _set(self, "format", format)
-        _set(self, "column_formats", column_formats)
+class CopyInResponse(_CopyResponse):
+    __slots__ = ()
 
 
-class CopyOutResponse(_Message):
-    __slots__ = __match_args__ = ("format", "column_formats")
-    format: int
-    column_formats: tuple[int, ...]
-
-    def __init__(self, format: int, column_formats: tuple[int, ...]) -> None:
-        _set(self, "format", format)
-        _set(self, "column_formats", column_formats)
+class CopyOutResponse(_CopyResponse):
+    __slots__ = ()
 
 
-class CopyData(_Message):
-    __slots__ = __match_args__ = ("data",)
-    data: bytes
-
-    def __init__(self, data: bytes) -> None:
-        _set(self, "data", data)
+class CopyData(_Bytes):
+    __slots__ = ()
 
 
 class CopyDone(_Message):

@@ -74,15 +74,10 @@ _NULL = b"\xff\xff\xff\xff"
 _TEXT_RESULTS = b"\0\0"  # no result format codes: every column in text
 
 
-def bind(
-    portal: str,
-    statement: str,
-    values: Sequence[bytes | None],
-    result_formats: Sequence[int] = (),
-) -> bytes:
-    """Bind with text-format parameters (format code list left empty, meaning all text)."""
-    parts = [b"B", b"", _bind_head(portal, statement, len(values))]
-    size = 4 + len(parts[2])
+def _add_values(parts: list[bytes], values: Sequence[bytes | None]) -> int:
+    """Append Bind's parameter values (each length-prefixed, -1 for NULL) to ``parts``;
+    return how many bytes they take."""
+    size = 0
     pack = _I.pack
     for v in values:
         if v is None:
@@ -93,6 +88,18 @@ def bind(
             parts.append(pack(n))
             parts.append(v)
             size += 4 + n
+    return size
+
+
+def bind(
+    portal: str,
+    statement: str,
+    values: Sequence[bytes | None],
+    result_formats: Sequence[int] = (),
+) -> bytes:
+    """Bind with text-format parameters (format code list left empty, meaning all text)."""
+    parts = [b"B", b"", _bind_head(portal, statement, len(values))]
+    size = 4 + len(parts[2]) + _add_values(parts, values)
     if result_formats:
         parts.append(_h.pack(len(result_formats)))
         parts.extend(_h.pack(f) for f in result_formats)
@@ -100,7 +107,7 @@ def bind(
     else:
         parts.append(_TEXT_RESULTS)
         size += 2
-    parts[1] = pack(size)
+    parts[1] = _I.pack(size)
     return b"".join(parts)
 
 
@@ -117,18 +124,8 @@ def bind_execute_sync(statement: str, values: Sequence[bytes | None], max_rows: 
     ``bind("", statement, values) + execute("", max_rows) + SYNC``."""
     head, tail = _bind_execute_parts(statement, len(values), max_rows)
     parts = [b"B", b"", head]
-    size = 6 + len(head)  # the length word, the head, the result format count
-    pack = _I.pack
-    for v in values:
-        if v is None:
-            parts.append(_NULL)
-            size += 4
-        else:
-            n = len(v)
-            parts.append(pack(n))
-            parts.append(v)
-            size += 4 + n
-    parts[1] = pack(size)
+    # the length word, the head, the values, the result format count
+    parts[1] = _I.pack(6 + len(head) + _add_values(parts, values))
     parts.append(tail)
     return b"".join(parts)
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Stream"]
+__all__ = ["CLEAN_CLOSE", "Stream"]
+
+# WebSocket close codes after which the end of the stream is an ordinary EOF: normal closure,
+# going away, and no status code at all (RFC 6455 section 7.4.1; a browser reports a close
+# frame without a status as 1005). Here, where every WebSocket transport can import it: the
+# browser one cannot import wsframes, which needs `websockets`.
+CLEAN_CLOSE = frozenset({1000, 1001, 1005})
 
 
 class Stream(Protocol):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from driver.errors import InterfaceError, TransportError
+from driver.transport.base import CLEAN_CLOSE
 
 __all__ = [
     "BrowserWebSocketStream",
@@ -31,11 +32,6 @@ __all__ = [
 
 # WebSocket.readyState values (HTML Living Standard, "The WebSocket interface").
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
-# Close codes after which the end of the stream is an ordinary EOF: the same rule as the
-# socket transport's (wsframes.CLEAN_CLOSE, not imported: it needs `websockets`, which Pyodide
-# lacks), so a proxy's close frame without a status (the browser reports 1005) ends a stream
-# the same way in both.
-_CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 
 
 class ProxyHopWarning(UserWarning):
@@ -189,7 +185,7 @@ class BrowserWebSocketStream:
                     "is the proxy running and does it allow this database address?"
                 )
             )
-        elif self._error is None and (code not in _CLEAN_CLOSE_CODES or self._saw_error):
+        elif self._error is None and (code not in CLEAN_CLOSE or self._saw_error):
             detail = f": {reason}" if reason else ""
             self._error = TransportError(
                 f"WebSocket to {self._url} closed abnormally (code {code}{detail})"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import struct
 
+from .base import CLEAN_CLOSE
+
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover - websockets built without its C extension
@@ -34,9 +36,6 @@ READ_SIZE = 256 * 1024 + 16
 # where messages end, and a proxy's per-message limit (wsproxy-style relays have one) is never
 # reached by a big COPY.
 MAX_FRAME = 64 * 1024
-# Close codes after which the end of the stream is an ordinary EOF: normal closure, going
-# away, and no status code at all (RFC 6455 section 7.4.1).
-CLEAN_CLOSE = (1000, 1001, 1005)
 
 # Opcodes (RFC 6455 section 5.2).
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA

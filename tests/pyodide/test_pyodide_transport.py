@@ -245,12 +245,6 @@ async def test_clean_close_is_eof_after_buffered_data(code: int) -> None:
     assert all(p.destroyed for p in browser.proxies)
 
 
-def test_clean_close_codes_match_the_socket_transport() -> None:
-    from driver.transport.wsframes import CLEAN_CLOSE
-
-    assert pt._CLEAN_CLOSE_CODES == frozenset(CLEAN_CLOSE)
-
-
 async def test_close_while_reading_wakes_the_reader_with_eof() -> None:
     stream, ws = await opened(FakeBrowser())
     reader = asyncio.ensure_future(stream.read(10))
