@@ -131,7 +131,7 @@ def sample_rows(seed: int = SEED) -> list[dict[str, str]]:
             "unique_number": str(100000 + s.id_no),
             "id_no": str(s.id_no),
             "name_en": name,
-            "short_description_en": f"<p>An invented site for tests and demos: {name}.</p>",
+            "short_description_en": f"<p>An invented site, for tests and demos: {name}.</p>",
             "date_inscribed": str(rng.randint(1978, 2021)),
             "danger": "1" if rng.random() < 0.05 else "0",
             "longitude": repr(s.lon),

@@ -133,7 +133,7 @@ def read_csv(data: bytes) -> Iterator[dict[str, str]]:
         header = next(reader, None)
         if not header or "id_no" not in header:
             raise SourceError("the CSV has no id_no column: is this the UNESCO export?")
-        rows = list(reader)
+        rows = [row for row in reader if row not in ([], [""])]  # blank lines are not rows
     except csv.Error as exc:
         line = reader.line_num
         if "unexpected end of data" in str(exc):
@@ -153,9 +153,7 @@ def read_csv(data: bytes) -> Iterator[dict[str, str]]:
             "download or copy the file again (or, if it is complete, add a final line break)"
         )
     for row in rows:
-        if row == [] or row == [""]:
-            continue  # a blank line
-        yield {k: v for k, v in zip(header, row, strict=False)}
+        yield dict(zip(header, row, strict=False))
 
 
 def read_xml(data: bytes) -> Iterator[dict[str, str]]:
