@@ -205,6 +205,7 @@ async def load(
     url: str = FEED_URL,
     *,
     sample: bool = False,
+    fallback_sample: bool = False,
     strict: bool = False,
     max_shrink: float | None = MAX_SHRINK,
 ) -> LoadResult:
@@ -212,6 +213,8 @@ async def load(
 
     Args:
         sample: load the invented sample (app/sample.py) instead of a file or the feed.
+        fallback_sample: with no file, load the sample when the feed cannot be downloaded
+            (a demo must start anyway; a given file that is broken is still an error).
         strict: refuse the load when any row is rejected.
         max_shrink: the shrink guard's fraction (None: any size is accepted).
 
@@ -220,7 +223,15 @@ async def load(
             (`LoadRefused`); the table is unchanged.
         driver.Error: the database refused or went away; the table is unchanged.
     """
-    sites, rejected = read_source(path, url, settings.download_timeout_s, sample=sample)
+    try:
+        sites, rejected = read_source(path, url, settings.download_timeout_s, sample=sample)
+    except SourceError as exc:
+        if not (fallback_sample and path is None and not sample):
+            raise
+        log.warning("%s", exc)
+        log.warning("loading the invented sample list instead (not UNESCO's list)")
+        sample = True
+        sites, rejected = read_source(None, url, settings.download_timeout_s, sample=True)
     for bad in rejected:
         log.warning("rejected %s", bad)
     if rejected and strict:
@@ -283,6 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="load the invented sample list (for trying things out without the real list)",
     )
     parser.add_argument(
+        "--fallback-sample", action="store_true",
+        help="with no file, load the invented sample when the feed cannot be downloaded",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="refuse the load if any row is rejected"
     )
     parser.add_argument(
@@ -306,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = asyncio.run(
             load(settings, path, args.url, sample=args.sample, strict=args.strict,
-                 max_shrink=max_shrink)
+                 max_shrink=max_shrink, fallback_sample=args.fallback_sample)
         )
     except SourceError as exc:
         log.error("%s", exc)

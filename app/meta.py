@@ -29,8 +29,8 @@ class MetaOut(BaseModel):
     sample: bool = Field(description="true when the invented sample list is loaded")
     source: str | None = Field(description="file, feed URL or sample the rows were loaded from")
     sites: int | None = Field(description="rows in the last load")
-    loadedAt: str | None = Field(description="when the last load committed")  # noqa: N815
-    howToLoad: str | None = Field(  # noqa: N815
+    loadedAt: str | None = Field(description="when the last load committed")
+    howToLoad: str | None = Field(
         description="how to load the real list (set when the sample is loaded)"
     )
 
