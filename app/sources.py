@@ -207,7 +207,7 @@ def download(url: str = FEED_URL, *, timeout: float = 60.0) -> bytes:
             f"could not download {url}: {reason}.\n"
             f"The site may refuse scripts. Open {url} in a web browser, save the page "
             "(Ctrl-S) as whc-sites.xml, then run:\n"
-            "    python -m app.load --file whc-sites.xml\n"
+            "    python -m app.load whc-sites.xml\n"
             "or set WHC_DATA to the saved XML or to a CSV export of the list."
         ) from exc
 

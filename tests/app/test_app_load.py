@@ -117,7 +117,7 @@ def test_cli_downloads_the_feed(scratch_db: DB, feed_server: str) -> None:  # no
 def test_refused_download_exits_with_instructions(scratch_db: DB, feed_server: str) -> None:  # noqa: F811
     r = run_loader(scratch_db, "--url", feed_server + "/blocked/")
     assert r.returncode == 2
-    assert "HTTP 403" in r.stderr and "--file whc-sites.xml" in r.stderr
+    assert "HTTP 403" in r.stderr and "python -m app.load whc-sites.xml" in r.stderr
     assert "Traceback" not in r.stderr
 
 

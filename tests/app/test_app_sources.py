@@ -181,7 +181,8 @@ def test_refused_download_explains_how_to_save_the_file(feed_server: str) -> Non
         download(feed_server + "/refused/", timeout=10)
     message = str(info.value)
     assert "Forbidden" in message or "403" in message
-    assert "web browser" in message and "--file" in message and "WHC_DATA" in message
+    assert "web browser" in message and "app.load whc-sites.xml" in message
+    assert "WHC_DATA" in message
 
 
 def test_entities_are_decoded_once_only() -> None:
