@@ -134,7 +134,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
             if event is NEED_DATA:
                 await self._fill()
                 continue
-            msg = self._filter(event)  # type: ignore[arg-type]
+            msg = self._filter(event)
             if msg is not None:
                 return msg
 

@@ -143,7 +143,7 @@ class ExtendedQuery:
             if event is NEED_DATA:
                 await self._fill()
                 continue
-            msg = self._filter(event)  # type: ignore[arg-type]
+            msg = self._filter(event)
             cls = type(msg)
             if cls is m.CommandComplete:
                 tag = msg.tag  # type: ignore[union-attr]

@@ -93,7 +93,7 @@ def message(cls: _C) -> _C:
     """Make ``cls`` a slotted message whose fields are its annotations (the base classes'
     first, as a dataclass orders them): positional and keyword construction, value equality,
     a hash and a ``repr`` from ``_Message``, assignment refused."""
-    own = tuple(cls.__dict__.get("__annotations__", {}))
+    own = tuple(vars(cls).get("__annotations__", {}))
     inherited: tuple[str, ...] = getattr(cls, "__match_args__", ())
     names = inherited + own
     namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}

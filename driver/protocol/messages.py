@@ -42,8 +42,8 @@ from .backend import (
 from .frontend import (
     CANCEL_REQUEST_CODE,
     COPY_DONE,
-    FLUSH,
     PROTOCOL_VERSION,
+    SSL_REQUEST,
     SSL_REQUEST_CODE,
     SYNC,
     TERMINATE,
@@ -60,15 +60,14 @@ from .frontend import (
     query,
     sasl_initial_response,
     sasl_response,
-    ssl_request,
     startup_message,
 )
 
 __all__ = [
     "CANCEL_REQUEST_CODE",
     "COPY_DONE",
-    "FLUSH",
     "PROTOCOL_VERSION",
+    "SSL_REQUEST",
     "SSL_REQUEST_CODE",
     "SYNC",
     "TERMINATE",
@@ -116,7 +115,6 @@ __all__ = [
     "query",
     "sasl_initial_response",
     "sasl_response",
-    "ssl_request",
     "startup_message",
 ]
 

@@ -26,7 +26,7 @@ GOLDEN_FRONTEND = [
     (m.copy_fail("no"), b"f\0\0\0\x07no\0"),
     (m.password_message(b"pw"), b"p\0\0\0\x07pw\0"),
     (m.sasl_initial_response("M", b"xy"), b"p\0\0\0\x0cM\0\0\0\0\2xy"),
-    (m.ssl_request(), b"\0\0\0\x08\x04\xd2\x16\x2f"),
+    (m.SSL_REQUEST, b"\0\0\0\x08\x04\xd2\x16\x2f"),
     (m.cancel_request(1, 2), b"\0\0\0\x10\x04\xd2\x16\x2e\0\0\0\1\0\0\0\2"),
     (
         m.startup_message({"user": "u"}),
