@@ -29,6 +29,7 @@ from .wsframes import (
     MAX_FRAME,
     OP_BINARY,
     OP_CLOSE,
+    PONG_BACKLOG,
     READ_SIZE,
     FrameReader,
     build_frame,
@@ -72,25 +73,14 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        big = self._big
-        if big is not None:
-            return memoryview(big)[self._have :]
-        return self._view[self._have :]
+        return self._read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         if not self._open:
             self._head += self._view[:nbytes]
             self._wake_head()
             return
-        self._have += nbytes
-        if self._big is not None:
-            if self._have < len(self._big):
-                return
-            data = memoryview(self._big)
-            self._big = None
-        else:
-            data = self._view
-        self._parse(data, self._have)
+        self._received(nbytes)
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -125,14 +115,22 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
         if got_data or self._failure is not None or self._close_rcvd is not None:
             self._wake_reader()
 
+    def _pong_room(self) -> bool:
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() < PONG_BACKLOG
+
     def _control(self, opcode: int, payload: bytes) -> None:
         transport = self._transport
         if transport is not None and not self._close_sent and not transport.is_closing():
             transport.write(build_frame(opcode, payload, masks.next()))
 
     def _drop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None:
+            if transport.get_write_buffer_size() >= PONG_BACKLOG:
+                transport.abort()  # the peer is not reading: a close would wait on it forever
+            else:
+                transport.close()
         self._wake_reader()
 
     # ---- handshake ---------------------------------------------------------------------
