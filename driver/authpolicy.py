@@ -1,5 +1,10 @@
 """Which authentication the client accepts: libpq 16's ``require_auth`` and ``channel_binding``,
-plus this driver's rule that a password never crosses a path not encrypted end to end.
+plus this driver's rule that a password never crosses a WebSocket proxy in clear.
+
+On a direct TCP (or Unix-socket) connection cleartext and MD5 passwords are sent when asked, as
+libpq and asyncpg do (``require_auth`` restricts them). Through a WebSocket proxy without TLS to
+Postgres the proxy is a third party on the path, able to read or replay the password, so it is
+refused unless ``allow_unencrypted_password=True``.
 
 The server picks the method; a hostile server (or a proxy pretending to be one) can pick a
 weak one to harvest a password, or skip authentication to impersonate the database. The
@@ -127,12 +132,20 @@ class AuthPolicy:
         return cls(allowed, require_auth, channel_binding, allow_unencrypted_password)
 
     def guard(
-        self, *, encrypted: bool, channel_binding: bytes | None, server_verified: bool = False
+        self,
+        *,
+        encrypted: bool,
+        channel_binding: bytes | None,
+        server_verified: bool = False,
+        proxied: bool = True,
     ) -> AuthGuard:
         """Start checking one connection attempt.
 
         Args:
             encrypted: TLS is up between this client and the Postgres server itself.
+            proxied: the bytes pass through a WebSocket proxy (a third party on the path);
+                False for a direct TCP or Unix-socket connection. Unknown paths count as
+                proxied.
             channel_binding: the ``tls-server-end-point`` data, None without TLS.
             server_verified: TLS checked the server's certificate chain
                 (``Negotiated.verified``).
@@ -147,7 +160,7 @@ class AuthPolicy:
                 "(use sslmode=require or stronger)",
                 needs_encryption=True,
             )
-        return AuthGuard(self, encrypted, channel_binding, server_verified)
+        return AuthGuard(self, encrypted, channel_binding, server_verified, proxied)
 
     @property
     def demands_server_proof(self) -> bool:
@@ -174,9 +187,12 @@ class AuthGuard:
         encrypted: bool,
         channel_binding: bytes | None,
         server_verified: bool = False,
+        proxied: bool = True,
     ) -> None:
         self.policy = policy
         self.encrypted = encrypted
+        # a password may go out in clear: no third party on the path, or the caller said so
+        self.clear_ok = encrypted or not proxied or policy.allow_unencrypted_password
         self.channel_binding = channel_binding
         self.server_verified = server_verified
         self.method: str | None = None  # the method the server asked for, once known
@@ -208,15 +224,13 @@ class AuthGuard:
                 "channel binding required but not supported by server's "
                 f"authentication request ({_WHAT_SERVER_ASKED[method]})"
             )
-        if method in ("password", "md5") and not (
-            self.encrypted or self.policy.allow_unencrypted_password
-        ):
+        if method in ("password", "md5") and not self.clear_ok:
             kind = "a cleartext" if method == "password" else "an MD5-hashed"
             raise AuthPolicyError(
-                f"the server asked for {kind} password, and this connection is not encrypted "
-                "end to end to PostgreSQL (a proxy or anyone on the path could read or replay "
-                "it): refusing to send it. Use sslmode=require (or verify-full), or pass "
-                f"{ALLOW_OPTION}=True to send it anyway",
+                f"the server asked for {kind} password, and this connection runs through a "
+                "WebSocket proxy without TLS to PostgreSQL (the proxy, or anyone on its path, "
+                "could read or replay it): refusing to send it. Use sslmode=require (or "
+                f"verify-full), or pass {ALLOW_OPTION}=True to send it anyway",
                 needs_encryption=True,
             )
         self.method = method
@@ -234,7 +248,7 @@ class AuthGuard:
             self.method is None
             and (allowed is None or "password" in allowed)
             and self.policy.channel_binding != "require"
-            and (self.encrypted or self.policy.allow_unencrypted_password)
+            and self.clear_ok
         )
 
     def may_send_query_early(self) -> bool:
