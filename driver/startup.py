@@ -272,8 +272,12 @@ def _guard(
         channel_binding=params.channel_binding,
         allow_unencrypted_password=params.allow_unencrypted_password,
     )
-    return policy.guard(encrypted=encrypted, channel_binding=binding, server_verified=verified,
-                        proxied=params.proxy_url() is not None or sys.platform == "emscripten")
+    return policy.guard(
+        encrypted=encrypted,
+        channel_binding=binding,
+        server_verified=verified,
+        proxied=params.proxy_url() is not None or sys.platform == "emscripten",
+    )
 
 
 async def _close_quietly(stream: Stream) -> None:
