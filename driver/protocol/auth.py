@@ -151,6 +151,8 @@ class Authenticator:
         self._sent: str | None = None  # the method whose answer already went out unasked
         self._scram: SCRAMClient | None = None
         self._scram_verified = False
+        self._server_first: bytes | None = None  # waiting for its keys (``work``)
+        self.work: Callable[[], None] | None = None  # PBKDF2 to run off the event loop
         self.method: str | None = None  # what the server asked for, once it has
         self.complete = password is None or predict == TRUST
 
@@ -249,10 +251,22 @@ class Authenticator:
             raise ProtocolError("SASL message without a SASL exchange in progress")
         if isinstance(msg, m.AuthenticationSASLContinue):
             self.complete = True
+            self.work = self._scram.key_job(msg.data)
+            if self.work is not None:  # answered by resume(), once the keys are derived
+                self._server_first = msg.data
+                return []
             return [m.sasl_response(self._scram.final_message(msg.data))]
         self._scram.verify(msg.data)  # raises ProtocolError if the server lacks the key
         self._scram_verified = True
         return []
+
+    def resume(self) -> list[bytes]:
+        """The answer held back while ``work`` ran; ``work`` is done (or ran inline)."""
+        server_first, self._server_first = self._server_first, None
+        if self._scram is None or server_first is None:
+            return []
+        self.work = None
+        return [m.sasl_response(self._scram.final_message(server_first))]
 
     def on_ok(self) -> None:
         """AuthenticationOk: check that what had to happen did (SCRAM proof, the policy).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, Literal
 
 from ..errors import InterfaceError, ProtocolError
@@ -127,6 +127,16 @@ class PGProtocol:
         was predicted: operations may now be queued behind it, in the same flight (their
         results follow the start-up's ReadyForQuery, "Pipelining")."""
         return self.state is not State.STARTUP or self._auth.complete
+
+    @property
+    def work(self) -> Callable[[], None] | None:
+        """CPU-heavy work (SCRAM's PBKDF2) the caller must run, off its event loop, before
+        the conversation can go on; then call ``work_done()``. None when there is none."""
+        return self._auth.work
+
+    def work_done(self) -> None:
+        """``work`` has run: queue the reply that waited for it (check ``data_to_send()``)."""
+        self._out.extend(self._auth.resume())
 
     @property
     def pending(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,7 @@ import pytest
 
 import driver
 from driver.errors import DataError, ProtocolError
+from driver.scram import MAX_ITERATIONS
 from tests.driver.fakes import (
     AUTH_OK,
     backend_key,
@@ -137,3 +139,52 @@ async def test_undecodable_value_is_a_data_error(oid: int, value: bytes) -> None
         # the value was at fault, not the stream: the connection goes on
         assert not conn.is_closed()
         await conn.close()
+
+
+@asynccontextmanager
+async def scram_server(iterations: int) -> AsyncIterator[int]:
+    """Asks for SCRAM-SHA-256 with ``iterations``, then waits for the proof forever."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            (length,) = struct.unpack("!I", await reader.readexactly(4))
+            await reader.readexactly(length - 4)
+            writer.write(msg(b"R", struct.pack("!I", 10) + b"SCRAM-SHA-256\0\0"))
+            assert await reader.readexactly(1) == b"p"
+            (length,) = struct.unpack("!I", await reader.readexactly(4))
+            body = await reader.readexactly(length - 4)
+            nonce = body.split(b"r=", 1)[1]
+            first = b"r=" + nonce + b"server,s=c2FsdHNhbHQ=,i=" + str(iterations).encode()
+            writer.write(msg(b"R", struct.pack("!I", 11) + first))
+            await writer.drain()
+            await reader.read()  # until the client goes away
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_scram_iterations_over_the_cap_are_refused_at_once() -> None:
+    async with scram_server(2_000_000_000) as port:
+        start = time.monotonic()
+        with pytest.raises(ProtocolError, match="SCRAM iterations"):
+            await driver.connect(host="127.0.0.1", port=port, user="u", password="pw",
+                                 database="d", sslmode="disable", timeout=5)  # fmt: skip
+        assert time.monotonic() - start < 2
+
+
+async def test_connect_timeout_holds_during_a_long_pbkdf2() -> None:
+    # under the cap, but seconds of PBKDF2: it runs off the loop, so the deadline holds
+    async with scram_server(MAX_ITERATIONS // 4) as port:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await driver.connect(host="127.0.0.1", port=port, user="u", password="pw",
+                                 database="d", sslmode="disable", timeout=1)  # fmt: skip
+        elapsed = time.monotonic() - start
+    assert elapsed < 1.8, elapsed
