@@ -25,3 +25,7 @@ class Stream(Protocol):
     async def write(self, data: bytes) -> None: ...
 
     async def close(self) -> None: ...
+
+    def abort(self) -> None:
+        """Drop the stream at once, without any closing handshake (for callers that cannot
+        await, like ``Connection.terminate()``)."""

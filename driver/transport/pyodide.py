@@ -216,10 +216,11 @@ class BrowserWebSocketStream:
         try:
             await self._opened
         except BaseException:
-            self._abort()
+            self.abort()
             raise
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
+        """Close the browser WebSocket without waiting and let go of its handlers."""
         if self._ws.readyState in (CONNECTING, OPEN):
             self._ws.close()
         self._release()

@@ -314,7 +314,13 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
             server_hostname=uri.host if tls is not None else None,
         )
     except (OSError, ssl.SSLError) as exc:
-        raise TransportError(f"cannot open WebSocket {url}: {exc}") from exc
+        if tls is not None and _no_tls_there(exc):
+            raise TransportError(
+                f"cannot open WebSocket {url}: the TLS handshake with the proxy failed "
+                f"({_describe(exc)}); a ws://-only proxy (like the demo's) does not speak TLS: "
+                "pass use_secure_websocket=False to connect with ws://"
+            ) from exc
+        raise TransportError(f"cannot open WebSocket {url}: {_describe(exc)}") from exc
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -325,11 +331,29 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
         raise TransportError(_refusal(url, exc.response)) from exc
     except (InvalidHandshake, ValueError) as exc:
         transport.abort()
-        raise TransportError(f"cannot open WebSocket {url}: {exc}") from exc
+        raise TransportError(f"cannot open WebSocket {url}: {_describe(exc)}") from exc
     except BaseException:
         transport.abort()  # cancelled (a connect deadline): leave no socket behind
         raise
     return stream
+
+
+def _describe(exc: BaseException) -> str:
+    """``str(exc)``, or the exception's type name when that is empty."""
+    return str(exc) or type(exc).__name__
+
+
+def _no_tls_there(exc: BaseException) -> bool:
+    """How a TLS ClientHello sent to a plain-HTTP server ends: its answer is no TLS record
+    (an HTTP 400), or it resets or closes the connection on the bytes it cannot parse."""
+    if isinstance(exc, ssl.SSLError):
+        return isinstance(exc, ssl.SSLEOFError) or exc.reason in (
+            "WRONG_VERSION_NUMBER",
+            "RECORD_LAYER_FAILURE",
+            "HTTP_REQUEST",
+            "UNEXPECTED_EOF_WHILE_READING",
+        )
+    return isinstance(exc, ConnectionResetError | ConnectionAbortedError)
 
 
 def _refusal(url: str, response: Response) -> str:

@@ -231,3 +231,11 @@ async def test_text_after_upgrade_is_refused_typed() -> None:
             async with asyncio.timeout(5):
                 await stream.read(100)
         stream.abort()
+
+
+async def test_wss_against_a_ws_only_proxy_names_the_option(proxy: Any) -> None:
+    """The demo's proxy is plain ws://; the default use_secure_websocket=True meets it."""
+    url = f"wss://127.0.0.1:{proxy.port}/v2?address=127.0.0.1:5432"
+    with pytest.raises(TransportError, match="use_secure_websocket=False") as err:
+        await open_websocket(url)
+    assert "does not speak TLS" in str(err.value) and ": :" not in str(err.value)
