@@ -75,7 +75,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         """
         proto, stream = self._proto, self._stream
         if proto.work is not None:  # SCRAM's PBKDF2: off the loop, so deadlines hold
-            from .scram import derive_off_loop
+            from .auth.scram import derive_off_loop
 
             await derive_off_loop(proto.work)
             proto.work_done()

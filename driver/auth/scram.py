@@ -6,7 +6,7 @@ rounds of HMAC-SHA-256 (RFC 7677), always with the same password, salt and itera
 (the server stores one salt per role). The keys are cached by a hash of those three inputs,
 never written anywhere, and are exactly as sensitive as the password they come from.
 
-``driver.protocol.auth.Authenticator`` drives it: ``first_message()``,
+``driver.auth.exchange.Authenticator`` drives it: ``first_message()``,
 ``final_message(server_first)``, ``verify(server_final)``.
 """
 
@@ -21,7 +21,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .errors import InterfaceError, ProtocolError
+from ..errors import InterfaceError, ProtocolError
+from .methods import SCRAM_MECHANISM, SCRAM_PLUS_MECHANISM
 from .pbkdf2 import select_pbkdf2_hmac
 
 __all__ = ["MAX_ITERATIONS", "SCRAMClient", "clear_key_cache", "derive_off_loop"]
@@ -34,7 +35,6 @@ MAX_ITERATIONS = 10_000_000
 # cost more than it saves. Beyond it, off the event loop (``key_job``).
 INLINE_ITERATIONS = 100_000
 
-SCRAM, SCRAM_PLUS = "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"
 _CACHE_SIZE = 64
 _cache: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
 _lock = threading.Lock()
@@ -125,13 +125,13 @@ class SCRAMClient:
         *,
         nonce: str | None = None,
     ) -> None:
-        if mechanism not in (SCRAM, SCRAM_PLUS):
+        if mechanism not in (SCRAM_MECHANISM, SCRAM_PLUS_MECHANISM):
             raise InterfaceError(f"unsupported SASL mechanism {mechanism!r}")
-        if mechanism == SCRAM_PLUS and channel_binding is None:
-            raise InterfaceError(f"{SCRAM_PLUS} needs channel binding data (TLS)")
+        if mechanism == SCRAM_PLUS_MECHANISM and channel_binding is None:
+            raise InterfaceError(f"{SCRAM_PLUS_MECHANISM} needs channel binding data (TLS)")
         self.mechanism = mechanism
         self._gs2 = self.gs2_for(mechanism, channel_binding)
-        self._cb = (channel_binding or b"") if mechanism == SCRAM_PLUS else b""
+        self._cb = (channel_binding or b"") if mechanism == SCRAM_PLUS_MECHANISM else b""
         prepared = _saslprep(password)
         self._password = prepared.encode("utf-8")
         self._nonce = nonce or base64.b64encode(secrets.token_bytes(18)).decode()
@@ -140,12 +140,13 @@ class SCRAMClient:
         self._first_bare = f"n={name},r={self._nonce}"
         self._server_signature: bytes | None = None
         self._derived: tuple[bytes, bytes] | None = None  # (ClientKey, ServerKey), once known
+        self.verified = False  # the server proved it knows the password (server-final)
 
     @staticmethod
     def gs2_for(mechanism: str, channel_binding: bytes | None) -> str:
         """The GS2 header (RFC 5802): 'p' binds, 'y' could bind but the server can't, 'n' no
         TLS. Two exchanges are interchangeable only if mechanism and header both match."""
-        if mechanism == SCRAM_PLUS:
+        if mechanism == SCRAM_PLUS_MECHANISM:
             return "p=tls-server-end-point,,"
         return "y,," if channel_binding is not None else "n,,"
 
@@ -231,6 +232,7 @@ class SCRAMClient:
                 "the server's SCRAM signature is wrong: it does not know the "
                 "password (or someone is in the middle)"
             )
+        self.verified = True
 
 
 async def derive_off_loop(job: Callable[[], None]) -> None:

@@ -160,32 +160,34 @@ class _CopyResponse(_Message):
 
 @message
 class AuthenticationOk(_Message):
-    pass
+    CODE = 0  # its AuthenticationRequest code (not a field: no annotation)
 
 
 @message
 class AuthenticationCleartextPassword(_Message):
-    pass
+    CODE = 3  # its AuthenticationRequest code (not a field: no annotation)
 
 
 @message
 class AuthenticationMD5Password(_Message):
+    CODE = 5  # its AuthenticationRequest code (not a field: no annotation)
     salt: bytes
 
 
 @message
 class AuthenticationSASL(_Message):
+    CODE = 10  # its AuthenticationRequest code (not a field: no annotation)
     mechanisms: tuple[str, ...]
 
 
 @message
 class AuthenticationSASLContinue(_Bytes):
-    pass
+    CODE = 11  # its AuthenticationRequest code (not a field: no annotation)
 
 
 @message
 class AuthenticationSASLFinal(_Bytes):
-    pass
+    CODE = 12  # its AuthenticationRequest code (not a field: no annotation)
 
 
 @message

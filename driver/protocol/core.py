@@ -7,9 +7,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final, Literal
 
+from ..auth.exchange import Authenticator, AuthGuard, Learn
+from ..auth.methods import PASSWORD
 from ..errors import InterfaceError, ProtocolError
 from . import messages as m
-from .auth import PASSWORD, Authenticator, AuthGuard, Learn
 from .batch import batch_messages
 from .buffer import ReceiveBuffer
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from driver.authpolicy import (
+from driver.auth.policy import (
     AUTH_CLEARTEXT,
     AUTH_GSS,
     AUTH_MD5,

@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 import driver
+from driver.auth.scram import MAX_ITERATIONS
 from driver.errors import DataError, ProtocolError
-from driver.scram import MAX_ITERATIONS
 from tests.driver.fakes import (
     AUTH_OK,
     backend_key,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import driver
-from driver.authpolicy import AuthPolicyError
+from driver.auth.policy import AuthPolicyError
 from driver.errors import TransportError
 from tests.driver.conftest import ConnectArgs
 from tools.pgcluster import Cluster, make_certs
