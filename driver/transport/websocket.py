@@ -39,8 +39,6 @@ from .wsframes import (
 # build_frame and MAX_FRAME live in wsframes; named here too for callers that import them here
 __all__ = ["MAX_FRAME", "WebSocketStream", "build_frame", "open_websocket"]
 
-# Stop reading from the socket when this much is buffered and nobody reads (back-pressure).
-_HIGH_WATER = 1 << 20
 _MAX_HANDSHAKE = 64 * 1024  # bytes of HTTP response head we accept
 _CLOSE_WAIT = 1.0  # seconds close() waits for the server's side of the closing handshake
 
@@ -59,9 +57,6 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
         self._open = False  # handshake done: bytes are frames
         self._head = bytearray()  # handshake: the HTTP response so far
         self._head_waiter: asyncio.Future[None] | None = None
-        self._offset = 0  # how much of _chunks[0] read() has handed out
-        self._read_paused = False
-        self._read_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
         self._eof = False  # the TCP connection ended
@@ -80,7 +75,7 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
             self._head += self._view[:nbytes]
             self._wake_head()
             return
-        self._received(nbytes)
+        self._filled(nbytes)
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -109,9 +104,6 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
     # ---- FrameReader's effects ---------------------------------------------------------
 
     def _deliver(self, got_data: bool) -> None:
-        if self._buffered > _HIGH_WATER and not self._read_paused and self._transport:
-            self._read_paused = True
-            self._transport.pause_reading()
         if got_data or self._failure is not None or self._close_rcvd is not None:
             self._wake_reader()
 
@@ -186,40 +178,20 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
 
     # ---- Stream ------------------------------------------------------------------------
 
-    def _wake_reader(self) -> None:
-        waiter, self._read_waiter = self._read_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def _pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
 
-    async def read(self, max_bytes: int) -> bytes:
-        chunks = self._chunks
-        while not chunks:
-            if self._failure is not None:
-                raise TransportError(self._failure)
-            if self._close_rcvd is not None or self._eof:
-                return self._at_close()
-            waiter = self._loop.create_future()
-            self._read_waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._read_waiter = None
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        start = self._offset
-        if start or len(data) > max_bytes:
-            end = start + max_bytes
-            if end < len(data):
-                chunks.append(data)
-                self._offset = end
-            else:
-                self._offset = 0
-            data = data[start:end]
-        self._buffered = len(chunks[0]) - self._offset if chunks else 0
-        if self._read_paused and self._transport is not None:
-            self._read_paused = False
+    def _resume_reading(self) -> None:
+        if self._transport is not None:
             self._transport.resume_reading()
-        return data
+
+    def _at_end(self) -> bytes | None:
+        if self._failure is not None:
+            raise TransportError(self._failure)
+        if self._close_rcvd is not None or self._eof:
+            return self._at_close()
+        return None
 
     def _at_close(self) -> bytes:
         """EOF for a clean close (or a bare TCP end, as on a plain socket), else an error."""

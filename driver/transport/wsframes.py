@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import struct
 
-from .base import CLEAN_CLOSE
+from .base import CLEAN_CLOSE, ChunkQueue
 
 try:
     from websockets.speedups import apply_mask
@@ -95,7 +95,7 @@ def build_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
     return b"".join((head, mask, apply_mask(payload, mask) if n else b""))
 
 
-class FrameReader:
+class FrameReader(ChunkQueue):
     """Server frames in, binary payloads out: the receive side of a client WebSocket.
 
     The class using it fills ``_buf`` and calls ``_parse()``; a frame larger than ``_buf`` is
@@ -106,6 +106,7 @@ class FrameReader:
     """
 
     def __init__(self, url: str) -> None:
+        super().__init__()  # the read side: binary payloads waiting for read()
         self.url = url
         self._buf = bytearray(READ_SIZE)
         self._view = memoryview(self._buf)
@@ -113,8 +114,6 @@ class FrameReader:
         self._big: bytearray | None = None  # a frame larger than _buf, as much as arrived
         self._big_size = 0  # the whole size of that frame, header included
         self._unanswered = 0  # pings not answered because our pongs were not being read
-        self._chunks: list[bytes] = []  # binary payloads not yet read
-        self._buffered = 0  # their total size
         self._close_rcvd: tuple[int, str] | None = None
         self._close_sent = False
         self._failure: str | None = None  # a protocol violation by the server, or a text frame
@@ -185,8 +184,7 @@ class FrameReader:
                     return
                 self._fragmented = not b0 & _FIN
                 if payload:
-                    self._chunks.append(payload)
-                    self._buffered += size
+                    self._received(payload)
                     got_data = True
             elif opcode == OP_PING:
                 if self._pong_room():
@@ -219,7 +217,7 @@ class FrameReader:
             return self._view[: min(READ_SIZE, self._big_size - len(self._big))]
         return self._view[self._have :]
 
-    def _received(self, nbytes: int) -> None:
+    def _filled(self, nbytes: int) -> None:
         """``nbytes`` were written into ``_read_buffer()``: parse what is complete."""
         if self._big is not None:
             self._gather(nbytes)

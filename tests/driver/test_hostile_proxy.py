@@ -99,7 +99,7 @@ class Recorder(FrameReader):
             n = min(len(room), len(view))
             room[:n] = view[:n]
             view = view[n:]
-            self._received(n)
+            self._filled(n)
 
 
 @pytest.mark.parametrize("size", [1 << 30, 1 << 32, 1 << 62, MAX_RECEIVE_FRAME + 1])
