@@ -56,10 +56,10 @@ def _saslprep(password: str) -> str:
     """
     if password.isascii() and password.isprintable():
         return password
-    from scramp.utils import saslprep  # type: ignore[import-untyped]
+    from importlib import import_module  # scramp ships no type information
 
     try:
-        return str(saslprep(password))
+        return str(import_module("scramp.utils").saslprep(password))
     except Exception:
         return password
 
