@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-__all__ = ["CLEAN_CLOSE", "ChunkQueue", "Stream"]
+__all__ = ["CLEAN_CLOSE", "ChunkQueue", "Stream", "describe_error"]
 
 # WebSocket close codes after which the end of the stream is an ordinary EOF: normal closure,
 # going away, and no status code at all (RFC 6455 section 7.4.1; a browser reports a close
 # frame without a status as 1005). Here, where every WebSocket transport can import it: the
 # browser one cannot import wsframes, which needs `websockets`.
 CLEAN_CLOSE = frozenset({1000, 1001, 1005})
+
+
+def describe_error(exc: BaseException) -> str:
+    """``str(exc)`` for a message, or the exception's type name when that is empty (a bare
+    ``ConnectionResetError()`` would otherwise end a message in ": ")."""
+    return str(exc) or type(exc).__name__
 
 
 class Stream(Protocol):

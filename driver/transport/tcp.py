@@ -7,7 +7,7 @@ import socket
 from typing import cast
 
 from ..errors import TransportError
-from .base import ChunkQueue
+from .base import ChunkQueue, describe_error
 
 __all__ = ["TCPStream", "open_tcp"]
 
@@ -88,7 +88,7 @@ class TCPStream(ChunkQueue, asyncio.BufferedProtocol):
         if not self._eof:
             return None
         if self._error is not None:
-            raise TransportError(f"reading from {self.peer} failed: {self._error}")
+            raise TransportError(f"reading from {self.peer} failed: {describe_error(self._error)}")
         return b""
 
     # ---- Stream (read() is ChunkQueue's) ---------------------------------------------
@@ -103,7 +103,9 @@ class TCPStream(ChunkQueue, asyncio.BufferedProtocol):
             self._write_waiter = waiter
             await waiter
             if self._error is not None:
-                raise TransportError(f"writing to {self.peer} failed: {self._error}")
+                raise TransportError(
+                    f"writing to {self.peer} failed: {describe_error(self._error)}"
+                )
 
     def abort(self) -> None:
         """Drop the connection at once (for callers that cannot await)."""
@@ -141,7 +143,7 @@ async def open_tcp(host: str, port: int) -> TCPStream:
             return stream
         transport, stream = await loop.create_connection(TCPStream, host, port)
     except OSError as exc:
-        raise TransportError(f"cannot connect to {host}:{port}: {exc}") from exc
+        raise TransportError(f"cannot connect to {host}:{port}: {describe_error(exc)}") from exc
     stream.peer = f"{host}:{port}"
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):

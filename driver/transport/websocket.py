@@ -23,6 +23,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from ..errors import TransportError
+from .base import describe_error
 from .wsframes import (
     CLEAN_CLOSE,
     CLOSE_CODE,
@@ -202,7 +203,7 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
                 return b""
             raise TransportError(f"WebSocket {self.url} closed: {code} {reason}".rstrip())
         if self._error is not None:
-            raise TransportError(f"WebSocket {self.url} failed: {self._error}")
+            raise TransportError(f"WebSocket {self.url} failed: {describe_error(self._error)}")
         return b""
 
     async def write(self, data: bytes) -> None:
@@ -232,7 +233,9 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
             self._write_waiter = waiter
             await waiter
             if self._error is not None:
-                raise TransportError(f"WebSocket {self.url} closed while writing: {self._error}")
+                raise TransportError(
+                    f"WebSocket {self.url} closed while writing: {describe_error(self._error)}"
+                )
 
     def abort(self) -> None:
         """Drop the TCP connection under the WebSocket at once, without a closing handshake."""
@@ -272,7 +275,7 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
     try:
         uri = parse_uri(url)
     except InvalidURI as exc:
-        raise TransportError(f"cannot open WebSocket {url}: {exc}") from exc
+        raise TransportError(f"cannot open WebSocket {url}: {describe_error(exc)}") from exc
     tls: ssl.SSLContext | None = None
     if uri.secure:  # the proxy's certificate is checked against this context, else the system's
         tls = ssl_context if ssl_context is not None else ssl.create_default_context()
@@ -289,10 +292,10 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
         if tls is not None and _no_tls_there(exc):
             raise TransportError(
                 f"cannot open WebSocket {url}: the TLS handshake with the proxy failed "
-                f"({_describe(exc)}); a ws://-only proxy (like the demo's) does not speak TLS: "
+                f"({describe_error(exc)}); a ws://-only proxy (like the demo's) does not speak TLS: "
                 "pass use_secure_websocket=False to connect with ws://"
             ) from exc
-        raise TransportError(f"cannot open WebSocket {url}: {_describe(exc)}") from exc
+        raise TransportError(f"cannot open WebSocket {url}: {describe_error(exc)}") from exc
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -303,16 +306,11 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
         raise TransportError(_refusal(url, exc.response)) from exc
     except (InvalidHandshake, ValueError) as exc:
         transport.abort()
-        raise TransportError(f"cannot open WebSocket {url}: {_describe(exc)}") from exc
+        raise TransportError(f"cannot open WebSocket {url}: {describe_error(exc)}") from exc
     except BaseException:
         transport.abort()  # cancelled (a connect deadline): leave no socket behind
         raise
     return stream
-
-
-def _describe(exc: BaseException) -> str:
-    """``str(exc)``, or the exception's type name when that is empty."""
-    return str(exc) or type(exc).__name__
 
 
 def _no_tls_there(exc: BaseException) -> bool:

@@ -239,3 +239,10 @@ async def test_wss_against_a_ws_only_proxy_names_the_option(proxy: Any) -> None:
     with pytest.raises(TransportError, match="use_secure_websocket=False") as err:
         await open_websocket(url)
     assert "does not speak TLS" in str(err.value) and ": :" not in str(err.value)
+
+
+def test_an_empty_exception_text_becomes_its_type_name() -> None:
+    from driver.transport.base import describe_error
+
+    assert describe_error(ConnectionResetError()) == "ConnectionResetError"
+    assert describe_error(OSError("no route")) == "no route"
