@@ -292,8 +292,8 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
         if tls is not None and _no_tls_there(exc):
             raise TransportError(
                 f"cannot open WebSocket {url}: the TLS handshake with the proxy failed "
-                f"({describe_error(exc)}); a ws://-only proxy (like the demo's) does not speak TLS: "
-                "pass use_secure_websocket=False to connect with ws://"
+                f"({describe_error(exc)}); a ws://-only proxy (like the demo's) does not "
+                "speak TLS: pass use_secure_websocket=False to connect with ws://"
             ) from exc
         raise TransportError(f"cannot open WebSocket {url}: {describe_error(exc)}") from exc
     sock = transport.get_extra_info("socket")
