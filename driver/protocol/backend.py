@@ -78,6 +78,24 @@ def _make_init(names: tuple[str, ...], setters: tuple[Callable[[Any, Any], None]
 
         return init3
 
+    if n == 7:  # Field, one per column of every RowDescription
+        s0, s1, s2, s3, s4, s5, s6 = setters
+
+        def init7(self: Any, *args: Any, **kw: Any) -> None:
+            if kw or len(args) != 7:
+                by_keyword(self, args, kw)
+            else:
+                a, b, c, d, e, f, g = args
+                s0(self, a)
+                s1(self, b)
+                s2(self, c)
+                s3(self, d)
+                s4(self, e)
+                s5(self, f)
+                s6(self, g)
+
+        return init7
+
     def init(self: Any, *args: Any, **kw: Any) -> None:
         if kw or len(args) != n:
             by_keyword(self, args, kw)
@@ -90,23 +108,31 @@ def _make_init(names: tuple[str, ...], setters: tuple[Callable[[Any, Any], None]
 
 @dataclass_transform(frozen_default=True, eq_default=True)
 def message(cls: _C) -> _C:
-    """Make ``cls`` a slotted message whose fields are its annotations (the base classes'
-    first, as a dataclass orders them): positional and keyword construction, value equality,
-    a hash and a ``repr`` from ``_Message``, assignment refused."""
-    own = tuple(vars(cls).get("__annotations__", {}))
-    inherited: tuple[str, ...] = getattr(cls, "__match_args__", ())
-    names = inherited + own
-    namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
-    namespace["__slots__"] = own
-    namespace["__match_args__"] = names
-    built: _C = type(cls)(cls.__name__, cls.__bases__, namespace)
-    if own:  # a subclass without fields of its own inherits its base's __init__
-        setters = tuple(getattr(built, name).__set__ for name in names)
-        type.__setattr__(built, "__init__", _make_init(names, setters))
-    return built
+    """Give a message class (slotted by ``_MessageMeta``) its ``__init__``: positional and
+    keyword construction over its fields, the base classes' first, as a dataclass orders
+    them; value equality, a hash and a ``repr`` come from ``_Message``."""
+    names: tuple[str, ...] = vars(cls)["__match_args__"]
+    if vars(cls).get("__annotations__"):  # no fields of its own: the base's __init__ serves
+        setters = tuple(getattr(cls, name).__set__ for name in names)
+        type.__setattr__(cls, "__init__", _make_init(names, setters))
+    return cls
 
 
-class _Message:
+class _MessageMeta(type):
+    """Makes each message class slotted, its fields (its annotations) in ``__slots__`` and,
+    after its bases' fields, in ``__match_args__``, at class creation: building the class
+    once, where rebuilding it in the decorator would cost every ``import driver``."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> _MessageMeta:
+        if "__slots__" not in namespace:
+            own = tuple(namespace.get("__annotations__", {}))
+            inherited: tuple[str, ...] = getattr(bases[0], "__match_args__", ()) if bases else ()
+            namespace["__slots__"] = own
+            namespace["__match_args__"] = inherited + own
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class _Message(metaclass=_MessageMeta):
     """Value semantics shared by every backend message, over its fields in ``__match_args__``."""
 
     __slots__ = ()
