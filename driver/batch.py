@@ -147,7 +147,7 @@ class BatchMixin:
                 if event is NEED_DATA:
                     await self._fill()
                     continue
-                msg = self._filter(event)  # type: ignore[arg-type]
+                msg = self._filter(event)
                 if msg is None:
                     continue
                 cls = type(msg)
