@@ -200,6 +200,8 @@ class SQLServer:
                 conn.start_next_cycle()
         except (OSError, h11.LocalProtocolError, asyncio.IncompleteReadError) as exc:
             log.debug("sql client %s: %s", peer_ip, exc)
+        except asyncio.CancelledError:
+            pass  # shutdown(): the task ends here, the stream callback has nothing to report
         finally:
             self._clients.discard(task)
             writer.close()
