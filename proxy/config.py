@@ -54,7 +54,7 @@ class Config:
     sql_http_max_body: int = 1 << 20
     sql_http_max_rows: int = 100_000
     sql_http_max_response: int = 10 << 20
-    sql_http_rate_limit: int = 100
+    sql_http_rate_limit: int = 1000
     sql_http_cors_origins: str = ""
     sql_http_auth_token: str = ""
 
@@ -279,7 +279,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     ),
     _Setting(
         "SQL_HTTP_RATE_LIMIT",
-        "100",
+        "1000",
         "requests per second per client IP; more get 429 (0 = no limit)",
         parse_count,
     ),

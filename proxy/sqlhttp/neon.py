@@ -218,6 +218,7 @@ def result_body(
         "rowCount": _row_count(tag),
         "rows": out_rows,
         "rowAsArray": array_mode,
+        "commandTag": tag,  # ours: the whole tag ("CREATE TABLE"), which driver.http returns
     }
 
 

@@ -176,11 +176,14 @@ class SQLServer:
         self._clients.add(task)
         peer = writer.get_extra_info("peername")
         peer_ip = str(peer[0]) if peer else "?"
+        shown = (
+            f"[{peer_ip}]:{peer[1]}" if ":" in peer_ip else f"{peer_ip}:{peer[1] if peer else '?'}"
+        )
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         try:
             while True:
                 try:
-                    reply, close = await self._one(conn, reader, peer_ip)
+                    reply, close = await self._one(conn, reader, peer_ip, shown)
                 except _Gone:
                     return
                 headers = [
@@ -231,7 +234,7 @@ class SQLServer:
             conn.receive_data(data)
 
     async def _one(
-        self, conn: h11.Connection, reader: asyncio.StreamReader, peer_ip: str
+        self, conn: h11.Connection, reader: asyncio.StreamReader, peer_ip: str, peer: str
     ) -> tuple[_Reply, bool]:
         """Read one request and answer it; returns (reply, close afterwards)."""
         try:
@@ -263,14 +266,14 @@ class SQLServer:
                 break
             else:
                 raise _Gone
-        reply = await self._handle(method, path, headers, bytes(body), peer_ip)
+        reply = await self._handle(method, path, headers, bytes(body), peer_ip, peer)
         origin = headers.get("origin")
         if origin and ("*" in self.origins or origin in self.origins):
             reply.origin = origin
         return reply, False
 
     async def _handle(
-        self, method: str, path: str, headers: _Headers, body: bytes, peer_ip: str
+        self, method: str, path: str, headers: _Headers, body: bytes, peer_ip: str, peer: str
     ) -> _Reply:
         started = time.monotonic()
         ip = client_ip(peer_ip, headers, self.cfg.trusted_proxies)  # type: ignore[arg-type]
@@ -285,7 +288,7 @@ class SQLServer:
                 "sql %d client=%s target=%s status=%d queries=%d rows=%d bytes=%d "
                 "backend=%s duration=%.3fs%s",
                 req_id,
-                ip,
+                peer if ip == peer_ip else f"{ip} (via {peer})",
                 info["target"],
                 reply.status,
                 info["queries"],
