@@ -33,14 +33,14 @@ async def run(cfg: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     addrs = await server.start()
-    scheme = "wss" if cfg.tls_cert else "ws"
-    log.info("wsproxy listening on %s (%s)", ", ".join(addrs), scheme)
     sql = None
     if cfg.sql_http_listen is not None:
         from .sqlhttp import SQLServer  # imports the driver: only when the endpoint is on
 
         sql = SQLServer(cfg, server.metrics)
         log.info("sql over http listening on %s (POST /sql)", ", ".join(await sql.start()))
+    scheme = "wss" if cfg.tls_cert else "ws"
+    log.info("wsproxy listening on %s (%s)", ", ".join(addrs), scheme)
     await stopping.wait()
     log.info("signal received: no longer accepting connections")
     if sql is not None:
