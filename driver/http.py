@@ -23,16 +23,20 @@ with keep-alive, and HTTP/2 when ``h2`` is installed; under Pyodide through the 
 # ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .batch import BatchResult
 from .codecs import TypeRegistry, default_registry
 from .errors import InterfaceError, PostgresError, TransportError, lookup
 from .record import Record, record_class
 from .transaction import ISOLATION_LEVELS
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["HTTPClient", "connect"]
 
@@ -86,6 +90,8 @@ class _HTTPXPoster:
 
         http2 = find_spec("h2") is not None
         self._httpx = httpx
+        if verify is True:  # the system trust store, as wss:// uses; built once per process
+            verify = _default_ssl_context()
         self._client = httpx.AsyncClient(http2=http2, verify=verify, timeout=None)
 
     async def post(
@@ -101,6 +107,15 @@ class _HTTPXPoster:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """Loading the trust store costs milliseconds of CPU: a new client (a cold one-shot
+    query) should not pay it again."""
+    import ssl
+
+    return ssl.create_default_context()
 
 
 class _FetchPoster:
