@@ -164,9 +164,9 @@ async def test_requests_share_one_kept_alive_connection(
     sql: driver.http.HTTPClient, sqlp: SQLProxy
 ) -> None:
     mark = sqlp.proc.mark()
-    for i in range(3):
-        assert await sql.fetchval("select $1::int", i) == i
-    await sqlp.proc.await_line(r"sql \d+ .*rows=1", start=mark)
+    for i in (1, 2, 3):
+        assert len(await sql.fetch("select generate_series(1, $1::int)", i)) == i
+    await sqlp.proc.await_line(r"sql \d+ .*rows=3 ", start=mark)  # the last one is logged
     lines = [ln for ln in sqlp.proc.lines[mark:] if re.search(r" sql \d+ client=", ln)]
     clients = {re.search(r"client=(\S+)", ln).group(1) for ln in lines}  # type: ignore[union-attr]
     assert len(lines) == 3 and len(clients) == 1, lines
