@@ -131,6 +131,9 @@ class Backends:
             password=info.password,  # "" rather than None: never the proxy's own PGPASSWORD
             database=info.database,
             sslmode=s.sslmode,
+            # The proxy-to-Postgres leg is the operator's network, as for the relay (TLS is
+            # still used when the server offers it): md5 and cleartext roles must work.
+            allow_unencrypted_password=True,
             statement_cache_size=0,
             server_settings=settings,
             timeout=s.connect_timeout or None,
