@@ -20,6 +20,11 @@ TLS 1.3) to the "new TCP connection" lines. Contenders take turns, one query eac
 
 The HTTP contenders are served by warm pooled backends; each WebSocket connect starts a new
 backend, which also pays PostGIS's set-up on its first geography query (see README).
+
+Then (unless ``--skip-app``) the app's cold cells (every request a new cell, so every request
+queries the database) in ``DB_MODE=http`` vs ``DB_MODE=pool``, with bench.app_bench's client
+and server (UNESCO list from WHC_DATA, loaded into the bench's own cluster, PostGIS preloaded),
+no added delay, best of alternating rounds.
 """
 
 from __future__ import annotations
@@ -181,6 +186,58 @@ async def neon_http(dsn: str, url: str, args: argparse.Namespace) -> dict[str, l
     return data
 
 
+async def app_figures(rounds: int) -> None:
+    """The app's cold-cell requests/s, DB_MODE=http vs pool, against one proxy."""
+    import asyncpg
+
+    from app.load import replace_sites
+    from app.sources import read_file, validate
+    from bench.app_bench import CONCURRENCY, Server, cold_paths, drive, row
+
+    data = Path(os.environ.get("WHC_DATA", ROOT.parent / "shared/data/whc-sites-2021.csv"))
+    sites, _ = validate(read_file(data))
+    pg = start_temp_cluster(shared_preload_libraries="'postgis-3'")
+    ws_port, sql_port = free_port(), free_port()
+    env = {
+        "LISTEN_PORT": f"127.0.0.1:{ws_port}",
+        "SQL_HTTP_LISTEN": f"127.0.0.1:{sql_port}",
+        "SQL_HTTP_RATE_LIMIT": "0",
+        "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{pg.port}",
+        "LOG_CONN_INFO": "false",
+    }
+    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "wsproxy listening", env=env)
+    servers: dict[str, Server] = {}
+    try:
+        conn = await asyncpg.connect(pg.dsn("scram_user"), ssl=False)
+        try:
+            await replace_sites(conn, sites)
+        finally:
+            await conn.close()
+        os.environ["SQL_HTTP_ENDPOINT"] = f"http://127.0.0.1:{sql_port}/sql"  # read by Settings
+        dsn, ws = pg.dsn("scram_user"), f"127.0.0.1:{ws_port}/v2"
+        servers = {mode: Server("driver", dsn, ws, mode) for mode in ("pool", "http")}
+        best: dict[str, tuple[float, float, float]] = {}
+        for srv in servers.values():
+            await drive(srv.port, cold_paths(300, 90000))  # warm-up: pools, imports
+        for r in range(rounds):
+            cold = cold_paths(800, r * 800)
+            for mode, srv in servers.items():
+                figures = await drive(srv.port, cold)
+                if mode not in best or figures[0] > best[mode][0]:
+                    best[mode] = figures
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        stop(proc)
+        destroy(pg)
+    print(
+        f"\nThe app, cold cells (each request a new cell: one nearest query), {CONCURRENCY} "
+        f"keep-alive clients, 1 uvicorn worker, best of {rounds} alternating rounds, no delay"
+    )
+    print(row("DB_MODE=pool (driver pool, WebSocket proxy)", best["pool"]))
+    print(row("DB_MODE=http (driver.http, proxy's /sql)", best["http"], best["pool"][0]))
+
+
 async def run(args: argparse.Namespace) -> None:
     pg = start_temp_cluster()
     pg.psql((ROOT / "sql" / "schema.sql").read_text())
@@ -199,12 +256,16 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         stop(proc)
         destroy(pg)
+    if not args.skip_app:
+        await app_figures(args.app_rounds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--n", type=int, default=20, help="timed queries per contender")
     parser.add_argument("--delay-ms", type=float, default=10.0, help="added per direction")
+    parser.add_argument("--skip-app", action="store_true", help="no app cold-cell figures")
+    parser.add_argument("--app-rounds", type=int, default=4, help="alternating app rounds")
     asyncio.run(run(parser.parse_args()))
 
 
