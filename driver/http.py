@@ -15,9 +15,9 @@ tables, prepared statements) does not survive between calls; use ``transaction([
 several statements that must see each other. Parameters are sent as text with their type left
 for the server to infer (``$1::date`` where the context does not say it).
 
-On CPython the requests go through ``httpx`` (the ``http`` extra: ``pip install 'pgws[http]'``)
-with keep-alive, and HTTP/2 when ``h2`` is installed; under Pyodide through the browser's
-``fetch``.
+On CPython the requests go through ``aiohttp`` (the ``http`` extra: ``pip install
+'pgws[http]'``) with keep-alive, or ``httpx`` (``http_client="httpx"``; HTTP/2 when ``h2`` is
+installed); under Pyodide through the browser's ``fetch``.
 """
 
 # ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
@@ -38,7 +38,10 @@ from .transaction import ISOLATION_LEVELS
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["HTTPClient", "connect"]
+__all__ = ["HTTP_CLIENTS", "HTTPClient", "connect"]
+
+# "auto": the browser's fetch under Pyodide; on CPython aiohttp when installed, else httpx.
+HTTP_CLIENTS = ("auto", "aiohttp", "httpx", "fetch")
 
 # node-postgres' DatabaseError keys (what the endpoint sends) -> PostgresError attributes.
 _ERROR_ATTRS = {
@@ -76,16 +79,52 @@ class _Poster(Protocol):
     async def close(self) -> None: ...
 
 
+class _AiohttpPoster:
+    """CPython, the default: one aiohttp session, whose connections stay alive between calls
+    (a quarter of httpx's CPU per request, which is most of a one-shot query's own cost)."""
+
+    def __init__(self, verify: Any) -> None:
+        try:
+            import aiohttp
+        except ImportError as exc:
+            raise InterfaceError(
+                "driver.http needs aiohttp (or httpx) on CPython: pip install 'pgws[http]'"
+            ) from exc
+        self._aiohttp = aiohttp
+        self._ssl = _default_ssl_context() if verify is True else verify
+        self._session: Any = None
+
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, timeout: float | None
+    ) -> tuple[int, bytes]:
+        aiohttp = self._aiohttp
+        if self._session is None:  # made inside the running loop, as aiohttp requires
+            connector = aiohttp.TCPConnector(ssl=self._ssl)
+            self._session = aiohttp.ClientSession(connector=connector)
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError as exc:
+            raise TimeoutError(f"SQL over HTTP to {url} timed out") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"SQL over HTTP to {url} failed: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 class _HTTPXPoster:
-    """CPython: one httpx.AsyncClient, so its connections stay alive between calls."""
+    """CPython with ``http_client="httpx"``: HTTP/2 when ``h2`` is installed (several
+    concurrent queries share one connection), HTTP/1.1 keep-alive otherwise."""
 
     def __init__(self, verify: Any) -> None:
         try:
             import httpx
         except ImportError as exc:
-            raise InterfaceError(
-                "driver.http needs httpx on CPython: pip install 'pgws[http]'"
-            ) from exc
+            raise InterfaceError("http_client='httpx' needs httpx: pip install httpx") from exc
         from importlib.util import find_spec
 
         http2 = find_spec("h2") is not None
@@ -107,6 +146,18 @@ class _HTTPXPoster:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _poster(http_client: str, verify: Any) -> _Poster:
+    if http_client == "fetch" or (http_client == "auto" and sys.platform == "emscripten"):
+        return _FetchPoster()
+    if http_client == "httpx":
+        return _HTTPXPoster(verify)
+    if http_client == "aiohttp":
+        return _AiohttpPoster(verify)
+    from importlib.util import find_spec
+
+    return _AiohttpPoster(verify) if find_spec("aiohttp") else _HTTPXPoster(verify)
 
 
 @functools.cache
@@ -155,7 +206,7 @@ class HTTPClient:
         *,
         auth_token: str | None = None,
         timeout: float | None = 60.0,
-        poster: _Poster | None = None,
+        http_client: str = "auto",
         verify: Any = True,
     ) -> None:
         if not dsn.startswith(("postgres://", "postgresql://")):
@@ -165,7 +216,10 @@ class HTTPClient:
         self._token = auth_token
         self._timeout = timeout
         self._codecs: TypeRegistry = default_registry.copy()
-        self._poster: _Poster | None = poster
+        if http_client not in HTTP_CLIENTS:
+            raise InterfaceError(f"http_client must be one of {HTTP_CLIENTS}, got {http_client!r}")
+        self._http_client = http_client
+        self._poster: _Poster | None = None
         self._verify = verify
         self._closed = False
 
@@ -275,9 +329,7 @@ class HTTPClient:
         if self._closed:
             raise InterfaceError("the HTTP client is closed")
         if self._poster is None:
-            self._poster = (
-                _FetchPoster() if sys.platform == "emscripten" else _HTTPXPoster(self._verify)
-            )
+            self._poster = _poster(self._http_client, self._verify)
         headers = {
             "Content-Type": "application/json",
             "Neon-Connection-String": self._dsn,
@@ -355,6 +407,7 @@ def connect(
     endpoint: str,
     auth_token: str | None = None,
     timeout: float | None = 60.0,
+    http_client: str = "auto",
     verify: Any = True,
 ) -> HTTPClient:
     """A client for SQL over HTTP; nothing is sent until the first query.
@@ -365,6 +418,12 @@ def connect(
         endpoint: the ``/sql`` URL, e.g. ``https://proxy.example.org/sql``.
         auth_token: sent as ``Authorization: Bearer`` (the proxy's SQL_HTTP_AUTH_TOKEN).
         timeout: seconds per request (None: no limit).
-        verify: TLS verification for httpx (True, False, or an ``ssl.SSLContext``).
+        http_client: "auto" (fetch under Pyodide; aiohttp on CPython, else httpx), or one
+            of "aiohttp", "httpx" (HTTP/2 when h2 is installed), "fetch".
+        verify: TLS certificate checks: True (the system trust store), False, or an
+            ``ssl.SSLContext``.
     """
-    return HTTPClient(dsn, endpoint, auth_token=auth_token, timeout=timeout, verify=verify)
+    return HTTPClient(
+        dsn, endpoint, auth_token=auth_token, timeout=timeout, http_client=http_client,
+        verify=verify,
+    )  # fmt: skip

@@ -79,6 +79,7 @@ class Pool:
     idle: list[_Idle] = field(default_factory=list)
     busy: int = 0
     freed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    resetting: dict[bytes, int] = field(default_factory=dict)  # digest -> backends in reset
 
 
 class PoolFull(Exception):
@@ -109,6 +110,7 @@ class Backends:
         self.settings = settings
         self.pools: dict[PoolKey, Pool] = {}
         self.opened = 0  # connections ever opened, for metrics and tests
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def _pool(self, key: PoolKey) -> Pool:
         pool = self.pools.get(key)
@@ -153,6 +155,9 @@ class Backends:
         async with asyncio.timeout(s.acquire_timeout or None), pool.freed:
             while True:
                 item = _take(pool, digest)
+                if item is None and pool.resetting.get(digest):
+                    await pool.freed.wait()  # a backend of this caller's is nearly back
+                    continue
                 if item is not None or not s.max_size or pool.busy + len(pool.idle) < s.max_size:
                     break
                 if pool.idle:  # the room is held by another credential's idle connection
@@ -188,7 +193,7 @@ class Backends:
             pool.busy -= 1
             if item is not None:
                 pool.idle.append(item)
-            pool.freed.notify()
+            pool.freed.notify_all()
 
     async def run(
         self,
@@ -234,10 +239,26 @@ class Backends:
             keep = True
             raise
         finally:
-            keep = keep and await self._reset(conn)
-            item = _Idle(conn, digest, asyncio.get_running_loop().time()) if keep else None
-            if item is None:
+            # The reset runs after the answer leaves, off the caller's latency; this
+            # caller's next request waits for it rather than open a second backend.
+            pool.resetting[digest] = pool.resetting.get(digest, 0) + 1
+            task = asyncio.create_task(self._release(pool, conn, digest, keep))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, pool: Pool, conn: TextConnection, digest: bytes, keep: bool) -> None:
+        item: _Idle | None = None
+        try:
+            if keep and await self._reset(conn):
+                item = _Idle(conn, digest, asyncio.get_running_loop().time())
+            else:
                 await _close(conn)
+        finally:
+            left = pool.resetting.get(digest, 1) - 1
+            if left:
+                pool.resetting[digest] = left
+            else:
+                pool.resetting.pop(digest, None)
             await self._give_back(pool, item)
 
     async def _reset(self, conn: TextConnection) -> bool:
@@ -265,10 +286,11 @@ class Backends:
                 pool.idle = [i for i in pool.idle if i not in stale]
                 for item in stale:
                     await _close(item.conn)
-            if not pool.idle and not pool.busy:
+            if not pool.idle and not pool.busy and not pool.resetting:
                 del self.pools[key]
 
     async def close(self) -> None:
+        await asyncio.gather(*self._releasing, return_exceptions=True)
         for pool in self.pools.values():
             for item in pool.idle:
                 await _close(item.conn)

@@ -187,3 +187,27 @@ async def test_unreachable_endpoint_is_a_transport_error(pg: Cluster) -> None:
     async with driver.http.connect(pg.dsn(), endpoint=url) as client:
         with pytest.raises(driver.TransportError):
             await client.fetch("select 1")
+
+
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+async def test_both_cpython_http_clients(http_client: str, sqlp: SQLProxy, pg: Cluster) -> None:
+    """The default (aiohttp when installed) and httpx give the same answers and errors."""
+    async with driver.http.connect(
+        pg.dsn("scram_user"), endpoint=sqlp.url, http_client=http_client
+    ) as client:
+        rows = await client.fetch("select $1::int as a, $2::text as b", 7, "x")
+        assert [tuple(r) for r in rows] == [(7, "x")]
+        done = await client.transaction(["select 1", ("select $1::int", [2])], readonly=True)
+        assert [r[0][0] for r in done] == [1, 2]
+        with pytest.raises(driver.errors.DivisionByZero):
+            await client.fetchval("select 1/0")
+        poster = type(client._poster).__name__
+    assert poster == {"aiohttp": "_AiohttpPoster", "httpx": "_HTTPXPoster"}[http_client]
+    from tools.pgcluster import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/sql"
+    async with driver.http.connect(pg.dsn(), endpoint=url, http_client=http_client) as client:
+        with pytest.raises(driver.TransportError):
+            await client.fetch("select 1")
+    with pytest.raises(driver.InterfaceError, match="http_client"):
+        driver.http.connect(pg.dsn(), endpoint=url, http_client="curl")
