@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.sqlhttp_bench [--n 20] [--delay-ms 10]
 
-Starts its own cluster (a synthetic grid of sites, never the UNESCO list) and one proxy serving
-both the WebSocket relay and POST /sql. Prints figures; asserts nothing.
+Starts its own cluster (PostGIS preloaded as in the demo; a synthetic grid of sites, never the
+UNESCO list) and one proxy serving both the WebSocket relay and POST /sql. Prints figures; asserts nothing.
 
 Every contender reaches the proxy through its own delay relay (bench.connect_bench's, in a
 process of its own): each chunk is delivered ``--delay-ms`` after it arrived, per direction,
@@ -239,7 +239,7 @@ async def app_figures(rounds: int) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    pg = start_temp_cluster()
+    pg = start_temp_cluster(shared_preload_libraries="'postgis-3'")  # as the demo's
     pg.psql((ROOT / "sql" / "schema.sql").read_text())
     pg.psql(SITES_SQL)
     ws_port, sql_port = free_port(), free_port()
