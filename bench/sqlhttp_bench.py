@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.sqlhttp_bench [--n 20] [--delay-ms 10]
 
 Starts its own cluster (PostGIS preloaded as in the demo; a synthetic grid of sites, never the
-UNESCO list) and one proxy serving both the WebSocket relay and POST /sql. Prints figures; asserts nothing.
+UNESCO list) and one proxy serving both the WebSocket relay and POST /sql. Prints figures;
+asserts nothing.
 
 Every contender reaches the proxy through its own delay relay (bench.connect_bench's, in a
 process of its own): each chunk is delivered ``--delay-ms`` after it arrived, per direction,

@@ -216,10 +216,33 @@ class Backends:
         key: PoolKey = (info.host, info.port, info.database, info.user)
         digest = credential_digest(info)
         pool = self._pool(key)
-        try:
-            conn, reused = await self._acquire(pool, info, digest, ips)
-        except TimeoutError:
-            raise PoolFull(f"all {self.settings.max_size} connections busy") from None
+        for attempt in (0, 1):
+            try:
+                conn, reused = await self._acquire(pool, info, digest, ips)
+            except TimeoutError:
+                raise PoolFull(f"all {self.settings.max_size} connections busy") from None
+            try:
+                return await self._use(pool, conn, digest, reused, queries, batch,
+                                       (isolation, readonly, deferrable))  # fmt: skip
+            except driver.ConnectionLostError as exc:
+                # A warm backend that died while idle (server restart, idle timeout): the
+                # statements never reached it, so one retry on a new backend is safe.
+                if not (reused and exc.unsent and attempt == 0):
+                    raise
+                log.info("sql backend lost while idle, retrying on a new one: %s", exc)
+        raise AssertionError("unreachable")
+
+    async def _use(
+        self,
+        pool: Pool,
+        conn: TextConnection,
+        digest: bytes,
+        reused: bool,
+        queries: Sequence[Query],
+        batch: bool,
+        options: tuple[str | None, bool, bool],
+    ) -> Outcome:
+        isolation, readonly, deferrable = options
         keep = False
         try:
             statements = [(q.sql, q.params) for q in queries]

@@ -280,7 +280,12 @@ class SQLServer:
         ip = client_ip(peer_ip, headers, self.cfg.trusted_proxies)  # type: ignore[arg-type]
         req_id = next(self._ids)
         info: dict[str, Any] = {"target": "-", "queries": 0, "rows": 0}
-        reply = await self._answer(method, path, headers, body, ip, info)
+        try:
+            reply = await self._answer(method, path, headers, body, ip, info)
+        except Exception:  # a bug of ours: the client gets a 500, the log the traceback
+            log.exception("sql %d: internal error", req_id)
+            info["reason"] = "internal error"
+            reply = _json(500, {"message": "internal error in the SQL endpoint"})
         duration = time.monotonic() - started
         self.metrics.requests.labels(status=str(reply.status)).inc()
         self.metrics.duration.observe(duration)

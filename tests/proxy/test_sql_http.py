@@ -310,3 +310,17 @@ def test_help_describes_the_endpoint() -> None:
     ).stdout
     assert "--sql-http-listen" in out and "POST /sql" in out
     assert "SQL_HTTP_MAX_ROWS" in out and "SQL_HTTP_RATE_LIMIT" in out
+
+
+async def test_backend_that_died_while_idle_is_replaced(
+    http: httpx.AsyncClient, sqlp: SQLProxy, pg: Cluster
+) -> None:
+    dsn = pg.dsn("tls_user")  # a key no other test uses: its only backend is the one killed
+    r = await post(http, sqlp, dsn, {"query": "select pg_backend_pid()"})
+    assert r.status_code == 200, r.text
+    pid = r.json()["rows"][0][0]
+    assert pg.psql(f"select pg_terminate_backend({pid})").strip() == "t"
+    r = await post(http, sqlp, dsn, {"query": "select pg_backend_pid()"})
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"][0][0] != pid
+    await sqlp.proc.await_line("sql backend lost while idle, retrying on a new one")
