@@ -82,6 +82,10 @@ class Pool:
     resetting: dict[bytes, int] = field(default_factory=dict)  # digest -> backends in reset
 
 
+class RequestTimeout(Exception):
+    """The statements ran past the request's deadline and were cancelled."""
+
+
 class PoolFull(Exception):
     """No connection became free within the wait: answered 503."""
 
@@ -210,6 +214,7 @@ class Backends:
 
         Raises:
             driver.PostgresError: from the server (login refused included), connection kept.
+            RequestTimeout: past the request's deadline; cancelled, the connection dropped.
             driver.Error, TimeoutError: the connection is dropped.
             PoolFull: no connection for this key became free in time.
         """
@@ -243,6 +248,10 @@ class Backends:
         options: tuple[str | None, bool, bool],
     ) -> Outcome:
         isolation, readonly, deferrable = options
+        # statement_timeout can be lifted by the statements themselves (SET LOCAL in a
+        # batch): this deadline (the driver cancels the query at it) cannot.
+        limit = self.settings.statement_timeout
+        deadline = limit * len(queries) + 1.0 if limit else None
         keep = False
         try:
             statements = [(q.sql, q.params) for q in queries]
@@ -253,14 +262,17 @@ class Backends:
                     isolation=isolation,
                     readonly=readonly,
                     deferrable=deferrable,
+                    timeout=deadline,
                 )
             else:
-                results = await conn.batch(statements, transaction=False)
+                results = await conn.batch(statements, transaction=False, timeout=deadline)
             keep = True
             return Outcome(results, reused)
         except driver.PostgresError:
             keep = True
             raise
+        except TimeoutError:
+            raise RequestTimeout(f"the request ran past its {deadline:g} s deadline") from None
         finally:
             # The reset runs after the answer leaves, off the caller's latency; this
             # caller's next request waits for it rather than open a second backend.

@@ -25,7 +25,7 @@ from ..admission import client_ip
 from ..config import Config
 from ..metrics import Metrics
 from ..target import Refused, Target, check_allowed, forbidden, is_denied, parse_target, resolve
-from .backends import Backends, PoolFull, Settings
+from .backends import Backends, PoolFull, RequestTimeout, Settings
 from .neon import BadRequest, SQLRequest, error_body, parse_request, result_body
 
 log = logging.getLogger("proxy.sql")
@@ -373,6 +373,9 @@ class SQLServer:
         except PoolFull as exc:
             info["reason"] = str(exc)
             return _json(503, {"message": f"database busy: {exc}"})
+        except RequestTimeout as exc:
+            info["reason"] = str(exc)
+            return _json(400, {"message": f"canceling statement: {exc}", "code": "57014"})
         except (driver.Error, OSError, TimeoutError) as exc:
             info["reason"] = f"{type(exc).__name__}: {exc}"[:200]
             return _json(502, {"message": f"cannot reach the database: {exc}"})

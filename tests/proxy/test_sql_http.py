@@ -227,6 +227,20 @@ async def test_body_rows_bytes_and_time_limits_answer_clearly(
     assert r.status_code == 400
     assert r.json()["code"] == "57014"
     assert "statement timeout" in r.json()["message"]
+    # a batch lifting its own statement_timeout still meets the request's deadline
+    r = await post(
+        http,
+        sqlp,
+        dsn,
+        {
+            "queries": [
+                {"query": "set local statement_timeout = 0"},
+                {"query": "select pg_sleep(8)"},
+            ]
+        },
+    )
+    assert r.status_code == 400 and r.json()["code"] == "57014"
+    assert "deadline" in r.json()["message"]
     # and the backend is still good afterwards
     r = await post(http, sqlp, dsn, {"query": "select 1"})
     assert r.status_code == 200 and r.json()["rows"] == [["1"]]
