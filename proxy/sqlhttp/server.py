@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import h11
@@ -21,7 +22,7 @@ from prometheus_client import Counter, Histogram
 
 import driver
 
-from ..admission import client_ip
+from ..admission import Limits, client_ip
 from ..config import Config
 from ..metrics import Metrics
 from ..target import Refused, Target, check_allowed, forbidden, is_denied, parse_target, resolve
@@ -128,6 +129,7 @@ class SQLServer:
             )
         )
         self.rate = RateLimit(cfg.sql_http_rate_limit)
+        self.limits = Limits(cfg.max_connections, cfg.max_connections_per_ip)
         self.origins = frozenset(
             o.strip() for o in cfg.sql_http_cors_origins.split(",") if o.strip()
         )
@@ -182,6 +184,13 @@ class SQLServer:
         )
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         try:
+            self.limits.acquire(peer_ip)
+        except Refused as exc:  # the relay's MAX_CONNECTIONS(_PER_IP), counted apart
+            self._clients.discard(task)
+            writer.write(_refusal(exc))
+            writer.close()
+            return
+        try:
             while True:
                 try:
                     reply, close = await self._one(conn, reader, peer_ip, shown)
@@ -207,6 +216,7 @@ class SQLServer:
         except asyncio.CancelledError:
             pass  # shutdown(): the task ends here, the stream callback has nothing to report
         finally:
+            self.limits.release(peer_ip)
             self._clients.discard(task)
             writer.close()
 
@@ -254,19 +264,24 @@ class SQLServer:
         if declared.isdigit() and limit and int(declared) > limit:
             return _json(413, {"message": f"request body larger than {limit} bytes"}), True
         body = bytearray()
-        while True:
-            try:
-                ev = await self._next(conn, reader, self.cfg.handshake_timeout or 30.0)
-            except h11.RemoteProtocolError as exc:
-                return _json(400, {"message": f"bad HTTP request: {exc}"}), True
-            if isinstance(ev, h11.Data):
-                body += ev.data
-                if limit and len(body) > limit:
-                    return _json(413, {"message": f"request body larger than {limit} bytes"}), True
-            elif isinstance(ev, h11.EndOfMessage):
-                break
-            else:
-                raise _Gone
+        try:
+            # the whole body within one deadline: a client trickling bytes cannot hold on
+            async with asyncio.timeout(self.cfg.handshake_timeout or 30.0):
+                while True:
+                    ev = await self._next(conn, reader, KEEPALIVE_IDLE)
+                    if isinstance(ev, h11.Data):
+                        body += ev.data
+                        if limit and len(body) > limit:
+                            message = f"request body larger than {limit} bytes"
+                            return _json(413, {"message": message}), True
+                    elif isinstance(ev, h11.EndOfMessage):
+                        break
+                    else:
+                        raise _Gone
+        except h11.RemoteProtocolError as exc:
+            return _json(400, {"message": f"bad HTTP request: {exc}"}), True
+        except TimeoutError:
+            return _json(408, {"message": "request body not received in time"}), True
         reply = await self._handle(method, path, headers, bytes(body), peer_ip, peer)
         origin = headers.get("origin")
         if origin and ("*" in self.origins or origin in self.origins):
@@ -397,6 +412,17 @@ class SQLServer:
                 {"message": f"response is too large (max is {cfg.sql_http_max_response} bytes)"},
             )
         return reply
+
+
+def _refusal(exc: Refused) -> bytes:
+    """A whole HTTP/1.1 response for a connection refused before any request is read."""
+    body = json.dumps({"message": exc.reason}).encode()
+    head = (
+        f"HTTP/1.1 {exc.status} {HTTPStatus(exc.status).phrase}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 class _Gone(Exception):

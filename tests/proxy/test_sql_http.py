@@ -3,6 +3,7 @@ cluster: the wire shapes, credential checks, target checks, session reset and li
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -48,6 +49,7 @@ LIMITS = {
     "SQL_HTTP_MAX_RESPONSE": "256KiB",
     "SQL_HTTP_STATEMENT_TIMEOUT": "500ms",
     "SQL_HTTP_CORS_ORIGINS": "https://ok.example",
+    "HANDSHAKE_TIMEOUT": "2s",  # the time allowed for a request body
 }
 
 
@@ -338,3 +340,43 @@ async def test_backend_that_died_while_idle_is_replaced(
     assert r.status_code == 200, r.text
     assert r.json()["rows"][0][0] != pid
     await sqlp.proc.await_line("sql backend lost while idle, retrying on a new one")
+
+
+async def raw_exchange(port: int, data: bytes, within: float = 15) -> bytes:
+    """Send raw bytes, return everything the server sends until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        async with asyncio.timeout(within):
+            return await reader.read(-1)
+    finally:
+        writer.close()
+
+
+async def test_malformed_and_slow_requests_are_answered_and_closed(sqlp: SQLProxy) -> None:
+    out = await raw_exchange(sqlp.port, b"GARBAGE\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 ")
+    assert b"bad HTTP request" in out
+    head = b"POST /sql HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    out = await raw_exchange(sqlp.port, head + b'{"query": ')  # and then nothing more
+    assert out.startswith(b"HTTP/1.1 408 ")
+    assert b"request body not received in time" in out
+
+
+async def test_connections_per_ip_are_limited(pg: Cluster) -> None:
+    p = start_sql_proxy(pg, MAX_CONNECTIONS_PER_IP="2")
+    held = []
+    try:
+        for _ in range(2):
+            held.append(await asyncio.open_connection("127.0.0.1", p.port))
+        # the two are really held: the proxy answers on them
+        for _reader, writer in held:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        for reader, _writer in held:
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+        out = await raw_exchange(p.port, b"")
+        assert out.startswith(b"HTTP/1.1 503 ") and b"too many connections" in out
+    finally:
+        for _, writer in held:
+            writer.close()
+        p.proc.stop()
