@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as exc:
         log.error("cannot start: %s", exc)
         sys.exit(1)
+    except ConfigError as exc:  # found when a part starts (SQL_HTTP_JWKS_FILE's keys)
+        log.error("bad configuration: %s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

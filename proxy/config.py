@@ -57,6 +57,7 @@ class Config:
     sql_http_rate_limit: int = 1000
     sql_http_cors_origins: str = ""
     sql_http_auth_token: str = ""
+    sql_http_jwks_file: str = ""
 
 
 def parse_bool(text: str) -> bool:
@@ -293,6 +294,12 @@ _SETTINGS: tuple[_Setting, ...] = (
         "SQL_HTTP_AUTH_TOKEN",
         "",
         "secret required as 'Authorization: Bearer' on /sql (empty = not required)",
+        str,
+    ),
+    _Setting(
+        "SQL_HTTP_JWKS_FILE",
+        "",
+        "JWKS file: /sql also admits a bearer JWT signed by one of its keys (exp required)",
         str,
     ),
 )

@@ -5,14 +5,13 @@ plus its own limits (body size, rows and bytes per response, requests per second
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import itertools
 import json
 import logging
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -28,6 +27,7 @@ from ..metrics import Metrics
 from ..target import Refused, Target, check_allowed, forbidden, is_denied, parse_target, resolve
 from .backends import Backends, PoolFull, RequestTimeout, Settings
 from .neon import BadRequest, SQLRequest, error_body, parse_request, result_body
+from .tokens import TokenCheck
 
 log = logging.getLogger("proxy.sql")
 
@@ -129,6 +129,7 @@ class SQLServer:
             )
         )
         self.rate = RateLimit(cfg.sql_http_rate_limit)
+        self.tokens = TokenCheck(cfg.sql_http_auth_token, cfg.sql_http_jwks_file)
         self.limits = Limits(cfg.max_connections, cfg.max_connections_per_ip)
         self.origins = frozenset(
             o.strip() for o in cfg.sql_http_cors_origins.split(",") if o.strip()
@@ -341,9 +342,11 @@ class SQLServer:
         if not self.rate.allow(ip):
             info["reason"] = "rate limited"
             return _json(429, {"message": "too many requests from your address"})
-        if self.cfg.sql_http_auth_token and not _token_ok(headers, self.cfg.sql_http_auth_token):
-            info["reason"] = "token"
-            return _json(401, {"message": "missing or wrong bearer token"})
+        if self.tokens.required:
+            admitted, why = self.tokens.admits(headers)
+            if not admitted:
+                info["reason"] = why
+                return _json(401, {"message": why})
         try:
             req = parse_request(headers, body)
             info["target"] = req.conn.target
@@ -427,10 +430,3 @@ def _refusal(exc: Refused) -> bytes:
 
 class _Gone(Exception):
     """The client closed, went idle, or sent something other than the next request."""
-
-
-def _token_ok(headers: Mapping[str, str], token: str) -> bool:
-    auth = headers.get("authorization", "")
-    if auth[:7].lower() != "bearer ":
-        return False
-    return hmac.compare_digest(auth[7:].strip().encode(), token.encode())

@@ -4,10 +4,14 @@ cluster: the wire shapes, credential checks, target checks, session reset and li
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -380,3 +384,63 @@ async def test_connections_per_ip_are_limited(pg: Cluster) -> None:
         for _, writer in held:
             writer.close()
         p.proc.stop()
+
+
+def _jwks_and_signer(tmp: Path) -> tuple[Path, Any]:
+    """A throw-away EC key: its public half in a JWKS file, the private half to sign with."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    path = tmp / "jwks.json"
+    path.write_text(json.dumps({"keys": [{**public, "kid": "k1", "alg": "ES256", "use": "sig"}]}))
+
+    def sign(claims: dict[str, Any], kid: str = "k1") -> str:
+        return jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
+
+    return path, sign
+
+
+async def test_jwt_from_a_jwks_file(http: httpx.AsyncClient, pg: Cluster, tmp_path: Path) -> None:
+    path, sign = _jwks_and_signer(tmp_path)
+    p = start_sql_proxy(pg, SQL_HTTP_JWKS_FILE=str(path))
+    try:
+        dsn, body = pg.dsn("scram_user"), {"query": "select 1"}
+        now = int(time.time())
+        good = sign({"sub": "u", "exp": now + 60})
+        r = await post(http, p, dsn, body, Authorization=f"Bearer {good}")
+        assert r.status_code == 200, r.text
+        for token, why in (
+            (sign({"sub": "u", "exp": now - 60}), "expired"),
+            (sign({"sub": "u"}), "exp"),
+            (sign({"sub": "u", "exp": now + 60}, kid="other"), "no key"),
+            (good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"), "invalid token"),
+        ):
+            r = await post(http, p, dsn, body, Authorization=f"Bearer {token}")
+            assert r.status_code == 401 and why in r.json()["message"], r.text
+        r = await post(http, p, dsn, body)
+        assert r.status_code == 401 and r.json()["message"] == "missing bearer token"
+    finally:
+        p.proc.stop()
+
+
+def test_unusable_jwks_file_stops_the_proxy(pg: Cluster, tmp_path: Path) -> None:
+    bad = tmp_path / "jwks.json"
+    bad.write_text('{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "s"}]}')
+    out = subprocess.run(
+        [sys.executable, "-m", "proxy"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "LISTEN_PORT": f"127.0.0.1:{free_port()}",
+            "SQL_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
+            "SQL_HTTP_JWKS_FILE": str(bad),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "bad configuration: SQL_HTTP_JWKS_FILE" in out.stderr
+    assert "Traceback" not in out.stderr
