@@ -32,10 +32,16 @@ def pg() -> Iterator[Cluster]:
 
 
 class ProxyProcess:
-    def __init__(self, port: int, proc: object) -> None:
+    def __init__(self, port: int, proc: object, sql_port: int | None = None) -> None:
         self.port = port
         self.proc = proc
         self.host = "127.0.0.1"
+        self.sql_port = sql_port  # SQL over HTTP (POST /sql), when enabled
+
+    @property
+    def sql_url(self) -> str:
+        assert self.sql_port is not None, "this proxy has no SQL_HTTP_LISTEN"
+        return f"http://{self.host}:{self.sql_port}/sql"
 
     @property
     def ws_proxy(self) -> str:
@@ -52,11 +58,16 @@ def running_proxy(allow_addr_regex: str, **settings: str) -> Iterator[ProxyProce
     """The real proxy process on a free loopback port, allowed to reach only what the regex
     admits (``settings``: more of its environment, e.g. TLS_CERT); stopped (SIGTERM, bounded)
     on exit."""
-    port = free_port()
-    env = {"LISTEN_PORT": f"127.0.0.1:{port}", "ALLOW_ADDR_REGEX": allow_addr_regex, **settings}
-    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
+    port, sql_port = free_port(), free_port()
+    env = {
+        "LISTEN_PORT": f"127.0.0.1:{port}",
+        "SQL_HTTP_LISTEN": f"127.0.0.1:{sql_port}",
+        "ALLOW_ADDR_REGEX": allow_addr_regex,
+        **settings,
+    }
+    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "wsproxy listening", env=env)
     try:
-        yield ProxyProcess(port, proc)
+        yield ProxyProcess(port, proc, sql_port if env["SQL_HTTP_LISTEN"] else None)
     finally:
         stop(proc)
 

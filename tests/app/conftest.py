@@ -75,8 +75,9 @@ async def truth(conn: Any, point: Point, k: int) -> list[tuple[int, float]]:
 class DB:
     """Where a test database lives and how to reach it through the proxy."""
 
-    def __init__(self, pg: Cluster, ws_proxy: str, name: str) -> None:
+    def __init__(self, pg: Cluster, ws_proxy: str, name: str, sql_url: str = "") -> None:
         self.pg, self.ws_proxy, self.name = pg, ws_proxy, name
+        self.sql_url = sql_url  # the proxy's POST /sql, for DB_MODE=http
 
     def dsn(self, role: str = "scram_user") -> str:
         return self.pg.dsn(role).replace("/testdb", f"/{self.name}")
@@ -92,6 +93,7 @@ class DB:
             "ws_proxy": self.ws_proxy,
             "ws_secure": False,
             "db_timeout_s": 10.0,
+            **({"sql_http_endpoint": self.sql_url} if self.sql_url else {}),
             **overrides,
         }
         return Settings(**values)
@@ -119,7 +121,7 @@ def _new_database(pg: Cluster, name: str) -> None:
 async def sites_db(pg: Cluster, proxy: Any, sample_csv: Path) -> AsyncIterator[DB]:
     """A database holding the invented list (app/sample.py, read back from its CSV form),
     loaded once by the real loader and recorded as the sample; read-only for its tests."""
-    db = DB(pg, proxy.ws_proxy, "whc_sites_test")
+    db = DB(pg, proxy.ws_proxy, "whc_sites_test", proxy.sql_url)
     _new_database(pg, db.name)
     sites, rejected = validate(read_file(sample_csv))
     assert not rejected

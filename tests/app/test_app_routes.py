@@ -20,7 +20,7 @@ from app.sites import cell_candidates, nearest_exact
 from tests.app.apphelp import metric, serve
 from tests.app.conftest import DB, truth
 
-MODES = ["pool", "connect"]
+MODES = ["pool", "connect", "http"]
 
 
 async def exact(db: DB, lat: float, lon: float, k: int) -> list[tuple[int, float]]:
