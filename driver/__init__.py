@@ -5,7 +5,7 @@ import typing as _typing
 from . import errors
 from .batch import BatchResult
 from .connection import Connection
-from .dsn import Config, config
+from .params import Config, config
 from .errors import (
     ConnectionLostError,
     Error,
@@ -16,7 +16,7 @@ from .errors import (
 )
 from .prepared import PreparedStatement
 from .record import Record
-from .startup import connect
+from .connect import connect
 from .transaction import Transaction
 
 if _typing.TYPE_CHECKING:

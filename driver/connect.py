@@ -11,7 +11,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from .connection import Connection
-from .dsn import ConnectParams, resolve
+from .params import ConnectParams, resolve
 from .errors import AuthenticationError, Error, InterfaceError, TransportError
 from .protocol import PGProtocol
 from .protocol.auth import MD5, PASSWORD, SCRAM, TRUST, Mispredicted

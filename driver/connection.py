@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .batch import BatchMixin
 from .codecs import default_registry
 from .copy import CopyMixin
-from .dsn import ConnectParams
+from .params import ConnectParams
 from .errors import (
     ConnectionLostError,
     Error,
@@ -191,7 +191,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         Bounded by CANCEL_GRACE seconds; if that fails the caller marks the connection
         broken, as it would without trying.
         """
-        from .startup import cancel  # startup imports this module
+        from .connect import cancel  # startup imports this module
 
         proto = self._proto
         if proto.backend_pid is None or proto.backend_key is None:

@@ -15,7 +15,7 @@ from .protocol import messages as m
 if TYPE_CHECKING:
     from .codecs import TypeRegistry
     from .connection import Connection
-    from .dsn import ConnectParams
+    from .params import ConnectParams
     from .prepared import Statement, StatementCache
     from .protocol import PGProtocol
     from .record import Record

@@ -27,7 +27,7 @@ from .protocol import NEED_DATA
 from .protocol import messages as m
 
 if TYPE_CHECKING:
-    from .dsn import ConnectParams
+    from .params import ConnectParams
     from .errors import ConnectionLostError
     from .protocol import PGProtocol
     from .transport.base import Stream

@@ -10,11 +10,11 @@ from types import TracebackType
 from typing import Any
 
 from .connection import Connection
-from .dsn import resolve
+from .params import resolve
 from .errors import Error, InterfaceError
 from .poolquery import Acquire, PoolQueries, reset_connection
 from .poolslots import Slots, _Meta
-from .startup import cancel, check_connection_class, connect
+from .connect import cancel, check_connection_class, connect
 
 __all__ = ["Pool", "create_pool"]
 

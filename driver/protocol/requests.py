@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InterfaceError, ProtocolError
 from . import messages as m
-from .pipeline import batch_messages
+from .batch import batch_messages
 from .state import State
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class Requests:
         sync_each: bool = False,
         then: str | None = None,
     ) -> int:
-        """Several statements in one flight; see ``driver.protocol.pipeline.batch_messages``.
+        """Several statements in one flight; see ``driver.protocol.batch.batch_messages``.
 
         Returns:
             How many ReadyForQuery messages the batch produces (one pending operation each).
