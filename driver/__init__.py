@@ -4,8 +4,8 @@ import typing as _typing
 
 from . import errors
 from .batch import BatchResult
+from .connect import connect
 from .connection import Connection
-from .params import Config, config
 from .errors import (
     ConnectionLostError,
     Error,
@@ -14,9 +14,9 @@ from .errors import (
     ProtocolError,
     TransportError,
 )
+from .params import Config, config
 from .prepared import PreparedStatement
 from .record import Record
-from .connect import connect
 from .transaction import Transaction
 
 if _typing.TYPE_CHECKING:

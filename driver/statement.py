@@ -1,25 +1,22 @@
-"""Prepared statements: the per-connection LRU of named statements and PreparedStatement."""
-# ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
+"""What the server told us about statements, and the per-connection LRU of named ones."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from .protocol.messages import Field
 from .record import Record, record_class
 
-if TYPE_CHECKING:
-    from .connection import Connection
-
-__all__ = ["PreparedStatement", "Statement", "StatementCache"]
+__all__ = ["Statement", "StatementCache"]
 
 
 class Statement:
     """What the server told us about one named statement.
 
-    A plain slotted class, not a dataclass: building a dataclass costs ~1 ms of import time.
+    A plain slotted class, not a dataclass, to keep ``import driver`` cheap
+    (``bench/connect_bench.py`` and ``tests/driver/test_import_cost.py``).
     """
 
     __slots__ = ("decoders", "fields", "name", "param_oids", "record_cls", "sql")
@@ -87,53 +84,3 @@ class StatementCache:
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-class PreparedStatement:
-    """A statement prepared by ``Connection.prepare()``, with asyncpg's fetch methods."""
-
-    def __init__(self, conn: Connection, stmt: Statement, param_types: tuple[int, ...]) -> None:
-        self._conn = conn
-        self._stmt = stmt
-        self._param_types = param_types
-
-    def get_query(self) -> str:
-        return self._stmt.sql
-
-    def get_parameters(self) -> tuple[int, ...]:
-        """Parameter type OIDs, as the server resolved them."""
-        return self._param_types
-
-    def get_attributes(self) -> tuple[Field, ...]:
-        """Result columns (name, type OID, ...); empty for statements that return no rows."""
-        return self._stmt.fields or ()
-
-    async def fetch(self, *args: Any, timeout: float | None = None) -> list[Record]:
-        rows, _ = await self._conn._execute_prepared(
-            self._stmt, self._param_types, args, 0, timeout
-        )
-        return rows
-
-    async def fetchrow(self, *args: Any, timeout: float | None = None) -> Record | None:
-        rows, _ = await self._conn._execute_prepared(
-            self._stmt, self._param_types, args, 1, timeout
-        )
-        return rows[0] if rows else None
-
-    async def fetchval(self, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
-        row = await self.fetchrow(*args, timeout=timeout)
-        return None if row is None else row[column]
-
-    async def execute(self, *args: Any, timeout: float | None = None) -> str:
-        """Run it and return the command tag."""
-        _, tag = await self._conn._execute_prepared(self._stmt, self._param_types, args, 0, timeout)
-        return tag
-
-    async def executemany(
-        self, args: Iterable[Sequence[Any]], *, timeout: float | None = None
-    ) -> None:
-        await self._conn._execute_many_prepared(self._stmt, self._param_types, args, timeout)
-
-    async def close(self) -> None:
-        """Deallocate it on the server (queued with the connection's next operation)."""
-        self._conn._forget_statement(self._stmt)
