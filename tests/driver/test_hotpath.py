@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from driver.codecs import TypeRegistry, default_registry
 from driver.errors import InterfaceError, ProtocolError
-from driver.query import _INFER_ON_SERVER, decode, encode
-from driver.statement import Statement
 from driver.protocol import NEED_DATA, PGProtocol, State
 from driver.protocol import messages as m
+from driver.query import _INFER_ON_SERVER, decode, encode
+from driver.statement import Statement
 from tests.driver import fakes as f
 
 Rows = list[tuple[bytes | None, ...]]
