@@ -1,4 +1,4 @@
-"""connect(): resolve parameters, open the transport, negotiate TLS, run startup and auth."""
+"""connect(): resolve parameters, try each TLS attempt (dial.py), predict auth, run start-up."""
 
 # ruff: noqa: ASYNC109 - asyncpg's connect() takes timeout=
 from __future__ import annotations
