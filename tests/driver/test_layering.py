@@ -170,3 +170,27 @@ def test_driver_has_no_import_cycle() -> None:
     assert "driver.session" in graph["driver.connection"]  # the graph sees relative imports
     assert "driver.dial" in graph["driver.session"]  # and imports inside functions
     assert _cycles(graph) == []
+
+
+def test_pool_slots_decide_without_awaiting() -> None:
+    # Every bookkeeping step is taken whole, so no cancellation can split it; the pool awaits.
+    tree = ast.parse((DRIVER / "poolslots.py").read_text())
+    awaits = [n for n in ast.walk(tree) if isinstance(n, ast.Await | ast.AsyncFunctionDef)]
+    assert awaits == []
+    assert any(
+        isinstance(n, ast.Await) for n in ast.walk(ast.parse((DRIVER / "pool.py").read_text()))
+    )
+
+
+def test_pool_uses_no_private_attribute_of_a_connection() -> None:
+    tree = ast.parse((DRIVER / "pool.py").read_text())
+    conn_names = {"conn", "c", "connection"}
+    private = [
+        f"line {n.lineno}: {n.value.id}.{n.attr}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute)
+        and isinstance(n.value, ast.Name)
+        and n.value.id in conn_names
+        and n.attr.startswith("_")
+    ]
+    assert private == []
