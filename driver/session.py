@@ -191,14 +191,21 @@ class Session:
                 ReadyForQuery (so the connection stays usable).
         """
         error: m.ErrorResponse | None = None
-        while True:
-            event = await self.pump()
-            if isinstance(event, m.ReadyForQuery):
+        next_event, filter_event = self.proto.next_event, self.filter
+        while True:  # pump() inlined: no coroutine per event
+            event = next_event()
+            if not is_message(event):
+                await self.fill()
+                continue
+            msg = filter_event(event)
+            if msg is None:
+                continue
+            if isinstance(msg, m.ReadyForQuery):
                 break
-            if isinstance(event, m.ErrorResponse):
-                error = event
+            if isinstance(msg, m.ErrorResponse):
+                error = msg
             elif on_event is not None:
-                pending = on_event(event)
+                pending = on_event(msg)
                 if pending is not None:
                     await pending
         if error is not None:
