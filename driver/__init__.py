@@ -4,8 +4,8 @@ import typing as _typing
 
 from . import errors
 from .batch import BatchResult
+from .connect import connect
 from .connection import Connection
-from .dsn import Config, config
 from .errors import (
     AuthPolicyError,
     ConnectionLostError,
@@ -15,9 +15,9 @@ from .errors import (
     ProtocolError,
     TransportError,
 )
+from .params import Config, config
 from .prepared import PreparedStatement
 from .record import Record
-from .startup import connect
 from .transaction import Transaction
 
 if _typing.TYPE_CHECKING:

@@ -18,7 +18,6 @@ from driver.protocol import messages as m
 # the transports themselves, and anything of websockets.
 NOT_ON_IMPORT = (
     "driver.pool",
-    "driver.poolquery",
     "driver.poolslots",
     "driver.auth.scram",
     "driver.auth.pbkdf2",

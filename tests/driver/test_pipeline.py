@@ -12,7 +12,7 @@ import pytest
 
 import driver
 from driver import errors
-from driver.startup import forget_auth_methods
+from driver.connect import forget_auth_methods
 from tests.conftest import ProxyProcess
 from tests.driver.conftest import ConnectArgs
 from tools.pgcluster import Cluster
