@@ -61,7 +61,7 @@ class TextConnection(driver.Connection):
         super().__init__(*args, **kwargs)
         registry = default_registry.copy()
         registry.__class__ = _TextResults
-        self._codecs = registry
+        self._session.codecs = registry  # the session decodes with this table
 
 
 @dataclass(slots=True)
