@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from .policy import DEFAULT_ALLOW_SPECIAL, DEFAULT_ALLOW_SPECIAL_NETWORKS
+from .policy import IPNetwork as IPNetwork
 
 # Only a local Postgres: an unconfigured proxy must never be an open relay.
 DEFAULT_ALLOW_ADDR_REGEX = r"(localhost|127\.0\.0\.1|\[::1\]):5432"
@@ -45,6 +47,7 @@ class Config:
     auth_token: str = ""
     trusted_proxies: tuple[IPNetwork, ...] = ()
     deny_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
+    allow_special_networks: tuple[IPNetwork, ...] = DEFAULT_ALLOW_SPECIAL_NETWORKS
     event_loop: str = "auto"
 
 
@@ -90,6 +93,20 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * mult
 
 
+def check_readable_file(name: str, path: str) -> None:
+    """Name the setting and the path, so a typo reads as one line, not an ssl traceback.
+
+    Raises:
+        ConfigError: the file is absent, a directory, or not readable by this user.
+    """
+    if not os.path.exists(path):
+        raise ConfigError(f"{name}: file not found: {path}")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{name}: not a file: {path}")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{name}: file not readable by this user: {path}")
+
+
 def parse_count(text: str) -> int:
     try:
         n = int(text)
@@ -128,7 +145,8 @@ def parse_regex(text: str) -> re.Pattern[str] | None:
     try:
         return re.compile(text)
     except re.error as exc:
-        raise ConfigError(f"bad ALLOW_ADDR_REGEX {text!r}: {exc}") from None
+        # load() prefixes the setting's name; saying it again here read as a stutter.
+        raise ConfigError(f"{text!r} is not a regular expression: {exc}") from None
 
 
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
@@ -226,7 +244,17 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting(
         "DENY_NETWORKS",
         DEFAULT_DENY_NETWORKS,
-        "CIDRs never connected to, whatever the regex says; empty allows all",
+        "CIDRs never connected to, whatever the regex says and whatever "
+        "ALLOW_SPECIAL_NETWORKS lists",
+        parse_networks,
+    ),
+    _Setting(
+        "ALLOW_SPECIAL_NETWORKS",
+        DEFAULT_ALLOW_SPECIAL,
+        "CIDRs excepted from the built-in deny list of IANA special-purpose ranges (0.0.0.0/8, "
+        "::, loopback, link-local, fc00::/7, 100.64.0.0/10, documentation, NAT64, 6to4, "
+        "Teredo, multicast...); IPv6 forms carrying an IPv4 address are also judged as that "
+        "address; empty excepts none",
         parse_networks,
     ),
     _Setting(
@@ -275,6 +303,9 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             raise ConfigError(f"{s.env}: {exc}") from None
     if bool(parsed["TLS_CERT"]) != bool(parsed["TLS_KEY"]):
         raise ConfigError("TLS_CERT and TLS_KEY must be set together")
+    for name in ("TLS_CERT", "TLS_KEY"):
+        if parsed[name]:
+            check_readable_file(name, parsed[name])
     host, port = parsed["LISTEN_PORT"]
     origins = frozenset(o.strip() for o in parsed["ALLOWED_ORIGINS"].split(",") if o.strip())
     return Config(
@@ -300,5 +331,6 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         auth_token=parsed["AUTH_TOKEN"],
         trusted_proxies=parsed["TRUSTED_PROXIES"],
         deny_networks=parsed["DENY_NETWORKS"],
+        allow_special_networks=parsed["ALLOW_SPECIAL_NETWORKS"],
         event_loop=parsed["EVENT_LOOP"],
     )

@@ -151,7 +151,9 @@ class ProxyServer:
         assert task is not None
         task.add_done_callback(lambda _t: self._release(conn))
         try:
-            ips = await resolve(target, cfg.deny_networks, cfg.connect_timeout)
+            ips = await resolve(
+                target, cfg.deny_networks, cfg.connect_timeout, cfg.allow_special_networks
+            )
         except Refused as exc:
             # Free the slot now: a refused client may hold its socket open for a while.
             self._release(conn)
@@ -245,6 +247,6 @@ class ProxyServer:
 
 def _asked(path: str, headers: Headers, use_host_header: bool) -> str:
     """The raw requested target, for refusal logs only."""
-    if use_host_header:
-        return headers.get("Host", "")
+    if use_host_header:  # get_all: Headers.get raises when the header is repeated
+        return ",".join(headers.get_all("Host"))
     return ",".join(query_of(path).get("address", []))
