@@ -189,6 +189,7 @@ class ProxyServer:
                 ending_reason, sent_up, sent_down = reason, 0, 0
             else:
                 traffic = TrafficLog(adm.conn_id, log) if cfg.log_traffic else None
+                assert isinstance(ws, RelayConnection)  # serve(create_connection=...)
                 relay = Relay(adm.conn_id, ws, upstream, m, cfg.idle_timeout, traffic)
                 self.relays.add(relay)
                 try:

@@ -117,3 +117,47 @@ async def test_memory_stays_flat_when_the_target_stops_reading(target: Target) -
         writer.close()
     finally:
         p.stop()
+
+
+async def test_a_client_that_pings_and_never_reads_is_paused_then_closed_1008(
+    target: Target,
+) -> None:
+    """Every ping asks for a pong; a client that never reads them must not grow the proxy
+    (before the fix: 30 -> 235 MiB in 10 s from this one connection). Reading it pauses once
+    its write buffer is full, and pongs that still pile up past a bound close it with 1008."""
+    p = ProxyProc({"ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}"})
+    try:
+        status, _, raw = await RawWS.connect(p.port, f"/v2?address=127.0.0.1:{target.port}")
+        assert status == 101
+        _, writer = await target.next()
+        raw.writer.transport.set_write_buffer_limits(high=1 << 20)
+        before = rss_kib(p.proc.pid)
+        mark = p.mark()
+        ping = raw.frame(b"p" * 125, opcode=0x9)
+        burst = ping * 4000  # 0.5 MB of pings per write: 0.5 MB of pongs nobody reads
+        deadline, sent = time.monotonic() + 30, 0
+        closed: str | None = None
+        while closed is None:
+            assert time.monotonic() < deadline, f"never closed; RSS {rss_kib(p.proc.pid)} KiB"
+            grown = rss_kib(p.proc.pid) - before
+            assert grown < 32 * 1024, f"proxy RSS grew {grown} KiB after {sent} pings"
+            if any(" 1008 " in line for line in p.lines[mark:]):
+                closed = "logged"
+                break
+            try:
+                raw.writer.write(burst)
+                async with asyncio.timeout(0.2):
+                    await raw.writer.drain()
+                sent += 4000
+            except TimeoutError:
+                pass  # the proxy stopped reading us: keep checking its log and memory
+            except OSError:
+                closed = "reset"
+        line = await p.await_line(r"conn \d+ close .*reason=closed by proxy 1008", start=mark)
+        assert "client does not read" in line
+        grown = rss_kib(p.proc.pid, "VmHWM") - before
+        assert grown < 32 * 1024, f"proxy peak RSS {grown} KiB above start"
+        raw.close()
+        writer.close()
+    finally:
+        p.stop()
