@@ -34,8 +34,8 @@ NORMAL, GOING_AWAY, UNSUPPORTED_DATA, POLICY_VIOLATION, INTERNAL_ERROR = (
     1011,
 )
 
-# Bytes of answers (pongs) queued for a client that does not read before it is closed with
-# 1008: reading pauses at the write buffer's high-water mark, so only pings already read count.
+# Bytes of answers (pongs) queued for a client that does not read them before it is closed
+# with 1008 (keepalive pings from a client that reads slowly add a few bytes a minute).
 PEER_BACKLOG = 64 * 1024
 
 # Headers of an unmasked final binary frame (RFC 6455 5.2), by payload length.
@@ -109,7 +109,7 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
 
     fast_sink: Callable[[bytes], None] | None = None
     _holds: frozenset[str] = frozenset()  # why reading the client is paused (empty: it isn't)
-    _backlog = 0  # bytes of answers queued since the client stopped reading (see _answer)
+    _backlog = 0  # bytes of answers queued since the write buffer was last empty (_answer)
     _read_buf: memoryview | None = None
     _fast = False  # frames are parsed here (buffer_updated), not by websockets
     _slow = False  # websockets parses everything from now on
@@ -139,27 +139,25 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
 
         Otherwise each ping it sends would queue a pong for ever (a client that pings and never
         reads grew the proxy by hundreds of MiB in seconds). What one read already holds is
-        still answered; past PEER_BACKLOG bytes of such answers the connection is closed with
-        1008 (no client that reads would ever get there).
+        still answered, and _answer closes the connection with 1008 when answers pile up.
         """
         super().pause_writing()
         self.hold_reading("peer")
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        self._backlog = 0
         self.release_reading("peer")
 
     def _answer(self, data: bytes) -> None:
-        """Feed websockets bytes that may make it answer (pings); count answers that cannot
-        leave because the client is not reading, and close with 1008 past PEER_BACKLOG."""
-        if "peer" not in self._holds:
-            super().data_received(data)
-            return
+        """Feed websockets bytes that may make it answer (pings), and close with 1008 a client
+        whose answers pile up unread: PEER_BACKLOG bytes of them queued since its write
+        buffer was last empty (a reading client empties it; keepalive pings add a few bytes).
+        """
         transport = self.transport
         before = transport.get_write_buffer_size()
         super().data_received(data)
-        self._backlog += transport.get_write_buffer_size() - before
+        queued = transport.get_write_buffer_size() - before
+        self._backlog = (self._backlog if before else 0) + queued
         if self._backlog <= PEER_BACKLOG:
             return
         if self.protocol.state is State.OPEN:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .config import IPNetwork
-from .policy import denial
+from .policy import DEFAULT_ALLOW_SPECIAL_NETWORKS, denial
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -93,7 +93,9 @@ def check_allowed(target: Target, regex: re.Pattern[str] | None) -> None:
 
 
 def is_denied(
-    ip: IPAddress, deny: Sequence[IPNetwork], allow_special: Sequence[IPNetwork] = ()
+    ip: IPAddress,
+    deny: Sequence[IPNetwork],
+    allow_special: Sequence[IPNetwork] = DEFAULT_ALLOW_SPECIAL_NETWORKS,
 ) -> bool:
     """Whether the address policy refuses `ip` (see policy.denial for why)."""
     return denial(ip, deny, allow_special) is not None
@@ -103,7 +105,7 @@ async def resolve(
     target: Target,
     deny: Sequence[IPNetwork],
     within: float,
-    allow_special: Sequence[IPNetwork] = (),
+    allow_special: Sequence[IPNetwork] = DEFAULT_ALLOW_SPECIAL_NETWORKS,
 ) -> list[str]:
     """Resolve once and keep only permitted IPs; the relay connects to these, never the name.
 
