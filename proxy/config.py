@@ -37,6 +37,9 @@ class Config:
     tls_key: str = ""
     max_connections: int = 1000
     max_connections_per_ip: int = 100
+    max_connections_per_net: int = 200
+    reserved_connections: int = 100  # resolved from RESERVED_CONNECTIONS ("10%" of 1000)
+    no_traffic_timeout: float = 30.0
     idle_timeout: float = 3600.0
     connect_timeout: float = 10.0
     handshake_timeout: float = 10.0
@@ -115,6 +118,20 @@ def parse_count(text: str) -> int:
     if n < 0:
         raise ConfigError(f"negative count: {text!r}")
     return n
+
+
+def parse_share(text: str) -> int | float:
+    """A count ("100") or a fraction given as a percentage ("10%" -> 0.1)."""
+    t = text.strip()
+    if t.endswith("%"):
+        try:
+            pct = float(t[:-1])
+        except ValueError:
+            raise ConfigError(f"not a percentage: {text!r}") from None
+        if not 0 <= pct <= 100:
+            raise ConfigError(f"percentage out of range 0-100: {text!r}")
+        return pct / 100
+    return parse_count(t)
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
@@ -202,6 +219,25 @@ _SETTINGS: tuple[_Setting, ...] = (
         parse_count,
     ),
     _Setting(
+        "MAX_CONNECTIONS_PER_NET",
+        "200",
+        "relays per client network (/24 of IPv4, /64 of IPv6); more get 503 (0 = no limit)",
+        parse_count,
+    ),
+    _Setting(
+        "RESERVED_CONNECTIONS",
+        "10%",
+        "slots of MAX_CONNECTIONS kept for networks holding no relay yet, a count or a "
+        "percentage (0 = none)",
+        parse_share,
+    ),
+    _Setting(
+        "NO_TRAFFIC_TIMEOUT",
+        "30s",
+        "close a relay whose client sent nothing this long after the upgrade (0 = never)",
+        parse_duration,
+    ),
+    _Setting(
         "IDLE_TIMEOUT",
         "1h",
         "close a relay after this long without traffic (0 = never)",
@@ -282,6 +318,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _resolve_share(share: int | float, total: int) -> int:
+    return int(total * share) if isinstance(share, float) else share
+
+
 def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Build the config from flags, then environment, then defaults.
 
@@ -307,6 +347,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if parsed[name]:
             check_readable_file(name, parsed[name])
     host, port = parsed["LISTEN_PORT"]
+    max_total = parsed["MAX_CONNECTIONS"]
     origins = frozenset(o.strip() for o in parsed["ALLOWED_ORIGINS"].split(",") if o.strip())
     return Config(
         listen_host=host,
@@ -321,6 +362,9 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         tls_key=parsed["TLS_KEY"],
         max_connections=parsed["MAX_CONNECTIONS"],
         max_connections_per_ip=parsed["MAX_CONNECTIONS_PER_IP"],
+        max_connections_per_net=parsed["MAX_CONNECTIONS_PER_NET"],
+        reserved_connections=_resolve_share(parsed["RESERVED_CONNECTIONS"], max_total),
+        no_traffic_timeout=parsed["NO_TRAFFIC_TIMEOUT"],
         idle_timeout=parsed["IDLE_TIMEOUT"],
         connect_timeout=parsed["CONNECT_TIMEOUT"],
         handshake_timeout=parsed["HANDSHAKE_TIMEOUT"],

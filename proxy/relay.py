@@ -280,8 +280,10 @@ class Relay:
         metrics: Metrics,
         idle_timeout: float,
         traffic: TrafficLog | None,
+        no_traffic_timeout: float = 0.0,
     ) -> None:
         self.conn_id = conn_id
+        self.no_traffic_timeout = no_traffic_timeout
         self.ws = ws
         self.up = upstream
         self.metrics = metrics
@@ -383,10 +385,21 @@ class Relay:
         return Ending(None, _close_story(self.ws))
 
     async def _idle(self) -> Ending:
+        """End a relay without traffic: after `no_traffic_timeout` while the client has sent
+        nothing at all (an idle relay only holds a slot), after `idle_timeout` later on."""
+        opened = self._last
         while True:
-            left = self._last + self.idle_timeout - self._loop.time()
-            if left <= 0:
-                return Ending(NORMAL, "idle timeout")
+            now = self._loop.time()
+            if self.no_traffic_timeout > 0 and not self.bytes_from_client:
+                left = opened + self.no_traffic_timeout - now
+                if left <= 0:
+                    return Ending(NORMAL, "no traffic from the client")
+            elif self.idle_timeout > 0:
+                left = self._last + self.idle_timeout - now
+                if left <= 0:
+                    return Ending(NORMAL, "idle timeout")
+            else:
+                return await asyncio.Future()  # no timeout applies any more: wait for ever
             await asyncio.sleep(left)
 
     async def run(self) -> Ending:
@@ -400,7 +413,7 @@ class Relay:
             asyncio.ensure_future(self._ws_to_tcp()),
             self._stop,
         ]
-        if self.idle_timeout > 0:
+        if self.idle_timeout > 0 or self.no_traffic_timeout > 0:
             tasks.append(asyncio.ensure_future(self._idle()))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

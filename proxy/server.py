@@ -70,7 +70,12 @@ class ProxyServer:
     def __init__(self, cfg: Config, metrics: Metrics | None = None) -> None:
         self.cfg = cfg
         self.metrics = metrics or Metrics()
-        self.limits = Limits(cfg.max_connections, cfg.max_connections_per_ip)
+        self.limits = Limits(
+            cfg.max_connections,
+            cfg.max_connections_per_ip,
+            cfg.max_connections_per_net,
+            cfg.reserved_connections,
+        )
         self.relays: set[Relay] = set()
         self._ids = itertools.count(1)
         self._admitted: dict[ServerConnection, Admission] = {}
@@ -190,7 +195,15 @@ class ProxyServer:
             else:
                 traffic = TrafficLog(adm.conn_id, log) if cfg.log_traffic else None
                 assert isinstance(ws, RelayConnection)  # serve(create_connection=...)
-                relay = Relay(adm.conn_id, ws, upstream, m, cfg.idle_timeout, traffic)
+                relay = Relay(
+                    adm.conn_id,
+                    ws,
+                    upstream,
+                    m,
+                    cfg.idle_timeout,
+                    traffic,
+                    cfg.no_traffic_timeout,
+                )
                 self.relays.add(relay)
                 try:
                     ending = await relay.run()

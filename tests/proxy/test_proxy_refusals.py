@@ -381,10 +381,12 @@ async def test_duplicate_host_headers_get_400_with_a_reason(tgt: Target) -> None
     try:
         before = tgt.count
         reader, writer = await asyncio.open_connection("127.0.0.1", p.port)
+        host = f"Host: localhost:{tgt.port}\r\n"
         writer.write(
-            f"GET /v2 HTTP/1.1\r\nHost: localhost:{tgt.port}\r\nHost: localhost:{tgt.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            (
+                f"GET /v2 HTTP/1.1\r\n{host}{host}Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
         )
         head = await reader.readuntil(b"\r\n\r\n")
         body = await reader.read(200)
