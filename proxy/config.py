@@ -40,6 +40,7 @@ class Config:
     max_connections_per_net: int = 200
     reserved_connections: int = 100  # resolved from RESERVED_CONNECTIONS ("10%" of 1000)
     no_traffic_timeout: float = 30.0
+    memory_budget: int = 256 * 1024 * 1024
     idle_timeout: float = 3600.0
     connect_timeout: float = 10.0
     handshake_timeout: float = 10.0
@@ -238,6 +239,12 @@ _SETTINGS: tuple[_Setting, ...] = (
         parse_duration,
     ),
     _Setting(
+        "MEMORY_BUDGET",
+        "256MiB",
+        "bytes all relays may hold in buffers; above it new upgrades get 503 (0 = no limit)",
+        parse_size,
+    ),
+    _Setting(
         "IDLE_TIMEOUT",
         "1h",
         "close a relay after this long without traffic (0 = never)",
@@ -365,6 +372,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         max_connections_per_net=parsed["MAX_CONNECTIONS_PER_NET"],
         reserved_connections=_resolve_share(parsed["RESERVED_CONNECTIONS"], max_total),
         no_traffic_timeout=parsed["NO_TRAFFIC_TIMEOUT"],
+        memory_budget=parsed["MEMORY_BUDGET"],
         idle_timeout=parsed["IDLE_TIMEOUT"],
         connect_timeout=parsed["CONNECT_TIMEOUT"],
         handshake_timeout=parsed["HANDSHAKE_TIMEOUT"],

@@ -169,6 +169,12 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
         # The close frame waits behind bytes the client does not read: drop the connection.
         transport.abort()
 
+    def buffered(self) -> int:
+        """Bytes held for this client: its write buffer, a frame split across reads, and
+        what websockets' parser holds of a frame it is reading."""
+        pending = len(self._pending) if self._pending else 0
+        return self.transport.get_write_buffer_size() + pending + len(self.protocol.reader.buffer)
+
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._read_buf is None:
             self._read_buf = memoryview(bytearray(CLIENT_READ_SIZE))
@@ -299,6 +305,12 @@ class Relay:
         upstream.attach(self._from_server)
         ws.fast_sink = self._from_client
         upstream.on_writable = self._resume_client
+
+    def buffered(self) -> int:
+        """Bytes this relay holds in memory now: both write buffers, a client frame split
+        across reads, and what websockets' parser holds of a frame it reads."""
+        up = self.up.transport
+        return self.ws.buffered() + (up.get_write_buffer_size() if up is not None else 0)
 
     def stop(self, code: int, reason: str) -> None:
         """Ask the relay to end (drain timeout, shutdown); it closes the WebSocket with `code`."""

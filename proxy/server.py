@@ -77,10 +77,15 @@ class ProxyServer:
             cfg.reserved_connections,
         )
         self.relays: set[Relay] = set()
+        self.metrics.track_buffered(self.buffered)
         self._ids = itertools.count(1)
         self._admitted: dict[ServerConnection, Admission] = {}
         self._holding: dict[ServerConnection, str] = {}  # connection -> client IP holding a slot
         self._server: Server | None = None
+
+    def buffered(self) -> int:
+        """Bytes all relays hold in buffers now (O(relays); read per upgrade and per scrape)."""
+        return sum(relay.buffered() for relay in self.relays)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.cfg.tls_cert:
@@ -146,6 +151,8 @@ class ProxyServer:
             check_origin(headers, cfg.allowed_origins)
             check_token(headers, query, cfg.auth_token)
             target = requested_target(query, headers, cfg)
+            if cfg.memory_budget and self.buffered() > cfg.memory_budget:
+                raise Refused(503, "proxy is busy (memory budget)", "memory_budget")
             self.limits.acquire(ip)
         except Refused as exc:
             return self._refuse(conn, client, exc, asked)

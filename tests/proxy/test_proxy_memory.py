@@ -7,11 +7,14 @@ import os
 import time
 from pathlib import Path
 
+import httpx
+import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import ProxyProcess
 from tests.proxy.conftest import ProxyProc, RawWS, Target, pg_query, pg_startup, rss_kib
-from tools.pgcluster import Cluster
+from tools.pgcluster import Cluster, free_port
 
 ROWS, ROW_BYTES = 300, 1_000_000  # ~300 MB streamed by the server
 
@@ -157,6 +160,55 @@ async def test_a_client_that_pings_and_never_reads_is_paused_then_closed_1008(
         assert "client does not read" in line
         grown = rss_kib(p.proc.pid, "VmHWM") - before
         assert grown < 32 * 1024, f"proxy peak RSS {grown} KiB above start"
+        raw.close()
+        writer.close()
+    finally:
+        p.stop()
+
+
+async def test_memory_budget_refuses_new_upgrades_and_is_a_metric(target: Target) -> None:
+    """A client that stops reading fills its relay's write buffer (1 MiB); with a 256 KiB
+    budget the next upgrade gets 503 until the bytes are read, and /metrics shows the bytes."""
+    metrics_port = free_port()
+    p = ProxyProc(
+        {
+            "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}",
+            "MEMORY_BUDGET": "256KiB",
+            "PROMETHEUS_BIND": f"127.0.0.1:{metrics_port}",
+        }
+    )
+
+    async def buffered() -> float:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        line = next(ln for ln in text.splitlines() if ln.startswith("wsproxy_buffered_bytes "))
+        return float(line.split()[-1])
+
+    try:
+        status, _, raw = await RawWS.connect(p.port, f"/v2?address=127.0.0.1:{target.port}")
+        assert status == 101
+        _, writer = await target.next()
+        assert await buffered() == 0
+        raw.writer.transport.pause_reading()  # the client reads nothing for now
+        writer.write(os.urandom(8 << 20))
+        deadline = time.monotonic() + 30
+        while (held := await buffered()) <= 256 * 1024:
+            assert time.monotonic() < deadline, f"buffers never filled: {held}"
+            await asyncio.sleep(0.05)  # polling an observable condition, bounded
+        with pytest.raises(InvalidStatus) as info:
+            await connect(p.url(f"127.0.0.1:{target.port}"))
+        assert info.value.response.status_code == 503
+        assert b"memory budget" in info.value.response.body
+        raw.writer.transport.resume_reading()
+        received = 0
+        while received < 8 << 20:
+            _, payload = await raw.read_frame()
+            received += len(payload)
+        while await buffered() > 256 * 1024:
+            assert time.monotonic() < deadline, "buffers never drained"
+            await asyncio.sleep(0.05)  # polling an observable condition, bounded
+        async with connect(p.url(f"127.0.0.1:{target.port}")):
+            await target.next()
         raw.close()
         writer.close()
     finally:
