@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import struct
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import Frame, Opcode
@@ -26,6 +26,8 @@ from websockets.utils import apply_mask
 from proxy.frames import CONTROL, DATA, NEED_DATA, OTHER, next_frame
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1500"))
+# Found by a longer run: a 1-byte ping header with max_size=0 made the fast path wait for the
+# payload while websockets refuses the frame from its header alone.
 
 _NEED = "need"
 _ERROR = "error"
@@ -84,6 +86,7 @@ def client_frames(draw: st.DrawFn) -> bytes:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=EXAMPLES <= 1500,  # the suite's run is the same every time
 )
+@example(data=b"\x89\x81", max_size=0, offset=0)
 @given(
     data=st.one_of(client_frames(), st.binary(max_size=40)),
     max_size=st.sampled_from([None, 0, 16, 125, 126, 65535, 65536, 1 << 20]),
@@ -93,10 +96,7 @@ def test_fast_path_agrees_with_websockets(data: bytes, max_size: int | None, off
     buf = b"\xff" * offset + data  # next_frame is called at any position of its buffer
     kind, start, end = next_frame(memoryview(buf), offset, max_size)
     outcome, frame, used = websockets_parse(data, max_size)
-    if kind == CONTROL and max_size is not None and end - start > max_size:
-        # Pings and pongs are handed to websockets whole, so its max_size verdict still holds.
-        assert outcome == _ERROR
-    elif kind in (DATA, CONTROL):
+    if kind in (DATA, CONTROL):
         assert outcome == "frame" and frame is not None, (kind, outcome)
         assert frame.fin and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
         expected = (Opcode.BINARY,) if kind == DATA else (Opcode.PING, Opcode.PONG)
