@@ -156,6 +156,11 @@ def test_help_documents_every_setting_with_its_default() -> None:
         "AUTH_TOKEN",
         "TRUSTED_PROXIES",
         "DENY_NETWORKS",
+        "ALLOW_SPECIAL_NETWORKS",
+        "MAX_CONNECTIONS_PER_NET",
+        "RESERVED_CONNECTIONS",
+        "NO_TRAFFIC_TIMEOUT",
+        "MEMORY_BUDGET",
     ):
         assert f"--{name.lower().replace('_', '-')}" in flat
         assert re.search(rf"env {name}, default: \S+", flat), name
