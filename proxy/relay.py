@@ -397,22 +397,23 @@ class Relay:
         return Ending(None, _close_story(self.ws))
 
     async def _idle(self) -> Ending:
-        """End a relay without traffic: after `no_traffic_timeout` while the client has sent
-        nothing at all (an idle relay only holds a slot), after `idle_timeout` later on."""
+        """End a relay without traffic: after `idle_timeout` without bytes either way, or
+        sooner, after `no_traffic_timeout`, while its client has sent nothing at all (such a
+        relay only holds a slot), whichever comes first."""
         opened = self._last
         while True:
             now = self._loop.time()
+            deadlines: list[tuple[float, str]] = []
+            if self.idle_timeout > 0:
+                deadlines.append((self._last + self.idle_timeout, "idle timeout"))
             if self.no_traffic_timeout > 0 and not self.bytes_from_client:
-                left = opened + self.no_traffic_timeout - now
-                if left <= 0:
-                    return Ending(NORMAL, "no traffic from the client")
-            elif self.idle_timeout > 0:
-                left = self._last + self.idle_timeout - now
-                if left <= 0:
-                    return Ending(NORMAL, "idle timeout")
-            else:
+                deadlines.append((opened + self.no_traffic_timeout, "no traffic from the client"))
+            if not deadlines:
                 return await asyncio.Future()  # no timeout applies any more: wait for ever
-            await asyncio.sleep(left)
+            when, reason = min(deadlines)
+            if when <= now:
+                return Ending(NORMAL, reason)
+            await asyncio.sleep(when - now)
 
     async def run(self) -> Ending:
         """Relay until something ends it; then close both sides.
