@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -213,3 +214,46 @@ async def test_memory_budget_refuses_new_upgrades_and_is_a_metric(target: Target
         writer.close()
     finally:
         p.stop()
+
+
+async def test_a_huge_frame_header_allocates_nothing_up_front(target: Target) -> None:
+    """Frame headers claiming 4 GiB and 2^62 bytes: with no size limit set (MAX_MESSAGE_SIZE=0)
+    the proxy holds what arrived, no more; with the default limit it closes 1009 at once."""
+    unlimited = ProxyProc(
+        {"ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}", "MAX_MESSAGE_SIZE": "0"}
+    )
+    limited = ProxyProc({"ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}"})
+    try:
+        for claimed in (1 << 32, 1 << 62):
+            status, _, raw = await RawWS.connect(
+                unlimited.port, f"/v2?address=127.0.0.1:{target.port}"
+            )
+            assert status == 101
+            _, writer = await target.next()
+            before = rss_kib(unlimited.proc.pid)
+            raw.writer.write(struct.pack("!BBQ", 0x82, 0xFF, claimed) + b"\0\0\0\0")
+            raw.writer.write(b"x" * (1 << 20))
+            raw.send_frame(b"", opcode=0x9)  # part of the payload, as far as the proxy knows
+            await raw.writer.drain()
+            deadline = time.monotonic() + 30
+            # The proxy has read it all (nothing left in its socket's receive queue).
+            while _recv_queue(unlimited.proc.pid, unlimited.port, side="local"):
+                assert time.monotonic() < deadline, "the proxy stopped reading"
+                await asyncio.sleep(0.05)  # polling an observable condition, bounded
+            grown = rss_kib(unlimited.proc.pid) - before
+            assert grown < 16 * 1024, f"RSS grew {grown} KiB for a {claimed}-byte header"
+            raw.close()
+            writer.close()
+        status, _, raw = await RawWS.connect(limited.port, f"/v2?address=127.0.0.1:{target.port}")
+        assert status == 101
+        _, writer = await target.next()
+        raw.writer.write(struct.pack("!BBQ", 0x82, 0xFF, 1 << 62) + b"\0\0\0\0")
+        opcode, payload = await raw.read_frame()
+        while opcode == 0x9:
+            opcode, payload = await raw.read_frame()
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1009
+        raw.close()
+        writer.close()
+    finally:
+        unlimited.stop()
+        limited.stop()
