@@ -37,13 +37,19 @@ class Metrics:
             registry=r,
         )
 
-    def track_buffered(self, measure: Callable[[], float]) -> None:
-        """Report the relays' buffered bytes, measured when scraped (nothing to keep in sync)."""
+    def track_buffered(self, total: Callable[[], float], largest: Callable[[], float]) -> None:
+        """Report the relays' buffered bytes, measured when scraped (nothing to keep in sync):
+        all of them (what MEMORY_BUDGET caps) and the one relay holding most."""
         Gauge(
             "wsproxy_buffered_bytes",
             "Bytes held in relay buffers (write buffers both ways, partial frames)",
             registry=self.registry,
-        ).set_function(measure)
+        ).set_function(total)
+        Gauge(
+            "wsproxy_relay_buffered_bytes_max",
+            "Bytes held by the relay holding most",
+            registry=self.registry,
+        ).set_function(largest)
 
     def serve(self, host: str, port: int) -> None:
         """Serve /metrics from a daemon thread, as wsproxy serves it from a goroutine."""

@@ -77,7 +77,9 @@ class ProxyServer:
             cfg.reserved_connections,
         )
         self.relays: set[Relay] = set()
-        self.metrics.track_buffered(self.buffered)
+        self.metrics.track_buffered(
+            self.buffered, lambda: max((r.buffered() for r in self.relays), default=0)
+        )
         self._ids = itertools.count(1)
         self._admitted: dict[ServerConnection, Admission] = {}
         self._holding: dict[ServerConnection, str] = {}  # connection -> client IP holding a slot

@@ -179,10 +179,10 @@ async def test_memory_budget_refuses_new_upgrades_and_is_a_metric(target: Target
         }
     )
 
-    async def buffered() -> float:
+    async def buffered(name: str = "wsproxy_buffered_bytes") -> float:
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
-        line = next(ln for ln in text.splitlines() if ln.startswith("wsproxy_buffered_bytes "))
+        line = next(ln for ln in text.splitlines() if ln.startswith(name + " "))
         return float(line.split()[-1])
 
     try:
@@ -196,6 +196,9 @@ async def test_memory_budget_refuses_new_upgrades_and_is_a_metric(target: Target
         while (held := await buffered()) <= 256 * 1024:
             assert time.monotonic() < deadline, f"buffers never filled: {held}"
             await asyncio.sleep(0.05)  # polling an observable condition, bounded
+        # One relay holds it all, bounded by its write buffer's limit (1 MiB) and a read.
+        largest = await buffered("wsproxy_relay_buffered_bytes_max")
+        assert 256 * 1024 < largest < 2 * 1024 * 1024, largest
         with pytest.raises(InvalidStatus) as info:
             await connect(p.url(f"127.0.0.1:{target.port}"))
         assert info.value.response.status_code == 503
