@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     default_longitude: float = -122.4194
     default_place: str = "San Francisco"
 
+    # Serving (app/serve.py, `python -m app.serve`) and load shedding (app/shedding.py): limits
+    # that hold when uvicorn faces clients alone; behind the front (deploy/nginx.conf) they
+    # back up the front's own. workers=0: one per CPU core.
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=0, ge=0)
+    http_impl: Literal["h11", "httptools"] = "h11"
+    max_header_bytes: int = Field(default=16384, ge=1024)
+    limit_concurrency: int = Field(default=1000, ge=1)
+    backlog: int = Field(default=2048, ge=1)
+    timeout_keep_alive_s: int = Field(default=5, ge=1)
+    max_active_requests: int = Field(default=64, ge=0)
+    max_queued_requests: int = Field(default=256, ge=0)
+    queue_timeout_s: float = Field(default=0.5, gt=0)
+
     whc_data: Path | None = None
     download_timeout_s: float = Field(default=60.0, gt=0)
 
