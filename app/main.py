@@ -86,7 +86,11 @@ def create_app(
             PlaygroundConfig(
                 database_url=settings.playground_database_url,
                 ws_proxy=settings.playground_ws_proxy or settings.ws_proxy,
-                use_secure_websocket=settings.ws_secure,
+                use_secure_websocket=(
+                    settings.ws_secure
+                    if settings.playground_ws_secure is None
+                    else settings.playground_ws_secure
+                ),
             )
         )
     )

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # the proxy sees it, and the proxy as visitors' browsers reach it (empty: use ws_proxy).
     playground_database_url: str = "postgresql://playground:playground@127.0.0.1:5432/whc"
     playground_ws_proxy: str = ""
+    # wss:// or ws:// from the visitor's browser, which need not match the app's own hop to the
+    # proxy (e.g. ws:// inside the backend network, wss:// through the front); empty: ws_secure.
+    playground_ws_secure: bool | None = None
     db_mode: Literal["pool", "connect"] = "pool"
     pool_min_size: int = Field(default=1, ge=0)
     pool_size: int = Field(default=10, ge=1)
