@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.app.conftest import DB, ROOT
+from tests.app.conftest import scratch_db as scratch_db  # a fresh database with PostGIS
 from tools.pgcluster import Cluster
 
 # Invented sites on a grid (never rows of the real UNESCO list), distinct distances from any

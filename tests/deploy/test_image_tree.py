@@ -55,12 +55,15 @@ def test_image_tree_holds_what_it_needs_and_nothing_else(image: Image) -> None:
     # the venv holds the locked versions exactly, and not the project or the test tools
     freeze = subprocess.run([str(image.venv / "bin" / "python"), "-m", "pip", "freeze"],
                             capture_output=True, text=True, check=True).stdout
-    installed = {ln.split("==")[0].lower(): ln.split("==")[1] for ln in freeze.split() if "==" in ln}
+    def norm(name: str) -> str:
+        return name.lower().replace("_", "-").replace(".", "-")
+
+    installed = {norm(ln.split("==")[0]): ln.split("==")[1] for ln in freeze.split() if "==" in ln}
     locked = {}
     for line in (ROOT / "requirements.lock").read_text().splitlines():
         if "==" in line and not line.startswith((" ", "#")):
             name, version = line.split(" ")[0].split("==")
-            locked[name.lower()] = version
+            locked[norm(name)] = version
     for name, version in locked.items():
         assert installed.get(name) == version, (name, installed.get(name), version)
     assert "pytest" not in installed and "pgws" not in installed
