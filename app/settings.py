@@ -53,9 +53,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=0, ge=0)
     http_impl: Literal["h11", "httptools"] = "h11"
     max_header_bytes: int = Field(default=16384, ge=1024)
-    limit_concurrency: int = Field(default=1000, ge=1)
+    limit_concurrency: int = Field(default=4096, ge=1)
     backlog: int = Field(default=2048, ge=1)
     timeout_keep_alive_s: int = Field(default=5, ge=1)
+    access_log: bool = False
     max_active_requests: int = Field(default=64, ge=0)
     max_queued_requests: int = Field(default=256, ge=0)
     queue_timeout_s: float = Field(default=0.5, gt=0)
