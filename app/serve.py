@@ -5,8 +5,8 @@ the same everywhere: header size (h11 refuses a header section past `max_header_
 400; httptools has no such bound, use it only behind the front), connection count
 (`limit_concurrency`, answered with 503), keep-alive idle time, listen backlog, and one worker
 per core by default. The access log is off by default (the front keeps none either): at a
-thousand requests a second it costs more than the requests. X-Forwarded-For is left to the app (TRUSTED_PROXIES), so uvicorn's own
-proxy-header handling is off.
+thousand requests a second it costs more than the requests. X-Forwarded-For is left to the app
+(TRUSTED_PROXIES), so uvicorn's own proxy-header handling is off.
 """
 
 from __future__ import annotations

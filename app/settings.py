@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_size: int = Field(default=10, ge=1)
     db_timeout_s: float = Field(default=5.0, gt=0)
+    # The driver's named-statement cache; set 0 when DATABASE_URL points at PgBouncer in
+    # transaction mode (compose.yaml does), where a named statement meets other clients'.
+    statement_cache_size: int = Field(default=100, ge=0)
     retry_after_s: int = Field(default=5, ge=1)
 
     cache_ttl_s: float = Field(default=86400.0, gt=0)

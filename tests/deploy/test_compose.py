@@ -108,6 +108,7 @@ def test_production_shape_and_consistent_addresses() -> None:
     assert "ports" not in app  # only the front is published
     assert env["CACHE_URL"].startswith("redis://redis:")
     assert services["pgbouncer"]["environment"]["POOL_MODE"] == "transaction"
+    assert env["STATEMENT_CACHE_SIZE"] == "0"  # named statements break under transaction mode
     allow = re.compile(services["proxy"]["environment"]["ALLOW_ADDR_REGEX"])
     # the app goes through PgBouncer, the loader and the playground straight to Postgres,
     # and the proxy admits exactly those
