@@ -49,6 +49,13 @@ class Tally:
         self.errors = 0
 
 
+async def _one_client(port: int, until: float, tally: Tally) -> None:
+    """A closed-loop client: when the server closes the connection (uvicorn's own 503 does),
+    it connects again at once, as an impatient client would."""
+    while time.monotonic() < until:
+        await _one_connection(port, until, tally)
+
+
 async def _one_connection(port: int, until: float, tally: Tally) -> None:
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -89,7 +96,7 @@ async def drive(port: int, connections: int, seconds: float) -> Tally:
     # warm the cell first: the point is the cached path under overload
     await _one_connection(port, time.monotonic() + 0.5, Tally())
     until = time.monotonic() + seconds
-    await asyncio.gather(*(_one_connection(port, until, tally) for _ in range(connections)))
+    await asyncio.gather(*(_one_client(port, until, tally) for _ in range(connections)))
     return tally
 
 
@@ -119,6 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--only", choices=["before", "after"], default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the `after` server, e.g. QUEUE_TIMEOUT_S=0.1")
     args = parser.parse_args()
 
     pg = start_temp_cluster(shared_preload_libraries="'postgis-3'")
@@ -145,8 +155,11 @@ def main() -> None:
                         "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
                         "--no-proxy-headers", "--no-server-header"],
                        {"MAX_ACTIVE_REQUESTS": "0"}),
-            "after": ([sys.executable, "-m", "app.serve"], {"HOST": "127.0.0.1"}),
+            "after": ([sys.executable, "-m", "app.serve"],
+                      {"HOST": "127.0.0.1", **dict(kv.split("=", 1) for kv in args.set)}),
         }
+        if args.only:
+            variants = {args.only: variants[args.only]}
         for name, (argv, extra) in variants.items():
             port = free_port()
             env = {**base_env, **extra, "PORT": str(port)}
