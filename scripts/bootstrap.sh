@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, and nothing twice: Debian packages (PostgreSQL 15
-# with PostGIS, Redis, PgBouncer, Chromium, nginx for the front), a .venv with this project, and the pinned npm
-# packages used by the tests. Safe to run again: each step checks first.
+# with PostGIS, Redis, PgBouncer, Chromium, nginx for the front), a .venv with this project,
+# and the pinned npm packages used by the tests. Safe to run again: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
