@@ -94,13 +94,17 @@ def test_front_serves_the_app(front: Front) -> None:
 
 
 def test_front_refuses_a_64_mib_header_quickly_with_bounded_memory(front: Front) -> None:
-    before = front.rss_kib()
-    head, sent, took = _send_huge_header(front.host, front.port)
-    grown = front.rss_kib() - before
+    # the first one warms a fresh worker (about 4 MiB touched once, whatever the request)
+    head, _, _ = _send_huge_header(front.host, front.port)
     assert head.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), head[:200]
-    assert took < 3.0, took
-    assert sent < HUGE  # refused long before the header ended
-    assert grown < 4 * 1024, f"nginx workers grew by {grown} KiB"
+    before = front.rss_kib()
+    for _ in range(3):
+        head, sent, took = _send_huge_header(front.host, front.port)
+        assert head.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), head[:200]
+        assert took < 3.0, took
+        assert sent < HUGE  # refused long before the header ended
+    grown = front.rss_kib() - before
+    assert grown < 2 * 1024, f"nginx workers grew by {grown} KiB over three 64 MiB headers"
 
 
 def test_front_cuts_off_a_trickled_header_section(front: Front) -> None:
@@ -206,12 +210,15 @@ def test_uvicorn_alone_refuses_a_64_mib_header_with_bounded_memory(sample_db: DB
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
         pid = proc.pid  # type: ignore[attr-defined]
-        before = _rss_kib(pid)
-        head, sent, took = _send_huge_header("127.0.0.1", port)
-        grown = _rss_kib(pid) - before
+        head, _, _ = _send_huge_header("127.0.0.1", port)  # warm-up, as for nginx
         assert head.startswith(b"HTTP/1.1 400"), head[:200]
-        assert took < 3.0 and sent < HUGE
-        assert grown < 8 * 1024, f"uvicorn grew by {grown} KiB"
+        before = _rss_kib(pid)
+        for _ in range(3):
+            head, sent, took = _send_huge_header("127.0.0.1", port)
+            assert head.startswith(b"HTTP/1.1 400"), head[:200]
+            assert took < 3.0 and sent < HUGE
+        grown = _rss_kib(pid) - before
+        assert grown < 4 * 1024, f"uvicorn grew by {grown} KiB over three 64 MiB headers"
     finally:
         stop(proc)  # type: ignore[arg-type]
 
