@@ -29,5 +29,18 @@ BEGIN
     IF to_regclass('whc_sites_location_gist') IS NULL THEN
         CREATE INDEX whc_sites_location_gist ON whc_sites USING gist (location);
     END IF;
+
+    -- Where the rows in whc_sites came from (one row, replaced by every load in the same
+    -- transaction): the app reports it at /api/meta so a page showing the invented sample says
+    -- so.
+    IF to_regclass('whc_dataset') IS NULL THEN
+        CREATE TABLE whc_dataset (
+            only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+            source     text NOT NULL,
+            sample     boolean NOT NULL,
+            sites      integer NOT NULL,
+            loaded_at  timestamptz NOT NULL DEFAULT now()
+        );
+    END IF;
 END
 $$;

@@ -1,15 +1,23 @@
-"""Session fixtures shared by every test: the private PostgreSQL cluster and the real proxy."""
+"""Session fixtures shared by every test: the private PostgreSQL cluster, the real proxy, and a
+live `make demo` (for the README examples)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tools.pgbouncer import Bouncer, start_pgbouncer
-from tools.pgcluster import Cluster, destroy, free_port, start_temp_cluster
+from tools.pgcluster import PG_BIN, Cluster, _pg_user, destroy, free_port, start_temp_cluster
 from tools.procs import start_and_wait, stop
 
 
@@ -68,3 +76,44 @@ def pgbouncer(pg: Cluster) -> Iterator[Bouncer]:
         yield bouncer
     finally:
         bouncer.stop()
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A running `make demo` (tools.demo): its database, proxy and app ports."""
+
+    pg: int
+    proxy: int
+    app: int
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://whc:whc@127.0.0.1:{self.pg}/whc"
+
+    @property
+    def ws_proxy(self) -> str:
+        return f"127.0.0.1:{self.proxy}/v2"
+
+
+@pytest.fixture(scope="session")
+def demo() -> Iterator[Demo]:
+    """The real demo program in a temp DEMO_DIR, on free ports, with the invented sample;
+    stopped by Ctrl-C (SIGINT) as a user would, and its cluster removed."""
+    d = Path(tempfile.mkdtemp(prefix="pgws-demo-"))
+    d.chmod(0o755)  # its cluster runs as the postgres user, which must enter it
+    ports = Demo(free_port(), free_port(), free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "WHC_"))}
+    env.update(DEMO_DIR=str(d), WHC_DATA="sample", DEMO_PG_PORT=str(ports.pg),
+               DEMO_PROXY_PORT=str(ports.proxy), DEMO_PORT=str(ports.app))
+    proc, _ = start_and_wait([sys.executable, "-m", "tools.demo"], "demo: open http://",
+                             env=env, timeout=150)
+    try:
+        yield ports
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        stop(proc)
+        prefix, _, _ = _pg_user()
+        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(d / "pg" / "data"), "-m",
+                        "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(d, ignore_errors=True)

@@ -156,6 +156,7 @@ def test_front_config_names_the_compose_services() -> None:
 def test_loader_reads_a_file_or_the_feed() -> None:
     loader = SERVICES["loader"]
     cmd = " ".join(loader["command"])
-    assert "--file \"/data/$$WHC_FILE\"" in cmd and "else exec python -m app.load;" in cmd
+    assert "python -m app.load \"/data/$$WHC_FILE\"" in cmd
+    assert "else exec python -m app.load --fallback-sample;" in cmd
     assert "./data:/data:ro" in loader["volumes"]
     assert "default" in loader["networks"]  # the feed is downloaded from outside
