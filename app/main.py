@@ -17,10 +17,12 @@ from app import meta, page, routes
 from app.cache import CellCache, SharedCache
 from app.db import Connector, Database, PoolFactory
 from app.deps import Services
+from app.docs import mount_docs
 from app.locate import open_reader
 from app.metrics import Metrics, RequestMetrics
 from app.playground import PlaygroundConfig, playground_router
 from app.settings import Settings, get_settings
+from app.shedding import LoadShedding
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ def create_app(
         title="Nearest UNESCO World Heritage sites",
         version="1.0",
         lifespan=lifespan,
+        docs_url=None,  # app/docs.py serves Swagger UI from a local package, not a CDN
+        redoc_url=None,
         summary="The World Heritage sites nearest to you, from PostGIS over a WebSocket driver.",
     )
     app.state.settings = settings
@@ -83,10 +87,23 @@ def create_app(
             PlaygroundConfig(
                 database_url=settings.playground_database_url,
                 ws_proxy=settings.playground_ws_proxy or settings.ws_proxy,
-                use_secure_websocket=settings.ws_secure,
+                use_secure_websocket=(
+                    settings.ws_secure
+                    if settings.playground_ws_secure is None
+                    else settings.playground_ws_secure
+                ),
             )
         )
     )
     page.mount_static(app)
+    mount_docs(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    # Outermost: a shed request costs no metrics bookkeeping and no routing.
+    app.add_middleware(
+        LoadShedding,
+        max_active=settings.max_active_requests,
+        max_queued=settings.max_queued_requests,
+        queue_timeout_s=settings.queue_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
     return app
