@@ -173,6 +173,8 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
         raise InterfaceError(f"invalid port, connect_timeout or command_timeout: {exc}") from exc
     if command_timeout is not None and command_timeout <= 0:
         raise InterfaceError(f"command_timeout must be positive, got {command_timeout}")
+    # asyncpg's loop=: accepted for its API; the driver always runs on the running loop.
+    merged.pop("loop", None)
     # asyncpg's ssl=: False/True, or an SSLContext used as given.
     ssl_arg = merged.pop("ssl", None)
     if isinstance(ssl_arg, ssl.SSLContext):
