@@ -163,7 +163,9 @@ def start_env() -> tuple[Cluster, subprocess.Popen[bytes], dict[str, str], str]:
     return cluster, proxy, env, f"127.0.0.1:{port}/v2"
 
 
-def summarize(runs: dict[str, Run], internals: dict[str, str], modules: list[str]) -> dict[str, object]:
+def summarize(
+    runs: dict[str, Run], internals: dict[str, str], modules: list[str]
+) -> dict[str, object]:
     ref = runs.get("asyncpg")
     summary: dict[str, object] = {"modes": {}}
     print(f"\n{'module':<28}" + "".join(f"{m:>26}" for m in runs))
