@@ -2,7 +2,7 @@
 
 import typing as _typing
 
-from . import errors
+from . import errors, exceptions
 from .batch import BatchResult
 from .connection import Connection
 from .dsn import Config, config
@@ -14,6 +14,7 @@ from .errors import (
     ProtocolError,
     TransportError,
 )
+from .exceptions import *  # noqa: F403  (asyncpg's exception names at the top, as asyncpg)
 from .prepared import PreparedStatement
 from .record import Record
 from .startup import connect
@@ -40,7 +41,9 @@ __all__ = [
     "connect",
     "create_pool",
     "errors",
+    "exceptions",
 ]
+__all__ += [n for n in exceptions.__all__ if n not in __all__]
 
 
 # Imported on first use: a process that never opens a pool (a serverless handler with one

@@ -255,7 +255,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
             elif isinstance(event, m.CopyInResponse):
                 proto.send_copy_fail("use copy_to_table() or copy_records_to_table() for COPY IN")
         if error is not None:
-            raise PostgresError.from_fields(error.fields)
+            raise PostgresError.from_fields(error.fields, sql)
         return tag
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:

@@ -156,7 +156,7 @@ class ExtendedQuery:
             elif cls is m.ErrorResponse:
                 error = msg  # type: ignore[assignment]
         if error is not None:
-            raise PostgresError.from_fields(error.fields)
+            raise PostgresError.from_fields(error.fields, stmt.sql)
         return rows, tag
 
     def _decode(self, stmt: Statement, raw: list[tuple[bytes | None, ...]]) -> list[Record]:
@@ -265,7 +265,7 @@ class ExtendedQuery:
             elif isinstance(event, m.ReadyForQuery):
                 break
         if error is not None:
-            raise PostgresError.from_fields(error.fields)
+            raise PostgresError.from_fields(error.fields, stmt.sql)
         return types
 
     async def _execute_prepared(
@@ -306,4 +306,4 @@ class ExtendedQuery:
             elif isinstance(event, m.ReadyForQuery):
                 break
         if error is not None:
-            raise PostgresError.from_fields(error.fields)
+            raise PostgresError.from_fields(error.fields, stmt.sql)
