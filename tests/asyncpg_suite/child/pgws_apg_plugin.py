@@ -52,7 +52,7 @@ _INTERNAL = (
 )
 # asyncpg public module -> driver modules searched in order for each name.
 _PUBLIC = {
-    "": ("driver", "driver.exceptions", "driver.errors", "driver.types"),
+    "": ("driver", "driver.types"),
     "exceptions": ("driver.exceptions", "driver.errors"),
     "connection": ("driver.connection", "driver"),
     "pool": ("driver.pool", "driver"),
@@ -110,6 +110,8 @@ class _Alias(types.ModuleType):
         self._sources = [m for s in sources if (m := _optional(s)) is not None]
 
     def __getattr__(self, attr: str) -> Any:
+        if attr == "__all__" and self._sources:
+            return self._sources[0].__all__
         if attr.startswith("__"):
             raise AttributeError(attr)
         for module in self._sources:
