@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .argcheck import executemany_rows
 from .batch import BatchMixin
 from .codecs import default_registry
 from .copy import CopyMixin
@@ -273,7 +274,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
     ) -> None:
         """Run a command once per argument tuple, all pipelined before a single Sync."""
-        rows = [tuple(a) for a in args]
+        rows = [tuple(a) for a in executemany_rows(args)]
         if not rows:
             return
         oids, _ = self._encode(rows[0])

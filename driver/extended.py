@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .argcheck import check_arg_count, executemany_rows
 from .errors import InterfaceError, InvalidCachedStatement, PostgresError
 from .prepared import Statement, StatementCache
 from .protocol import NEED_DATA, State
@@ -99,7 +100,7 @@ class ExtendedQuery:
             if None not in quick:
                 return (0,) * len(quick), quick
         elif len(args) != len(oids):
-            raise InterfaceError(f"the statement expects {len(oids)} arguments, got {len(args)}")
+            check_arg_count(len(oids), len(args))
         encode = self._codecs.encode
         types: list[int] = []
         values: list[bytes | None] = []
@@ -290,7 +291,7 @@ class ExtendedQuery:
         *,
         parse: bool = False,
     ) -> None:
-        encoded = [self._encode(a, types if types else None)[1] for a in args]
+        encoded = [self._encode(a, types if types else None)[1] for a in executemany_rows(args)]
         parse = parse or not stmt.name
         await self._run(self._many, stmt, encoded, parse, timeout=timeout)
 

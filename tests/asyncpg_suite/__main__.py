@@ -22,6 +22,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,8 +123,9 @@ def run_module(
         argv += ["-k", kexpr]
     # the per-phase deadline bounds each test; this bounds a process that ignores SIGALRM
     try:
-        subprocess.run(argv, cwd=suite, env=child_env, timeout=1800,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        with open(out.with_suffix(".log"), "wb") as log:
+            subprocess.run(argv, cwd=suite, env=child_env, timeout=1800,
+                           stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     except subprocess.TimeoutExpired:
         pass
     results: dict[str, Result] = {}
@@ -163,6 +165,25 @@ def start_env() -> tuple[Cluster, subprocess.Popen[bytes], dict[str, str], str]:
     return cluster, proxy, env, f"127.0.0.1:{port}/v2"
 
 
+def _causes(run: Run, keys: list[str]) -> list[tuple[str, list[str]]]:
+    """Failures grouped by the first line of their error, numbers and quoted names blurred."""
+    groups: dict[str, list[str]] = collections.defaultdict(list)
+    for key in keys:
+        res = run.results.get(key)
+        collect = run.results.get(key.split("::")[0])
+        if res is None and collect is not None:
+            errs = [ln for ln in collect.message.splitlines() if ln.startswith("E ")]
+            text = "module not imported: " + (errs[-1][1:].strip() if errs else "?")
+        elif res is None:
+            text = "not run: the module's process ended early (see results/MODE-MODULE.log)"
+        else:
+            text = res.message.strip().splitlines()[0] if res.message.strip() else res.outcome
+        text = re.sub(r"0x[0-9a-f]+|\d+", "N", text)
+        text = re.sub(r"'[^']{20,}'", "'...'", text)
+        groups[text[:150]].append(key)
+    return sorted(groups.items(), key=lambda kv: -len(kv[1]))
+
+
 def summarize(
     runs: dict[str, Run], internals: dict[str, str], modules: list[str]
 ) -> dict[str, object]:
@@ -199,6 +220,9 @@ def summarize(
             "passed": len(passed), "counted": len(counted), "ratio": ratio,
             "timeouts": len(hung), "not_run": len(missing), "seconds": run.seconds,
         }  # fmt: skip
+        print(f"  failures of counted tests by cause ({mode}):")
+        for cause, keys in _causes(run, [k for k in counted if k not in passed]):
+            print(f"  {len(keys):4}  {cause}")
     if ref is not None:
         ref_pass = sum(r.outcome == "passed" for r in ref.results.values())
         print(
@@ -216,7 +240,17 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=20.0, help="per test phase, seconds")
     ap.add_argument("-k", dest="kexpr", default=None)
     ap.add_argument("--json", default=str(CACHE / "latest.json"), help="write all results here")
+    ap.add_argument("--report", default=None, help="only summarize a saved --json file")
     args = ap.parse_args()
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        runs = {}
+        for mode, results in saved["results"].items():
+            runs[mode] = Run(mode, {k: Result(**r) for k, r in results.items()})
+            runs[mode].seconds = saved["summary"].get("seconds", {}).get(mode, 0.0)
+        modules = sorted({k.split("::")[0] for r in runs.values() for k in r.results})
+        summarize(runs, saved["internals"], modules)
+        return 0
     modes = [m for m in args.modes.split(",") if m]
     if unknown := set(modes) - set(MODES):
         ap.error(f"unknown mode(s): {', '.join(sorted(unknown))}")
@@ -246,6 +280,7 @@ def main() -> int:
         destroy(cluster)
     summary = summarize(runs, internals, modules)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    summary["seconds"] = {m: run.seconds for m, run in runs.items()}
     Path(args.json).write_text(json.dumps({
         "summary": summary,
         "internals": internals,

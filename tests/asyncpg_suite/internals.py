@@ -41,16 +41,53 @@ def scan_module(path: Path) -> dict[str, str]:
             for alias in node.names:
                 internal[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     out: dict[str, str] = {}
-    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
-        for fn in cls.body:
-            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    for cls in classes.values():
+        methods = _methods(cls, classes)
+        for name, fn in methods.items():
+            if not name.startswith("test"):
                 continue
-            if not fn.name.startswith("test"):
-                continue
-            reasons = sorted(_reasons(fn, internal))
+            reasons = sorted(_reasons_with_helpers(fn, methods, internal))
             if reasons:
-                out[f"{cls.name}::{fn.name}"] = "; ".join(reasons)
+                out[f"{cls.name}::{name}"] = "; ".join(reasons)
     return out
+
+
+Method = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _methods(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str, Method]:
+    """The class's methods, with those inherited from classes of the same module."""
+    out: dict[str, Method] = {}
+    for base in cls.bases:
+        if isinstance(base, ast.Name) and base.id in classes and base.id != cls.name:
+            out.update(_methods(classes[base.id], classes))
+    out.update({f.name: f for f in cls.body if isinstance(f, Method)})
+    return out
+
+
+def _reasons_with_helpers(
+    fn: Method, methods: dict[str, Method], internal: dict[str, str]
+) -> set[str]:
+    """A test's reasons, and those of the helper methods it calls (``self._helper()``)."""
+    found: set[str] = set()
+    fixtures = [methods[n] for n in ("setUp", "tearDown", "setUpClass") if n in methods]
+    todo, seen = [fn, *fixtures], {fn.name, *(f.name for f in fixtures)}
+    while todo:
+        node = todo.pop()
+        found |= _reasons(node, internal)
+        for sub in ast.walk(node):
+            if (
+                isinstance(sub, ast.Attribute)
+                and isinstance(sub.value, ast.Name)
+                and sub.value.id == "self"
+                and sub.attr in methods
+                and sub.attr not in seen
+                and not sub.attr.startswith("test")
+            ):
+                seen.add(sub.attr)
+                todo.append(methods[sub.attr])
+    return found
 
 
 def _reasons(fn: ast.AST, internal: dict[str, str]) -> set[str]:

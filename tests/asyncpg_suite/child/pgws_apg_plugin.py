@@ -120,11 +120,21 @@ class _Alias(types.ModuleType):
         raise AttributeError(f"driver has no {attr!r} (asyncpg name)")
 
 
+# PostgreSQL protocol constants that asyncpg's tests read from its internals while a test
+# module is being imported (a placeholder there would fail the whole module, not one test).
+_PROTOCOL_CONSTANTS = {
+    "asyncpg.connect_utils._SSL_REQUEST_CODE": 80877103,  # "SSLRequest" in Message Formats
+}
+
+
 class _InternalModule(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        return _Internal(f"{self.__name__}.{attr}")
+        name = f"{self.__name__}.{attr}"
+        if name in _PROTOCOL_CONSTANTS:
+            return _PROTOCOL_CONSTANTS[name]
+        return _Internal(name)
 
 
 def _load_source(name: str, path: Path) -> types.ModuleType:
