@@ -173,13 +173,23 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
         raise InterfaceError(f"invalid port, connect_timeout or command_timeout: {exc}") from exc
     if command_timeout is not None and command_timeout <= 0:
         raise InterfaceError(f"command_timeout must be positive, got {command_timeout}")
-    # asyncpg's ssl=: False/True, or an SSLContext used as given.
+    # asyncpg's loop=: accepted for its API; the driver always runs on the running loop.
+    merged.pop("loop", None)
+    # asyncpg's ssl= (tlsconfig has its meanings): wins over the DSN and PGSSLMODE; an
+    # explicit sslmode= keyword may only restate it (or choose the mode for a given context).
     ssl_arg = merged.pop("ssl", None)
-    if isinstance(ssl_arg, ssl.SSLContext):
-        merged["ssl_context"] = ssl_arg
-        merged.setdefault("sslmode", "verify-full")
-    elif ssl_arg is not None and "sslmode" not in kwargs:
-        merged["sslmode"] = "require" if ssl_arg else "disable"
+    if ssl_arg is not None:
+        from .tlsconfig import sslmode_from_ssl_argument  # not loaded by `import driver`
+
+        mode, context = sslmode_from_ssl_argument(ssl_arg)
+        explicit = kwargs.get("sslmode")
+        if context is not None:
+            merged["ssl_context"] = context
+            merged["sslmode"] = explicit or mode
+        elif explicit is not None and explicit != mode:
+            raise InterfaceError(f"ssl={ssl_arg!r} and sslmode={explicit!r} contradict each other")
+        else:
+            merged["sslmode"] = mode
     # libpq 16: sslrootcert=system means "trust the system store", and defaults to verify-full
     # (weaker modes would make naming the trust store pointless, so libpq refuses them).
     default_mode = "verify-full" if merged.get("sslrootcert") == "system" else "prefer"
