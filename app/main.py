@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 import driver
 from app import page, routes
+from app.assets import Assets, assets_router
 from app.cache import CellCache, SharedCache
 from app.db import Connector, Database, PoolFactory
 from app.deps import Services
@@ -76,16 +77,19 @@ def create_app(
     # The last resort: a short JSON body, the traceback only in the server log.
     app.add_exception_handler(Exception, internal_error)
     app.include_router(routes.router)
-    app.include_router(page.router)
+    assets = Assets()  # hashes are computed on the first request that needs them
+    app.include_router(page.page_router(assets))
     app.include_router(
         playground_router(
             PlaygroundConfig(
                 database_url=settings.playground_database_url,
                 ws_proxy=settings.playground_ws_proxy or settings.ws_proxy,
                 use_secure_websocket=settings.ws_secure,
-            )
+            ),
+            assets=assets,
         )
     )
+    app.include_router(assets_router(assets))
     page.mount_static(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app
