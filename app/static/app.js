@@ -296,6 +296,9 @@ function renderMap(data, sites) {
     node.setAttribute("aria-label", `${i + 1}. ${site.name_en}, ${kmText(site.distance)} km`);
     node.dataset.rank = String(i);
     m.on("click", () => select(i, "map"));
+    node.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(i, "map"); }
+    });
     state.markers.push(m);
   });
   map.fitBounds(L.latLngBounds(points), { padding: [36, 36], maxZoom: 11, animate: false });

@@ -39,7 +39,8 @@ ORDER BY location <-> ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography
 LIMIT $3
 """
 SOURCE_NAME = "<playground>"
-# A connection idle for longer than this is checked (one round trip) before the next run.
+# A connection idle for longer than this is checked (one round trip) before the next SQL run;
+# Python runs always check, since visitor code cannot be replayed after a failure.
 IDLE_CHECK_S = 0.5
 # SQLSTATEs saying the server ended the session: the statement never ran, so retrying is safe.
 SESSION_ENDED = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
@@ -181,11 +182,11 @@ class Playground:
             except Exception:  # already gone: nothing left to release
                 pass
 
-    async def _connection(self) -> tuple[Any, bool]:
+    async def _connection(self, *, check: bool = False) -> tuple[Any, bool]:
         """An open connection, and whether it was opened for this call."""
         conn = self._conn
         if conn is not None and not conn.is_closed():
-            if time.monotonic() - self._used < IDLE_CHECK_S:
+            if not check and time.monotonic() - self._used < IDLE_CHECK_S:
                 return conn, False
             try:
                 await conn.execute("SELECT 1")
@@ -248,7 +249,7 @@ class Playground:
         result: dict[str, Any] = {"output": "", "error": None, "sqlstate": None, "value": None}
         t0 = time.perf_counter()
         try:
-            conn, fresh = await self._connection()
+            conn, fresh = await self._connection(check=True)
         except (driver.Error, OSError) as exc:
             result["error"] = f"cannot connect: {exc}"
             return json.dumps(result)

@@ -216,6 +216,7 @@ else wire();
 booted.then(({ loadMs, python, pyodide }) => {
   $("progress").value = STEPS;
   $("progress").hidden = true;
+  $("runtime").textContent = `Python ${python}`;
   status("ready", `Python ${python} ready (Pyodide ${pyodide}, loaded in ` +
     `${(loadMs / 1000).toFixed(1)} s).`);
 }, (err) => status("error", `Could not start Python: ${err}`));
