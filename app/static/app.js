@@ -160,6 +160,7 @@ async function load(coords, note) {
     `${data.cached ? " (served from cache)" : ""}.`);
   renderCards(data.nearestSites);
   renderMap(data, data.nearestSites);
+  if (!performance.getEntriesByName("whc-sites-shown").length) performance.mark("whc-sites-shown");
   $("main").setAttribute("aria-busy", "false");
   $("sites").classList.remove("loading");
 }

@@ -262,8 +262,10 @@ class Playground:
             with redirect_stdout(out), redirect_stderr(out):
                 tree = ast.parse(code, SOURCE_NAME, "exec")
                 last = None
-                if tree.body and isinstance(tree.body[-1], ast.Expr):
-                    last = ast.Expression(tree.body.pop().value)
+                tail = tree.body[-1] if tree.body else None
+                if isinstance(tail, ast.Expr):
+                    tree.body.pop()
+                    last = ast.Expression(tail.value)
                 body = eval(compile(tree, SOURCE_NAME, "exec", flags=flags), self.namespace)
                 if inspect.iscoroutine(body):
                     await body
