@@ -289,7 +289,9 @@ function renderMap(data, sites) {
     const m = L.marker(ll, { icon: markerIcon(site, i), title: `${i + 1}. ${site.name_en}`,
       alt: `${i + 1}. ${site.name_en}`, keyboard: true, riseOnHover: true,
       zIndexOffset: (LIMIT - i) * 10 })
-      .bindTooltip(site.name_en, { permanent: true, direction: "right", offset: [16, 0],
+      // a text node, never a string: Leaflet would parse a string as HTML
+      .bindTooltip(el("span", {}, site.name_en), { permanent: true, direction: "right",
+        offset: [16, 0],
         className: "map-label" })
       .addTo(map);
     const node = m.getElement();
