@@ -147,7 +147,7 @@ async def test_first_load_compressed_second_from_cache(
     try:
         for visit in ("first", "second"):
             started = time.perf_counter()
-            await page.goto(playground_server.url)
+            await page.goto(playground_server.url, wait_until="commit")
             # usable before Python is ready: the editors and examples are there
             await page.wait_for_selector("#code + .CodeMirror")
             usable = time.perf_counter() - started
