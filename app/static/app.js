@@ -218,8 +218,25 @@ function unwrap(lon, around) {
   return lon;
 }
 
-function outlineLayer(topo, shift) {
-  const geo = topojson.feature(topo, topo.objects.countries);
+function unwrapRings(geo) {
+  // A ring crossing the antimeridian jumps from +180 to -180; drawn as is, it streaks across
+  // the world. Make each ring continuous (longitudes past 180); the shifted copies fill in.
+  const fix = (ring) => {
+    for (let k = 1; k < ring.length; k++) {
+      const d = ring[k][0] - ring[k - 1][0];
+      if (d > 180 || d < -180) ring[k] = [ring[k][0] - 360 * Math.round(d / 360), ring[k][1]];
+    }
+  };
+  for (const f of geo.features) {
+    const g = f.geometry;
+    if (!g) continue;
+    const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+    for (const poly of polys) for (const ring of poly) fix(ring);
+  }
+  return geo;
+}
+
+function outlineLayer(geo, shift) {
   return L.geoJSON(geo, {
     interactive: false,
     style: { color: "#8c977f", weight: 0.8, fillColor: "#eef0e6", fillOpacity: 1 },
@@ -232,7 +249,8 @@ async function loadOutlines(scale) {
   const resp = await fetch(state.worldUrl + `countries-${scale}.json`);
   if (!resp.ok) throw new Error(`outlines ${scale}: HTTP ${resp.status}`);
   const topo = await resp.json();
-  return L.layerGroup([-360, 0, 360].map((s) => outlineLayer(topo, s)));
+  const geo = unwrapRings(topojson.feature(topo, topo.objects.countries));
+  return L.layerGroup([-360, 0, 360].map((s) => outlineLayer(geo, s)));
 }
 
 function initMap() {

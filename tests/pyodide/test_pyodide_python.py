@@ -159,6 +159,10 @@ async def test_first_load_compressed_second_from_cache(
                 "editor usable (s)": round(usable, 3),
                 "Python ready (s)": round(ready, 3),
                 "Python ready, page's own clock (s)": round(boot["loadMs"] / 1000, 3),
+                "stages, ms since the script started": boot["stages"],
+                "editors ready, page's own clock (s)": round(await page.evaluate(
+                    "performance.getEntriesByName('playground-editors-ready')[0].startTime"
+                ) / 1000, 3),
                 "transferred bytes": sum(v[0] for v in got.values()),
                 "decoded bytes": sum(v[2] for v in got.values()),
                 "files": {k: got[k] for k in BIG if k in got},

@@ -53,29 +53,35 @@ rows
 
 async function boot() {
   const t0 = performance.now();
+  const stages = {};
+  const mark = (name) => { stages[name] = Math.round(performance.now() - t0); };
   step(0, "Fetching the configuration");
   const config = await (await fetch("config.json")).json();
-  step(1, "Downloading Python (Pyodide)");
+  mark("config");
+  step(1, "Downloading and starting Python (Pyodide)");
   const bundle = fetch(config.bundle).then((r) => {
     if (!r.ok) throw new Error(`driver bundle: HTTP ${r.status}`);
     return r.arrayBuffer();
   });
   const { loadPyodide } = await import(config.pyodide + "pyodide.mjs");
   const pyodide = await loadPyodide({ indexURL: new URL(config.pyodide, location.href).href });
-  step(2, "Starting Python and loading the driver");
+  mark("pyodide");
+  step(2, "Loading the driver");
   pyodide.unpackArchive(await bundle, "zip", { extractDir: "/home/pyodide/pgws" });
   pyodide.runPython("import sys; sys.path.insert(0, '/home/pyodide/pgws')");
   const mod = pyodide.pyimport("pgws_playground");
   const session = mod.Playground(JSON.stringify(config));
   const python = session.python_version();
+  mark("driver");
   const loadMs = performance.now() - t0;
-  return { pyodide, session, loadMs, python };
+  return { pyodide, session, loadMs, python, stages };
 }
 
 const booted = boot();
 
 window.playground = {
-  ready: booted.then(({ pyodide, loadMs, python }) => ({ loadMs, python, pyodide: pyodide.version })),
+  ready: booted.then(({ pyodide, loadMs, python, stages }) =>
+    ({ loadMs, python, pyodide: pyodide.version, stages })),
   async run(sql, args = []) {
     const { session } = await booted;
     return session.run(sql, JSON.stringify(args));
@@ -202,6 +208,7 @@ function wire() {
   const py = editor($("code"), "python", runPython);
   const sql = editor($("sql"), "text/x-pgsql", runSql);
   window.playground.editors = { py, sql };
+  performance.mark("playground-editors-ready");
   py.setValue(EXAMPLES.nearest);
   $("example").addEventListener("change", () => py.setValue(EXAMPLES[$("example").value]));
   $("run-python").onclick = runPython;
