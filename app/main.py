@@ -78,7 +78,13 @@ def create_app(
     app.add_exception_handler(Exception, internal_error)
     app.include_router(routes.router)
     assets = Assets()  # hashes are computed on the first request that needs them
-    app.include_router(page.page_router(assets))
+    app.include_router(
+        page.page_router(
+            assets,
+            tiles_url=settings.map_tiles_url,
+            tiles_attribution=settings.map_tiles_attribution,
+        )
+    )
     app.include_router(
         playground_router(
             PlaygroundConfig(

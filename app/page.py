@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException
@@ -17,16 +18,23 @@ STATIC = HERE / "static"
 MAP_DATA = MAP_MODULES / "world-atlas" / "countries-110m.json"
 
 
-def page_router(assets: Assets) -> APIRouter:
+def page_router(assets: Assets, *, tiles_url: str = "", tiles_attribution: str = "") -> APIRouter:
+    """GET / with its asset URLs filled in; `tiles_url` opts in to an online raster layer."""
     router = APIRouter(include_in_schema=False)
     rendered: dict[str, str] = {}
+    tiles = (
+        f'<meta name="whc-tiles" content="{html.escape(tiles_url)}"'
+        f' data-attribution="{html.escape(tiles_attribution)}">'
+        if tiles_url else ""
+    )
 
     @router.get("/")
     async def index() -> HTMLResponse:
         # The HTML names its assets by hash, so it is revalidated on every visit ("no-cache")
         # while everything it points to is cached for good.
         if "index" not in rendered:
-            rendered["index"] = assets.render((STATIC / "index.html").read_text())
+            page = assets.render((STATIC / "index.html").read_text())
+            rendered["index"] = page.replace("<!-- tiles -->", tiles)
         return HTMLResponse(rendered["index"], headers={"Cache-Control": "no-cache"})
 
     @router.get("/map/countries-110m.json")

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # the proxy sees it, and the proxy as visitors' browsers reach it (empty: use ws_proxy).
     playground_database_url: str = "postgresql://playground:playground@127.0.0.1:5432/whc"
     playground_ws_proxy: str = ""
+    # The page's map draws offline outlines; an online raster tile layer only when set, e.g.
+    # "https://tiles.example.org/{z}/{x}/{y}.png" (then its attribution is required too).
+    map_tiles_url: str = ""
+    map_tiles_attribution: str = ""
     db_mode: Literal["pool", "connect"] = "pool"
     pool_min_size: int = Field(default=1, ge=0)
     pool_size: int = Field(default=10, ge=1)

@@ -238,7 +238,7 @@ function unwrapRings(geo) {
 
 function outlineLayer(geo, shift) {
   return L.geoJSON(geo, {
-    interactive: false,
+    interactive: false, pane: "outlines",
     style: { color: "#8c977f", weight: 0.8, fillColor: "#eef0e6", fillOpacity: 1 },
     coordsToLatLng: (c) => L.latLng(c[1], c[0] + shift),
   });
@@ -262,7 +262,15 @@ function initMap() {
   map.attributionControl.addAttribution("Natural Earth");
   L.control.scale({ metric: true, imperial: true }).addTo(map);
   map.setView([20, 0], 2);
+  map.createPane("outlines").style.zIndex = "150";  // under the tiles (200), if any
   state.map = map;
+  // Online raster tiles only when the operator opted in (MAP_TILES_URL); the offline outlines
+  // stay underneath, so the map still draws when the tile server cannot be reached.
+  const tiles = document.querySelector('meta[name="whc-tiles"]');
+  if (tiles && tiles.content) {
+    L.tileLayer(tiles.content, { attribution: tiles.dataset.attribution || "", maxZoom: 18 })
+      .addTo(map);
+  }
   state.worldUrl = document.querySelector('meta[name="whc-world"]').content;
   // Coarse outlines first (small, quick), the 1:10m ones once the view is close enough.
   const coarse = loadOutlines("50m").then((g) => { g.addTo(map); return g; })

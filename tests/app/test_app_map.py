@@ -39,6 +39,11 @@ SELECT id_no, ST_Distance(location, ST_SetSRID(ST_MakePoint($1, $2), 4326)::geog
 FROM whc_sites ORDER BY d, id_no LIMIT $3
 """
 SPEED: dict[str, Any] = {}
+# A 1x1 PNG standing in for a tile server's answer (no internet here).
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c4944415478da63f8cfc0000003010100c9fe92ef0000000049454e44ae426082"
+)
 
 
 @pytest.fixture(scope="module")
@@ -348,7 +353,7 @@ async def test_axe_finds_no_serious_violation_and_second_load_is_cached(
     await page.goto(base + "/", wait_until="commit")
     await page.wait_for_selector("#sites li.card[data-id] >> nth=9")
     first_s = await page.evaluate(shown_at)
-    await page.wait_for_function("document.querySelector('.leaflet-overlay-pane canvas')")
+    await page.wait_for_function("document.querySelector('.leaflet-outlines-pane canvas')")
     first = await record()
     assert first["leaflet.js"][1] < first["leaflet.js"][2]  # sent gzipped
     await page.goto(base + "/", wait_until="commit")
@@ -369,3 +374,29 @@ async def test_axe_finds_no_serious_violation_and_second_load_is_cached(
     (artifacts / "axe-page.json").write_text(json.dumps(result["violations"], indent=1))
     assert bad == []
     await page.context.close()
+
+
+async def test_online_tiles_only_when_opted_in(sites_db: DB, browser: Browser, base: str) -> None:
+    page = await new_page(browser, base, "desktop", PLACES["paris"])
+    await page.goto(base + "/")
+    await page.wait_for_selector("#sites li.card[data-id] >> nth=9")
+    assert await page.locator("meta[name=whc-tiles]").count() == 0
+    assert await page.locator(".leaflet-tile").count() == 0
+    await page.context.close()
+    template = "https://tiles.invalid/{z}/{x}/{y}.png"
+    settings = sites_db.settings(map_tiles_url=template, map_tiles_attribution="Test tiles")
+    with uvicorn_server(settings) as other:
+        page = await new_page(browser, other, "desktop", PLACES["paris"], offline=False)
+        asked: list[str] = []
+
+        async def tile(route: Route) -> None:
+            asked.append(route.request.url)
+            await route.fulfill(status=200, content_type="image/png", body=PNG)
+
+        await page.route("https://tiles.invalid/**", tile)
+        await page.goto(other + "/")
+        await page.wait_for_selector("#sites li.card[data-id] >> nth=9")
+        await page.wait_for_selector(".leaflet-tile-loaded")
+        assert asked and all(u.startswith("https://tiles.invalid/") for u in asked)
+        assert "Test tiles" in await page.locator(".leaflet-control-attribution").inner_text()
+        await page.context.close()

@@ -96,7 +96,7 @@ async def test_granted_geolocation_shows_the_ten_nearest_in_order(
         page, watch = await open_page(browser, base, granted=True,
                                       viewport={"width": 1280, "height": 900})
         await page.wait_for_selector("#sites li.card >> nth=9")
-        await page.wait_for_selector(".leaflet-overlay-pane canvas")
+        await page.wait_for_selector(".leaflet-outlines-pane canvas")
         ids = await page.eval_on_selector_all("#sites li.card", "els => els.map(e => e.dataset.id)")
         assert ids == [str(s.id_no) for s in want]
         names = await page.eval_on_selector_all("#sites h3 a", "els => els.map(e => e.textContent)")
@@ -138,7 +138,8 @@ async def test_refused_geolocation_falls_back_to_ip_without_thumbnails(
         assert "San Francisco" in await page.locator("#status").inner_text()
         await page.locator("#use-browser").click()
         await page.wait_for_function(
-            "document.querySelector('#status').textContent.includes('refused')"
+            "document.querySelector('#status').textContent.includes('refused') &&"
+            "document.querySelector('#status').textContent.includes('Showing the')"
         )
         status = await page.locator("#status").inner_text()
         assert "sites near San Francisco" in status
