@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import driver
-from app import page, routes
+from app import meta, page, routes
 from app.assets import Assets, assets_router
 from app.cache import CellCache, SharedCache
 from app.db import Connector, Database, PoolFactory
@@ -77,6 +77,7 @@ def create_app(
     # The last resort: a short JSON body, the traceback only in the server log.
     app.add_exception_handler(Exception, internal_error)
     app.include_router(routes.router)
+    app.include_router(meta.router)
     assets = Assets()  # hashes are computed on the first request that needs them
     app.include_router(
         page.page_router(

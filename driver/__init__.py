@@ -7,6 +7,7 @@ from .batch import BatchResult
 from .connection import Connection
 from .dsn import Config, config
 from .errors import (
+    AuthPolicyError,
     ConnectionLostError,
     Error,
     InterfaceError,
@@ -23,6 +24,7 @@ if _typing.TYPE_CHECKING:
     from .pool import Pool, create_pool
 
 __all__ = [
+    "AuthPolicyError",
     "BatchResult",
     "Config",
     "Connection",

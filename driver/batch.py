@@ -11,6 +11,7 @@ from .errors import InterfaceError, PostgresError
 from .prepared import Statement
 from .protocol import NEED_DATA
 from .protocol import messages as m
+from .protocol.messages import Field
 from .record import Record
 from .transaction import ISOLATION_LEVELS
 
@@ -27,9 +28,12 @@ _BEFORE, _AFTER, _THEN = -1, -2, -3  # units that are not the caller's statement
 
 class BatchResult(list[Record]):
     """One statement's rows, as ``fetch()`` returns them (empty for a command), with its
-    command tag in ``status``, as ``execute()`` returns it (``"INSERT 0 1"``)."""
+    command tag in ``status``, as ``execute()`` returns it (``"INSERT 0 1"``), and its column
+    descriptions in ``fields`` (as ``PreparedStatement.get_attributes()``; the SQL-over-HTTP
+    endpoint answers with their type OIDs)."""
 
     status: str = ""
+    fields: tuple[Field, ...] = ()
 
 
 class BatchMixin:
@@ -147,7 +151,7 @@ class BatchMixin:
                 if event is NEED_DATA:
                     await self._fill()
                     continue
-                msg = self._filter(event)  # type: ignore[arg-type]
+                msg = self._filter(event)
                 if msg is None:
                     continue
                 cls = type(msg)
@@ -183,6 +187,7 @@ class BatchMixin:
         for (stmt, _), rows, tag in zip(prepared, raw, tags, strict=True):
             result = BatchResult(self._decode(stmt, rows))
             result.status = tag
+            result.fields = stmt.fields or ()
             results.append(result)
         return results
 

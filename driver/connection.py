@@ -74,6 +74,12 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         queued itself (authentication) go out just before we wait.
         """
         proto, stream = self._proto, self._stream
+        if proto.work is not None:  # SCRAM's PBKDF2: off the loop, so deadlines hold
+            from .auth.scram import derive_off_loop
+
+            await derive_off_loop(proto.work)
+            proto.work_done()
+            return
         if self._flushing is not None:
             await self._settle_flush()
         out = proto.data_to_send()
@@ -134,7 +140,7 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
             if event is NEED_DATA:
                 await self._fill()
                 continue
-            msg = self._filter(event)  # type: ignore[arg-type]
+            msg = self._filter(event)
             if msg is not None:
                 return msg
 

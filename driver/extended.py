@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .codecs import DecodeError
 from .errors import InterfaceError, InvalidCachedStatement, PostgresError
 from .prepared import Statement, StatementCache
 from .protocol import NEED_DATA, State
@@ -143,7 +144,7 @@ class ExtendedQuery:
             if event is NEED_DATA:
                 await self._fill()
                 continue
-            msg = self._filter(event)  # type: ignore[arg-type]
+            msg = self._filter(event)
             cls = type(msg)
             if cls is m.CommandComplete:
                 tag = msg.tag  # type: ignore[union-attr]
@@ -174,12 +175,12 @@ class ExtendedQuery:
         if 0 < n <= _BY_ROW:
             try:
                 return (_row_decoders.get(n) or _row_decoder(n))(raw, cls, decoders)
-            except (ValueError, TypeError, ArithmeticError) as exc:
+            except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
                 if any(len(row) != n for row in raw):
                     raise InterfaceError(
                         f"a result row does not have the {n} values its description has"
                     ) from None
-                raise InterfaceError(f"cannot decode a result value: {exc}") from exc
+                raise DecodeError(f"cannot decode a result value: {exc!r}") from exc
         try:
             columns = list(zip(*raw, strict=True))
             if len(columns) != n:
@@ -195,8 +196,8 @@ class ExtendedQuery:
                 [None if v is None else d(v) for v in col] if None in col else list(map(d, col))
                 for d, col in zip(decoders, columns, strict=True)
             ]
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            raise InterfaceError(f"cannot decode a result value: {exc}") from exc
+        except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
+            raise DecodeError(f"cannot decode a result value: {exc!r}") from exc
         return list(map(cls, zip(*values, strict=True)))
 
     async def _query(

@@ -179,7 +179,7 @@ class ListenMixin:
                     raise self._lost("the server closed the connection", unsent=True)
                 proto.receive_data(data)
                 while (event := proto.next_event()) is not NEED_DATA:
-                    if self._filter(event) is not None:  # type: ignore[arg-type]
+                    if self._filter(event) is not None:
                         raise ProtocolError(f"unexpected {type(event).__name__} while idle")
         except asyncio.CancelledError:
             raise

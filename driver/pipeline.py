@@ -99,7 +99,7 @@ class StartupMixin:
         while not self._started:
             event = proto.next_event()
             if event is not NEED_DATA:
-                self._filter(event)  # type: ignore[arg-type]  # notices, the start-up's end
+                self._filter(event)  # notices, the start-up's end
                 continue
             if pipeline and proto.startup_queued and not (hear_first and proto.auth_method is None):
                 self._startup_deadline, self._connect_timeout = deadline, timeout
@@ -130,7 +130,7 @@ class StartupMixin:
             if event is NEED_DATA:
                 await self._fill()
                 continue
-            self._filter(event)  # type: ignore[arg-type]
+            self._filter(event)
 
     def _filter_startup(self, event: m.BackendMessage) -> None:
         """An event of the start-up's tail, met by the first operation (or ``ready()``)."""

@@ -10,16 +10,17 @@ import sys
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from .auth.exchange import Mispredicted
+from .auth.methods import MD5, NONE, PASSWORD, SCRAM
 from .connection import Connection
 from .dsn import ConnectParams, resolve
 from .errors import AuthenticationError, Error, InterfaceError, TransportError
 from .protocol import PGProtocol
-from .protocol.auth import MD5, PASSWORD, SCRAM, TRUST, Mispredicted
 from .protocol.messages import cancel_request
 from .transport import open_stream
 
 if TYPE_CHECKING:
-    from .authpolicy import AuthGuard
+    from .auth.policy import AuthGuard
     from .transport.base import Stream
 
 __all__ = ["cancel", "connect", "forget_auth_methods"]
@@ -211,7 +212,7 @@ def _prediction(
     if mode in _OFF:
         return None, (), False
     if params.password is None:
-        return TRUST, (), True  # nothing to send, whatever the server asks
+        return NONE, (), True  # nothing to send, whatever the server asks
     method, mechanisms = _methods.get(target) or ((PASSWORD if mode == "password" else SCRAM), ())
     allowed = guard.policy.allowed
     if method == PASSWORD and not guard.may_send_password_early():
@@ -224,7 +225,7 @@ def _prediction(
 def _retryable(exc: BaseException) -> bool:
     """libpq's sslmode=prefer/allow retry: TLS trouble, a pg_hba line only for the other mode,
     or (allow) a password the auth policy would not send without TLS."""
-    from .authpolicy import AuthPolicyError
+    from .errors import AuthPolicyError
 
     if isinstance(exc, AuthPolicyError):
         # only a refusal TLS would lift is worth another attempt; any other keeps its message
@@ -265,14 +266,19 @@ async def _secure(
 def _guard(
     params: ConnectParams, encrypted: bool, binding: bytes | None, verified: bool = False
 ) -> AuthGuard:
-    from .authpolicy import AuthPolicy
+    from .auth.policy import AuthPolicy
 
     policy = AuthPolicy.parse(
         params.require_auth,
         channel_binding=params.channel_binding,
         allow_unencrypted_password=params.allow_unencrypted_password,
     )
-    return policy.guard(encrypted=encrypted, channel_binding=binding, server_verified=verified)
+    return policy.guard(
+        encrypted=encrypted,
+        channel_binding=binding,
+        server_verified=verified,
+        proxied=params.proxy_url() is not None or sys.platform == "emscripten",
+    )
 
 
 async def _close_quietly(stream: Stream) -> None:

@@ -33,10 +33,18 @@ async def run(cfg: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     addrs = await server.start()
+    sql = None
+    if cfg.sql_http_listen is not None:
+        from .sqlhttp import SQLServer  # imports the driver: only when the endpoint is on
+
+        sql = SQLServer(cfg, server.metrics)
+        log.info("sql over http listening on %s (POST /sql)", ", ".join(await sql.start()))
     scheme = "wss" if cfg.tls_cert else "ws"
     log.info("wsproxy listening on %s (%s)", ", ".join(addrs), scheme)
     await stopping.wait()
     log.info("signal received: no longer accepting connections")
+    if sql is not None:
+        await sql.shutdown()
     await server.shutdown(cfg.drain_timeout)
 
 
@@ -84,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as exc:
         log.error("cannot start: %s", exc)
         sys.exit(1)
+    except ConfigError as exc:  # found when a part starts (SQL_HTTP_JWKS_FILE's keys)
+        log.error("bad configuration: %s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

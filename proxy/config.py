@@ -46,6 +46,18 @@ class Config:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     deny_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
     event_loop: str = "auto"
+    # SQL over HTTP (proxy/sqlhttp): off unless sql_http_listen is set
+    sql_http_listen: tuple[str, int] | None = None
+    sql_http_pool_size: int = 10
+    sql_http_pool_idle_timeout: float = 60.0
+    sql_http_statement_timeout: float = 30.0
+    sql_http_max_body: int = 1 << 20
+    sql_http_max_rows: int = 100_000
+    sql_http_max_response: int = 10 << 20
+    sql_http_rate_limit: int = 1000
+    sql_http_cors_origins: str = ""
+    sql_http_auth_token: str = ""
+    sql_http_jwks_file: str = ""
 
 
 def parse_bool(text: str) -> bool:
@@ -235,6 +247,61 @@ _SETTINGS: tuple[_Setting, ...] = (
         "auto (uvloop when installed), uvloop, or asyncio (the standard library's loop)",
         parse_event_loop,
     ),
+    # SQL over HTTP: Neon's /sql protocol on a listener of its own (proxy/sqlhttp)
+    _Setting(
+        "SQL_HTTP_LISTEN",
+        "",
+        "[host]:port serving POST /sql (Neon's SQL-over-HTTP protocol, the neon() client) "
+        "from pooled backend connections; empty disables the endpoint",
+        parse_optional_hostport,
+    ),
+    _Setting("SQL_HTTP_POOL_SIZE", "10", "backend connections per host/db/role", parse_count),
+    _Setting(
+        "SQL_HTTP_POOL_IDLE_TIMEOUT", "60s", "close pooled backends idle this long", parse_duration
+    ),
+    _Setting(
+        "SQL_HTTP_STATEMENT_TIMEOUT",
+        "30s",
+        "statement_timeout of pooled backends (0 = none)",
+        parse_duration,
+    ),
+    _Setting("SQL_HTTP_MAX_BODY", "1MiB", "largest request body; larger gets 413", parse_size),
+    _Setting(
+        "SQL_HTTP_MAX_ROWS",
+        "100000",
+        "rows per response; more gets 507 (0 = no limit)",
+        parse_count,
+    ),
+    _Setting(
+        "SQL_HTTP_MAX_RESPONSE",
+        "10MiB",
+        "bytes per response; larger gets 507 (0 = no limit)",
+        parse_size,
+    ),
+    _Setting(
+        "SQL_HTTP_RATE_LIMIT",
+        "1000",
+        "requests per second per client IP; more get 429 (0 = no limit)",
+        parse_count,
+    ),
+    _Setting(
+        "SQL_HTTP_CORS_ORIGINS",
+        "",
+        "comma-separated browser Origins allowed to call /sql, or '*'; empty sends no CORS",
+        str,
+    ),
+    _Setting(
+        "SQL_HTTP_AUTH_TOKEN",
+        "",
+        "secret required as 'Authorization: Bearer' on /sql (empty = not required)",
+        str,
+    ),
+    _Setting(
+        "SQL_HTTP_JWKS_FILE",
+        "",
+        "JWKS file: /sql also admits a bearer JWT signed by one of its keys (exp required)",
+        str,
+    ),
 )
 
 
@@ -301,4 +368,5 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         trusted_proxies=parsed["TRUSTED_PROXIES"],
         deny_networks=parsed["DENY_NETWORKS"],
         event_loop=parsed["EVENT_LOOP"],
+        **{s.env.lower(): parsed[s.env] for s in _SETTINGS if s.env.startswith("SQL_HTTP_")},
     )
