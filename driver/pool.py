@@ -565,9 +565,7 @@ class Pool:
         """Connection.fetchmany() on a pooled connection."""
         rows = list(args)  # an iterator must survive a retry
         method = "fetchmany"  # looked up at call time: the facade grows with asyncpg's API
-        return await self._run(
-            lambda c: getattr(c, method)(query, rows, timeout=timeout, **kwargs)
-        )
+        return await self._run(lambda c: getattr(c, method)(query, rows, timeout=timeout, **kwargs))
 
     # COPY: not retried (a source may be a stream that cannot be read twice)
 
