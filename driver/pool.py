@@ -74,7 +74,8 @@ class Pool:
                 raise InterfaceError(
                     f"record_class must be a subclass of driver.Record, got {record_class!r}"
                 )
-            connect_kwargs["record_class"] = record_class
+            if record_class is not Record:  # the default needs no passing on
+                connect_kwargs["record_class"] = record_class
         _check_connect_args(dsn, connect_kwargs)
         del loop  # asyncpg's argument: the pool always runs on the loop that first awaits it
         self._slots = Slots(
@@ -87,7 +88,8 @@ class Pool:
         self._init_size = init_size
         self._connect = connect
         self._mine: weakref.WeakSet[Connection] = weakref.WeakSet()  # every connection it opened
-        self._floor_task: asyncio.Task[None] | None = None
+        # reopens connections below min_size (asyncpg's name: its test harness reads it)
+        self._maintenance_task: asyncio.Task[None] | None = None
         self._explicit_start = False  # awaited (asyncpg's contract) rather than started lazily
         self._max_queries = max_queries
         self._ping_after = ping_after_idle
@@ -457,11 +459,11 @@ class Pool:
             or slots.loop is None
             or self._started is None
             or not self._started.done()
-            or self._floor_task is not None
+            or self._maintenance_task is not None
             or len(slots.meta) + slots.opening >= self._min_size
         ):
             return
-        self._floor_task = slots.loop.create_task(self._refill_floor())
+        self._maintenance_task = slots.loop.create_task(self._refill_floor())
 
     async def _refill_floor(self) -> None:
         """Reopen connections up to ``min_size``; while that fails (server down, wrong role),
@@ -485,12 +487,12 @@ class Pool:
                 slots.put_back(conn)
                 pause = _FLOOR_RETRY_FIRST
         finally:
-            self._floor_task = None
+            self._maintenance_task = None
 
     def _stop_floor(self) -> None:
-        if self._floor_task is not None:
-            self._floor_task.cancel()
-            self._floor_task = None
+        if self._maintenance_task is not None:
+            self._maintenance_task.cancel()
+            self._maintenance_task = None
 
     @staticmethod
     async def _close_conn(conn: Connection) -> None:
