@@ -223,6 +223,27 @@ def _targets(host: Any, port: Any) -> tuple[tuple[str, int], ...]:
     return tuple(zip(hosts, numbers, strict=True))
 
 
+def _positive_seconds(value: Any) -> float | None:
+    """command_timeout, checked as asyncpg checks it (booleans are not numbers here).
+
+    Raises:
+        ClientConfigurationError: not a number greater than 0 (also a ValueError).
+    """
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = float(value)
+        if not seconds > 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ClientConfigurationError(
+            f"invalid command_timeout value: expected greater than 0 float (got {value!r})"
+        ) from None
+    return seconds
+
+
 def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
     """Merge, by priority: keyword arguments, the DSN, PG* environment variables, `config`.
 
@@ -260,12 +281,14 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
     try:
         timeout = merged.pop("connect_timeout", merged.pop("timeout", 60.0))
         timeout = float(timeout) if timeout not in (None, "", "0", 0) else None
-        command_timeout = merged.pop("command_timeout", None)
-        command_timeout = float(command_timeout) if command_timeout is not None else None
     except (TypeError, ValueError) as exc:
-        raise InterfaceError(f"invalid port, connect_timeout or command_timeout: {exc}") from exc
-    if command_timeout is not None and command_timeout <= 0:
-        raise InterfaceError(f"command_timeout must be positive, got {command_timeout}")
+        raise InterfaceError(f"invalid connect_timeout: {exc}") from exc
+    command_timeout = _positive_seconds(merged.pop("command_timeout", None))
+    cache_size = merged.get("statement_cache_size", 100)
+    if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+        raise ClientConfigurationError(
+            f"statement_cache_size is expected to be greater or equal to 0, got {cache_size!r}"
+        )
     # asyncpg's loop=: accepted for its API; the driver always runs on the running loop.
     merged.pop("loop", None)
     # asyncpg's ssl= (tlsconfig has its meanings): wins over the DSN and PGSSLMODE; an
