@@ -137,7 +137,10 @@ _QUERY_KEYS = {
 def _parse_url(dsn: str) -> dict[str, Any]:
     if not dsn.strip():
         raise InterfaceError("empty DSN: expected postgres://user:password@host:port/dbname")
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise InterfaceError(f"malformed DSN: invalid IPv6 address ({exc})") from exc
     if parts.scheme not in ("postgres", "postgresql"):
         raise InterfaceError(
             f"DSN must start with postgres:// or postgresql://, got {dsn.split(':', 1)[0]!r}"
