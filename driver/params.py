@@ -257,12 +257,9 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
     for env, key in _ENV.items():
         if os.environ.get(env):
             merged[key] = os.environ[env]
-    env_port = merged.get("port")
     if dsn is not None:
         merged.update(_parse_url(dsn))
     merged.update({k: v for k, v in kwargs.items() if v is not None})
-    if kwargs.get("host") is not None and kwargs.get("port") is None:
-        merged["port"] = env_port  # a DSN's ports go with the DSN's hosts, replaced here
 
     settings = dict(merged.pop("server_settings", None) or {})
     if "application_name" in merged:

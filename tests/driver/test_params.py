@@ -108,8 +108,8 @@ def test_host_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     one = p.for_target("h3", 5432)
     assert (one.host, one.port, one.targets, one.describe()) == ("h3", 5432, (("h3", 5432),),
                                                                   "h3:5432")  # fmt: skip
-    # keyword lists replace the DSN's hosts and their ports; one port serves every host
-    assert resolve("postgresql://u@h:1/db", host=["a", "b"]).targets == (("a", 5432), ("b", 5432))
+    # keywords replace the DSN's hosts, and keep its port as libpq does; one port serves all
+    assert resolve("postgresql://u@h:1/db", host=["a", "b"]).targets == (("a", 1), ("b", 1))
     assert resolve(host=["a", "b"], port=[1, 2], user="u").targets == (("a", 1), ("b", 2))
     assert resolve(host="a,b", port="7", user="u").targets == (("a", 7), ("b", 7))
     with pytest.raises(driver.InterfaceError, match="could not match 3 port numbers to 2 hosts"):
