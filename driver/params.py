@@ -106,7 +106,8 @@ class ConnectParams:
         error messages."""
         if len(self.targets) > 1:
             return ", ".join(self.for_target(h, p).describe() for h, p in self.targets)
-        target = f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        target = f"{host}:{self.port}"
         url = self.proxy_url()
         return f"{target} via {url}" if url else target
 

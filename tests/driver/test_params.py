@@ -104,7 +104,7 @@ def test_host_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     p = resolve("postgresql://u@h1:5432,[::1]:5433,h3/db?target_session_attrs=standby")
     assert p.targets == (("h1", 5432), ("::1", 5433), ("h3", 5432))
     assert (p.host, p.port, p.target_session_attrs) == ("h1", 5432, "standby")
-    assert p.describe() == "h1:5432, ::1:5433, h3:5432"
+    assert p.describe() == "h1:5432, [::1]:5433, h3:5432"
     one = p.for_target("h3", 5432)
     assert (one.host, one.port, one.targets, one.describe()) == ("h3", 5432, (("h3", 5432),),
                                                                   "h3:5432")  # fmt: skip
