@@ -76,7 +76,12 @@ async def connect(
         dsn: ``postgres://user:password@host:port/dbname?sslmode=...``; keyword arguments
             (host, port, user, password, database, sslmode, server_settings, ws_proxy,
             use_secure_websocket, transport, statement_cache_size, ...) override it, and the
-            PG* environment variables fill what both leave out.
+            PG* environment variables fill what both leave out. Several hosts
+            (``postgres://u@h1:5432,h2:5433/db``, or ``host=[...]``, ``port=[...]``) are tried
+            in order, for the first one that answers with the role ``target_session_attrs``
+            asks for (libpq 16's values; ``load_balance_hosts="random"`` shuffles them first);
+            with several hosts or a role asked for, connect() waits for the server's start-up
+            reports whatever ``wait_ready`` says.
         timeout: one deadline, in seconds, for everything (DNS, WebSocket upgrade, TLS,
             startup, authentication); defaults to connect_timeout, else 60.
         wait_ready: False to return before the server confirmed the start-up, so that the
