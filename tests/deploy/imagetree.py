@@ -379,7 +379,8 @@ class _Replay:
     def copy(self, state: _State, step: Copy) -> None:
         dest = posixpath.join(state.workdir, step.dest)
         into = step.dest.endswith("/") or len(step.sources) > 1
-        target = self.host(state, dest)
+        # the node stage's files are remembered, not copied: its npm ci is checked, not run
+        target = self.host(state, dest) if state.stage.kind != "node" else Path()
         for source in step.sources:
             if step.source_stage is None:
                 pattern = self.context / source.lstrip("/")
@@ -391,7 +392,7 @@ class _Replay:
                 where = step.source_stage or "the context"
                 raise ReplayError(f"COPY {source}: no such file in {where}")
             for src in found:
-                if state.stage.kind == "node":  # remembered, not copied: npm ci is not run
+                if state.stage.kind == "node":
                     name = posixpath.join(dest, src.name) if into else dest
                     state.copied[posixpath.normpath(name)] = str(src.relative_to(self.context))
                 elif src.is_dir():
