@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, Request, Response, Route, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from app.assets import GROUPS, IMMUTABLE, Assets, Group
 from app.docs import _FILES as DOCS_FILES
@@ -288,6 +289,14 @@ async def _page(browser: Browser, **context_options: Any) -> tuple[Page, Offline
     return page, offline
 
 
+async def _wait(page: Page, offline: Offline, selector: str) -> None:
+    """Wait for `selector`; a timeout says which requests failed, the likely reason."""
+    try:
+        await page.wait_for_selector(selector, state="visible", timeout=30_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"no {selector}; failed: {offline.failed}") from None
+
+
 def _gzip_and_immutable(headers: dict[str, str]) -> bool:
     return headers.get("content-encoding") == "gzip" and headers.get("cache-control") == IMMUTABLE
 
@@ -310,7 +319,7 @@ async def test_page_draws_its_map_from_the_image(browser: Browser, served: Runni
     )
     try:
         await page.goto(f"{served.base}/")
-        await page.wait_for_selector("#sites li.card >> nth=9", timeout=30_000)
+        await _wait(page, offline, "#sites li.card >> nth=9")
         assert await page.locator("#sites h3 a").first.inner_text() == "Invented bay site"
         # Leaflet's script and stylesheet (its panes are positioned by leaflet.css)
         version = json.loads((ROOT / "app/map/node_modules/leaflet/package.json").read_text())
@@ -354,7 +363,7 @@ async def test_playground_queries_from_the_image(browser: Browser, served: Runni
     try:
         await page.goto(f"{served.base}/playground/")
         # the editor: CodeMirror with its Python mode (tokens styled) and the brackets addon
-        await page.wait_for_selector("#code + .CodeMirror", state="visible", timeout=30_000)
+        await _wait(page, offline, "#code + .CodeMirror")
         assert await page.locator("#code + .CodeMirror .CodeMirror-code [class^='cm-']").count()
         assert await page.evaluate(
             "['python', 'sql'].every((m) => m in CodeMirror.modes)"
