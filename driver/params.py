@@ -13,7 +13,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import InterfaceError
 
-__all__ = ["SSL_MODES", "Config", "ConnectParams", "WSProxy", "config", "resolve"]
+__all__ = [
+    "SSL_MODES",
+    "Config",
+    "ConnectParams",
+    "WSProxy",
+    "config",
+    "resolve",
+    "sslmode_from_ssl_argument",
+]
 
 WSProxy = str | Callable[[str, int], str]
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -179,8 +187,6 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
     # explicit sslmode= keyword may only restate it (or choose the mode for a given context).
     ssl_arg = merged.pop("ssl", None)
     if ssl_arg is not None:
-        from .tlsconfig import sslmode_from_ssl_argument  # not loaded by `import driver`
-
         mode, context = sslmode_from_ssl_argument(ssl_arg)
         explicit = kwargs.get("sslmode")
         if context is not None:
@@ -230,3 +236,38 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
 def apply(params: ConnectParams, overrides: Mapping[str, Any]) -> ConnectParams:
     """A copy of params with some fields replaced (used by pools for per-connection tweaks)."""
     return dataclasses.replace(params, **overrides)
+
+
+def sslmode_from_ssl_argument(value: object) -> tuple[str, ssl.SSLContext | None]:
+    """asyncpg's ``ssl=`` connect argument as (sslmode, context), with asyncpg's meanings.
+
+    A security setting must never be read loosely: ``ssl=True`` means what it means in
+    asyncpg (``create_default_context()``: the certificate chain AND the host name are
+    verified), not "encrypt somehow", and ``ssl="disable"`` is plain TCP even though the
+    string is truthy.
+
+    * ``True``: ``verify-full``; ``False``: ``disable`` (no SSLRequest is sent);
+    * a string: the sslmode of that name (``verify_full`` is accepted as asyncpg's enum
+      spelling), with libpq's meanings (``allow``/``prefer`` fall back, ``require``
+      encrypts without verifying unless a CA is named, ``verify-ca`` checks the chain,
+      ``verify-full`` the chain and the host name);
+    * an ``ssl.SSLContext``: used exactly as given, TLS required (asyncpg's ``require``),
+      so the context's own ``verify_mode`` and ``check_hostname`` decide what is checked.
+
+    Raises:
+        InterfaceError: any other value, or an unknown mode name.
+    """
+    if isinstance(value, ssl.SSLContext):
+        return "require", value
+    if value is True:
+        return "verify-full", None
+    if value is False:
+        return "disable", None
+    if isinstance(value, str):
+        mode = value.strip().lower().replace("_", "-")
+        if mode in SSL_MODES:
+            return mode, None
+        raise InterfaceError(f"invalid ssl={value!r}: expected one of {', '.join(SSL_MODES)}")
+    raise InterfaceError(
+        f"ssl= must be a bool, an sslmode name or an ssl.SSLContext, not {type(value).__name__}"
+    )
