@@ -35,6 +35,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -52,6 +53,9 @@ PORT_ENV = {"pg": "DEMO_PG_PORT", "proxy": "DEMO_PROXY_PORT", "sql": "DEMO_SQL_P
 # A fresh backend's first PostGIS query otherwise pays for loading the library (README,
 # "Fresh backends and PostGIS").
 PG_CONF = {"shared_preload_libraries": "'postgis-3'"}
+
+if TYPE_CHECKING:  # imported when serving, so the machine checks answer at once
+    from app.settings import Settings
 
 log = logging.getLogger("demo")
 
@@ -299,6 +303,7 @@ def _serve(cluster: Cluster, ports: Ports, path: Path | None, sample: bool) -> i
         database_url=dsn(cluster.port), ws_proxy=f"127.0.0.1:{ports.proxy}/v2", ws_secure=False,
         db_mode="pool", whc_data=path,
         playground_database_url=dsn(cluster.port, "playground", "playground"),
+        host="127.0.0.1", port=ports.app,
     )
     have, had_sample = 0, True
     if cluster.psql("SELECT to_regclass('whc_sites') IS NOT NULL", db=DB_NAME) == "t":
@@ -332,12 +337,18 @@ def _serve(cluster: Cluster, ports: Ports, path: Path | None, sample: bool) -> i
     cluster.psql((ROOT / "sql" / "playground_role.sql").read_text(), db=DB_NAME)
     from app.main import create_app
 
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=ports.app, proxy_headers=False,
-        log_level="warning", access_log=False,
-    )
+    config = uvicorn.Config(create_app(settings), log_level="warning", **uvicorn_options(settings))
     _AnnouncingServer(config, ports).run()
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """`python -m app.serve`'s options (header bound, connection limit, keep-alive, backlog),
+    so the demo faces a browser with the same limits as the image; one process, since the
+    demo serves an app object it built, not an import string."""
+    from app.serve import uvicorn_options as serve_options
+
+    return {**serve_options(settings), "workers": 1}
 
 
 def usage(ports: Ports) -> str:

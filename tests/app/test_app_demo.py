@@ -1,7 +1,8 @@
 """`make demo`'s program end to end: the first run creates the cluster and loads a list (the
 invented sample when no file and no feed are at hand), prints how to use it (the printed driver
 snippet and psql command are run here), Ctrl-C stops everything, the second run reuses cluster,
-data and ports; a clone in a private folder still starts; environment problems are one message."""
+data and ports; a clone in a private folder still starts; environment problems are one message;
+the app is served with `python -m app.serve`'s limits (a 64 MiB header is refused at once)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,8 +25,10 @@ from pathlib import Path
 
 import pytest
 
+from app.serve import uvicorn_options as serve_options
+from app.settings import Settings
 from tests.app.conftest import ROOT, whc_csv_path
-from tools.demo import cluster_base
+from tools.demo import cluster_base, uvicorn_options
 from tools.pgcluster import PG_BIN, _pg_user, free_port
 from tools.procs import start_and_wait, stop
 
@@ -227,3 +232,71 @@ def test_environment_problems_are_one_message_without_traceback(demo_dir: Path) 
 def test_demo_is_run_by_make_demo() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert ".venv/bin/python -m tools.demo" in makefile
+
+
+def test_demo_serves_with_app_serves_limits() -> None:
+    settings = Settings(host="127.0.0.1", port=8123, workers=4, max_header_bytes=4096,
+                        limit_concurrency=7, backlog=9, timeout_keep_alive_s=3)
+    demo = uvicorn_options(settings)
+    assert demo == {**serve_options(settings), "workers": 1}
+    assert demo["http"] == "h11" and demo["h11_max_incomplete_event_size"] == 4096
+    assert demo["limit_concurrency"] == 7 and demo["timeout_keep_alive"] == 3
+
+
+HUGE = 64 * 1024 * 1024
+
+
+def _send_huge_header(port: int) -> tuple[bytes, int, float]:
+    """Stream a 64 MiB header value while reading; returns the response head, the bytes sent
+    before the server stopped reading, and the seconds until the response came."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sent = 0
+    done = threading.Event()
+
+    def pump() -> None:
+        nonlocal sent
+        chunk = b"a" * 65536
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            while sent < HUGE and not done.is_set():
+                sock.sendall(chunk)
+                sent += len(chunk)
+            sock.sendall(b"\r\n\r\n")
+        except OSError:
+            pass  # the server closed the connection: what we want
+
+    start = time.monotonic()
+    writer = threading.Thread(target=pump, daemon=True)
+    writer.start()
+    head = b""
+    try:
+        while b"\r\n\r\n" not in head:
+            sock.settimeout(max(0.01, start + 30 - time.monotonic()))
+            try:
+                data = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not data:
+                break
+            head += data
+        took = time.monotonic() - start
+    finally:
+        done.set()
+        sock.close()
+        writer.join(10)
+    return head, sent, took
+
+
+def test_demo_refuses_a_64_mib_header_quickly(demo_dir: Path) -> None:
+    ports = ("DEMO_PORT", "DEMO_PG_PORT", "DEMO_PROXY_PORT", "DEMO_SQL_PORT")
+    proc, _, port = _start(_env(demo_dir, WHC_DATA="sample",
+                                **{name: str(free_port()) for name in ports}))
+    try:
+        for _ in range(2):
+            head, sent, took = _send_huge_header(port)
+            assert head.startswith(b"HTTP/1.1 400"), head[:200]
+            assert took < 3.0 and sent < HUGE, (took, sent)
+        assert json.loads(_get(f"http://127.0.0.1:{port}/healthz")) == {"status": "ok"}
+        _interrupt(proc)
+    finally:
+        stop(proc)

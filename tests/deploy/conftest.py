@@ -34,7 +34,7 @@ def make_sample_db(pg: Cluster, ws_proxy: str, prefix: str = "whc_deploy_") -> D
     db.psql((ROOT / "sql" / "schema.sql").read_text())
     db.psql(SITES_SQL)
     db.psql((ROOT / "sql" / "playground_role.sql").read_text())
-    db.psql("GRANT SELECT ON whc_sites TO scram_user")
+    db.psql("GRANT SELECT ON whc_sites, whc_dataset TO scram_user")  # /api/meta reads the latter
     return db
 
 

@@ -1,5 +1,6 @@
 """The Dockerfile read as text: hadolint clean, dependencies from the lock file only (pinned
-with hashes), a non-root runtime, and the files /playground and /docs need copied in."""
+with hashes), a non-root runtime, the files the page, /playground and /docs need copied in and
+their gzip copies made before USER."""
 
 from __future__ import annotations
 
@@ -46,9 +47,13 @@ def test_dependencies_come_from_the_lock_file_only() -> None:
 
 def test_runtime_stage_shape() -> None:
     stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?", DOCKERFILE, re.M)
-    assert [name for _, name in stages] == ["npm", "deps", "runtime"]
+    assert [name for _, name in stages] == ["npm", "pagefiles", "deps", "runtime"]
     assert stages[-1][0].startswith("python:3.11-slim")
     assert re.search(r"^USER 10001:10001$", DOCKERFILE, re.M)
     for copied in ("COPY web ./web", "COPY sql ./sql", "swagger-ui-dist", "node_modules/pyodide"):
         assert copied in DOCKERFILE, copied
     assert 'CMD ["python", "-m", "app.serve"]' in DOCKERFILE
+    # the gzip copies are made after every file they copy is in, and as root
+    order = [DOCKERFILE.index(s) for s in ("COPY web ./web", "COPY --from=pagefiles / ./",
+                                           "RUN python -m app.assets", "USER 10001:10001")]
+    assert order == sorted(order)
