@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.datastructures import State
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,8 +54,9 @@ class RequestMetrics:
     would let any client create unbounded label values).
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        # the lifespan puts the Metrics on `state`; the middleware exists before it runs
+        self.app, self.state = app, state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +77,8 @@ class RequestMetrics:
             name = getattr(route, "path", None) or (
                 "/static" if scope.get("path", "").startswith("/static/") else "unmatched"
             )
-            self.metrics.count_request(name, status)
+            metrics: Metrics = self.state.metrics
+            metrics.count_request(name, status)
 
 
 def observe_db(metrics: Metrics, started: float, outcome: str) -> None:

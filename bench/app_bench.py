@@ -111,15 +111,18 @@ def cold_paths(n: int, offset: int) -> list[str]:
 
 
 class Server:
-    def __init__(self, variant: str, dsn: str, ws_proxy: str, mode: str) -> None:
+    def __init__(
+        self, variant: str, dsn: str, ws_proxy: str, mode: str, tree: Path = ROOT
+    ) -> None:
         from tools.pgcluster import free_port
         from tools.procs import start_and_wait
 
         self.port = free_port()
-        argv = [sys.executable, "-m", "bench.app_bench", "--serve", variant, "--port",
+        # -P: the server imports from `tree` (PYTHONPATH), never from the current directory
+        argv = [sys.executable, "-P", "-m", "bench.app_bench", "--serve", variant, "--port",
                 str(self.port), "--dsn", dsn, "--ws-proxy", ws_proxy, "--mode", mode]
         self.proc, _ = start_and_wait(argv, "Uvicorn running on",
-                                      env={"PYTHONPATH": str(ROOT)}, timeout=60)
+                                      env={"PYTHONPATH": str(tree)}, timeout=60)
 
     def stop(self) -> None:
         from tools.procs import stop
@@ -261,7 +264,46 @@ async def http_figures(dsn: str, proxy: str) -> None:
 
 
 
-async def main(first_query_only: bool = False) -> None:
+async def ab_figures(dsn: str, proxy: str, other: Path, rounds: int) -> None:
+    """This tree's app (A) against the app of another checkout (B, e.g. main's worktree), the
+    same scenarios alternated round by round; prints the median of the rounds per scenario."""
+    print(f"A/B: A = {ROOT}, B = {other}; {CONCURRENCY} keep-alive clients, 1 uvicorn worker "
+          f"each, {rounds} alternating rounds, medians")
+    servers = {"A": Server("driver", dsn, proxy, "pool", ROOT),
+               "B": Server("driver", dsn, proxy, "pool", other)}
+    samples: dict[tuple[str, str], list[float]] = {}
+    try:
+        hit = "/api/nearest?lat=41.8902&lon=12.4922"
+        for srv in servers.values():  # warm-up, and the hit's cell in each server's cache
+            await drive(srv.port, ["/bench/constant"] * 1000 + [hit] * 2000)
+        for r in range(rounds):
+            moving = [f"/api/nearest?lat={41.8852 + (r * 3000 + i) * 1.5e-7:.8f}"
+                      "&lon=12.4922" for i in range(3000)]
+            scenarios = {
+                "constant endpoint": ["/bench/constant"] * 3000,
+                "cached hit": [hit] * 3000,
+                "cached cell, new point": moving,
+                "no coordinates (default place)": ["/api/nearest"] * 3000,
+                "cold cell (pool)": cold_paths(400, r * 400),
+            }
+            order = ("A", "B") if r % 2 == 0 else ("B", "A")
+            for name, paths in scenarios.items():
+                for side in order:
+                    rps, _, _ = await drive(servers[side].port, paths)
+                    samples.setdefault((name, side), []).append(rps)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    print(f"  {'scenario':34s} {'A req/s':>9s} {'B req/s':>9s}   A/B   A us/req  B us/req")
+    for name in dict.fromkeys(n for n, _ in samples):
+        a = statistics.median(samples[(name, "A")])
+        b = statistics.median(samples[(name, "B")])
+        print(f"  {name:34s} {a:9.0f} {b:9.0f} {a / b:6.3f} {1e6 / a:9.1f} {1e6 / b:9.1f}")
+
+
+async def main(
+    first_query_only: bool = False, against: Path | None = None, rounds: int = ROUNDS
+) -> None:
     from app.load import replace_sites
     from app.sources import read_file, validate
     from tools.pgcluster import destroy, start_temp_cluster
@@ -269,10 +311,9 @@ async def main(first_query_only: bool = False) -> None:
 
     data = Path(os.environ.get("WHC_DATA", ROOT.parent / "shared/data/whc-sites-2021.csv"))
     sites, _ = validate(read_file(data))
-    clusters = {
-        "preloaded": start_temp_cluster(shared_preload_libraries="'postgis-3'"),
-        "default": start_temp_cluster(),
-    }
+    clusters = {"preloaded": start_temp_cluster(shared_preload_libraries="'postgis-3'")}
+    if against is None:
+        clusters["default"] = start_temp_cluster()
     procs = []
     try:
         ws = {}
@@ -298,6 +339,9 @@ async def main(first_query_only: bool = False) -> None:
         pg, proxy = clusters["preloaded"], ws["preloaded"]
         dsn = pg.dsn("scram_user")
 
+        if against is not None:
+            await ab_figures(dsn, proxy, against, rounds)
+            return
         if not first_query_only:
             await http_figures(dsn, proxy)
 
@@ -334,8 +378,11 @@ if __name__ == "__main__":
     parser.add_argument("--mode", default="pool")
     parser.add_argument("--first-query-only", action="store_true",
                         help="only the fresh-backend first-query table")
+    parser.add_argument("--against", type=Path,
+                        help="A/B only: this tree's app against the app of that checkout")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     ns = parser.parse_args()
     if ns.serve:
         serve(ns.serve, ns.port, ns.dsn, ns.ws_proxy, ns.mode)
     else:
-        asyncio.run(main(ns.first_query_only))
+        asyncio.run(main(ns.first_query_only, ns.against, ns.rounds))

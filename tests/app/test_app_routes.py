@@ -205,11 +205,11 @@ async def test_no_coordinates_and_unknown_address_means_the_default_place(sites_
 @pytest.mark.parametrize(
     ("params", "field", "words"),
     [
-        ({"lat": "91", "lon": "0"}, "lat", "between -90 and 90"),
-        ({"lat": "0", "lon": "-180.01"}, "lon", "between -180 and 180"),
+        ({"lat": "91", "lon": "0"}, "lat", "less than or equal to 90"),
+        ({"lat": "0", "lon": "-180.01"}, "lon", "greater than or equal to -180"),
         ({"lat": "nan", "lon": "0"}, "lat", "finite"),
         ({"lat": "0", "lon": "inf"}, "lon", "finite"),
-        ({"lat": "north", "lon": "0"}, "lat", "must be a number"),
+        ({"lat": "north", "lon": "0"}, "lat", "valid number"),
         ({"lat": "10"}, "lon", "together"),
         ({"lon": "10"}, "lat", "together"),
         ({"lat": "1", "lon": "1", "limit": "0"}, "limit", "greater than or equal to 1"),
