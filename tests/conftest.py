@@ -21,6 +21,42 @@ from tools.pgcluster import PG_BIN, Cluster, _pg_user, destroy, free_port, start
 from tools.procs import start_and_wait, stop
 
 
+# The `integration` marker, set here rather than in each module: a test is marked when it uses
+# a fixture that starts a real server process or a browser (directly or through another
+# fixture), or lives in a module that starts such processes (or a whole tool run: the demo, an
+# image build, mypy) itself. `pytest -m "not integration"` (`make check`) is the fast unit tier.
+INTEGRATION_FIXTURES = frozenset(
+    {"pg", "proxy", "pgbouncer", "demo", "proxy_factory", "browser", "open_proxy"}
+)
+INTEGRATION_PATHS = (
+    "tests/app/test_app_demo.py",
+    "tests/app/test_app_faults.py",
+    "tests/app/test_app_redis.py",
+    "tests/deploy/test_compose.py",
+    "tests/deploy/test_front.py",
+    "tests/deploy/test_image_tree.py",
+    "tests/deploy/test_quiet.py",
+    "tests/deploy/test_scaleout.py",
+    "tests/driver/test_pgbouncer_suite.py",
+    "tests/driver/test_tls_fallback.py",
+    "tests/driver/test_tls_layers.py",
+    "tests/proxy/test_neon_js.py",
+    "tests/pyodide/",
+    "tests/test_lint.py",
+    "tests/test_readme.py",
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = item.path.relative_to(ROOT).as_posix()
+        if where.startswith(INTEGRATION_PATHS) or INTEGRATION_FIXTURES.intersection(
+            getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[Cluster]:
     """A private PostgreSQL 15 + PostGIS cluster with TLS and one role per auth method."""
