@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,10 @@ def serve(variant: str, port: int, dsn: str, ws_proxy: str, mode: str) -> None:
     from app.main import create_app
     from app.settings import Settings
 
-    settings = Settings(database_url=dsn, ws_proxy=ws_proxy, ws_secure=False, db_mode=mode,
-                        pool_size=10, pool_min_size=10 if mode == "pool" else 0)
+    settings = Settings.model_validate(
+        {"database_url": dsn, "ws_proxy": ws_proxy, "ws_secure": False, "db_mode": mode,
+         "pool_size": 10, "pool_min_size": 10 if mode == "pool" else 0}
+    )
     if variant == "asyncpg":
         async def pool_factory(d: str, **kw: Any) -> Any:
             kw.pop("ws_proxy"), kw.pop("use_secure_websocket")
@@ -188,12 +192,13 @@ async def first_query_costs(
     for _ in range(reps):
         for target, (dsn, ws_proxy) in targets.items():
             cache = 0 if "pgbouncer" in target else 100  # no named statements across backends
-            clients = {
-                "asyncpg/TCP": lambda d=dsn, n=cache: asyncpg.connect(
-                    d, ssl=False, statement_cache_size=n
+            clients: dict[str, Callable[[], Awaitable[Any]]] = {
+                "asyncpg/TCP": functools.partial(
+                    asyncpg.connect, dsn, ssl=False, statement_cache_size=cache
                 ),
-                "driver/proxy": lambda d=dsn, w=ws_proxy, n=cache: driver.connect(
-                    d, ws_proxy=w, use_secure_websocket=False, statement_cache_size=n
+                "driver/proxy": functools.partial(
+                    driver.connect, dsn, ws_proxy=ws_proxy, use_secure_websocket=False,
+                    statement_cache_size=cache,
                 ),
             }
             for client, connect in clients.items():

@@ -20,7 +20,6 @@ from tools.pgbouncer import Bouncer, start_pgbouncer
 from tools.pgcluster import PG_BIN, Cluster, _pg_user, destroy, free_port, start_temp_cluster
 from tools.procs import start_and_wait, stop
 
-
 # The `integration` marker, set here rather than in each module: a test is marked when it uses
 # a fixture that starts a real server process or a browser (directly or through another
 # fixture), or lives in a module that starts such processes (or a whole tool run: the demo, an

@@ -143,7 +143,7 @@ class MiniClient:
 
 def _row(body: bytes) -> list[str | None]:
     (n,) = struct.unpack_from("!h", body)
-    pos, out = 2, []
+    pos, out = 2, list[str | None]()
     for _ in range(n):
         (size,) = struct.unpack_from("!i", body, pos)
         pos += 4

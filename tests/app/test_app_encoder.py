@@ -64,12 +64,12 @@ def test_encoder_writes_what_the_model_would(
         nearest_sites=sites_array((site_fragments(s), d) for s, d in sites),
     )
     model = NearestOut(
-        via_ip=via_ip,
+        viaIp=via_ip,
         longitude=longitude,
         latitude=latitude,
         location=location,
         cached=cached,
-        nearest_sites=[
+        nearestSites=[
             SiteOut(
                 id_no=s.id_no,
                 name_en=s.name_en,

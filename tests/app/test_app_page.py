@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Geolocation, Page, Route, async_playwright
 
 from app.geo import Point
 from app.sites import nearest_exact
@@ -21,7 +21,7 @@ from tests.app.server import uvicorn_server
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ROME = {"latitude": 41.8902, "longitude": 12.4922}
+ROME: Geolocation = {"latitude": 41.8902, "longitude": 12.4922}
 
 
 def _png(rgb: tuple[int, int, int]) -> bytes:

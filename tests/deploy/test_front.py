@@ -160,7 +160,7 @@ def test_front_caps_connections_per_address_with_429() -> None:
                 s.sendall(b"GET /api/nearest HTTP/1.1\r\nHost: x\r\n\r\n")
                 socks.append(s)
             # the requests are in progress once nginx has connected upstream for each
-            accepted = []
+            accepted: list[socket.socket] = []
             stalled.settimeout(10)
             while len(accepted) < 64:
                 accepted.append(stalled.accept()[0])

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import driver
 
 if TYPE_CHECKING:
-    from conftest import LoadedPage, PlaygroundDB, Server
     from playwright.async_api import Browser, Page
+
+    from tests.pyodide.conftest import LoadedPage, PlaygroundDB, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

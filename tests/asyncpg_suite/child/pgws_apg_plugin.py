@@ -78,7 +78,7 @@ class _Internal:
 
     __call__ = _fail
     __iter__ = _fail
-    __eq__ = _fail  # type: ignore[assignment]
+    __eq__ = _fail
     __hash__ = object.__hash__
 
     def __getattr__(self, attr: str) -> Any:
@@ -177,9 +177,9 @@ def install_alias(sdist_pkg: Path) -> None:
         path = sdist_pkg / rel / "__init__.py"
         if not path.exists():
             path = sdist_pkg / f"{rel}.py"
-        module = _load_source(f"asyncpg.{sub}", path)
+        harness = _load_source(f"asyncpg.{sub}", path)
         parent, _, leaf = f"asyncpg.{sub}".rpartition(".")
-        setattr(sys.modules[parent], leaf, module)
+        setattr(sys.modules[parent], leaf, harness)
     sys.modules["asyncpg.types"] = alias_types
     root.types = alias_types  # type: ignore[attr-defined]
 
