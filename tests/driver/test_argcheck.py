@@ -49,7 +49,9 @@ async def test_executemany_with_a_dict_row_raises_and_inserts_nothing(
     try:
         await conn.execute("create temp table exmany (b int)")
         with pytest.raises(DataError, match="element #1: expected a sequence"):
-            await conn.executemany("insert into exmany (b) values ($1)", [(0,), {1: 0}])
+            await conn.executemany(
+                "insert into exmany (b) values ($1)", [(0,), {1: 0}]  # type: ignore[list-item]
+            )
         assert await conn.fetchval("select count(*) from exmany") == 0
     finally:
         await conn.close()

@@ -42,7 +42,7 @@ CB = b"\x01" * 32
     ("!none", {"password", "md5", "gss", "sspi", "scram-sha-256"}),
 ])
 def test_require_auth_lists_and_negations(setting: str, allowed: set[str]) -> None:
-    assert AuthPolicy.parse(setting).allowed == allowed
+    assert AuthPolicy.parse(setting).allowed == frozenset(allowed)
 
 
 @pytest.mark.parametrize("setting", [None, "", "  "])

@@ -41,8 +41,8 @@ def test_scram_client_first_rides_the_startup_and_the_query_rides_client_final()
     proto.send_query("select 1")  # queued behind client-final: one flight
     out = f.split_frontend(proto.data_to_send())
     assert [t for t, _ in out] == [b"p", b"Q"]
-    server.set_client_final(out[0][1].decode())  # type: ignore[attr-defined]
-    tail = f.auth(12, server.get_server_final().encode()) + f.STARTUP_DONE  # type: ignore[attr-defined]
+    server.set_client_final(out[0][1].decode())
+    tail = f.auth(12, server.get_server_final().encode()) + f.STARTUP_DONE
     result = f.row_description(("x", 23)) + f.data_row(b"1") + f.command_complete("SELECT 1")
     evs = f.events(proto, tail + result + f.ready())
     assert evs[0] == m.ReadyForQuery("I")  # the start-up's, consumed before the query's

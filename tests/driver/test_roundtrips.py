@@ -130,7 +130,7 @@ async def test_pipeline_connect_false_sends_nothing_unasked(pg: Cluster,
                                                             proxy: ProxyProcess) -> None:
     async with CountingRelay("127.0.0.1", proxy.port) as relay:
         counted = await _first_result(pg, relay, WS, "scram_user", pipeline_connect=False)
-    assert counted.final == 5  # upgrade, startup, client-first, client-final, query
+    assert counted.final == 5  # type: ignore[attr-defined]  # upgrade, startup, client-first, client-final, query
     first = counted.ws_up.messages[0]
     assert first[4:8] == (196608).to_bytes(4, "big") and len(first) == int.from_bytes(
         first[:4], "big")  # the StartupMessage alone

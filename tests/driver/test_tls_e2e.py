@@ -209,7 +209,7 @@ async def test_sni_through_the_proxy_names_the_database_not_the_proxy(
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certs.server_cert, certs.server_key)
     names: list[str | None] = []
-    ctx.sni_callback = lambda _obj, name, _ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
+    ctx.sni_callback = lambda _obj, name, _ctx: names.append(name)
 
     async def fake_postgres(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readexactly(8)

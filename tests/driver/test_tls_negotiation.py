@@ -121,6 +121,9 @@ class Untouched:
     async def close(self) -> None:
         raise AssertionError("close")
 
+    def abort(self) -> None:
+        raise AssertionError("abort")
+
 
 @pytest.mark.parametrize("sslmode", ["prefer", "verify-full"])
 async def test_unix_socket_paths_skip_tls_as_libpq_does(sslmode: str) -> None:

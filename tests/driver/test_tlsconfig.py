@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_disable_means_no_context() -> None:
 
 @pytest.mark.parametrize("source", ["sslrootcert", "root_certs"])
 def test_require_with_a_named_ca_verifies_the_chain(certs: CertBundle, source: str) -> None:
-    kw = {"sslrootcert": str(certs.ca_cert)} if source == "sslrootcert" else {
+    kw: dict[str, Any] = {"sslrootcert": str(certs.ca_cert)} if source == "sslrootcert" else {
         "root_certs": certs.ca_pem}
     ctx = make_ssl_context(TLSSettings(sslmode="require", **kw))
     assert ctx is not None
