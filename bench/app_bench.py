@@ -269,14 +269,25 @@ async def http_figures(dsn: str, proxy: str) -> None:
 
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def ab_figures(dsn: str, proxy: str, other: Path, rounds: int) -> None:
     """This tree's app (A) against the app of another checkout (B, e.g. main's worktree), the
-    same scenarios alternated round by round; prints the median of the rounds per scenario."""
+    same scenarios alternated round by round; prints the median of the rounds per scenario.
+
+    Besides requests/s (wall clock, which other load on the machine moves a lot), it reports
+    the server process's CPU time per request, which such load disturbs much less.
+    """
     print(f"A/B: A = {ROOT}, B = {other}; {CONCURRENCY} keep-alive clients, 1 uvicorn worker "
           f"each, {rounds} alternating rounds, medians")
     servers = {"A": Server("driver", dsn, proxy, "pool", ROOT),
                "B": Server("driver", dsn, proxy, "pool", other)}
     samples: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     try:
         hit = "/api/nearest?lat=41.8902&lon=12.4922"
         for srv in servers.values():  # warm-up, and the hit's cell in each server's cache
@@ -294,16 +305,23 @@ async def ab_figures(dsn: str, proxy: str, other: Path, rounds: int) -> None:
             order = ("A", "B") if r % 2 == 0 else ("B", "A")
             for name, paths in scenarios.items():
                 for side in order:
+                    pid = servers[side].proc.pid
+                    before = cpu_seconds(pid)
                     rps, _, _ = await drive(servers[side].port, paths)
+                    used = cpu_seconds(pid) - before
                     samples.setdefault((name, side), []).append(rps)
+                    cpu.setdefault((name, side), []).append(used / len(paths) * 1e6)
     finally:
         for srv in servers.values():
             srv.stop()
-    print(f"  {'scenario':34s} {'A req/s':>9s} {'B req/s':>9s}   A/B   A us/req  B us/req")
+    print(f"  {'scenario':32s} {'A req/s':>8s} {'B req/s':>8s}   A/B  "
+          f"{'A cpu us/req':>12s} {'B cpu us/req':>12s}  A-B us")
     for name in dict.fromkeys(n for n, _ in samples):
         a = statistics.median(samples[(name, "A")])
         b = statistics.median(samples[(name, "B")])
-        print(f"  {name:34s} {a:9.0f} {b:9.0f} {a / b:6.3f} {1e6 / a:9.1f} {1e6 / b:9.1f}")
+        ca = statistics.median(cpu[(name, "A")])
+        cb = statistics.median(cpu[(name, "B")])
+        print(f"  {name:32s} {a:8.0f} {b:8.0f} {a / b:6.3f} {ca:12.1f} {cb:12.1f} {ca - cb:+7.1f}")
 
 
 async def main(
