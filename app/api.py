@@ -33,8 +33,14 @@ def _explicit_point(lat: float | None, lon: float | None) -> Point | None:
         missing = "lat" if lat is None else "lon"
         raise HTTPException(
             422,
-            [{"type": "missing", "loc": ["query", missing],
-              "msg": "lat and lon must be given together, or neither", "input": None}],
+            [
+                {
+                    "type": "missing",
+                    "loc": ["query", missing],
+                    "msg": "lat and lon must be given together, or neither",
+                    "input": None,
+                }
+            ],
         )
     return Point(lat, lon)
 

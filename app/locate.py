@@ -30,7 +30,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 CDN_HEADERS: dict[str, tuple[str, str, str, str]] = {
     "cloudflare": ("cf-iplatitude", "cf-iplongitude", "cf-ipcity", "cf-ipcountry"),
     "vercel": (
-        "x-vercel-ip-latitude", "x-vercel-ip-longitude", "x-vercel-ip-city",
+        "x-vercel-ip-latitude",
+        "x-vercel-ip-longitude",
+        "x-vercel-ip-city",
         "x-vercel-ip-country",
     ),
 }
@@ -165,7 +167,9 @@ def from_cdn(headers: Mapping[str, str], cdn: str) -> Located | None:
 
     place = _place(unquote(headers.get(names[2], "")), headers.get(names[3], ""))
     return Located(
-        Point(lat, lon), True, f"{place or 'somewhere'} (from your IP address, via {cdn})",
+        Point(lat, lon),
+        True,
+        f"{place or 'somewhere'} (from your IP address, via {cdn})",
         ",".join(names),
     )
 

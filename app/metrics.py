@@ -22,13 +22,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "whc_http_requests_total", "HTTP requests by route template and status",
-            ["route", "status"], registry=self.registry,
+            "whc_http_requests_total",
+            "HTTP requests by route template and status",
+            ["route", "status"],
+            registry=self.registry,
         )
         self.cache = Counter(
             "whc_cache_lookups_total",
             "cell lookups by where the answer came from (memory, shared, database, coalesced)",
-            ["source"], registry=self.registry,
+            ["source"],
+            registry=self.registry,
         )
         # label lookups take a lock and hash the labels: resolve the few children once
         self.cache_by_source = {
@@ -36,11 +39,12 @@ class Metrics:
         }
         self._requests_by: dict[tuple[str, int], Any] = {}
         self.db_seconds = Histogram(
-            "whc_db_query_seconds", "database round trips for one cell, including connect",
-            ["outcome"], registry=self.registry,
+            "whc_db_query_seconds",
+            "database round trips for one cell, including connect",
+            ["outcome"],
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
-
 
     def count_request(self, route: str, status: int) -> None:
         child = self._requests_by.get((route, status))

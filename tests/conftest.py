@@ -149,10 +149,16 @@ def demo() -> Iterator[Demo]:
     d.chmod(0o755)  # its cluster runs as the postgres user, which must enter it
     ports = Demo(free_port(), free_port(), free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "WHC_"))}
-    env.update(DEMO_DIR=str(d), WHC_DATA="sample", DEMO_PG_PORT=str(ports.pg),
-               DEMO_PROXY_PORT=str(ports.proxy), DEMO_PORT=str(ports.app))
-    proc, _ = start_and_wait([sys.executable, "-m", "tools.demo"], "demo: open http://",
-                             env=env, timeout=150)
+    env.update(
+        DEMO_DIR=str(d),
+        WHC_DATA="sample",
+        DEMO_PG_PORT=str(ports.pg),
+        DEMO_PROXY_PORT=str(ports.proxy),
+        DEMO_PORT=str(ports.app),
+    )
+    proc, _ = start_and_wait(
+        [sys.executable, "-m", "tools.demo"], "demo: open http://", env=env, timeout=150
+    )
     try:
         yield ports
         proc.send_signal(signal.SIGINT)
@@ -160,6 +166,17 @@ def demo() -> Iterator[Demo]:
     finally:
         stop(proc)
         prefix, _, _ = _pg_user()
-        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(d / "pg" / "data"), "-m",
-                        "immediate", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                *prefix,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(d / "pg" / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(d, ignore_errors=True)

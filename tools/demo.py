@@ -97,7 +97,8 @@ def cluster_base(demo_dir: Path) -> Path:
     log.info(
         "the postgres user cannot enter %s (a parent folder is private, e.g. /root is mode "
         "700), so the cluster lives in %s; it is reused from there",
-        demo_dir, other,
+        demo_dir,
+        other,
     )
     return other
 
@@ -168,11 +169,12 @@ def _cluster(base: Path, ports: Ports) -> Cluster:
 
 def _replacement(name: str, port: int) -> int:
     if os.environ.get(PORT_ENV[name]):
-        raise DemoError(f"port {port} ({PORT_ENV[name]}) is taken by another program: "
-                        f"choose another with {PORT_ENV[name]}=PORT")
+        raise DemoError(
+            f"port {port} ({PORT_ENV[name]}) is taken by another program: "
+            f"choose another with {PORT_ENV[name]}=PORT"
+        )
     new = free_port()
-    log.info("port %d (%s) is taken; using %d (set %s to choose)", port, name, new,
-             PORT_ENV[name])
+    log.info("port %d (%s) is taken; using %d (set %s to choose)", port, name, new, PORT_ENV[name])
     return new
 
 
@@ -196,8 +198,9 @@ def _source() -> tuple[Path | None, bool]:
     if env:
         path = Path(env)
         if not path.is_file():
-            raise DemoError(f"WHC_DATA={env}: no such file (unset it to use the feed or the "
-                            "invented sample)")
+            raise DemoError(
+                f"WHC_DATA={env}: no such file (unset it to use the feed or the invented sample)"
+            )
         return path, False
     if env is None and SHARED_CSV.is_file():
         return SHARED_CSV, False
@@ -223,10 +226,16 @@ def main() -> int:
         return 1
     except subprocess.CalledProcessError as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
-        log.error("%s failed (exit %s):\n%s", Path(str(exc.cmd[-1] if exc.cmd else "?")).name,
-                  exc.returncode, (err or "").strip())
-        log.error("the cluster could not be set up; fix the problem above (or remove the demo "
-                  "folder named above to start afresh) and run `make demo` again")
+        log.error(
+            "%s failed (exit %s):\n%s",
+            Path(str(exc.cmd[-1] if exc.cmd else "?")).name,
+            exc.returncode,
+            (err or "").strip(),
+        )
+        log.error(
+            "the cluster could not be set up; fix the problem above (or remove the demo "
+            "folder named above to start afresh) and run `make demo` again"
+        )
         return 1
     except ReadyTimeout as exc:
         log.error("the proxy did not start: %s", exc)
@@ -235,14 +244,18 @@ def main() -> int:
 
 def _check_machine() -> None:
     if not (PG_BIN / "initdb").exists():
-        raise DemoError(f"PostgreSQL 15 is not installed ({PG_BIN}/initdb is missing): run "
-                        "`make bootstrap` (as root) or set PG_BIN")
+        raise DemoError(
+            f"PostgreSQL 15 is not installed ({PG_BIN}/initdb is missing): run "
+            "`make bootstrap` (as root) or set PG_BIN"
+        )
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            raise DemoError("there is no `postgres` user to run the cluster as: install the "
-                            "postgresql package (`make bootstrap`)") from None
+            raise DemoError(
+                "there is no `postgres` user to run the cluster as: install the "
+                "postgresql package (`make bootstrap`)"
+            ) from None
         if shutil.which("runuser") is None:
             raise DemoError("`runuser` (util-linux) is needed to run Postgres as `postgres`")
 
@@ -262,7 +275,8 @@ def _run() -> int:
             ports.proxy = _replacement("proxy", ports.proxy)
             save_ports(base, ports)
         proxy, _ = start_and_wait(
-            [sys.executable, "-m", "proxy"], "listening",
+            [sys.executable, "-m", "proxy"],
+            "listening",
             env={
                 "LISTEN_PORT": f"127.0.0.1:{ports.proxy}",
                 "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{cluster.port}",
@@ -288,8 +302,11 @@ def _serve(cluster: Cluster, ports: Ports, path: Path | None, sample: bool) -> i
     from app.sources import SourceError
 
     settings = Settings(
-        database_url=dsn(cluster.port), ws_proxy=f"127.0.0.1:{ports.proxy}/v2", ws_secure=False,
-        db_mode="pool", whc_data=path,
+        database_url=dsn(cluster.port),
+        ws_proxy=f"127.0.0.1:{ports.proxy}/v2",
+        ws_secure=False,
+        db_mode="pool",
+        whc_data=path,
         playground_database_url=dsn(cluster.port, "playground", "playground"),
     )
     have, had_sample = 0, True
@@ -299,16 +316,25 @@ def _serve(cluster: Cluster, ports: Ports, path: Path | None, sample: bool) -> i
         had_sample = cluster.psql("SELECT sample FROM whc_dataset", db=DB_NAME) != "f"
     if have > 0 and os.environ.get("DEMO_RELOAD") != "1":
         what = "invented sample" if had_sample else "list"
-        log.info("reusing the %s sites of the %s already loaded (DEMO_RELOAD=1 loads again)",
-                 have, what)
+        log.info(
+            "reusing the %s sites of the %s already loaded (DEMO_RELOAD=1 loads again)", have, what
+        )
     else:
         url = os.environ.get("WHC_FEED_URL") or None
-        log.info("loading the list from %s", "the invented sample" if sample else path or
-                 url or "the UNESCO feed")
+        log.info(
+            "loading the list from %s",
+            "the invented sample" if sample else path or url or "the UNESCO feed",
+        )
         try:
             result = asyncio.run(
-                load(settings, path, *([url] if url else []), sample=sample,
-                     fallback_sample=True, max_shrink=None if had_sample else 0.1)
+                load(
+                    settings,
+                    path,
+                    *([url] if url else []),
+                    sample=sample,
+                    fallback_sample=True,
+                    max_shrink=None if had_sample else 0.1,
+                )
             )
         except SourceError as exc:
             raise DemoError(str(exc)) from exc
@@ -325,8 +351,12 @@ def _serve(cluster: Cluster, ports: Ports, path: Path | None, sample: bool) -> i
     from app.main import create_app
 
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=ports.app, proxy_headers=False,
-        log_level="warning", access_log=False,
+        create_app(settings),
+        host="127.0.0.1",
+        port=ports.app,
+        proxy_headers=False,
+        log_level="warning",
+        access_log=False,
     )
     _AnnouncingServer(config, ports).run()
     return 0

@@ -65,22 +65,29 @@ async def test_walk_right_to_left_over_trusted_proxies_only() -> None:
     # a client forged the first entry; the real client is the first untrusted hop from the right
     xff = ["6.6.6.6, 203.0.113.9", "10.1.1.1"]
     assert await _client_seen(trusted, "10.0.0.2", xff) == ipaddress.ip_address("203.0.113.9")
-    assert await _client_seen(trusted, "10.0.0.2", ["10.9.9.9"]) == ipaddress.ip_address(
-        "10.9.9.9"
-    )
+    assert await _client_seen(trusted, "10.0.0.2", ["10.9.9.9"]) == ipaddress.ip_address("10.9.9.9")
     assert await _client_seen(trusted, "10.0.0.2", []) == ipaddress.ip_address("10.0.0.2")
     assert await _client_seen(trusted, "10.0.0.2", ["garbage"]) is None
-    assert await _client_seen(
-        trusted, "10.0.0.2", ["[2001:db8::1]:443"]
-    ) == ipaddress.ip_address("2001:db8::1")
-    assert await _client_seen(
-        trusted, "10.0.0.2", ["203.0.113.9:5555"]
-    ) == ipaddress.ip_address("203.0.113.9")
+    assert await _client_seen(trusted, "10.0.0.2", ["[2001:db8::1]:443"]) == ipaddress.ip_address(
+        "2001:db8::1"
+    )
+    assert await _client_seen(trusted, "10.0.0.2", ["203.0.113.9:5555"]) == ipaddress.ip_address(
+        "203.0.113.9"
+    )
 
 
 def test_private_loopback_and_reserved_addresses_are_not_public() -> None:
-    for text in ("10.1.2.3", "127.0.0.1", "::1", "169.254.1.1", "240.0.0.1", "0.0.0.0",
-                 "224.0.0.1", "::ffff:192.168.1.1", "fc00::1"):
+    for text in (
+        "10.1.2.3",
+        "127.0.0.1",
+        "::1",
+        "169.254.1.1",
+        "240.0.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::ffff:192.168.1.1",
+        "fc00::1",
+    ):
         assert not is_public(ipaddress.ip_address(text)), text
     assert is_public(ipaddress.ip_address(PUBLIC_IP))
     assert is_public(ipaddress.ip_address("::ffff:" + PUBLIC_IP))
@@ -124,15 +131,23 @@ def test_unknown_addresses_fall_back_with_one_log_line(
 
 
 def test_cdn_headers_only_when_enabled() -> None:
-    cf = {"cf-iplatitude": "48.85", "cf-iplongitude": "2.35", "cf-ipcity": "Paris",
-          "cf-ipcountry": "FR"}
+    cf = {
+        "cf-iplatitude": "48.85",
+        "cf-iplongitude": "2.35",
+        "cf-ipcity": "Paris",
+        "cf-ipcountry": "FR",
+    }
     assert locate(Settings(), None, cf, "127.0.0.1").location.startswith("San Francisco")
     where = locate(Settings(cdn_headers="cloudflare"), None, cf, "127.0.0.1")
     assert (where.point.latitude, where.point.longitude) == (48.85, 2.35)
     assert where.location == "Paris, FR (from your IP address, via cloudflare)"
     assert "cf-iplatitude" in where.depends_on
-    vercel = {"x-vercel-ip-latitude": "35.68", "x-vercel-ip-longitude": "139.69",
-              "x-vercel-ip-city": "T%C5%8Dky%C5%8D", "x-vercel-ip-country": "JP"}
+    vercel = {
+        "x-vercel-ip-latitude": "35.68",
+        "x-vercel-ip-longitude": "139.69",
+        "x-vercel-ip-city": "T%C5%8Dky%C5%8D",
+        "x-vercel-ip-country": "JP",
+    }
     where = locate(Settings(cdn_headers="vercel"), None, vercel, "127.0.0.1")
     assert where.location.startswith("Tōkyō, JP")
     assert from_cdn({"cf-iplatitude": "nan", "cf-iplongitude": "2"}, "cloudflare") is None

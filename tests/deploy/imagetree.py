@@ -100,8 +100,9 @@ def excluded(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
 def build_context(clone: Path, dest: Path) -> list[str]:
     """Copy the files of `clone` that .dockerignore lets through; returns their paths."""
     rules = ignore_rules((clone / ".dockerignore").read_text())
-    files = subprocess.run(["git", "ls-files"], cwd=clone, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout.split()
     kept = [f for f in files if not excluded(f, rules)]
     for f in kept:
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
@@ -122,13 +123,21 @@ class Image:
 def build_image(work: Path) -> Image:
     """Clone, filter, replay the Dockerfile; raises if any step fails."""
     clone = work / "clone"
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
-                   check=True, timeout=120)
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
+        check=True,
+        timeout=120,
+    )
     context = work / "context"
     kept = build_context(clone, context)
-    stages = {s.name: s for s in instructions((context / "Dockerfile").read_text()
-                                              if (context / "Dockerfile").exists()
-                                              else (clone / "Dockerfile").read_text())}
+    stages = {
+        s.name: s
+        for s in instructions(
+            (context / "Dockerfile").read_text()
+            if (context / "Dockerfile").exists()
+            else (clone / "Dockerfile").read_text()
+        )
+    }
     venv = work / "opt" / "venv"
     tree = work / "srv"
     tree.mkdir()
@@ -142,8 +151,12 @@ def build_image(work: Path) -> Image:
             shutil.copy2(context / src, build / Path(dst).name)
         elif line.startswith("RUN pip install"):
             argv = shlex.split(line[4:].replace("/build/", f"{build}/"))
-            subprocess.run([str(venv / "bin" / "python"), "-m", *argv], check=True, timeout=600,
-                           capture_output=True)
+            subprocess.run(
+                [str(venv / "bin" / "python"), "-m", *argv],
+                check=True,
+                timeout=600,
+                capture_output=True,
+            )
     env: dict[str, str] = {}
     cmd: list[str] = []
     health: list[str] = []

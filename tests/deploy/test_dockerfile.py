@@ -14,8 +14,9 @@ BIN = Path(sys.executable).parent
 
 
 def test_hadolint_is_clean() -> None:
-    r = subprocess.run([BIN / "hadolint", "Dockerfile"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [BIN / "hadolint", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

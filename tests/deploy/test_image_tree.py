@@ -33,9 +33,15 @@ def test_dockerignore_rules() -> None:
     assert not excluded("app/main.py", rules)
     assert not excluded("web/pyodide/playground.html", rules)
     assert not excluded("requirements.lock", rules)
-    for path in ("tests/conftest.py", ".venv/bin/python", "app/map/node_modules/x/y.json",
-                 "app/__pycache__/main.cpython-311.pyc", "Dockerfile", ".git/config",
-                 "web/pyodide/node_modules/pyodide/pyodide.mjs"):
+    for path in (
+        "tests/conftest.py",
+        ".venv/bin/python",
+        "app/map/node_modules/x/y.json",
+        "app/__pycache__/main.cpython-311.pyc",
+        "Dockerfile",
+        ".git/config",
+        "web/pyodide/node_modules/pyodide/pyodide.mjs",
+    ):
         assert excluded(path, rules), path
 
 
@@ -47,14 +53,23 @@ def image() -> Iterator[Image]:
 
 def test_image_tree_holds_what_it_needs_and_nothing_else(image: Image) -> None:
     assert not any(p.startswith(("tests/", "tools/", "bench/", ".ci/")) for p in image.context)
-    for need in ("app/main.py", "sql/schema.sql", "web/pyodide/playground.html",
-                 "web/pyodide/node_modules/pyodide/pyodide.mjs",
-                 "app/swagger/node_modules/swagger-ui-dist/swagger-ui-bundle.js",
-                 "app/map/node_modules/world-atlas/countries-110m.json"):
+    for need in (
+        "app/main.py",
+        "sql/schema.sql",
+        "web/pyodide/playground.html",
+        "web/pyodide/node_modules/pyodide/pyodide.mjs",
+        "app/swagger/node_modules/swagger-ui-dist/swagger-ui-bundle.js",
+        "app/map/node_modules/world-atlas/countries-110m.json",
+    ):
         assert (image.tree / need).is_file(), need
     # the venv holds the locked versions exactly, and not the project or the test tools
-    freeze = subprocess.run([str(image.venv / "bin" / "python"), "-m", "pip", "freeze"],
-                            capture_output=True, text=True, check=True).stdout
+    freeze = subprocess.run(
+        [str(image.venv / "bin" / "python"), "-m", "pip", "freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
     def norm(name: str) -> str:
         return name.lower().replace("_", "-").replace(".", "-")
 
@@ -89,8 +104,7 @@ def served(image: Image, sample_db: DB) -> Iterator[Running]:
         "DATABASE_URL": sample_db.dsn(),
         "WS_PROXY": sample_db.ws_proxy,
         "WS_SECURE": "false",
-        "PLAYGROUND_DATABASE_URL":
-            f"postgresql://playground:playground@127.0.0.1:{pg.port}/{sample_db.name}",
+        "PLAYGROUND_DATABASE_URL": f"postgresql://playground:playground@127.0.0.1:{pg.port}/{sample_db.name}",
         "PLAYGROUND_WS_PROXY": sample_db.ws_proxy,
         "PLAYGROUND_WS_SECURE": "false",
     }
@@ -99,13 +113,15 @@ def served(image: Image, sample_db: DB) -> Iterator[Running]:
     proc, _ = start_and_wait(argv, "Uvicorn running on", timeout=90)
     try:
         yield Running(f"http://127.0.0.1:{port}", sample_db)
-        health = subprocess.run(image.healthcheck, env=env, cwd=image.tree, timeout=30,
-                                capture_output=True)
+        health = subprocess.run(
+            image.healthcheck, env=env, cwd=image.tree, timeout=30, capture_output=True
+        )
         assert health.returncode == 0, health.stderr
     finally:
         stop(proc)
-    dead = subprocess.run(image.healthcheck, env=env, cwd=image.tree, timeout=30,
-                          capture_output=True)
+    dead = subprocess.run(
+        image.healthcheck, env=env, cwd=image.tree, timeout=30, capture_output=True
+    )
     assert dead.returncode != 0
 
 
@@ -119,9 +135,14 @@ def test_image_cmd_serves_the_page_and_the_api(image: Image, served: Running) ->
     assert r.status_code == 200, r.text
     assert r.json()["nearestSites"][0]["name_en"] == "Invented bay site"
     # the code answering is the image's copy, not this checkout
-    ok = subprocess.run([str(image.venv / "bin" / "python"), "-c",
-                         "import app, sys; print(app.__file__)"],
-                        cwd=image.tree, capture_output=True, text=True, env={}, check=True)
+    ok = subprocess.run(
+        [str(image.venv / "bin" / "python"), "-c", "import app, sys; print(app.__file__)"],
+        cwd=image.tree,
+        capture_output=True,
+        text=True,
+        env={},
+        check=True,
+    )
     assert ok.stdout.strip().startswith(str(image.tree))
 
 
@@ -166,8 +187,9 @@ async def test_docs_work_offline(browser: Browser, served: Running) -> None:
         title = await page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
         assert title is not None
         assert "Nearest UNESCO World Heritage sites" in (await title.text_content() or "")
-        await page.wait_for_selector(".opblock-summary-path[data-path='/api/nearest']",
-                                     timeout=30_000)
+        await page.wait_for_selector(
+            ".opblock-summary-path[data-path='/api/nearest']", timeout=30_000
+        )
         assert offline.outside == []
         assert any(u.endswith("/openapi.json") for u in offline.seen)
         assert any("/docs/assets/swagger-ui-bundle.js" in u for u in offline.seen)

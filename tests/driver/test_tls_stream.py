@@ -103,8 +103,9 @@ def client_ctx(certs: CertBundle, version: ssl.TLSVersion | None = None) -> ssl.
     return ctx
 
 
-async def connect(port: int, ctx: ssl.SSLContext, host: str = "localhost",
-                  **kw: bool) -> tuple[TLSStream, Recording]:
+async def connect(
+    port: int, ctx: ssl.SSLContext, host: str = "localhost", **kw: bool
+) -> tuple[TLSStream, Recording]:
     raw = Recording(await open_tcp("127.0.0.1", port))
     return await TLSStream.wrap(as_stream(raw), ctx, server_hostname=host, **kw), raw
 
@@ -120,8 +121,9 @@ async def read_exactly(stream: TLSStream, n: int) -> bytes:
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
 @pytest.mark.parametrize("size", [1, 5, 16383, 16384, 16385, 65536, 100_000, 262_144])
-async def test_data_of_any_size_round_trips(echo: Server, certs: CertBundle,
-                                            version: ssl.TLSVersion, size: int) -> None:
+async def test_data_of_any_size_round_trips(
+    echo: Server, certs: CertBundle, version: ssl.TLSVersion, size: int
+) -> None:
     stream, _ = await connect(echo.port, client_ctx(certs, version))
     payload = bytes(i * 7 % 251 for i in range(size))
     await stream.write(payload)
@@ -130,8 +132,7 @@ async def test_data_of_any_size_round_trips(echo: Server, certs: CertBundle,
     await stream.close()
 
 
-async def test_tls13_finished_leaves_with_the_first_write(echo: Server,
-                                                          certs: CertBundle) -> None:
+async def test_tls13_finished_leaves_with_the_first_write(echo: Server, certs: CertBundle) -> None:
     stream, raw = await connect(echo.port, client_ctx(certs))
     assert [record_types(w) for w in raw.writes] == [[22]]  # ClientHello only
     await stream.write(b"startup")
@@ -149,8 +150,7 @@ async def test_flush_finished_sends_it_at_once(echo: Server, certs: CertBundle) 
     await stream.close()
 
 
-async def test_a_read_first_flushes_the_pending_finished(echo: Server,
-                                                        certs: CertBundle) -> None:
+async def test_a_read_first_flushes_the_pending_finished(echo: Server, certs: CertBundle) -> None:
     stream, raw = await connect(echo.port, client_ctx(certs))
     reader = asyncio.create_task(stream.read(100))
     await stream.write(b"ping")  # the echo answers only after it has seen our Finished
@@ -160,7 +160,8 @@ async def test_a_read_first_flushes_the_pending_finished(echo: Server,
 
 
 async def test_close_sends_close_notify_and_closes_the_inner_stream(
-        echo: Server, certs: CertBundle) -> None:
+    echo: Server, certs: CertBundle
+) -> None:
     stream, raw = await connect(echo.port, client_ctx(certs))
     await stream.write(b"bye")
     assert await read_exactly(stream, 3) == b"bye"
@@ -180,15 +181,17 @@ async def test_server_closing_is_end_of_stream(echo: Server, certs: CertBundle) 
 
 
 async def test_host_name_mismatch_is_a_transport_error_and_closes(
-        echo: Server, certs: CertBundle) -> None:
+    echo: Server, certs: CertBundle
+) -> None:
     raw = Recording(await open_tcp("127.0.0.1", echo.port))
     with pytest.raises(TransportError, match=r"does not match host name 'db\.example'"):
         await TLSStream.wrap(as_stream(raw), client_ctx(certs), server_hostname="db.example")
     assert raw.closed
 
 
-async def test_untrusted_server_is_refused(echo: Server, certs: CertBundle,
-                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_untrusted_server_is_refused(
+    echo: Server, certs: CertBundle, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     other = make_certs(tmp_path_factory.mktemp("other"))
     with pytest.raises(TransportError, match="could not be verified"):
         await connect(echo.port, client_ctx(other))
@@ -231,7 +234,8 @@ async def test_garbage_instead_of_tls_is_a_transport_error() -> None:
 
 @pytest.mark.parametrize(("host", "sni"), [("localhost", "localhost"), ("127.0.0.1", None)])
 async def test_sni_is_the_given_host_name_and_never_an_address(
-        certs: CertBundle, host: str, sni: str | None) -> None:
+    certs: CertBundle, host: str, sni: str | None
+) -> None:
     seen: list[str | None] = []
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certs.server_cert, certs.server_key)
@@ -249,8 +253,9 @@ async def test_sni_is_the_given_host_name_and_never_an_address(
     assert seen == [sni]
 
 
-async def test_a_runtime_without_tls_is_a_transport_error(monkeypatch: pytest.MonkeyPatch,
-                                                          echo: Server, certs: CertBundle) -> None:
+async def test_a_runtime_without_tls_is_a_transport_error(
+    monkeypatch: pytest.MonkeyPatch, echo: Server, certs: CertBundle
+) -> None:
     def stub(*args: object, **kwargs: object) -> None:  # what Pyodide's stub ssl does
         raise NotImplementedError("SSL is not supported in Pyodide")
 
@@ -262,8 +267,9 @@ async def test_a_runtime_without_tls_is_a_transport_error(monkeypatch: pytest.Mo
     await raw.close()
 
 
-async def test_abort_drops_the_connection_without_close_notify(echo: Server,
-                                                               certs: CertBundle) -> None:
+async def test_abort_drops_the_connection_without_close_notify(
+    echo: Server, certs: CertBundle
+) -> None:
     stream, raw = await connect(echo.port, client_ctx(certs))
     await stream.write(b"hi")
     assert await read_exactly(stream, 2) == b"hi"
@@ -274,8 +280,7 @@ async def test_abort_drops_the_connection_without_close_notify(echo: Server,
         await stream.write(b"more")
 
 
-async def test_abort_closes_an_inner_stream_without_abort(echo: Server,
-                                                          certs: CertBundle) -> None:
+async def test_abort_closes_an_inner_stream_without_abort(echo: Server, certs: CertBundle) -> None:
     raw = Recording(await open_tcp("127.0.0.1", echo.port))
     stream = await TLSStream.wrap(as_stream(raw), client_ctx(certs), server_hostname="localhost")
     assert not hasattr(raw, "abort")

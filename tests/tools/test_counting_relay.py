@@ -27,8 +27,9 @@ async def echo_port() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   data: bytes) -> bytes:
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes
+) -> bytes:
     writer.write(data)
     await writer.drain()
     return await reader.readexactly(len(data))

@@ -139,8 +139,9 @@ class _InternalModule(types.ModuleType):
 
 def _load_source(name: str, path: Path) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=[str(path.parent)] if path.name == "__init__.py"
-        else None,
+        name,
+        path,
+        submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None,
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -268,6 +269,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if _RESULTS and report.failed:
         with open(_RESULTS, "a") as f:
-            f.write(json.dumps({"nodeid": report.nodeid, "when": "collect",
-                                "outcome": "failed",
-                                "message": str(report.longrepr)[-2000:]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "nodeid": report.nodeid,
+                        "when": "collect",
+                        "outcome": "failed",
+                        "message": str(report.longrepr)[-2000:],
+                    }
+                )
+                + "\n"
+            )
