@@ -25,7 +25,19 @@ from tools.procs import start_and_wait, stop
 # fixture), or lives in a module that starts such processes (or a whole tool run: the demo, an
 # image build, mypy) itself. `pytest -m "not integration"` (`make check`) is the fast unit tier.
 INTEGRATION_FIXTURES = frozenset(
-    {"pg", "proxy", "pgbouncer", "demo", "proxy_factory", "browser", "open_proxy"}
+    {
+        "pg",
+        "proxy",
+        "pgbouncer",
+        "demo",
+        "proxy_factory",
+        "browser",
+        "open_proxy",
+        # tests/proxy's fixtures that start a proxy process
+        "lp",
+        "fp",
+        "tls_proxy",
+    }
 )
 INTEGRATION_PATHS = (
     "tests/app/test_app_demo.py",
@@ -40,6 +52,11 @@ INTEGRATION_PATHS = (
     "tests/driver/test_tls_fallback.py",
     "tests/driver/test_tls_layers.py",
     "tests/proxy/test_neon_js.py",
+    "tests/proxy/test_proxy_admission.py",
+    "tests/proxy/test_proxy_drain.py",
+    "tests/proxy/test_proxy_memory.py",
+    "tests/proxy/test_proxy_refusals.py",
+    "tests/proxy/test_sql_http.py",
     "tests/pyodide/",
     "tests/test_lint.py",
     "tests/test_readme.py",
