@@ -73,14 +73,24 @@ GROUPS: dict[str, Group] = {
     "world": Group(MAP_MODULES / "world-atlas", ("countries-*.json", "land-*.json")),
     "codemirror": Group(
         WEB_DIR / "node_modules" / "codemirror",
-        ("lib/codemirror.js", "lib/codemirror.css", "mode/python/python.js",
-         "mode/sql/sql.js", "addon/edit/matchbrackets.js"),
+        (
+            "lib/codemirror.js",
+            "lib/codemirror.css",
+            "mode/python/python.js",
+            "mode/sql/sql.js",
+            "addon/edit/matchbrackets.js",
+        ),
     ),
     "playground": Group(WEB_DIR, ("playground.js", "playground.css")),
     "pyodide": Group(
         WEB_DIR / "node_modules" / "pyodide",
-        ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
-         "pyodide-lock.json"),
+        (
+            "pyodide.mjs",
+            "pyodide.asm.mjs",
+            "pyodide.asm.wasm",
+            "python_stdlib.zip",
+            "pyodide-lock.json",
+        ),
     ),
 }
 

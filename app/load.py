@@ -38,8 +38,18 @@ log = logging.getLogger(__name__)
 SCHEMA_SQL = Path(__file__).resolve().parent.parent / "sql" / "schema.sql"
 STAGING = "whc_sites_staging"
 COLUMNS = (
-    "id_no", "name_en", "category", "states_name_en", "iso_code", "region_en",
-    "date_inscribed", "danger", "transboundary", "short_description_en", "longitude", "latitude",
+    "id_no",
+    "name_en",
+    "category",
+    "states_name_en",
+    "iso_code",
+    "region_en",
+    "date_inscribed",
+    "danger",
+    "transboundary",
+    "short_description_en",
+    "longitude",
+    "latitude",
 )
 # Plain column types only, so COPY needs no PostGIS codec; the point is built in SQL below.
 _CREATE_STAGING = f"""
@@ -280,34 +290,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Load the UNESCO World Heritage list into the whc_sites table.",
     )
     parser.add_argument(
-        "file", type=Path, nargs="?", default=None,
+        "file",
+        type=Path,
+        nargs="?",
+        default=None,
         help="a saved copy of the XML feed or the 2021-style CSV export (default: WHC_DATA, "
         "else download the feed)",
     )
-    parser.add_argument("--file", type=Path, dest="file_option", default=None,
-                        help="the same as FILE")
+    parser.add_argument(
+        "--file", type=Path, dest="file_option", default=None, help="the same as FILE"
+    )
     parser.add_argument(
         "--url", default=FEED_URL, help="the feed to download (default: %(default)s)"
     )
     parser.add_argument(
-        "--sample", action="store_true",
+        "--sample",
+        action="store_true",
         help="load the invented sample list (for trying things out without the real list)",
     )
     parser.add_argument(
-        "--fallback-sample", action="store_true",
+        "--fallback-sample",
+        action="store_true",
         help="with no file, load the invented sample when the feed cannot be downloaded",
     )
     parser.add_argument(
         "--strict", action="store_true", help="refuse the load if any row is rejected"
     )
     parser.add_argument(
-        "--allow-shrink", action="store_true",
+        "--allow-shrink",
+        action="store_true",
         help="load even if the table would lose more than --max-shrink of its rows",
     )
     parser.add_argument(
-        "--max-shrink", type=_fraction, default=MAX_SHRINK, metavar="FRACTION",
-        help="the largest drop in row count loaded without --allow-shrink (default: "
-        "%(default)s)",
+        "--max-shrink",
+        type=_fraction,
+        default=MAX_SHRINK,
+        metavar="FRACTION",
+        help="the largest drop in row count loaded without --allow-shrink (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     if args.file is not None and args.file_option is not None:
@@ -320,8 +339,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     max_shrink = None if args.allow_shrink else args.max_shrink
     try:
         result = asyncio.run(
-            load(settings, path, args.url, sample=args.sample, strict=args.strict,
-                 max_shrink=max_shrink, fallback_sample=args.fallback_sample)
+            load(
+                settings,
+                path,
+                args.url,
+                sample=args.sample,
+                strict=args.strict,
+                max_shrink=max_shrink,
+                fallback_sample=args.fallback_sample,
+            )
         )
     except SourceError as exc:
         log.error("%s", exc)

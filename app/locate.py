@@ -1,8 +1,9 @@
 """Where the visitor is: explicit coordinates, CDN headers, GeoIP of the client address, or a
 default place, in that order.
 
-The client address is only taken from `X-Forwarded-For` hops added by proxies the operator
-trusts; anything else a client sends in that header could be forged.
+The client address is the request's, which uvicorn's ProxyHeadersMiddleware (installed by
+main.py with TRUSTED_PROXIES) takes from `X-Forwarded-For` hops added by proxies the operator
+trusts only; anything else a client sends in that header could be forged.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import ipaddress
 import logging
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from maxminddb.errors import InvalidDatabaseError
 
 from app.geo import Point
-from app.settings import Network, Settings
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 CDN_HEADERS: dict[str, tuple[str, str, str, str]] = {
     "cloudflare": ("cf-iplatitude", "cf-iplongitude", "cf-ipcity", "cf-ipcountry"),
     "vercel": (
-        "x-vercel-ip-latitude", "x-vercel-ip-longitude", "x-vercel-ip-city",
+        "x-vercel-ip-latitude",
+        "x-vercel-ip-longitude",
+        "x-vercel-ip-city",
         "x-vercel-ip-country",
     ),
 }
@@ -117,23 +120,8 @@ def open_reader(path: Path | None) -> GeoIPReader | None:
         return None
 
 
-def client_ip(
-    peer: str | None, forwarded_for: Iterable[str], trusted: list[Network]
-) -> IPAddress | None:
-    """The visitor's address: walk `X-Forwarded-For` right to left over trusted proxies.
-
-    Starting from the TCP peer, each hop that is a trusted proxy lets us believe the address it
-    appended; the first untrusted address is the client. Returns None when an address is
-    unparsable.
-    """
-    hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
-    current = _parse_ip(peer)
-    while current is not None and hops and any(current in net for net in trusted):
-        current = _parse_ip(hops.pop())
-    return current
-
-
-def _parse_ip(text: str | None) -> IPAddress | None:
+def parse_ip(text: str | None) -> IPAddress | None:
+    """The address of a client host string, None for anything unparsable (e.g. a forged hop)."""
     if not text:
         return None
     text = text.strip()
@@ -179,7 +167,9 @@ def from_cdn(headers: Mapping[str, str], cdn: str) -> Located | None:
 
     place = _place(unquote(headers.get(names[2], "")), headers.get(names[3], ""))
     return Located(
-        Point(lat, lon), True, f"{place or 'somewhere'} (from your IP address, via {cdn})",
+        Point(lat, lon),
+        True,
+        f"{place or 'somewhere'} (from your IP address, via {cdn})",
         ",".join(names),
     )
 
@@ -221,12 +211,14 @@ def locate(
     settings: Settings,
     reader: GeoIPReader | None,
     headers: Mapping[str, str],
-    peer: str | None,
-    forwarded_for: Iterable[str],
+    client_host: str | None,
 ) -> Located:
-    """Where a request comes from when it gave no coordinates, by the documented order."""
+    """Where a request comes from when it gave no coordinates, by the documented order.
+
+    `client_host` is the request's client as the proxy-headers middleware left it.
+    """
     return (
         from_cdn(headers, settings.cdn_headers)
-        or from_geoip(reader, client_ip(peer, forwarded_for, settings.trusted_proxies))
+        or from_geoip(reader, parse_ip(client_host))
         or default_place(settings)
     )

@@ -1,6 +1,8 @@
 """The FastAPI application: `create_app()` wires settings, database, cache, GeoIP and routes.
 
-Run with `uvicorn app.main:create_app --factory`; nothing is created at import time.
+Run with `uvicorn app.main:create_app --factory`; nothing is created at import time, and
+`create_app()` keeps only configuration on `app.state`: everything with a life of its own
+(metrics registry, database, cache, GeoIP reader) is made by the lifespan, per worker.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import driver
-from app import meta, page, routes
+from app import api, meta, ops, page
 from app.assets import Assets, assets_router
 from app.cache import CellCache, SharedCache
 from app.db import Connector, Database, PoolFactory
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open what the requests share (per worker) and close it on shutdown."""
     s: Settings = app.state.settings
+    app.state.metrics = Metrics()
+    app.state.db = Database(s, pool_factory=app.state.pool_factory, connect=app.state.connect)
     shared = SharedCache(s.cache_url, s.cache_ttl_s) if s.cache_url else None
     app.state.cache = CellCache(s.cache_ttl_s, s.cache_max_cells, shared)
     app.state.geoip = open_reader(s.geoip_db_path)
@@ -65,12 +70,11 @@ def create_app(
         summary="The World Heritage sites nearest to you, from PostGIS over a WebSocket driver.",
     )
     app.state.settings = settings
-    app.state.metrics = Metrics()
-    app.state.db = Database(settings, pool_factory=pool_factory, connect=connect)
+    app.state.pool_factory, app.state.connect = pool_factory, connect
 
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("%s %s: database unavailable: %r", request.method, request.url.path, exc)
-        return routes.unavailable(settings.retry_after_s, exc)
+        return ops.unavailable(settings.retry_after_s, exc)
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -80,7 +84,8 @@ def create_app(
         app.add_exception_handler(kind, database_unavailable)
     # The last resort: a short JSON body, the traceback only in the server log.
     app.add_exception_handler(Exception, internal_error)
-    app.include_router(routes.router)
+    app.include_router(api.router)
+    app.include_router(ops.router)
     app.include_router(meta.router)
     assets = Assets()  # hashes are computed on the first request that needs them
     app.include_router(
@@ -107,7 +112,13 @@ def create_app(
     app.include_router(assets_router(assets))
     page.mount_static(app)
     mount_docs(app)
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(RequestMetrics, state=app.state)
+    if settings.trusted_proxies:
+        # request.client becomes the first hop, from the right of X-Forwarded-For, that is
+        # not a trusted proxy; a peer that is not trusted is the client whatever it sends.
+        app.add_middleware(
+            ProxyHeadersMiddleware, trusted_hosts=[str(n) for n in settings.trusted_proxies]
+        )
     # Outermost: a shed request costs no metrics bookkeeping and no routing.
     app.add_middleware(
         LoadShedding,

@@ -50,8 +50,7 @@ async def meta(settings: SettingsDep, db: DatabaseDep) -> dict[str, Any]:
             raise
         row = None
     if row is None:
-        return {"sample": False, "source": None, "sites": None, "loadedAt": None,
-                "howToLoad": None}
+        return {"sample": False, "source": None, "sites": None, "loadedAt": None, "howToLoad": None}
     return {
         "sample": bool(row[1]),
         "source": row[0],

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.datastructures import State
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -21,13 +22,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "whc_http_requests_total", "HTTP requests by route template and status",
-            ["route", "status"], registry=self.registry,
+            "whc_http_requests_total",
+            "HTTP requests by route template and status",
+            ["route", "status"],
+            registry=self.registry,
         )
         self.cache = Counter(
             "whc_cache_lookups_total",
             "cell lookups by where the answer came from (memory, shared, database, coalesced)",
-            ["source"], registry=self.registry,
+            ["source"],
+            registry=self.registry,
         )
         # label lookups take a lock and hash the labels: resolve the few children once
         self.cache_by_source = {
@@ -35,11 +39,12 @@ class Metrics:
         }
         self._requests_by: dict[tuple[str, int], Any] = {}
         self.db_seconds = Histogram(
-            "whc_db_query_seconds", "database round trips for one cell, including connect",
-            ["outcome"], registry=self.registry,
+            "whc_db_query_seconds",
+            "database round trips for one cell, including connect",
+            ["outcome"],
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
-
 
     def count_request(self, route: str, status: int) -> None:
         child = self._requests_by.get((route, status))
@@ -53,8 +58,9 @@ class RequestMetrics:
     would let any client create unbounded label values).
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        # the lifespan puts the Metrics on `state`; the middleware exists before it runs
+        self.app, self.state = app, state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +81,8 @@ class RequestMetrics:
             name = getattr(route, "path", None) or (
                 "/static" if scope.get("path", "").startswith("/static/") else "unmatched"
             )
-            self.metrics.count_request(name, status)
+            metrics: Metrics = self.state.metrics
+            metrics.count_request(name, status)
 
 
 def observe_db(metrics: Metrics, started: float, outcome: str) -> None:

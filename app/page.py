@@ -25,7 +25,8 @@ def page_router(assets: Assets, *, tiles_url: str = "", tiles_attribution: str =
     tiles = (
         f'<meta name="whc-tiles" content="{html.escape(tiles_url)}"'
         f' data-attribution="{html.escape(tiles_attribution)}">'
-        if tiles_url else ""
+        if tiles_url
+        else ""
     )
 
     @router.get("/")
@@ -42,7 +43,8 @@ def page_router(assets: Assets, *, tiles_url: str = "", tiles_attribution: str =
         if not MAP_DATA.is_file():
             raise HTTPException(404, "map outlines not installed: run `npm ci` in app/map")
         return FileResponse(
-            MAP_DATA, media_type="application/json",
+            MAP_DATA,
+            media_type="application/json",
             headers={"Cache-Control": "public, max-age=604800"},
         )
 

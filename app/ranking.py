@@ -3,18 +3,18 @@
 Ranking uses unit vectors: the straight-line (chord) distance between two points of the unit
 sphere grows with their great-circle distance, so ordering by the squared chord needs no
 trigonometry per candidate. Only the `limit` winners get their exact PostGIS-style distance.
-The JSON of each site is also prepared once, with a gap for the distance.
+The JSON of each site is also prepared once (app.schemas), with a gap for the distance.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 import math
 from dataclasses import dataclass, field
 
 from app.geo import EARTH_RADIUS_M, Point
+from app.schemas import site_fragments, sites_array
 from app.sites import Site
 
 ANSWERS_PER_CELL = 16
@@ -44,20 +44,6 @@ def _distance(a: tuple[float, float, float], b: tuple[float, float, float]) -> f
     return math.atan2(math.sqrt(x * x + y * y), z) * EARTH_RADIUS_M
 
 
-def _fragments(s: Site) -> tuple[bytes, bytes]:
-    """The site's JSON (schemas.SiteOut's fields and order) split where the distance goes."""
-    head = json.dumps(
-        {"id_no": s.id_no, "name_en": s.name_en, "category": s.category},
-        ensure_ascii=False, separators=(",", ":"),
-    )
-    tail = json.dumps(
-        {"states_name_en": s.states_name_en, "iso_code": s.iso_code,
-         "date_inscribed": s.date_inscribed, "latitude": s.latitude, "longitude": s.longitude},
-        ensure_ascii=False, separators=(",", ":"),
-    )
-    return (head[:-1] + ',"distance":').encode(), ("," + tail[1:]).encode()
-
-
 @dataclass(frozen=True, slots=True)
 class Cell:
     """Candidates of one cache cell with their unit vectors and JSON fragments."""
@@ -78,7 +64,7 @@ class Cell:
             sites,
             tuple(_unit(s.latitude, s.longitude) for s in sites),
             tuple(_trig(s.latitude, s.longitude) for s in sites),
-            tuple(_fragments(s) for s in sites),
+            tuple(site_fragments(s) for s in sites),
         )
 
     def nearest(self, point: Point, limit: int) -> list[tuple[int, float]]:
@@ -99,11 +85,8 @@ class Cell:
 
     def nearest_json(self, point: Point, limit: int) -> bytes:
         """The `nearestSites` JSON array for `point`."""
-        parts = []
-        for i, d in self.nearest(point, limit):
-            head, tail = self.fragments[i]
-            parts.append(head + repr(d).encode() + tail)
-        return b"[" + b",".join(parts) + b"]"
+        fragments = self.fragments
+        return sites_array((fragments[i], d) for i, d in self.nearest(point, limit))
 
     def answer(self, point: Point, limit: int) -> tuple[bytes, str]:
         """`nearestSites` JSON for `point` and its weak ETag, remembered for repeats.

@@ -27,8 +27,18 @@ CLUSTER_SIZE = 60
 CLUSTERS = ((48.0, 8.0), (42.0, 12.5), (35.0, 135.0))
 # The CSV export's columns that the loader reads, in the export's order.
 HEADER = (
-    "unique_number", "id_no", "name_en", "short_description_en", "date_inscribed", "danger",
-    "longitude", "latitude", "category", "states_name_en", "region_en", "iso_code",
+    "unique_number",
+    "id_no",
+    "name_en",
+    "short_description_en",
+    "date_inscribed",
+    "danger",
+    "longitude",
+    "latitude",
+    "category",
+    "states_name_en",
+    "region_en",
+    "iso_code",
     "transboundary",
 )
 # id_no ranges of the special cases, for tests to find them.
@@ -39,15 +49,49 @@ ORDINARY_IDS = range(1000, 1000 + ORDINARY)
 EQUAL_CENTRE = (20.0, 40.0)
 
 _SYLLABLES = (
-    "ba", "cor", "del", "fen", "gar", "hol", "ist", "jun", "kel", "lom", "mar", "nor", "ost",
-    "pel", "quin", "ros", "sel", "tor", "ul", "ven", "wen", "yar", "zel", "an", "ev", "ir",
+    "ba",
+    "cor",
+    "del",
+    "fen",
+    "gar",
+    "hol",
+    "ist",
+    "jun",
+    "kel",
+    "lom",
+    "mar",
+    "nor",
+    "ost",
+    "pel",
+    "quin",
+    "ros",
+    "sel",
+    "tor",
+    "ul",
+    "ven",
+    "wen",
+    "yar",
+    "zel",
+    "an",
+    "ev",
+    "ir",
 )
 _KINDS = (
-    "Old Town of {}", "{} National Park", "Archaeological Site of {}", "{} Cathedral",
-    "Caves of {}", "{} Lagoon", "Rock Art of {}", "Historic Centre of {}", "{} Forest Reserve",
+    "Old Town of {}",
+    "{} National Park",
+    "Archaeological Site of {}",
+    "{} Cathedral",
+    "Caves of {}",
+    "{} Lagoon",
+    "Rock Art of {}",
+    "Historic Centre of {}",
+    "{} Forest Reserve",
 )
 _REGIONS = (
-    "Africa", "Arab States", "Asia and the Pacific", "Europe and North America",
+    "Africa",
+    "Arab States",
+    "Asia and the Pacific",
+    "Europe and North America",
     "Latin America and the Caribbean",
 )
 _CATEGORIES = ("Cultural", "Cultural", "Cultural", "Natural", "Mixed")
@@ -127,21 +171,23 @@ def sample_rows(seed: int = SEED) -> list[dict[str, str]]:
         if s.note:
             name = f"{name} ({s.note})"
         state = _name(rng).split()[-1]
-        rows.append({
-            "unique_number": str(100000 + s.id_no),
-            "id_no": str(s.id_no),
-            "name_en": name,
-            "short_description_en": f"<p>An invented site, for tests and demos: {name}.</p>",
-            "date_inscribed": str(rng.randint(1978, 2021)),
-            "danger": "1" if rng.random() < 0.05 else "0",
-            "longitude": repr(s.lon),
-            "latitude": repr(s.lat),
-            "category": rng.choice(_CATEGORIES),
-            "states_name_en": f"Republic of {state}",
-            "region_en": rng.choice(_REGIONS),
-            "iso_code": "x" + rng.choice("abcdefghijklmnopqrstuvwxyz"),
-            "transboundary": "1" if rng.random() < 0.03 else "0",
-        })
+        rows.append(
+            {
+                "unique_number": str(100000 + s.id_no),
+                "id_no": str(s.id_no),
+                "name_en": name,
+                "short_description_en": f"<p>An invented site, for tests and demos: {name}.</p>",
+                "date_inscribed": str(rng.randint(1978, 2021)),
+                "danger": "1" if rng.random() < 0.05 else "0",
+                "longitude": repr(s.lon),
+                "latitude": repr(s.lat),
+                "category": rng.choice(_CATEGORIES),
+                "states_name_en": f"Republic of {state}",
+                "region_en": rng.choice(_REGIONS),
+                "iso_code": "x" + rng.choice("abcdefghijklmnopqrstuvwxyz"),
+                "transboundary": "1" if rng.random() < 0.03 else "0",
+            }
+        )
     return rows
 
 

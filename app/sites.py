@@ -81,4 +81,3 @@ async def nearest_exact(conn: Any, point: Point, k: int) -> list[tuple[Site, flo
     """The database's own answer for one point (the reference the cache must equal)."""
     rows = await conn.fetch(NEAREST_SQL, point.longitude, point.latitude, k)
     return [(_site(r), float(r[8])) for r in rows]
-

@@ -294,7 +294,9 @@ def validate(rows: Iterable[Mapping[str, str]]) -> tuple[list[SiteRow], list[Rej
         if site.id_no in seen:
             bad.append(
                 Rejected(
-                    position, str(site.id_no), f"duplicate of row {seen[site.id_no]}",
+                    position,
+                    str(site.id_no),
+                    f"duplicate of row {seen[site.id_no]}",
                     "duplicate id_no",
                 )
             )

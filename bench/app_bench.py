@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,18 @@ def serve(variant: str, port: int, dsn: str, ws_proxy: str, mode: str) -> None:
     from app.main import create_app
     from app.settings import Settings
 
-    settings = Settings(database_url=dsn, ws_proxy=ws_proxy, ws_secure=False, db_mode=mode,
-                        pool_size=10, pool_min_size=10 if mode == "pool" else 0)
+    settings = Settings.model_validate(
+        {
+            "database_url": dsn,
+            "ws_proxy": ws_proxy,
+            "ws_secure": False,
+            "db_mode": mode,
+            "pool_size": 10,
+            "pool_min_size": 10 if mode == "pool" else 0,
+        }
+    )
     if variant == "asyncpg":
+
         async def pool_factory(d: str, **kw: Any) -> Any:
             kw.pop("ws_proxy"), kw.pop("use_secure_websocket")
             return await asyncpg.create_pool(d, ssl=False, **kw)
@@ -62,8 +73,9 @@ def serve(variant: str, port: int, dsn: str, ws_proxy: str, mode: str) -> None:
     async def constant() -> dict[str, str]:
         return {"status": "ok"}
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", access_log=False,
-                proxy_headers=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="info", access_log=False, proxy_headers=False
+    )
 
 
 # --- client side ----------------------------------------------------------------------------
@@ -111,15 +123,31 @@ def cold_paths(n: int, offset: int) -> list[str]:
 
 
 class Server:
-    def __init__(self, variant: str, dsn: str, ws_proxy: str, mode: str) -> None:
+    def __init__(self, variant: str, dsn: str, ws_proxy: str, mode: str, tree: Path = ROOT) -> None:
         from tools.pgcluster import free_port
         from tools.procs import start_and_wait
 
         self.port = free_port()
-        argv = [sys.executable, "-m", "bench.app_bench", "--serve", variant, "--port",
-                str(self.port), "--dsn", dsn, "--ws-proxy", ws_proxy, "--mode", mode]
-        self.proc, _ = start_and_wait(argv, "Uvicorn running on",
-                                      env={"PYTHONPATH": str(ROOT)}, timeout=60)
+        # -P: the server imports from `tree` (PYTHONPATH), never from the current directory
+        argv = [
+            sys.executable,
+            "-P",
+            "-m",
+            "bench.app_bench",
+            "--serve",
+            variant,
+            "--port",
+            str(self.port),
+            "--dsn",
+            dsn,
+            "--ws-proxy",
+            ws_proxy,
+            "--mode",
+            mode,
+        ]
+        self.proc, _ = start_and_wait(
+            argv, "Uvicorn running on", env={"PYTHONPATH": str(tree)}, timeout=60
+        )
 
     def stop(self) -> None:
         from tools.procs import stop
@@ -138,8 +166,10 @@ FIRST_QUERIES = {
     # any PostGIS function: pays for loading the library into the backend
     "geometry": ("SELECT ST_AsText(ST_MakePoint(1, 2))", ()),
     # the first geography distance also sets up PROJ for SRID 4326 in the backend
-    "geography": ("SELECT 'SRID=4326;POINT(1 2)'::geography <-> "
-                  "'SRID=4326;POINT(2 3)'::geography", ()),
+    "geography": (
+        "SELECT 'SRID=4326;POINT(1 2)'::geography <-> 'SRID=4326;POINT(2 3)'::geography",
+        (),
+    ),
 }
 
 
@@ -164,8 +194,9 @@ def start_pgbouncer(pg: Any, base: Path) -> tuple[Any, int]:
     if uid is not None:
         for f in (base, base / "users.txt", base / "pgbouncer.ini"):
             os.chown(f, uid, gid or -1)
-    proc, _ = start_and_wait([*prefix, "pgbouncer", str(base / "pgbouncer.ini")],
-                             "process up", timeout=30)
+    proc, _ = start_and_wait(
+        [*prefix, "pgbouncer", str(base / "pgbouncer.ini")], "process up", timeout=30
+    )
     return proc, port
 
 
@@ -185,12 +216,16 @@ async def first_query_costs(
     for _ in range(reps):
         for target, (dsn, ws_proxy) in targets.items():
             cache = 0 if "pgbouncer" in target else 100  # no named statements across backends
-            clients = {
-                "asyncpg/TCP": lambda d=dsn, n=cache: asyncpg.connect(
-                    d, ssl=False, statement_cache_size=n
+            clients: dict[str, Callable[[], Awaitable[Any]]] = {
+                "asyncpg/TCP": functools.partial(
+                    asyncpg.connect, dsn, ssl=False, statement_cache_size=cache
                 ),
-                "driver/proxy": lambda d=dsn, w=ws_proxy, n=cache: driver.connect(
-                    d, ws_proxy=w, use_secure_websocket=False, statement_cache_size=n
+                "driver/proxy": functools.partial(
+                    driver.connect,
+                    dsn,
+                    ws_proxy=ws_proxy,
+                    use_secure_websocket=False,
+                    statement_cache_size=cache,
                 ),
             }
             for client, connect in clients.items():
@@ -208,8 +243,10 @@ async def first_query_costs(
 
 async def http_figures(dsn: str, proxy: str) -> None:
     """Run the HTTP scenarios and print one line each."""
-    print(f"app benchmark: {CONCURRENCY} keep-alive clients on loopback, 1 uvicorn worker, "
-          f"best of {ROUNDS} alternating rounds")
+    print(
+        f"app benchmark: {CONCURRENCY} keep-alive clients on loopback, 1 uvicorn worker, "
+        f"best of {ROUNDS} alternating rounds"
+    )
     # The machine may be busy: every pair is measured in alternating rounds and each
     # figure is the best round, so both sides of a ratio see the same conditions.
     results: dict[str, tuple[float, float, float]] = {}
@@ -228,8 +265,10 @@ async def http_figures(dsn: str, proxy: str) -> None:
             keep("constant", await drive(drv, ["/bench/constant"] * 5000))
             keep("cached", await drive(drv, [hit] * 5000))
             # same warm cell, a new point of it on every request: the re-rank path
-            moving = [f"/api/nearest?lat={41.8852 + (r * 5000 + i) * 1.5e-7:.8f}"
-                      "&lon=12.4922" for i in range(5000)]
+            moving = [
+                f"/api/nearest?lat={41.8852 + (r * 5000 + i) * 1.5e-7:.8f}&lon=12.4922"
+                for i in range(5000)
+            ]
             keep("cached cell, new point", await drive(drv, moving))
             cold = cold_paths(800, r * 800)
             keep("cold driver pool", await drive(drv, cold))
@@ -252,16 +291,84 @@ async def http_figures(dsn: str, proxy: str) -> None:
     print(row("constant endpoint (ceiling)", results["constant"]))
     print(row("cached hit (vs constant; target >= 0.8x)", results["cached"], c))
     print(row("cached cell, new point each request", results["cached cell, new point"], c))
-    print(row("cold cell, driver+proxy pool (vs asyncpg; >= 0.7x)",
-              results["cold driver pool"], a))
+    print(row("cold cell, driver+proxy pool (vs asyncpg; >= 0.7x)", results["cold driver pool"], a))
     print(row("cold cell, asyncpg TCP pool", results["cold asyncpg pool"]))
-    print(row("cold cell, driver+proxy connect-per-request",
-              results["cold driver connect"], results["cold asyncpg connect"][0]))
+    print(
+        row(
+            "cold cell, driver+proxy connect-per-request",
+            results["cold driver connect"],
+            results["cold asyncpg connect"][0],
+        )
+    )
     print(row("cold cell, asyncpg TCP connect-per-request", results["cold asyncpg connect"]))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-async def main(first_query_only: bool = False) -> None:
+
+async def ab_figures(dsn: str, proxy: str, other: Path, rounds: int) -> None:
+    """This tree's app (A) against the app of another checkout (B, e.g. main's worktree), the
+    same scenarios alternated round by round; prints the median of the rounds per scenario.
+
+    Besides requests/s (wall clock, which other load on the machine moves a lot), it reports
+    the server process's CPU time per request, which such load disturbs much less.
+    """
+    print(
+        f"A/B: A = {ROOT}, B = {other}; {CONCURRENCY} keep-alive clients, 1 uvicorn worker "
+        f"each, {rounds} alternating rounds, medians"
+    )
+    servers = {
+        "A": Server("driver", dsn, proxy, "pool", ROOT),
+        "B": Server("driver", dsn, proxy, "pool", other),
+    }
+    samples: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    try:
+        hit = "/api/nearest?lat=41.8902&lon=12.4922"
+        for srv in servers.values():  # warm-up, and the hit's cell in each server's cache
+            await drive(srv.port, ["/bench/constant"] * 1000 + [hit] * 2000)
+        for r in range(rounds):
+            moving = [
+                f"/api/nearest?lat={41.8852 + (r * 3000 + i) * 1.5e-7:.8f}&lon=12.4922"
+                for i in range(3000)
+            ]
+            scenarios = {
+                "constant endpoint": ["/bench/constant"] * 3000,
+                "cached hit": [hit] * 3000,
+                "cached cell, new point": moving,
+                "no coordinates (default place)": ["/api/nearest"] * 3000,
+                "cold cell (pool)": cold_paths(400, r * 400),
+            }
+            order = ("A", "B") if r % 2 == 0 else ("B", "A")
+            for name, paths in scenarios.items():
+                for side in order:
+                    pid = servers[side].proc.pid
+                    before = cpu_seconds(pid)
+                    rps, _, _ = await drive(servers[side].port, paths)
+                    used = cpu_seconds(pid) - before
+                    samples.setdefault((name, side), []).append(rps)
+                    cpu.setdefault((name, side), []).append(used / len(paths) * 1e6)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    print(
+        f"  {'scenario':32s} {'A req/s':>8s} {'B req/s':>8s}   A/B  "
+        f"{'A cpu us/req':>12s} {'B cpu us/req':>12s}  A-B us"
+    )
+    for name in dict.fromkeys(n for n, _ in samples):
+        a = statistics.median(samples[(name, "A")])
+        b = statistics.median(samples[(name, "B")])
+        ca = statistics.median(cpu[(name, "A")])
+        cb = statistics.median(cpu[(name, "B")])
+        print(f"  {name:32s} {a:8.0f} {b:8.0f} {a / b:6.3f} {ca:12.1f} {cb:12.1f} {ca - cb:+7.1f}")
+
+
+async def main(
+    first_query_only: bool = False, against: Path | None = None, rounds: int = ROUNDS
+) -> None:
     from app.load import replace_sites
     from app.sources import read_file, validate
     from tools.pgcluster import destroy, start_temp_cluster
@@ -269,10 +376,9 @@ async def main(first_query_only: bool = False) -> None:
 
     data = Path(os.environ.get("WHC_DATA", ROOT.parent / "shared/data/whc-sites-2021.csv"))
     sites, _ = validate(read_file(data))
-    clusters = {
-        "preloaded": start_temp_cluster(shared_preload_libraries="'postgis-3'"),
-        "default": start_temp_cluster(),
-    }
+    clusters = {"preloaded": start_temp_cluster(shared_preload_libraries="'postgis-3'")}
+    if against is None:
+        clusters["default"] = start_temp_cluster()
     procs = []
     try:
         ws = {}
@@ -281,9 +387,13 @@ async def main(first_query_only: bool = False) -> None:
 
             port = free_port()
             proc, _ = start_and_wait(
-                [sys.executable, "-m", "proxy"], "listening",
-                env={"LISTEN_PORT": f"127.0.0.1:{port}",
-                     "ALLOW_ADDR_REGEX": r"127\.0\.0\.1:\d+", "PYTHONPATH": str(ROOT)},
+                [sys.executable, "-m", "proxy"],
+                "listening",
+                env={
+                    "LISTEN_PORT": f"127.0.0.1:{port}",
+                    "ALLOW_ADDR_REGEX": r"127\.0\.0\.1:\d+",
+                    "PYTHONPATH": str(ROOT),
+                },
             )
             procs.append(proc)
             ws[name] = f"127.0.0.1:{port}/v2"
@@ -298,25 +408,32 @@ async def main(first_query_only: bool = False) -> None:
         pg, proxy = clusters["preloaded"], ws["preloaded"]
         dsn = pg.dsn("scram_user")
 
+        if against is not None:
+            await ab_figures(dsn, proxy, against, rounds)
+            return
         if not first_query_only:
             await http_figures(dsn, proxy)
 
         print("fresh backend, first query on it (median ms, 40 new connections each):")
         targets = {name: (c_.dsn("scram_user"), ws[name]) for name, c_ in clusters.items()}
-        bouncer, bport = start_pgbouncer(clusters["preloaded"],
-                                         clusters["preloaded"].base / "pgbouncer")
+        bouncer, bport = start_pgbouncer(
+            clusters["preloaded"], clusters["preloaded"].base / "pgbouncer"
+        )
         procs.append(bouncer)
         targets["pgbouncer"] = (
             targets["preloaded"][0].replace(f":{clusters['preloaded'].port}/", f":{bport}/"),
             ws["preloaded"],
         )
         costs = await first_query_costs(targets)
-        print(f"  {'server':9s} {'client':13s} {'connect':>8s} " + " ".join(
-            f"{q:>10s}" for q in (*FIRST_QUERIES, "nearest")))
+        print(
+            f"  {'server':9s} {'client':13s} {'connect':>8s} "
+            + " ".join(f"{q:>10s}" for q in (*FIRST_QUERIES, "nearest"))
+        )
         for name in targets:
             for client in ("asyncpg/TCP", "driver/proxy"):
-                cells = " ".join(f"{costs[(name, client, q)]:10.2f}"
-                                 for q in (*FIRST_QUERIES, "nearest"))
+                cells = " ".join(
+                    f"{costs[(name, client, q)]:10.2f}" for q in (*FIRST_QUERIES, "nearest")
+                )
                 print(f"  {name:9s} {client:13s} {costs[(name, client, 'connect')]:8.2f} {cells}")
     finally:
         for proc in procs:
@@ -332,10 +449,15 @@ if __name__ == "__main__":
     parser.add_argument("--dsn")
     parser.add_argument("--ws-proxy")
     parser.add_argument("--mode", default="pool")
-    parser.add_argument("--first-query-only", action="store_true",
-                        help="only the fresh-backend first-query table")
+    parser.add_argument(
+        "--first-query-only", action="store_true", help="only the fresh-backend first-query table"
+    )
+    parser.add_argument(
+        "--against", type=Path, help="A/B only: this tree's app against the app of that checkout"
+    )
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     ns = parser.parse_args()
     if ns.serve:
         serve(ns.serve, ns.port, ns.dsn, ns.ws_proxy, ns.mode)
     else:
-        asyncio.run(main(ns.first_query_only))
+        asyncio.run(main(ns.first_query_only, ns.against, ns.rounds))

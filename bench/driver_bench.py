@@ -102,7 +102,7 @@ async def load(dsn: str, path: Path) -> int:
 
 def clients(pg: Cluster, ws_proxy: str) -> list[Client]:
     dsn = pg.dsn(ROLE)
-    plain = {"sslmode": "disable", "allow_unencrypted_password": True}
+    plain: dict[str, Any] = {"sslmode": "disable", "allow_unencrypted_password": True}
 
     async def drv_query(c: driver.Connection, sql: str, args: tuple[Any, ...]) -> Any:
         return await c.fetch(sql, *args)
@@ -169,7 +169,7 @@ async def round_trips(pg: Cluster, proxy_port: int) -> dict[str, tuple[int, int]
         CountingRelay("127.0.0.1", proxy_port) as ws,
     ):
         dsn = pg.dsn(ROLE).replace(f":{pg.port}/", f":{tcp.port}/")
-        plain = {"sslmode": "disable", "allow_unencrypted_password": True}
+        plain: dict[str, Any] = {"sslmode": "disable", "allow_unencrypted_password": True}
         cases: list[tuple[str, Callable[[], Awaitable[Any]], CountingRelay]] = [
             ("driver tcp", lambda: driver.connect(dsn, **plain), tcp),
             (

@@ -117,9 +117,11 @@ def report(name: str, t: Tally, seconds: float) -> None:
         f"bare 503 {len(t.shed_bare)}  errors {t.errors}"
     )
     if t.ok:
-        print(f"        median of answered {statistics.median(t.ok) * ms:.1f} ms, "
-              f"past 1 s: {sum(1 for x in t.ok if x > 1.0)}, past 10 s: "
-              f"{sum(1 for x in t.ok if x > 10.0)}")
+        print(
+            f"        median of answered {statistics.median(t.ok) * ms:.1f} ms, "
+            f"past 1 s: {sum(1 for x in t.ok if x > 1.0)}, past 10 s: "
+            f"{sum(1 for x in t.ok if x > 10.0)}"
+        )
 
 
 def main() -> None:
@@ -127,8 +129,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--only", choices=["before", "after"], default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting for the `after` server, e.g. QUEUE_TIMEOUT_S=0.1")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the `after` server, e.g. QUEUE_TIMEOUT_S=0.1",
+    )
     args = parser.parse_args()
 
     pg = start_temp_cluster(shared_preload_libraries="'postgis-3'")
@@ -139,9 +146,12 @@ def main() -> None:
         pg.psql("GRANT SELECT ON whc_sites TO scram_user")
         proxy_port = free_port()
         proxy, _ = start_and_wait(
-            [sys.executable, "-m", "proxy"], "listening",
-            env={"LISTEN_PORT": f"127.0.0.1:{proxy_port}",
-                 "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{pg.port}"},
+            [sys.executable, "-m", "proxy"],
+            "listening",
+            env={
+                "LISTEN_PORT": f"127.0.0.1:{proxy_port}",
+                "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{pg.port}",
+            },
         )
         procs.append(proxy)
         base_env = {
@@ -151,20 +161,39 @@ def main() -> None:
             "WS_SECURE": "false",
         }
         variants = {
-            "before": ([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                        "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
-                        "--no-proxy-headers", "--no-server-header"],
-                       {"MAX_ACTIVE_REQUESTS": "0"}),
-            "after": ([sys.executable, "-m", "app.serve"],
-                      {"HOST": "127.0.0.1", **dict(kv.split("=", 1) for kv in args.set)}),
+            "before": (
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "app.main:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "{port}",
+                    "--no-access-log",
+                    "--no-proxy-headers",
+                    "--no-server-header",
+                ],
+                {"MAX_ACTIVE_REQUESTS": "0"},
+            ),
+            "after": (
+                [sys.executable, "-m", "app.serve"],
+                {"HOST": "127.0.0.1", **dict(kv.split("=", 1) for kv in args.set)},
+            ),
         }
         if args.only:
             variants = {args.only: variants[args.only]}
         for name, (argv, extra) in variants.items():
             port = free_port()
             env = {**base_env, **extra, "PORT": str(port)}
-            proc, _ = start_and_wait([a.replace("{port}", str(port)) for a in argv],
-                                     "Application startup complete", env=env, timeout=60)
+            proc, _ = start_and_wait(
+                [a.replace("{port}", str(port)) for a in argv],
+                "Application startup complete",
+                env=env,
+                timeout=60,
+            )
             try:
                 tally = asyncio.run(drive(port, args.connections, args.seconds))
             finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import os
 import shutil
 import statistics
@@ -296,7 +297,7 @@ def main() -> None:
             contenders.append(
                 (
                     f"proxy/{loop}",
-                    lambda port=port: WebSocket(port, f"/v2?address=127.0.0.1:{pg.port}"),
+                    functools.partial(WebSocket, port, f"/v2?address=127.0.0.1:{pg.port}"),
                     proc.pid,
                 )
             )

@@ -20,6 +20,58 @@ from tools.pgbouncer import Bouncer, start_pgbouncer
 from tools.pgcluster import PG_BIN, Cluster, _pg_user, destroy, free_port, start_temp_cluster
 from tools.procs import start_and_wait, stop
 
+# The `integration` marker, set here rather than in each module: a test is marked when it uses
+# a fixture that starts a real server process or a browser (directly or through another
+# fixture), or lives in a module that starts such processes (or a whole tool run: the demo, an
+# image build, mypy) itself. `pytest -m "not integration"` (`make check`) is the fast unit tier.
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "pg",
+        "proxy",
+        "pgbouncer",
+        "demo",
+        "proxy_factory",
+        "browser",
+        "open_proxy",
+        # tests/proxy's fixtures that start a proxy process
+        "lp",
+        "fp",
+        "tls_proxy",
+    }
+)
+INTEGRATION_PATHS = (
+    "tests/app/test_app_demo.py",
+    "tests/app/test_app_faults.py",
+    "tests/app/test_app_redis.py",
+    "tests/deploy/test_compose.py",
+    "tests/deploy/test_front.py",
+    "tests/deploy/test_image_tree.py",
+    "tests/deploy/test_quiet.py",
+    "tests/deploy/test_scaleout.py",
+    "tests/driver/test_pgbouncer_suite.py",
+    "tests/driver/test_tls_fallback.py",
+    "tests/driver/test_tls_layers.py",
+    "tests/proxy/test_neon_js.py",
+    "tests/proxy/test_proxy_admission.py",
+    "tests/proxy/test_proxy_drain.py",
+    "tests/proxy/test_proxy_memory.py",
+    "tests/proxy/test_proxy_refusals.py",
+    "tests/proxy/test_sql_http.py",
+    "tests/pyodide/",
+    "tests/test_lint.py",
+    "tests/test_readme.py",
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = item.path.relative_to(ROOT).as_posix()
+        if where.startswith(INTEGRATION_PATHS) or INTEGRATION_FIXTURES.intersection(
+            getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[Cluster]:
@@ -116,11 +168,17 @@ def demo() -> Iterator[Demo]:
     d.chmod(0o755)  # its cluster runs as the postgres user, which must enter it
     ports = Demo(free_port(), free_port(), free_port(), free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "WHC_"))}
-    env.update(DEMO_DIR=str(d), WHC_DATA="sample", DEMO_PG_PORT=str(ports.pg),
-               DEMO_PROXY_PORT=str(ports.proxy), DEMO_SQL_PORT=str(ports.sql),
-               DEMO_PORT=str(ports.app))
-    proc, _ = start_and_wait([sys.executable, "-m", "tools.demo"], "demo: open http://",
-                             env=env, timeout=150)
+    env.update(
+        DEMO_DIR=str(d),
+        WHC_DATA="sample",
+        DEMO_PG_PORT=str(ports.pg),
+        DEMO_PROXY_PORT=str(ports.proxy),
+        DEMO_SQL_PORT=str(ports.sql),
+        DEMO_PORT=str(ports.app),
+    )
+    proc, _ = start_and_wait(
+        [sys.executable, "-m", "tools.demo"], "demo: open http://", env=env, timeout=150
+    )
     try:
         yield ports
         proc.send_signal(signal.SIGINT)
@@ -128,6 +186,17 @@ def demo() -> Iterator[Demo]:
     finally:
         stop(proc)
         prefix, _, _ = _pg_user()
-        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(d / "pg" / "data"), "-m",
-                        "immediate", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                *prefix,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(d / "pg" / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(d, ignore_errors=True)

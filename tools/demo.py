@@ -48,8 +48,12 @@ DB_NAME = "whc"
 # A role and password fine to print: the cluster listens on loopback only.
 ROLE = PASSWORD = "whc"
 DEFAULT_PORTS = {"pg": 5433, "proxy": 9876, "sql": 9877, "app": 8000}
-PORT_ENV = {"pg": "DEMO_PG_PORT", "proxy": "DEMO_PROXY_PORT", "sql": "DEMO_SQL_PORT",
-            "app": "DEMO_PORT"}
+PORT_ENV = {
+    "pg": "DEMO_PG_PORT",
+    "proxy": "DEMO_PROXY_PORT",
+    "sql": "DEMO_SQL_PORT",
+    "app": "DEMO_PORT",
+}
 # A fresh backend's first PostGIS query otherwise pays for loading the library (README,
 # "Fresh backends and PostGIS").
 PG_CONF = {"shared_preload_libraries": "'postgis-3'"}
@@ -104,7 +108,8 @@ def cluster_base(demo_dir: Path) -> Path:
     log.info(
         "the postgres user cannot enter %s (a parent folder is private, e.g. /root is mode "
         "700), so the cluster lives in %s; it is reused from there",
-        demo_dir, other,
+        demo_dir,
+        other,
     )
     return other
 
@@ -175,11 +180,12 @@ def _cluster(base: Path, ports: Ports) -> Cluster:
 
 def _replacement(name: str, port: int) -> int:
     if os.environ.get(PORT_ENV[name]):
-        raise DemoError(f"port {port} ({PORT_ENV[name]}) is taken by another program: "
-                        f"choose another with {PORT_ENV[name]}=PORT")
+        raise DemoError(
+            f"port {port} ({PORT_ENV[name]}) is taken by another program: "
+            f"choose another with {PORT_ENV[name]}=PORT"
+        )
     new = free_port()
-    log.info("port %d (%s) is taken; using %d (set %s to choose)", port, name, new,
-             PORT_ENV[name])
+    log.info("port %d (%s) is taken; using %d (set %s to choose)", port, name, new, PORT_ENV[name])
     return new
 
 
@@ -203,8 +209,9 @@ def _source() -> tuple[Path | None, bool]:
     if env:
         path = Path(env)
         if not path.is_file():
-            raise DemoError(f"WHC_DATA={env}: no such file (unset it to use the feed or the "
-                            "invented sample)")
+            raise DemoError(
+                f"WHC_DATA={env}: no such file (unset it to use the feed or the invented sample)"
+            )
         return path, False
     if env is None and SHARED_CSV.is_file():
         return SHARED_CSV, False
@@ -230,10 +237,16 @@ def main() -> int:
         return 1
     except subprocess.CalledProcessError as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
-        log.error("%s failed (exit %s):\n%s", Path(str(exc.cmd[-1] if exc.cmd else "?")).name,
-                  exc.returncode, (err or "").strip())
-        log.error("the cluster could not be set up; fix the problem above (or remove the demo "
-                  "folder named above to start afresh) and run `make demo` again")
+        log.error(
+            "%s failed (exit %s):\n%s",
+            Path(str(exc.cmd[-1] if exc.cmd else "?")).name,
+            exc.returncode,
+            (err or "").strip(),
+        )
+        log.error(
+            "the cluster could not be set up; fix the problem above (or remove the demo "
+            "folder named above to start afresh) and run `make demo` again"
+        )
         return 1
     except ReadyTimeout as exc:
         log.error("the proxy did not start: %s", exc)
@@ -242,14 +255,18 @@ def main() -> int:
 
 def _check_machine() -> None:
     if not (PG_BIN / "initdb").exists():
-        raise DemoError(f"PostgreSQL 15 is not installed ({PG_BIN}/initdb is missing): run "
-                        "`make bootstrap` (as root) or set PG_BIN")
+        raise DemoError(
+            f"PostgreSQL 15 is not installed ({PG_BIN}/initdb is missing): run "
+            "`make bootstrap` (as root) or set PG_BIN"
+        )
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            raise DemoError("there is no `postgres` user to run the cluster as: install the "
-                            "postgresql package (`make bootstrap`)") from None
+            raise DemoError(
+                "there is no `postgres` user to run the cluster as: install the "
+                "postgresql package (`make bootstrap`)"
+            ) from None
         if shutil.which("runuser") is None:
             raise DemoError("`runuser` (util-linux) is needed to run Postgres as `postgres`")
 
@@ -272,7 +289,8 @@ def _run() -> int:
         # One proxy process, loopback only, allowed to reach this cluster alone: the WebSocket
         # relay and the SQL-over-HTTP endpoint (the README's `driver.http` example uses it).
         proxy, _ = start_and_wait(
-            [sys.executable, "-m", "proxy"], "wsproxy listening",
+            [sys.executable, "-m", "proxy"],
+            "wsproxy listening",
             env={
                 "LISTEN_PORT": f"127.0.0.1:{ports.proxy}",
                 "SQL_HTTP_LISTEN": f"127.0.0.1:{ports.sql}",
@@ -280,8 +298,11 @@ def _run() -> int:
                 "PYTHONPATH": str(ROOT),
             },
         )
-        log.info("proxy listening on 127.0.0.1:%d (WebSocket) and 127.0.0.1:%d (POST /sql)",
-                 ports.proxy, ports.sql)
+        log.info(
+            "proxy listening on 127.0.0.1:%d (WebSocket) and 127.0.0.1:%d (POST /sql)",
+            ports.proxy,
+            ports.sql,
+        )
         return _serve(cluster, ports, path, sample)
     finally:
         log.info("stopping the proxy and the cluster")
@@ -300,10 +321,14 @@ def _serve(cluster: Cluster, ports: Ports, path: Path | None, sample: bool) -> i
     from app.sources import SourceError
 
     settings = Settings(
-        database_url=dsn(cluster.port), ws_proxy=f"127.0.0.1:{ports.proxy}/v2", ws_secure=False,
-        db_mode="pool", whc_data=path,
+        database_url=dsn(cluster.port),
+        ws_proxy=f"127.0.0.1:{ports.proxy}/v2",
+        ws_secure=False,
+        db_mode="pool",
+        whc_data=path,
         playground_database_url=dsn(cluster.port, "playground", "playground"),
-        host="127.0.0.1", port=ports.app,
+        host="127.0.0.1",
+        port=ports.app,
     )
     have, had_sample = 0, True
     if cluster.psql("SELECT to_regclass('whc_sites') IS NOT NULL", db=DB_NAME) == "t":
@@ -312,16 +337,25 @@ def _serve(cluster: Cluster, ports: Ports, path: Path | None, sample: bool) -> i
         had_sample = cluster.psql("SELECT sample FROM whc_dataset", db=DB_NAME) != "f"
     if have > 0 and os.environ.get("DEMO_RELOAD") != "1":
         what = "invented sample" if had_sample else "list"
-        log.info("reusing the %s sites of the %s already loaded (DEMO_RELOAD=1 loads again)",
-                 have, what)
+        log.info(
+            "reusing the %s sites of the %s already loaded (DEMO_RELOAD=1 loads again)", have, what
+        )
     else:
         url = os.environ.get("WHC_FEED_URL") or None
-        log.info("loading the list from %s", "the invented sample" if sample else path or
-                 url or "the UNESCO feed")
+        log.info(
+            "loading the list from %s",
+            "the invented sample" if sample else path or url or "the UNESCO feed",
+        )
         try:
             result = asyncio.run(
-                load(settings, path, *([url] if url else []), sample=sample,
-                     fallback_sample=True, max_shrink=None if had_sample else 0.1)
+                load(
+                    settings,
+                    path,
+                    *([url] if url else []),
+                    sample=sample,
+                    fallback_sample=True,
+                    max_shrink=None if had_sample else 0.1,
+                )
             )
         except SourceError as exc:
             raise DemoError(str(exc)) from exc

@@ -48,8 +48,9 @@ def _quote(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def start_pgbouncer(cluster: Cluster, *, pool_mode: str = "transaction",
-                    pool_size: int = 5) -> Bouncer:
+def start_pgbouncer(
+    cluster: Cluster, *, pool_mode: str = "transaction", pool_size: int = 5
+) -> Bouncer:
     """Start pgbouncer for ``cluster`` on a free loopback port; the caller must ``stop()`` it.
 
     Ready when it logs "process up" (no sleeps). As root, pgbouncer drops to the ``postgres``
@@ -59,14 +60,15 @@ def start_pgbouncer(cluster: Cluster, *, pool_mode: str = "transaction",
     port = free_port()
     users = "\n".join(f"{_quote(role)} {_quote(pw or '')}" for role, (pw, _, _) in ROLES.items())
     (base / "userlist.txt").write_text(users + "\n")
-    hba = ["host all trust_user 127.0.0.1/32 trust",
-           "host all all 127.0.0.1/32 scram-sha-256"]
+    hba = ["host all trust_user 127.0.0.1/32 trust", "host all all 127.0.0.1/32 scram-sha-256"]
     (base / "hba.conf").write_text("\n".join(hba) + "\n")
     certs = cluster.certs
     tls = ""
     if certs is not None:
-        tls = (f"client_tls_sslmode = allow\nclient_tls_cert_file = {certs.server_cert}\n"
-               f"client_tls_key_file = {certs.server_key}\nclient_tls_ca_file = {certs.ca_cert}\n")
+        tls = (
+            f"client_tls_sslmode = allow\nclient_tls_cert_file = {certs.server_cert}\n"
+            f"client_tls_key_file = {certs.server_key}\nclient_tls_ca_file = {certs.ca_cert}\n"
+        )
     as_root = os.geteuid() == 0
     (base / "pgbouncer.ini").write_text(
         f"[databases]\n{DBNAME} = host={cluster.host} port={cluster.port} dbname={DBNAME}\n\n"
@@ -78,15 +80,14 @@ def start_pgbouncer(cluster: Cluster, *, pool_mode: str = "transaction",
         # what JDBC-style clients send; our driver sends only parameters PgBouncer tracks
         "ignore_startup_parameters = extra_float_digits\n"
         "server_tls_sslmode = prefer\n"
-        f"{tls}"
-        + ("user = postgres\n" if as_root else ""))
+        f"{tls}" + ("user = postgres\n" if as_root else "")
+    )
     if as_root:
         pw = pwd.getpwnam("postgres")
         for p in (base, *base.iterdir()):
             os.chown(p, pw.pw_uid, pw.pw_gid)
     try:
-        proc, _ = start_and_wait([PGBOUNCER, str(base / "pgbouncer.ini")], "process up",
-                                 timeout=30)
+        proc, _ = start_and_wait([PGBOUNCER, str(base / "pgbouncer.ini")], "process up", timeout=30)
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise

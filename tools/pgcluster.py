@@ -93,9 +93,15 @@ def make_certs(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -103,9 +109,9 @@ def make_certs(directory: Path, hostnames: tuple[str, ...] = ("localhost",)) -> 
         .sign(ca_key, hashes.SHA256())
     )
 
-    def leaf(cn: str, sans: list[x509.GeneralName], usage: x509.ObjectIdentifier) -> tuple[
-        bytes, bytes
-    ]:
+    def leaf(
+        cn: str, sans: list[x509.GeneralName], usage: x509.ObjectIdentifier
+    ) -> tuple[bytes, bytes]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
             x509.CertificateBuilder()
@@ -201,10 +207,30 @@ class Cluster:
         """Run SQL as the superuser over the Unix socket (setup and inspection only)."""
         prefix, _, _ = _pg_user()
         out = subprocess.run(
-            [*prefix, str(PG_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-h", str(self.sockdir), "-p", str(self.port), "-U", "postgres", "-d", db,
-             "-c", sql],
-            check=True, capture_output=True, text=True, timeout=60,
+            [
+                *prefix,
+                str(PG_BIN / "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.sockdir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         return out.stdout.strip()
 
@@ -220,10 +246,23 @@ class Cluster:
             os.chown(self.base, uid, gid or -1)
         _chown_tree(self.base, uid, gid)
         subprocess.run(
-            [*prefix, str(PG_BIN / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-             "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--locale=C.UTF-8",
-             "--no-sync"],
-            check=True, capture_output=True, timeout=120,
+            [
+                *prefix,
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=reject",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         conf = {
             "listen_addresses": "'127.0.0.1,::1'",
@@ -281,24 +320,48 @@ class Cluster:
             if uid is not None and gid is not None:
                 os.chown(log, uid, gid)
         subprocess.run(
-            [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-l", str(log),
-             "-w", "-t", "60", "start"],
-            check=True, capture_output=True, timeout=90,
+            [
+                *prefix,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=90,
         )
 
     def stop(self, mode: str = "fast") -> None:
         prefix, _, _ = _pg_user()
         subprocess.run(
-            [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w",
-             "-t", "30", "stop"],
-            capture_output=True, timeout=60,
+            [
+                *prefix,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                "30",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
         )
 
     def is_running(self) -> bool:
         prefix, _, _ = _pg_user()
         r = subprocess.run(
             [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "status"],
-            capture_output=True, timeout=30,
+            capture_output=True,
+            timeout=30,
         )
         return r.returncode == 0
 

@@ -55,8 +55,8 @@ class MiniClient:
             if len(self._buf) >= 5:
                 length = struct.unpack_from("!i", self._buf, 1)[0]
                 if len(self._buf) >= length + 1:
-                    tag, body = bytes(self._buf[:1]), bytes(self._buf[5:length + 1])
-                    del self._buf[:length + 1]
+                    tag, body = bytes(self._buf[:1]), bytes(self._buf[5 : length + 1])
+                    del self._buf[: length + 1]
                     if tag == b"E":
                         raise ServerError(_fields(body))
                     return tag, body
@@ -65,9 +65,16 @@ class MiniClient:
                 raise EOFError("server closed the connection")
             self._buf += data
 
-    async def login(self, user: str, password: str | None, guard: AuthGuard, *,
-                    database: str = "testdb", first: bytes = b"",
-                    scram_client: type | None = None) -> None:
+    async def login(
+        self,
+        user: str,
+        password: str | None,
+        guard: AuthGuard,
+        *,
+        database: str = "testdb",
+        first: bytes = b"",
+        scram_client: type | None = None,
+    ) -> None:
         """Startup and authentication up to ReadyForQuery, checked by ``guard``.
 
         ``first`` is sent in the same write as the startup message (a pipelined query).
@@ -106,11 +113,16 @@ class MiniClient:
                     ours = scram_client(mech, user, pw, cb)
                     data = ours.first_message()
                 else:
-                    scram = ScramClient([mech], user, pw, channel_binding=(
-                        ("tls-server-end-point", cb) if cb is not None else None))
+                    scram = ScramClient(
+                        [mech],
+                        user,
+                        pw,
+                        channel_binding=(("tls-server-end-point", cb) if cb is not None else None),
+                    )
                     data = scram.get_client_first().encode()
-                await self.stream.write(message(
-                    b"p", mech.encode() + b"\0" + struct.pack("!i", len(data)) + data))
+                await self.stream.write(
+                    message(b"p", mech.encode() + b"\0" + struct.pack("!i", len(data)) + data)
+                )
             elif code == 11 and ours is not None:
                 await self.stream.write(message(b"p", ours.final_message(body[4:])))
             elif code == 12 and ours is not None:
@@ -143,14 +155,14 @@ class MiniClient:
 
 def _row(body: bytes) -> list[str | None]:
     (n,) = struct.unpack_from("!h", body)
-    pos, out = 2, []
+    pos, out = 2, list[str | None]()
     for _ in range(n):
         (size,) = struct.unpack_from("!i", body, pos)
         pos += 4
         if size < 0:
             out.append(None)
             continue
-        out.append(body[pos:pos + size].decode())
+        out.append(body[pos : pos + size].decode())
         pos += size
     return out
 

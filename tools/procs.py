@@ -28,9 +28,9 @@ def start_and_wait(
     output still shows it. Raises ReadyTimeout (after killing the process) if the marker does
     not show up in time or the process exits first.
     """
-    kwargs: dict[str, object] = {"stderr": subprocess.PIPE} if stream == "stderr" else {
-        "stdout": subprocess.PIPE
-    }
+    kwargs: dict[str, object] = (
+        {"stderr": subprocess.PIPE} if stream == "stderr" else {"stdout": subprocess.PIPE}
+    )
     proc = subprocess.Popen(list(argv), env={**os.environ, **(env or {})}, **kwargs)  # type: ignore[call-overload]
     pipe = proc.stderr if stream == "stderr" else proc.stdout
     assert pipe is not None

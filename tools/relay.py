@@ -41,8 +41,8 @@ class WSFrames:
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
                 return 0
-            self.http = bytes(self._buf[:end + 4])
-            del self._buf[:end + 4]
+            self.http = bytes(self._buf[: end + 4])
+            del self._buf[: end + 4]
             self._in_http = False
         while self._frame():
             pass
@@ -65,15 +65,16 @@ class WSFrames:
             length, pos = struct.unpack_from("!Q", buf, 2)[0], 10
         key = b""
         if masked:
-            key, pos = bytes(buf[pos:pos + 4]), pos + 4
+            key, pos = bytes(buf[pos : pos + 4]), pos + 4
         if len(buf) < pos + length:
             return False
-        payload = bytes(buf[pos:pos + length])
-        del buf[:pos + length]
+        payload = bytes(buf[pos : pos + length])
+        del buf[: pos + length]
         if key:
             mask = (key * (length // 4 + 1))[:length]
             payload = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(
-                length, "big")
+                length, "big"
+            )
         if opcode == 8:
             self.closes += 1
         if opcode in (0, 1, 2):  # continuation, text, binary; control frames are not data
@@ -127,8 +128,14 @@ class RelayedConnection:
 class CountingRelay:
     """``async with CountingRelay(host, port) as relay:`` then connect to ``relay.port``."""
 
-    def __init__(self, target_host: str, target_port: int, *, delay: float = 0.0,
-                 listen_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        delay: float = 0.0,
+        listen_host: str = "127.0.0.1",
+    ) -> None:
         self.target = (target_host, target_port)
         self.delay = delay
         self.listen_host = listen_host
@@ -186,8 +193,9 @@ class CountingRelay:
         for w in (c_writer, s_writer):
             _nodelay(w)
         try:
-            await asyncio.gather(self._pump(conn, UP, c_reader, s_writer),
-                                 self._pump(conn, DOWN, s_reader, c_writer))
+            await asyncio.gather(
+                self._pump(conn, UP, c_reader, s_writer), self._pump(conn, DOWN, s_reader, c_writer)
+            )
         except asyncio.CancelledError:
             pass  # close(): asyncio would log a cancelled connection handler as an error
         finally:
@@ -196,8 +204,13 @@ class CountingRelay:
             conn.closed.set()
             self._tasks.discard(task)
 
-    async def _pump(self, conn: RelayedConnection, direction: str, reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        conn: RelayedConnection,
+        direction: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] | None = None
         sender: asyncio.Task[None] | None = None
         if self.delay:
@@ -227,8 +240,9 @@ class CountingRelay:
                     writer.close()
 
     @staticmethod
-    async def _send_later(queue: asyncio.Queue[tuple[float, bytes]],
-                          writer: asyncio.StreamWriter) -> None:
+    async def _send_later(
+        queue: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter
+    ) -> None:
         """Deliver each chunk ``delay`` after it arrived: latency injection for benchmarks,
         in order and without adding up across chunks."""
         loop = asyncio.get_running_loop()

@@ -67,7 +67,8 @@ async def truth(conn: Any, point: Point, k: int) -> list[tuple[int, float]]:
     rows = await conn.fetch(
         "SELECT id_no, ST_Distance(location,"
         " ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, false) FROM whc_sites",
-        point.longitude, point.latitude,
+        point.longitude,
+        point.latitude,
     )
     return sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda r: (r[1], r[0]))[:k]
 

@@ -32,8 +32,14 @@ def uvicorn_server(settings: Settings) -> Iterator[str]:
     """Serve `create_app(settings)` and yield its base URL; stop it on exit."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="info",
-        access_log=False, lifespan="on", log_config=None, proxy_headers=False,
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="info",
+        access_log=False,
+        lifespan="on",
+        log_config=None,
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     handler = _StartedHandler()

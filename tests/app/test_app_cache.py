@@ -87,7 +87,7 @@ async def test_size_bound_evicts_old_cells() -> None:
     async def load() -> Cell:
         return SITE
 
-    for key in ((1.0, 1.0, 10), (2.0, 2.0), (3.0, 3.0)):
+    for key in ((1.0, 1.0, 10), (2.0, 2.0, 10), (3.0, 3.0, 10)):
         await cache.get(key, load)
     assert len(cache) == 2
     assert (await cache.get((1.0, 1.0, 10), load))[1] == "database"

@@ -37,8 +37,11 @@ def _stop_cluster(base: Path) -> None:
     datadir = base / "pg" / "data" if (base / "pg").exists() else base / "data"
     if datadir.exists():  # never leave a server behind, whatever happened
         prefix, _, _ = _pg_user()
-        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(datadir), "-m",
-                        "immediate", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
 
 
 @pytest.fixture
@@ -55,13 +58,20 @@ def demo_dir() -> Iterator[Path]:
 def _env(demo_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "WHC_"))}
     # No file, and a feed address where nothing listens: the demo must fall back to the sample.
-    return {**env, "DEMO_DIR": str(demo_dir), "WHC_DATA": "",
-            "WHC_FEED_URL": "http://127.0.0.1:9/", **extra}
+    return {
+        **env,
+        "DEMO_DIR": str(demo_dir),
+        "WHC_DATA": "",
+        "WHC_FEED_URL": "http://127.0.0.1:9/",
+        **extra,
+    }
 
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], list[str], int]:
     proc, lines = start_and_wait(
-        [sys.executable, "-m", "tools.demo"], "demo: open http://127.0.0.1:", env=env,
+        [sys.executable, "-m", "tools.demo"],
+        "demo: open http://127.0.0.1:",
+        env=env,
         timeout=150,
     )
     port = int(re.findall(r"open http://127\.0\.0\.1:(\d+)/", lines[-1])[0])
@@ -75,7 +85,8 @@ def _get(url: str) -> bytes:
 
 def _post_sql(endpoint: str, dsn: str, query: str) -> bytes:
     request = urllib.request.Request(
-        endpoint, data=json.dumps({"query": query, "params": []}).encode(),
+        endpoint,
+        data=json.dumps({"query": query, "params": []}).encode(),
         headers={"Neon-Connection-String": dsn, "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as r:
@@ -105,8 +116,12 @@ def _interrupt(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_demo_with_no_data_loads_the_sample_and_says_how_to_use_it(demo_dir: Path) -> None:
-    ports = {"DEMO_PG_PORT": free_port(), "DEMO_PROXY_PORT": free_port(),
-             "DEMO_SQL_PORT": free_port(), "DEMO_PORT": free_port()}
+    ports = {
+        "DEMO_PG_PORT": free_port(),
+        "DEMO_PROXY_PORT": free_port(),
+        "DEMO_SQL_PORT": free_port(),
+        "DEMO_PORT": free_port(),
+    }
     proc, lines, app_port = _start(_env(demo_dir, **{k: str(v) for k, v in ports.items()}))
     try:
         text = "\n".join(lines)
@@ -129,8 +144,9 @@ def test_demo_with_no_data_loads_the_sample_and_says_how_to_use_it(demo_dir: Pat
         # the printed snippet, run as printed, goes through the proxy and reads the table
         snippet = printed_snippet(lines)
         assert f'ws_proxy="127.0.0.1:{ports["DEMO_PROXY_PORT"]}/v2"' in snippet
-        run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True,
-                             timeout=60, cwd=ROOT)
+        run = subprocess.run(
+            [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
         assert run.returncode == 0, run.stderr
         assert "<Record id_no=1 " in run.stdout and run.stdout.count("<Record") == 3
         # the printed SQL-over-HTTP endpoint answers for the demo's database, and only for it
@@ -142,8 +158,12 @@ def test_demo_with_no_data_loads_the_sample_and_says_how_to_use_it(demo_dir: Pat
             _post_sql(endpoint, other, "select 1")
         assert 400 <= refused.value.code < 500
         # and so does the printed psql command
-        psql = subprocess.run([*printed_psql(lines), "-XAtc", "SELECT count(*) FROM whc_sites"],
-                              capture_output=True, text=True, timeout=60)
+        psql = subprocess.run(
+            [*printed_psql(lines), "-XAtc", "SELECT count(*) FROM whc_sites"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert psql.returncode == 0, psql.stderr
         assert int(psql.stdout) > 1000
         _interrupt(proc)
@@ -169,17 +189,25 @@ def test_demo_with_no_data_loads_the_sample_and_says_how_to_use_it(demo_dir: Pat
 def test_demo_loads_the_real_export_when_given(demo_dir: Path) -> None:
     real = whc_csv_path()
     if real is None:
-        pytest.skip("the real UNESCO 2021 CSV export is not on this machine (set WHC_DATA or "
-                    "put it at ../shared/data/whc-sites-2021.csv)")
-    proc, lines, port = _start(_env(demo_dir, WHC_DATA=str(real), DEMO_PORT=str(free_port()),
-                                    DEMO_PG_PORT=str(free_port()),
-                                    DEMO_PROXY_PORT=str(free_port())))
+        pytest.skip(
+            "the real UNESCO 2021 CSV export is not on this machine (set WHC_DATA or "
+            "put it at ../shared/data/whc-sites-2021.csv)"
+        )
+    proc, lines, port = _start(
+        _env(
+            demo_dir,
+            WHC_DATA=str(real),
+            DEMO_PORT=str(free_port()),
+            DEMO_PG_PORT=str(free_port()),
+            DEMO_PROXY_PORT=str(free_port()),
+        )
+    )
     try:
         text = "\n".join(lines)
         assert "rejected 0 rows" in text and "SAMPLE DATA" not in text
-        first = json.loads(_get(
-            f"http://127.0.0.1:{port}/api/nearest?lat=-13.16&lon=-72.54&limit=3"
-        ))["nearestSites"][0]
+        first = json.loads(
+            _get(f"http://127.0.0.1:{port}/api/nearest?lat=-13.16&lon=-72.54&limit=3")
+        )["nearestSites"][0]
         assert first["name_en"] == "Historic Sanctuary of Machu Picchu"
         assert json.loads(_get(f"http://127.0.0.1:{port}/api/meta"))["sample"] is False
         _interrupt(proc)
@@ -199,9 +227,14 @@ def test_demo_in_a_private_folder_moves_its_cluster(tmp_path: Path) -> None:
     base = cluster_base(demo_dir)
     assert base.parent == Path("/var/tmp") and base.name.startswith("pgws-demo-")
     try:
-        proc, lines, port = _start(_env(demo_dir, DEMO_PORT=str(free_port()),
-                                        DEMO_PG_PORT=str(free_port()),
-                                        DEMO_PROXY_PORT=str(free_port())))
+        proc, lines, port = _start(
+            _env(
+                demo_dir,
+                DEMO_PORT=str(free_port()),
+                DEMO_PG_PORT=str(free_port()),
+                DEMO_PROXY_PORT=str(free_port()),
+            )
+        )
         try:
             text = "\n".join(lines)
             assert "the postgres user cannot enter" in text and str(base) in text
@@ -216,16 +249,34 @@ def test_demo_in_a_private_folder_moves_its_cluster(tmp_path: Path) -> None:
 
 
 def test_environment_problems_are_one_message_without_traceback(demo_dir: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "tools.demo"], capture_output=True, text=True,
-                       timeout=60, cwd=ROOT, env=_env(demo_dir, PG_BIN="/nonexistent/bin"))
+    r = subprocess.run(
+        [sys.executable, "-m", "tools.demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=_env(demo_dir, PG_BIN="/nonexistent/bin"),
+    )
     assert r.returncode == 1
     assert "PostgreSQL 15 is not installed" in r.stderr and "make bootstrap" in r.stderr
     assert "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "tools.demo"], capture_output=True, text=True,
-                       timeout=60, cwd=ROOT, env=_env(demo_dir, WHC_DATA="/nonexistent.csv"))
+    r = subprocess.run(
+        [sys.executable, "-m", "tools.demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=_env(demo_dir, WHC_DATA="/nonexistent.csv"),
+    )
     assert r.returncode == 1 and "no such file" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "tools.demo"], capture_output=True, text=True,
-                       timeout=60, cwd=ROOT, env=_env(demo_dir, DEMO_PG_PORT="fifty"))
+    r = subprocess.run(
+        [sys.executable, "-m", "tools.demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=_env(demo_dir, DEMO_PG_PORT="fifty"),
+    )
     assert r.returncode == 1 and "not a port number" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -235,8 +286,15 @@ def test_demo_is_run_by_make_demo() -> None:
 
 
 def test_demo_serves_with_app_serves_limits() -> None:
-    settings = Settings(host="127.0.0.1", port=8123, workers=4, max_header_bytes=4096,
-                        limit_concurrency=7, backlog=9, timeout_keep_alive_s=3)
+    settings = Settings(
+        host="127.0.0.1",
+        port=8123,
+        workers=4,
+        max_header_bytes=4096,
+        limit_concurrency=7,
+        backlog=9,
+        timeout_keep_alive_s=3,
+    )
     demo = uvicorn_options(settings)
     assert demo == {**serve_options(settings), "workers": 1}
     assert demo["http"] == "h11" and demo["h11_max_incomplete_event_size"] == 4096
@@ -289,8 +347,9 @@ def _send_huge_header(port: int) -> tuple[bytes, int, float]:
 
 def test_demo_refuses_a_64_mib_header_quickly(demo_dir: Path) -> None:
     ports = ("DEMO_PORT", "DEMO_PG_PORT", "DEMO_PROXY_PORT", "DEMO_SQL_PORT")
-    proc, _, port = _start(_env(demo_dir, WHC_DATA="sample",
-                                **{name: str(free_port()) for name in ports}))
+    proc, _, port = _start(
+        _env(demo_dir, WHC_DATA="sample", **{name: str(free_port()) for name in ports})
+    )
     try:
         for _ in range(2):
             head, sent, took = _send_huge_header(port)

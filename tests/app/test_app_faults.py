@@ -155,7 +155,8 @@ async def test_database_down_then_back(spare_pg: Cluster, mode: str) -> None:
             await conn.close()
         async with serve(db.settings(db_mode=mode)) as (_, client):
             assert (await client.get("/api/nearest", params={"lat": 10, "lon": 20})).json()[
-                "nearestSites"][0]["id_no"] == 90001
+                "nearestSites"
+            ][0]["id_no"] == 90001
             spare_pg.stop()
             body = assert_503(await client.get("/api/nearest", params={"lat": -30, "lon": -70}))
             assert "proxy" in body["reason"] or "database" in body["reason"]

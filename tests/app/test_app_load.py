@@ -31,7 +31,11 @@ def run_loader(db: DB, *args: str, whc_data: str | None = None) -> subprocess.Co
         env["WHC_DATA"] = whc_data
     return subprocess.run(
         [sys.executable, "-m", "app.load", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
 
 
@@ -48,9 +52,12 @@ def test_cli_loads_the_csv_and_reports_counts(scratch_db: DB, sample_csv: Path) 
     assert "loading [" not in r.stderr  # no progress bar when stderr is not a terminal
     assert count(scratch_db) == expected
     # ANALYZE ran, so the planner has statistics for the new rows
-    assert scratch_db.psql(
-        "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'whc_sites'"
-    ) == "t"
+    assert (
+        scratch_db.psql(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'whc_sites'"
+        )
+        == "t"
+    )
     assert scratch_db.psql("SELECT source || '|' || sample || '|' || sites FROM whc_dataset") == (
         f"{sample_csv}|false|{expected}"
     )
@@ -79,9 +86,12 @@ def test_cli_loads_the_real_export(scratch_db: DB, whc_csv: Path) -> None:
     assert "loading [" not in r.stderr  # no progress bar when stderr is not a terminal
     assert count(scratch_db) == expected
     # ANALYZE ran, so the planner has statistics for the new rows
-    assert scratch_db.psql(
-        "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'whc_sites'"
-    ) == "t"
+    assert (
+        scratch_db.psql(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'whc_sites'"
+        )
+        == "t"
+    )
     row = scratch_db.psql(
         "SELECT name_en, round(ST_Y(location::geometry)::numeric, 4), "
         "round(ST_X(location::geometry)::numeric, 4) FROM whc_sites WHERE id_no = 447"
@@ -222,8 +232,10 @@ def loaded_full(scratch_db: DB, sample_csv: Path) -> int:
 
 
 def _fingerprint(db: DB) -> str:
-    return db.psql("SELECT count(*) || ':' || md5(string_agg(id_no::text || name_en, ',' "
-                   "ORDER BY id_no)) FROM whc_sites")
+    return db.psql(
+        "SELECT count(*) || ':' || md5(string_agg(id_no::text || name_en, ',' "
+        "ORDER BY id_no)) FROM whc_sites"
+    )
 
 
 def _cut_inside_quoted_field(data: bytes) -> bytes:

@@ -23,8 +23,16 @@ from tests.app.conftest import DB
 from tests.app.server import uvicorn_server
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 AXE = Path(__file__).resolve().parents[1] / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 PLACES = {
     "paris": (48.8566, 2.3522),
@@ -87,13 +95,20 @@ def assert_nearest_in_order(shown: list[int], expected: list[tuple[int, float]])
 
 
 async def new_page(
-    browser: Browser, base: str, size: str, where: tuple[float, float] | None, *,
-    offline: bool = True, **ctx: Any
+    browser: Browser,
+    base: str,
+    size: str,
+    where: tuple[float, float] | None,
+    *,
+    offline: bool = True,
+    **ctx: Any,
 ) -> Page:
     w, h = SIZES[size]
     phone = size == "phone"
     context = await browser.new_context(
-        viewport={"width": w, "height": h}, is_mobile=phone, has_touch=phone,
+        viewport={"width": w, "height": h},
+        is_mobile=phone,
+        has_touch=phone,
         geolocation={"latitude": where[0], "longitude": where[1]} if where else None,
         permissions=["geolocation"] if where else [],
         **ctx,
@@ -115,9 +130,11 @@ async def new_page(
 
 
 async def overflow(page: Page) -> int:
-    return int(await page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    ))
+    return int(
+        await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+    )
 
 
 async def zoom(page: Page) -> float:
@@ -141,10 +158,16 @@ async def test_nearest_sites_markers_and_layout(
     page = await new_page(browser, base, size, (lat, lon))
     await page.goto(base + "/")
     await page.wait_for_selector("#sites li.card[data-id] >> nth=9")
-    SPEED[f"first useful paint {place} {size} (s)"] = round(await page.evaluate(
-        "performance.getEntriesByName('whc-sites-shown')[0].startTime / 1000"), 3)
-    shown = [int(x) for x in await page.eval_on_selector_all(
-        "#sites li.card", "els => els.map(e => e.dataset.id)")]
+    SPEED[f"first useful paint {place} {size} (s)"] = round(
+        await page.evaluate("performance.getEntriesByName('whc-sites-shown')[0].startTime / 1000"),
+        3,
+    )
+    shown = [
+        int(x)
+        for x in await page.eval_on_selector_all(
+            "#sites li.card", "els => els.map(e => e.dataset.id)"
+        )
+    ]
     assert_nearest_in_order(shown, expected)
     status = await page.locator("#status").inner_text()
     assert "your browser gave" in status and "internal" not in status
@@ -166,12 +189,17 @@ async def test_nearest_sites_markers_and_layout(
     assert await page.locator(".leaflet-control-scale-line").count() >= 1
     # labels never cover each other
     rects = await page.eval_on_selector_all(
-        ".map-label:not(.hidden-label)", "els => els.map(e => e.getBoundingClientRect().toJSON())")
+        ".map-label:not(.hidden-label)", "els => els.map(e => e.getBoundingClientRect().toJSON())"
+    )
     assert rects, "no label shown"
     for i, a in enumerate(rects):
-        for b in rects[i + 1:]:
-            assert not (a["left"] < b["right"] and b["left"] < a["right"]
-                        and a["top"] < b["bottom"] and b["top"] < a["bottom"]), (a, b)
+        for b in rects[i + 1 :]:
+            assert not (
+                a["left"] < b["right"]
+                and b["left"] < a["right"]
+                and a["top"] < b["bottom"]
+                and b["top"] < a["bottom"]
+            ), (a, b)
     assert await overflow(page) <= 0
     if size == "phone":  # the first screen holds the map and the first sites
         first = await page.locator("#sites li.card").first.bounding_box()
@@ -183,9 +211,7 @@ async def test_nearest_sites_markers_and_layout(
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-async def test_marker_and_card_highlight_each_other(
-    browser: Browser, base: str, size: str
-) -> None:
+async def test_marker_and_card_highlight_each_other(browser: Browser, base: str, size: str) -> None:
     page = await new_page(browser, base, size, PLACES["paris"])
     await page.goto(base + "/")
     await page.wait_for_selector("#sites li.card[data-id] >> nth=9")
@@ -197,7 +223,8 @@ async def test_marker_and_card_highlight_each_other(
         await marker.click()
     card = page.locator("#sites li.card").nth(3)
     await page.wait_for_function(
-        "document.querySelectorAll('#sites li.card')[3].classList.contains('selected')")
+        "document.querySelectorAll('#sites li.card')[3].classList.contains('selected')"
+    )
     assert await card.get_attribute("aria-current") == "true"
     assert await page.locator("#sites li.card.selected").count() == 1
     # and the other way: a card selects its marker
@@ -208,14 +235,16 @@ async def test_marker_and_card_highlight_each_other(
     else:
         await other.click()
     await page.wait_for_function(
-        "document.querySelectorAll('#map .site-marker')[6].classList.contains('selected')")
+        "document.querySelectorAll('#map .site-marker')[6].classList.contains('selected')"
+    )
     assert await page.locator("#map .site-marker.selected").count() == 1
     assert await page.locator("#sites li.card.selected").get_attribute("data-rank") == "6"
     # keyboard: a marker takes focus and Enter selects it
     await page.locator("#map .site-marker").nth(1).focus()
     await page.keyboard.press("Enter")
     await page.wait_for_function(
-        "document.querySelectorAll('#sites li.card')[1].classList.contains('selected')")
+        "document.querySelectorAll('#sites li.card')[1].classList.contains('selected')"
+    )
     await page.context.close()
 
 
@@ -248,8 +277,9 @@ async def pinch(page: Page, cx: float, cy: float, start: float, end: float) -> N
     steps = 12
     for k in range(1, steps + 1):
         gap = start + (end - start) * k / steps
-        await cdp.send("Input.dispatchTouchEvent",
-                       {"type": "touchMove", "touchPoints": points(gap)})
+        await cdp.send(
+            "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": points(gap)}
+        )
     await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     await cdp.detach()
 
@@ -286,7 +316,8 @@ async def test_slow_api_shows_the_loading_state(
     await page.route("**/api/nearest*", slow)
     await page.goto(base + "/")
     await page.wait_for_function(
-        "document.querySelector('#status').textContent.includes('Looking up the nearest')")
+        "document.querySelector('#status').textContent.includes('Looking up the nearest')"
+    )
     assert await page.locator("#sites li.skeleton").count() >= 3
     assert await page.locator("#main").get_attribute("aria-busy") == "true"
     await page.screenshot(path=str(artifacts / "map-loading-phone.png"))
@@ -344,10 +375,13 @@ async def test_axe_finds_no_serious_violation_and_second_load_is_cached(
     sizes: dict[str, tuple[int, int]] = {}
 
     async def record() -> dict[str, Any]:
-        return dict(await page.evaluate(
-            "performance.getEntriesByType('resource').filter(e => e.name.includes('/assets/'))"
-            ".reduce((a, e) => { a[e.name.split('/').pop()] = [e.transferSize,"
-            " e.encodedBodySize, e.decodedBodySize]; return a; }, {})"))
+        return dict(
+            await page.evaluate(
+                "performance.getEntriesByType('resource').filter(e => e.name.includes('/assets/'))"
+                ".reduce((a, e) => { a[e.name.split('/').pop()] = [e.transferSize,"
+                " e.encodedBodySize, e.decodedBodySize]; return a; }, {})"
+            )
+        )
 
     shown_at = "performance.getEntriesByName('whc-sites-shown')[0].startTime / 1000"
     await page.goto(base + "/", wait_until="commit")
@@ -369,8 +403,11 @@ async def test_axe_finds_no_serious_violation_and_second_load_is_cached(
     SPEED["page first load: decoded bytes of assets"] = sum(d for _, d in sizes.values())
     await page.add_script_tag(path=str(AXE))
     result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-           for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
     (artifacts / "axe-page.json").write_text(json.dumps(result["violations"], indent=1))
     assert bad == []
     await page.context.close()

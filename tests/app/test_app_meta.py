@@ -31,8 +31,13 @@ async def test_meta_for_a_real_file_and_for_a_table_loaded_before_it_existed(
     async with serve(scratch_db.settings()) as (_, client):
         # no whc_dataset table at all (an older loader): nothing is claimed
         body = (await client.get("/api/meta")).json()
-        assert body == {"sample": False, "source": None, "sites": None, "loadedAt": None,
-                        "howToLoad": None}
+        assert body == {
+            "sample": False,
+            "source": None,
+            "sites": None,
+            "loadedAt": None,
+            "howToLoad": None,
+        }
         # a file given to the loader is not the sample, even when its rows are invented
         assert run_loader(scratch_db, str(sample_csv)).returncode == 0
         body = (await client.get("/api/meta")).json()
@@ -41,7 +46,10 @@ async def test_meta_for_a_real_file_and_for_a_table_loaded_before_it_existed(
 
 
 async def test_page_shows_the_sample_banner_only_for_the_sample(
-    sites_db: DB, scratch_db: DB, sample_csv: Path, browser: Browser  # noqa: F811
+    sites_db: DB,
+    scratch_db: DB,
+    sample_csv: Path,
+    browser: Browser,  # noqa: F811
 ) -> None:
     assert run_loader(scratch_db, str(sample_csv)).returncode == 0
     for db, shown in ((sites_db, True), (scratch_db, False)):

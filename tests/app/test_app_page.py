@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Geolocation, Page, Route, async_playwright
 
 from app.geo import Point
 from app.sites import nearest_exact
@@ -19,22 +19,34 @@ from tests.app.conftest import DB
 from tests.app.server import uvicorn_server
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ROME = {"latitude": 41.8902, "longitude": 12.4922}
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROME: Geolocation = {"latitude": 41.8902, "longitude": 12.4922}
 
 
 def _png(rgb: tuple[int, int, int]) -> bytes:
     """A 1x1 PNG, standing in for UNESCO's thumbnails (no internet here)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data)
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
         )
 
     raw = b"\x00" + bytes(rgb)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +105,9 @@ async def test_granted_geolocation_shows_the_ten_nearest_in_order(
     finally:
         await conn.close()
     with uvicorn_server(sites_db.settings()) as base:
-        page, watch = await open_page(browser, base, granted=True,
-                                      viewport={"width": 1280, "height": 900})
+        page, watch = await open_page(
+            browser, base, granted=True, viewport={"width": 1280, "height": 900}
+        )
         await page.wait_for_selector("#sites li.card >> nth=9")
         await page.wait_for_selector(".leaflet-outlines-pane canvas")
         ids = await page.eval_on_selector_all("#sites li.card", "els => els.map(e => e.dataset.id)")
@@ -131,8 +144,13 @@ async def test_refused_geolocation_falls_back_to_ip_without_thumbnails(
 ) -> None:
     with uvicorn_server(sites_db.settings()) as base:
         page, watch = await open_page(
-            browser, base, granted=False, thumbnails=False,
-            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+            browser,
+            base,
+            granted=False,
+            thumbnails=False,
+            viewport={"width": 390, "height": 844},
+            is_mobile=True,
+            has_touch=True,
         )
         await page.wait_for_selector("#sites li.card >> nth=9")
         assert "San Francisco" in await page.locator("#status").inner_text()
@@ -171,7 +189,9 @@ async def test_site_text_is_escaped(scratch_db: DB, browser: Browser) -> None:
         await conn.execute(
             "INSERT INTO whc_sites (id_no, name_en, category, states_name_en, date_inscribed, "
             "location) VALUES ($1, $2, 'Cultural', $3, 2000, 'SRID=4326;POINT(12.49 41.89)')",
-            4242, "<img src=x onerror=\"window.pwned=1\"> & <b>bold</b>", "<i>State</i>",
+            4242,
+            '<img src=x onerror="window.pwned=1"> & <b>bold</b>',
+            "<i>State</i>",
         )
     finally:
         await conn.close()
@@ -179,7 +199,7 @@ async def test_site_text_is_escaped(scratch_db: DB, browser: Browser) -> None:
         page, watch = await open_page(browser, base, granted=True)
         await page.wait_for_selector("#sites li.card")
         link = page.locator("#sites h3 a").first
-        assert await link.text_content() == "<img src=x onerror=\"window.pwned=1\"> & <b>bold</b>"
+        assert await link.text_content() == '<img src=x onerror="window.pwned=1"> & <b>bold</b>'
         assert await page.locator("#sites img:not(.thumb), #sites b, #sites i").count() == 0
         label = page.locator("#map .map-label:not(.you-label)").first
         await label.wait_for(state="attached")
@@ -199,9 +219,7 @@ async def test_unanswered_geolocation_falls_back_to_ip(sites_db: DB, browser: Br
         watch = Watch(page, base, thumbnails=True)
         await page.route("**/*", watch.route)
         # a browser that never answers: replace the API before the page's script runs
-        await page.add_init_script(
-            "navigator.geolocation.getCurrentPosition = () => {};"
-        )
+        await page.add_init_script("navigator.geolocation.getCurrentPosition = () => {};")
         await page.goto(base + "/")
         await page.wait_for_function(
             "document.querySelector('#status').textContent.includes('No answer') &&"

@@ -26,9 +26,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc, _ = start_and_wait(
-            ["/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-            "Ready to accept connections", stream="stdout",
+            [
+                "/usr/bin/redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            "Ready to accept connections",
+            stream="stdout",
         )
 
     def stop(self) -> None:

@@ -90,8 +90,12 @@ def test_xml_sample_maps_feed_names_and_rejects_bad_rows() -> None:
 )
 def test_each_bad_field_is_rejected_with_its_reason(change: dict[str, str], reason: str) -> None:
     row = {
-        "id_no": "7", "name_en": "Good", "category": "Natural", "date_inscribed": "1990",
-        "latitude": "1.5", "longitude": "2.5",
+        "id_no": "7",
+        "name_en": "Good",
+        "category": "Natural",
+        "date_inscribed": "1990",
+        "latitude": "1.5",
+        "longitude": "2.5",
     }
     sites, rejected = validate([row, {**row, "id_no": "8", **change}])
     assert [s.id_no for s in sites] == [7]
@@ -100,8 +104,14 @@ def test_each_bad_field_is_rejected_with_its_reason(change: dict[str, str], reas
 
 
 def test_duplicate_id_keeps_the_first_row() -> None:
-    row = {"id_no": "7", "name_en": "A", "category": "Mixed", "date_inscribed": "1990",
-           "latitude": "1", "longitude": "2"}
+    row = {
+        "id_no": "7",
+        "name_en": "A",
+        "category": "Mixed",
+        "date_inscribed": "1990",
+        "latitude": "1",
+        "longitude": "2",
+    }
     sites, rejected = validate([row, {**row, "name_en": "B"}])
     assert [s.name_en for s in sites] == ["A"]
     assert rejected[0].reason == "duplicate of row 1"
@@ -116,8 +126,16 @@ def test_plain_text_strips_markup_and_entities() -> None:
 def test_csv_with_bom_and_wrong_files_are_told_apart(tmp_path: Path) -> None:
     good = "\ufeffid_no,name_en,category,date_inscribed,latitude,longitude\n1,A,Cultural,1990,1,2\n"
     rows = list(read_csv(good.encode()))
-    assert rows == [{"id_no": "1", "name_en": "A", "category": "Cultural",
-                     "date_inscribed": "1990", "latitude": "1", "longitude": "2"}]
+    assert rows == [
+        {
+            "id_no": "1",
+            "name_en": "A",
+            "category": "Cultural",
+            "date_inscribed": "1990",
+            "latitude": "1",
+            "longitude": "2",
+        }
+    ]
     with pytest.raises(SourceError, match="no id_no column"):
         list(read_csv(b"a,b\n1,2\n"))
     with pytest.raises(SourceError, match="not UTF-8"):

@@ -244,12 +244,12 @@ def main() -> int:
     args = ap.parse_args()
     if args.report:
         saved = json.loads(Path(args.report).read_text())
-        runs = {}
+        saved_runs: dict[str, Run] = {}
         for mode, results in saved["results"].items():
-            runs[mode] = Run(mode, {k: Result(**r) for k, r in results.items()})
-            runs[mode].seconds = saved["summary"].get("seconds", {}).get(mode, 0.0)
-        modules = sorted({k.split("::")[0] for r in runs.values() for k in r.results})
-        summarize(runs, saved["internals"], modules)
+            saved_runs[mode] = Run(mode, {k: Result(**r) for k, r in results.items()})
+            saved_runs[mode].seconds = saved["summary"].get("seconds", {}).get(mode, 0.0)
+        modules = sorted({k.split("::")[0] for r in saved_runs.values() for k in r.results})
+        summarize(saved_runs, saved["internals"], modules)
         return 0
     modes = [m for m in args.modes.split(",") if m]
     if unknown := set(modes) - set(MODES):

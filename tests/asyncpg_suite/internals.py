@@ -108,8 +108,10 @@ def _reasons(fn: ast.AST, internal: dict[str, str]) -> set[str]:
                 found.add(_INTERNAL_MODULES[attr])
             if owner in internal:
                 found.add(internal[owner])
-            if owner in ("self", "cls") and attr in ("cluster", "new_cluster", "proxy") and (
-                _is_managed_cluster_use(node)
+            if (
+                owner in ("self", "cls")
+                and attr in ("cluster", "new_cluster", "proxy")
+                and (_is_managed_cluster_use(node))
             ):
                 found.add("asyncpg's harness-managed cluster or fuzzing proxy")
         elif isinstance(node, ast.Name) and node.id in internal:

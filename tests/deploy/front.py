@@ -45,8 +45,9 @@ class Front:
         return total
 
 
-def write_conf(dest: Path, listen: str, app_servers: Sequence[str],
-               ws_servers: Sequence[str]) -> Path:
+def write_conf(
+    dest: Path, listen: str, app_servers: Sequence[str], ws_servers: Sequence[str]
+) -> Path:
     """Copy the repo's config to `dest` with these upstreams; returns the main file."""
     dest.mkdir(parents=True, exist_ok=True)
     for f in CONF_DIR.iterdir():
@@ -61,21 +62,32 @@ def write_conf(dest: Path, listen: str, app_servers: Sequence[str],
 
 def nginx_argv(conf: Path) -> list[str]:
     prefix = conf.parent
-    return [NGINX, "-p", str(prefix), "-c", str(conf), "-e", "stderr",
-            "-g", f"daemon off; pid {prefix / 'nginx.pid'}; error_log stderr notice;"]
+    return [
+        NGINX,
+        "-p",
+        str(prefix),
+        "-c",
+        str(conf),
+        "-e",
+        "stderr",
+        "-g",
+        f"daemon off; pid {prefix / 'nginx.pid'}; error_log stderr notice;",
+    ]
 
 
 @contextmanager
-def running_front(host: str, port: int, app_servers: Sequence[str],
-                  ws_servers: Sequence[str] = ("127.0.0.1:9",)) -> Iterator[Front]:
+def running_front(
+    host: str, port: int, app_servers: Sequence[str], ws_servers: Sequence[str] = ("127.0.0.1:9",)
+) -> Iterator[Front]:
     """nginx in the foreground with the repo's config; ready when it logs its workers."""
     from tools.procs import start_and_wait, stop
 
     prefix = Path(tempfile.mkdtemp(prefix="pgws-front-"))
     try:
         conf = write_conf(prefix, f"{host}:{port}", app_servers, ws_servers)
-        check = subprocess.run([*nginx_argv(conf), "-t"], capture_output=True, text=True,
-                               timeout=30)
+        check = subprocess.run(
+            [*nginx_argv(conf), "-t"], capture_output=True, text=True, timeout=30
+        )
         assert check.returncode == 0, check.stderr
         proc, _ = start_and_wait(nginx_argv(conf), "start worker process", timeout=30)
         try:

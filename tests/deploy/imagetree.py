@@ -188,8 +188,11 @@ def _run(stage: Stage, line: str, rest: str) -> Step:
         prefixes = []
         for part in rest.split("&&"):
             argv = shlex.split(part)
-            if (argv[:3] != ["npm", "ci", "--prefix"] or len(argv) < 4
-                    or not all(NPM_CI_FLAGS.fullmatch(a) for a in argv[4:])):
+            if (
+                argv[:3] != ["npm", "ci", "--prefix"]
+                or len(argv) < 4
+                or not all(NPM_CI_FLAGS.fullmatch(a) for a in argv[4:])
+            ):
                 raise UnsupportedLine(stage.name, line, "the node stage runs `npm ci` only")
             prefixes.append(argv[3])
         return NpmCi(tuple(prefixes))
@@ -197,6 +200,7 @@ def _run(stage: Stage, line: str, rest: str) -> Step:
         raise UnsupportedLine(stage.name, line, "RUN in a scratch stage")
     parts = [shlex.split(p) for p in rest.split("&&")]
     if len(parts) == 2 and [p[0] for p in parts] == ["groupadd", "useradd"]:
+
         def option(argv: list[str], name: str) -> str:
             return argv[argv.index(name) + 1] if name in argv else ""
 
@@ -305,8 +309,9 @@ def excluded(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
 def build_context(clone: Path, dest: Path) -> list[str]:
     """Copy the files of `clone` that .dockerignore lets through; returns their paths."""
     rules = ignore_rules((clone / ".dockerignore").read_text())
-    files = subprocess.run(["git", "ls-files"], cwd=clone, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout.split()
     kept = [f for f in files if not excluded(f, rules)]
     for f in kept:
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
@@ -372,8 +377,10 @@ class _Replay:
             locked = {k: v for k, v in json.loads(lock)["packages"].items() if k}
             hidden = ROOT / rel / "node_modules" / ".package-lock.json"
             if not hidden.is_file() or json.loads(hidden.read_text())["packages"] != locked:
-                raise ReplayError(f"{rel}/node_modules is not what its lock file installs: "
-                                  "run scripts/bootstrap.sh")
+                raise ReplayError(
+                    f"{rel}/node_modules is not what its lock file installs: "
+                    "run scripts/bootstrap.sh"
+                )
             state.npm_dirs[built] = ROOT / rel
 
     def copy(self, state: _State, step: Copy) -> None:
@@ -386,8 +393,13 @@ class _Replay:
                 pattern = self.context / source.lstrip("/")
             else:
                 pattern = self.host(self.states[step.source_stage], source)
-            found = ([Path(p) for p in sorted(glob.glob(str(pattern)))]
-                     if _WILDCARD.search(source) else [pattern] if pattern.exists() else [])
+            found = (
+                [Path(p) for p in sorted(glob.glob(str(pattern)))]
+                if _WILDCARD.search(source)
+                else [pattern]
+                if pattern.exists()
+                else []
+            )
             if not found:
                 where = step.source_stage or "the context"
                 raise ReplayError(f"COPY {source}: no such file in {where}")
@@ -416,12 +428,19 @@ class _Replay:
         args = [str(self.host(state, a)) if a.startswith("/") else a for a in step.argv[1:]]
         # The build machine's settings (proxy, package index) stand in for the builder's; the
         # stage's ENV wins, and nothing of this process's Python leaks in.
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"
+        }
         cwd = self.host(state, state.workdir)
         cwd.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([program, *args], cwd=cwd, env={**base, **env, "PATH": path},
-                           capture_output=True, text=True, timeout=900)
+        r = subprocess.run(
+            [program, *args],
+            cwd=cwd,
+            env={**base, **env, "PATH": path},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if r.returncode != 0:
             raise ReplayError(f"RUN {' '.join(step.argv)} failed:\n{r.stdout}\n{r.stderr}")
 
@@ -465,8 +484,11 @@ class _Replay:
 def build_image(work: Path) -> Image:
     """Clone, filter, replay the Dockerfile; raises if any step fails."""
     clone = work / "clone"
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
-                   check=True, timeout=120)
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
+        check=True,
+        timeout=120,
+    )
     context = work / "context"
     kept = build_context(clone, context)
     stages = plan((clone / "Dockerfile").read_text())

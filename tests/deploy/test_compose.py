@@ -44,7 +44,10 @@ RESOLVED: dict[str, Any] = yaml.safe_load(interpolate(TEXT, {"WHC_DB_PASSWORD": 
 def test_compose_matches_the_compose_spec_schema() -> None:
     r = subprocess.run(
         [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", "compose.yaml"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -54,7 +57,9 @@ def test_the_schema_check_catches_a_bad_file(tmp_path: Path) -> None:
     bad.write_text("services:\n  app:\n    restart: sometimes\n    ports: 8000\n")
     r = subprocess.run(
         [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(bad)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode != 0
 
@@ -113,8 +118,11 @@ def test_production_shape_and_consistent_addresses() -> None:
     # the app goes through PgBouncer, the loader and the playground straight to Postgres,
     # and the proxy admits exactly those
     assert _hostport(env["DATABASE_URL"]) == "pgbouncer:6432"
-    for url in (env["DATABASE_URL"], env["PLAYGROUND_DATABASE_URL"],
-                services["loader"]["environment"]["DATABASE_URL"]):
+    for url in (
+        env["DATABASE_URL"],
+        env["PLAYGROUND_DATABASE_URL"],
+        services["loader"]["environment"]["DATABASE_URL"],
+    ):
         assert allow.fullmatch(_hostport(url)), url
     assert not allow.fullmatch("redis:6379") and not allow.fullmatch("db:22")
     assert urlsplit(env["PLAYGROUND_DATABASE_URL"]).username == "playground"
@@ -156,7 +164,7 @@ def test_front_config_names_the_compose_services() -> None:
 def test_loader_reads_a_file_or_the_feed() -> None:
     loader = SERVICES["loader"]
     cmd = " ".join(loader["command"])
-    assert "python -m app.load \"/data/$$WHC_FILE\"" in cmd
+    assert 'python -m app.load "/data/$$WHC_FILE"' in cmd
     assert "else exec python -m app.load --fallback-sample;" in cmd
     assert "./data:/data:ro" in loader["volumes"]
     assert "default" in loader["networks"]  # the feed is downloaded from outside

@@ -15,8 +15,9 @@ BIN = Path(sys.executable).parent
 
 
 def test_hadolint_is_clean() -> None:
-    r = subprocess.run([BIN / "hadolint", "Dockerfile"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [BIN / "hadolint", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -54,6 +55,13 @@ def test_runtime_stage_shape() -> None:
         assert copied in DOCKERFILE, copied
     assert 'CMD ["python", "-m", "app.serve"]' in DOCKERFILE
     # the gzip copies are made after every file they copy is in, and as root
-    order = [DOCKERFILE.index(s) for s in ("COPY web ./web", "COPY --from=pagefiles / ./",
-                                           "RUN python -m app.assets", "USER 10001:10001")]
+    order = [
+        DOCKERFILE.index(s)
+        for s in (
+            "COPY web ./web",
+            "COPY --from=pagefiles / ./",
+            "RUN python -m app.assets",
+            "USER 10001:10001",
+        )
+    ]
     assert order == sorted(order)

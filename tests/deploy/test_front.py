@@ -88,8 +88,9 @@ def test_front_serves_the_app(front: Front) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["nearestSites"][0]["name_en"] == "Invented bay site"
     # the client's own X-Forwarded-For is overwritten by the front, not trusted
-    r = httpx.get(f"{front.url}/api/nearest", headers={"X-Forwarded-For": "81.2.69.142"},
-                  timeout=10)
+    r = httpx.get(
+        f"{front.url}/api/nearest", headers={"X-Forwarded-For": "81.2.69.142"}, timeout=10
+    )
     assert r.status_code == 200 and "default" in r.json()["location"]
 
 
@@ -160,7 +161,7 @@ def test_front_caps_connections_per_address_with_429() -> None:
                 s.sendall(b"GET /api/nearest HTTP/1.1\r\nHost: x\r\n\r\n")
                 socks.append(s)
             # the requests are in progress once nginx has connected upstream for each
-            accepted = []
+            accepted: list[socket.socket] = []
             stalled.settimeout(10)
             while len(accepted) < 64:
                 accepted.append(stalled.accept()[0])
@@ -200,8 +201,9 @@ def _serve(db: DB, **env: str) -> tuple[object, int]:
         "WS_SECURE": "false",
         **env,
     }
-    proc, _ = start_and_wait([sys.executable, "-m", "app.serve"], "Uvicorn running on",
-                             env=full, timeout=60)
+    proc, _ = start_and_wait(
+        [sys.executable, "-m", "app.serve"], "Uvicorn running on", env=full, timeout=60
+    )
     return proc, port
 
 
@@ -247,4 +249,3 @@ def test_uvicorn_alone_caps_connections_with_503(sample_db: DB) -> None:
         for s in idle:
             s.close()
         stop(proc)  # type: ignore[arg-type]
-

@@ -50,9 +50,15 @@ def test_dockerignore_rules() -> None:
     assert not excluded("app/main.py", rules)
     assert not excluded("web/pyodide/playground.html", rules)
     assert not excluded("requirements.lock", rules)
-    for path in ("tests/conftest.py", ".venv/bin/python", "app/map/node_modules/x/y.json",
-                 "app/__pycache__/main.cpython-311.pyc", "Dockerfile", ".git/config",
-                 "web/pyodide/node_modules/pyodide/pyodide.mjs"):
+    for path in (
+        "tests/conftest.py",
+        ".venv/bin/python",
+        "app/map/node_modules/x/y.json",
+        "app/__pycache__/main.cpython-311.pyc",
+        "Dockerfile",
+        ".git/config",
+        "web/pyodide/node_modules/pyodide/pyodide.mjs",
+    ):
         assert excluded(path, rules), path
 
 
@@ -99,40 +105,54 @@ def test_the_dockerfile_is_understood_line_by_line() -> None:
 
 
 def _image_groups(image: Image) -> dict[str, Group]:
-    return {name: Group(image.tree / g.root.relative_to(ROOT), g.patterns)
-            for name, g in GROUPS.items()}
+    return {
+        name: Group(image.tree / g.root.relative_to(ROOT), g.patterns) for name, g in GROUPS.items()
+    }
 
 
 def _needed_npm_files() -> set[str]:
     """What the pages read from node_modules (the asset groups, /docs' files, the outlines of
     /map/countries-110m.json) and the licences of those packages, as checkout paths."""
-    needed = {p.relative_to(ROOT).as_posix() for g in GROUPS.values()
-              if "node_modules" in g.root.parts for p in g.files().values()}
+    needed = {
+        p.relative_to(ROOT).as_posix()
+        for g in GROUPS.values()
+        if "node_modules" in g.root.parts
+        for p in g.files().values()
+    }
     needed |= {(SWAGGER_DIST / name).relative_to(ROOT).as_posix() for name in DOCS_FILES}
     needed.add(MAP_DATA.relative_to(ROOT).as_posix())
     licences = set()
     for rel in needed:
         modules, package = rel.split("/node_modules/")[0], rel.split("/node_modules/")[1]
         top = ROOT / modules / "node_modules" / package.split("/")[0]
-        licences |= {p for p in (top / "LICENSE", top / "NOTICE", ROOT / f"{rel}.LICENSE.txt")
-                     if p.is_file()}
+        licences |= {
+            p for p in (top / "LICENSE", top / "NOTICE", ROOT / f"{rel}.LICENSE.txt") if p.is_file()
+        }
     return needed | {p.relative_to(ROOT).as_posix() for p in licences}
 
 
 def test_image_tree_holds_what_it_needs_and_nothing_else(image: Image, tmp_path: Path) -> None:
-    assert not any(p.startswith(("tests/", "tools/", "bench/", ".ci/", "var/"))
-                   for p in image.context)
-    for need in ("app/main.py", "sql/schema.sql", "web/pyodide/playground.html",
-                 "web/pyodide/node_modules/pyodide/pyodide.asm.wasm",
-                 "web/pyodide/node_modules/codemirror/lib/codemirror.js",
-                 "app/map/node_modules/leaflet/dist/leaflet.js",
-                 "app/swagger/node_modules/swagger-ui-dist/swagger-ui-bundle.js",
-                 "app/map/node_modules/world-atlas/countries-10m.json"):
+    assert not any(
+        p.startswith(("tests/", "tools/", "bench/", ".ci/", "var/")) for p in image.context
+    )
+    for need in (
+        "app/main.py",
+        "sql/schema.sql",
+        "web/pyodide/playground.html",
+        "web/pyodide/node_modules/pyodide/pyodide.asm.wasm",
+        "web/pyodide/node_modules/codemirror/lib/codemirror.js",
+        "app/map/node_modules/leaflet/dist/leaflet.js",
+        "app/swagger/node_modules/swagger-ui-dist/swagger-ui-bundle.js",
+        "app/map/node_modules/world-atlas/countries-10m.json",
+    ):
         assert (image.tree / need).is_file(), need
     # node_modules: exactly the files the pages read and the licences, no package.json, no
     # source maps, no test tools (tests/axe's packages are not in the context at all)
-    shipped = {p.relative_to(image.tree).as_posix() for p in image.tree.rglob("*")
-               if p.is_file() and "node_modules" in p.parts}
+    shipped = {
+        p.relative_to(image.tree).as_posix()
+        for p in image.tree.rglob("*")
+        if p.is_file() and "node_modules" in p.parts
+    }
     assert shipped == _needed_npm_files()
     # every asset group holds in the image what it holds here, so the hashed URLs are the same
     in_image = Assets(groups=_image_groups(image), build_dir=image.tree / "var" / "assets")
@@ -152,8 +172,13 @@ def test_image_tree_holds_what_it_needs_and_nothing_else(image: Image, tmp_path:
     assert not list(image.tree.rglob("__pycache__"))
     assert image.user == "10001:10001"
     # the venv holds the locked versions exactly, and not the project or the test tools
-    freeze = subprocess.run([str(image.venv / "bin" / "python"), "-m", "pip", "freeze"],
-                            capture_output=True, text=True, check=True).stdout
+    freeze = subprocess.run(
+        [str(image.venv / "bin" / "python"), "-m", "pip", "freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
     def norm(name: str) -> str:
         return name.lower().replace("_", "-").replace(".", "-")
 
@@ -188,8 +213,7 @@ def served(image: Image, sample_db: DB) -> Iterator[Running]:
         "DATABASE_URL": sample_db.dsn(),
         "WS_PROXY": sample_db.ws_proxy,
         "WS_SECURE": "false",
-        "PLAYGROUND_DATABASE_URL":
-            f"postgresql://playground:playground@127.0.0.1:{pg.port}/{sample_db.name}",
+        "PLAYGROUND_DATABASE_URL": f"postgresql://playground:playground@127.0.0.1:{pg.port}/{sample_db.name}",
         "PLAYGROUND_WS_PROXY": sample_db.ws_proxy,
         "PLAYGROUND_WS_SECURE": "false",
     }
@@ -198,13 +222,15 @@ def served(image: Image, sample_db: DB) -> Iterator[Running]:
     proc, _ = start_and_wait(argv, "Uvicorn running on", timeout=90)
     try:
         yield Running(f"http://127.0.0.1:{port}", sample_db)
-        health = subprocess.run(image.healthcheck, env=env, cwd=image.tree, timeout=30,
-                                capture_output=True)
+        health = subprocess.run(
+            image.healthcheck, env=env, cwd=image.tree, timeout=30, capture_output=True
+        )
         assert health.returncode == 0, health.stderr
     finally:
         stop(proc)
-    dead = subprocess.run(image.healthcheck, env=env, cwd=image.tree, timeout=30,
-                          capture_output=True)
+    dead = subprocess.run(
+        image.healthcheck, env=env, cwd=image.tree, timeout=30, capture_output=True
+    )
     assert dead.returncode != 0
 
 
@@ -218,9 +244,14 @@ def test_image_cmd_serves_the_page_and_the_api(image: Image, served: Running) ->
     assert r.status_code == 200, r.text
     assert r.json()["nearestSites"][0]["name_en"] == "Invented bay site"
     # the code answering is the image's copy, not this checkout
-    ok = subprocess.run([str(image.venv / "bin" / "python"), "-c",
-                         "import app, sys; print(app.__file__)"],
-                        cwd=image.tree, capture_output=True, text=True, env={}, check=True)
+    ok = subprocess.run(
+        [str(image.venv / "bin" / "python"), "-c", "import app, sys; print(app.__file__)"],
+        cwd=image.tree,
+        capture_output=True,
+        text=True,
+        env={},
+        check=True,
+    )
     assert ok.stdout.strip().startswith(str(image.tree))
 
 
@@ -237,8 +268,9 @@ async def browser() -> AsyncIterator[Browser]:
 # The cards' photos are UNESCO's, loaded from UNESCO by design (app/static/app.js); the test
 # answers them with this 1x1 GIF instead of letting them leave the machine.
 PHOTOS = "https://whc.unesco.org/uploads/sites/"
-GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000"
-                    "010001000002024401003b")
+GIF = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
 
 
 class Offline:
@@ -314,8 +346,10 @@ PAINTED = """() => {
 
 async def test_page_draws_its_map_from_the_image(browser: Browser, served: Running) -> None:
     page, offline = await _page(
-        browser, geolocation={"latitude": 37.77, "longitude": -122.41},
-        permissions=["geolocation"], viewport={"width": 1280, "height": 900},
+        browser,
+        geolocation={"latitude": 37.77, "longitude": -122.41},
+        permissions=["geolocation"],
+        viewport={"width": 1280, "height": 900},
     )
     try:
         await page.goto(f"{served.base}/")
@@ -324,9 +358,12 @@ async def test_page_draws_its_map_from_the_image(browser: Browser, served: Runni
         # Leaflet's script and stylesheet (its panes are positioned by leaflet.css)
         version = json.loads((ROOT / "app/map/node_modules/leaflet/package.json").read_text())
         assert await page.evaluate("window.L && L.version") == version["version"]
-        assert await page.evaluate(
-            "getComputedStyle(document.querySelector('.leaflet-map-pane')).position"
-        ) == "absolute"
+        assert (
+            await page.evaluate(
+                "getComputedStyle(document.querySelector('.leaflet-map-pane')).position"
+            )
+            == "absolute"
+        )
         # the outlines, decoded by topojson-client and painted
         await page.wait_for_function(f"({PAINTED})() > 10000", timeout=30_000)
         # the ten markers, on the map and visible
@@ -349,8 +386,9 @@ async def test_docs_work_offline(browser: Browser, served: Running) -> None:
         title = await page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
         assert title is not None
         assert "Nearest UNESCO World Heritage sites" in (await title.text_content() or "")
-        await page.wait_for_selector(".opblock-summary-path[data-path='/api/nearest']",
-                                     timeout=30_000)
+        await page.wait_for_selector(
+            ".opblock-summary-path[data-path='/api/nearest']", timeout=30_000
+        )
         assert offline.outside == [] and offline.failed == []
         assert any(u.endswith("/openapi.json") for u in offline.seen)
         assert any("/docs/assets/swagger-ui-bundle.js" in u for u in offline.seen)

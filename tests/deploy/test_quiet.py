@@ -28,9 +28,12 @@ async def test_schema_twice_sends_no_notice(
             await apply_schema(conn)
         # the table and its index are there, once
         assert await conn.fetchval("SELECT to_regclass('whc_sites')::text") == "whc_sites"
-        assert await conn.fetchval(
-            "SELECT count(*) FROM pg_indexes WHERE indexname = 'whc_sites_location_gist'"
-        ) == 1
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'whc_sites_location_gist'"
+            )
+            == 1
+        )
         # and the check is able to see a notice when one is sent
         await conn.execute("CREATE TABLE IF NOT EXISTS whc_sites (x int)")
     finally:
@@ -49,12 +52,28 @@ def test_licence_is_an_spdx_string() -> None:
 def test_building_the_project_prints_no_deprecation(tmp_path: Path) -> None:
     """What `pip install -e .` runs (an isolated build of the metadata), with its output."""
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".venv", "node_modules", ".git", "test-artifacts", "*.egg-info", "__pycache__", "var"))
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".venv", "node_modules", ".git", "test-artifacts", "*.egg-info", "__pycache__", "var"
+        ),
+    )
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path / "w"),
-         str(src)],
-        capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-v",
+            "-w",
+            str(tmp_path / "w"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = r.stdout + r.stderr

@@ -86,7 +86,7 @@ def events(proto: PGProtocol, data: bytes = b"") -> list[Event]:
     """Feed data and drain every event until NEED_DATA."""
     if data:
         proto.receive_data(data)
-    out = []
+    out: list[Event] = []
     while (ev := proto.next_event()) is not NEED_DATA:
         out.append(ev)
     return out

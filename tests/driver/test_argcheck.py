@@ -13,11 +13,14 @@ from driver.errors import DataError, InterfaceError
 from tests.driver.conftest import ConnectArgs
 
 
-@pytest.mark.parametrize(("expected", "passed", "text"), [
-    (1, 0, "the server expects 1 argument for this query, 0 were passed"),
-    (0, 1, "the server expects 0 arguments for this query, 1 was passed"),
-    (2, 3, "the server expects 2 arguments for this query, 3 were passed"),
-])
+@pytest.mark.parametrize(
+    ("expected", "passed", "text"),
+    [
+        (1, 0, "the server expects 1 argument for this query, 0 were passed"),
+        (0, 1, "the server expects 0 arguments for this query, 1 was passed"),
+        (2, 3, "the server expects 2 arguments for this query, 3 were passed"),
+    ],
+)
 def test_arg_count_message(expected: int, passed: int, text: str) -> None:
     with pytest.raises(InterfaceError) as info:
         check_arg_count(expected, passed)
@@ -49,7 +52,10 @@ async def test_executemany_with_a_dict_row_raises_and_inserts_nothing(
     try:
         await conn.execute("create temp table exmany (b int)")
         with pytest.raises(DataError, match="element #1: expected a sequence"):
-            await conn.executemany("insert into exmany (b) values ($1)", [(0,), {1: 0}])
+            await conn.executemany(
+                "insert into exmany (b) values ($1)",
+                [(0,), {1: 0}],  # type: ignore[list-item]
+            )
         assert await conn.fetchval("select count(*) from exmany") == 0
     finally:
         await conn.close()

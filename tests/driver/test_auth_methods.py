@@ -22,7 +22,7 @@ def test_every_request_class_carries_the_code_the_table_knows() -> None:
 def test_require_auth_names_are_the_methods_of_the_table() -> None:
     named = {r.method for r in methods.REQUESTS.values() if r.method is not None}
     assert named | {methods.NONE} == set(methods.METHODS)
-    assert AuthPolicy.parse("!none").allowed == set(methods.METHODS) - {methods.NONE}
+    assert AuthPolicy.parse("!none").allowed == frozenset(methods.METHODS) - {methods.NONE}
     assert set(methods.MECHANISMS.values()) == {methods.SCRAM}
 
 

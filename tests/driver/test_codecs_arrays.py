@@ -16,7 +16,7 @@ from driver.codecs import default_registry, format_array, parse_array
 from tools.pgcluster import Cluster
 
 # NUL cannot be in a PostgreSQL text value; surrogates cannot be UTF-8
-_chars = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+_chars = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
 _tricky = st.sampled_from(
     ["NULL", "null", "Null", "", " ", '"', "\\", "{", "}", ",", "a,b", "{1,2}", '\\"', "'", "\t"]
 )

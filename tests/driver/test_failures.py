@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -35,13 +35,13 @@ async def silent_server() -> AsyncIterator[int]:
 
 
 @pytest.fixture
-def loop_errors() -> list[dict[str, object]]:
+def loop_errors() -> Iterator[list[dict[str, object]]]:
     """Whatever reaches the event loop's exception handler during the test."""
     loop = asyncio.get_event_loop()
     seen: list[dict[str, object]] = []
     old = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, ctx: seen.append(ctx))
-    yield seen  # type: ignore[misc]
+    yield seen
     loop.set_exception_handler(old)
 
 

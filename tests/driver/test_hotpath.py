@@ -248,7 +248,9 @@ def test_a_short_value_list_in_a_row_is_a_protocol_error(width: int) -> None:
 # ---- parameters: the quick encoding of str, int and float -----------------------------------
 
 
-def _general(reg: TypeRegistry, args: tuple[object, ...]) -> tuple[tuple[int, ...], list[object]]:
+def _general(
+    reg: TypeRegistry, args: tuple[object, ...]
+) -> tuple[tuple[int, ...], list[bytes | None]]:
     """query.encode's general path, value by value through the registry."""
     types, values = [], []
     for value in args:
@@ -372,21 +374,25 @@ def test_rows_of_any_width_decode_as_column_by_column(raw: list[tuple[bytes | No
 @pytest.mark.parametrize("n", [1, 4, 32, 33])
 @pytest.mark.parametrize("bad", [-1, 1])
 def test_a_row_of_another_width_is_reported_as_such(n: int, bad: int) -> None:
-    raw = [(b"1",) * n, (b"x",) * (n + bad)]  # the width error wins over the decode error
+    # the width error wins over the decode error
+    raw: list[tuple[bytes | None, ...]] = [(b"1",) * n, (b"x",) * (n + bad)]
     with pytest.raises(InterfaceError, match=f"does not have the {n} values"):
         decode(_stmt([23] * n), raw)
 
 
 @pytest.mark.parametrize("n", [1, 4, 33])
 def test_a_value_that_does_not_decode_is_reported_as_such(n: int) -> None:
-    raw = [(b"1",) * n, (b"1",) * (n - 1) + (b"x",)]
+    raw: list[tuple[bytes | None, ...]] = [(b"1",) * n, (b"1",) * (n - 1) + (b"x",)]
     with pytest.raises(InterfaceError, match="cannot decode a result value"):
         decode(_stmt([23] * n), raw)
 
 
 def test_mixed_types_and_nulls_decode() -> None:
     stmt = _stmt([23, 25, 701, 16, 17436])
-    raw = [(b"7", "é".encode(), b"1.5", b"t", b"Natural"), (None, None, b"NaN", None, None)]
+    raw: list[tuple[bytes | None, ...]] = [
+        (b"7", "é".encode(), b"1.5", b"t", b"Natural"),
+        (None, None, b"NaN", None, None),
+    ]
     rows = decode(stmt, raw)
     assert rows[0] == (7, "é", 1.5, True, "Natural")
     assert rows[1][:2] == (None, None) and rows[1][2] != rows[1][2]

@@ -15,9 +15,7 @@ VALUES = "select $1::text as t, $2::int4 as i, $3::float8 as f, length($1::text)
 
 
 async def _connect(connect_args: ConnectArgs, transport: str, cache: int) -> driver.Connection:
-    return await driver.connect(
-        **connect_args("trust_user", transport, statement_cache_size=cache)
-    )
+    return await driver.connect(**connect_args("trust_user", transport, statement_cache_size=cache))
 
 
 async def test_one_statement_with_nulls_and_other_lengths(

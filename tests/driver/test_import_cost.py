@@ -76,7 +76,7 @@ def test_backend_messages_behave_as_frozen_dataclasses_did() -> None:
         "format=0)"
     )
     with pytest.raises(AttributeError):
-        row.values = ()
+        row.values = ()  # type: ignore[misc]
     with pytest.raises(AttributeError):
         m.ReadyForQuery("I").extra = 1  # type: ignore[attr-defined]
     match m.BackendKeyData(7, 9):

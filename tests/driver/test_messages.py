@@ -232,9 +232,7 @@ def test_read_rows_on_random_bytes_raises_only_protocol_error(data: bytes) -> No
 def test_message_construction_by_position_and_keyword() -> None:
     """@message builds __init__ from the declared fields: the same value either way, and a
     TypeError (as a dataclass gives) for a wrong call."""
-    assert m.Field("a", 1, 2, 23, 4, -1, 0) == m.Field(
-        "a", 1, 2, 23, 4, type_modifier=-1, format=0
-    )
+    assert m.Field("a", 1, 2, 23, 4, -1, 0) == m.Field("a", 1, 2, 23, 4, type_modifier=-1, format=0)
     assert m.BackendKeyData(1, 2) == m.BackendKeyData(key=2, pid=1)
     assert m.CopyData(b"x").data == b"x" and m.CopyData.__slots__ == ()
     assert m.CopyInResponse.__match_args__ == ("format", "column_formats")

@@ -57,7 +57,7 @@ def test_process_wide_config_is_the_default(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(driver.config, "use_secure_websocket", False)
     assert resolve("postgres://u@h/d").proxy_url() == "ws://relay:1/v2?address=h:5432"
     assert resolve("postgres://u@h/d", transport="tcp").proxy_url() is None
-    assert resolve("postgres://u@h/d", ws_proxy="mine:2").proxy_url().startswith("ws://mine:2")
+    assert str(resolve("postgres://u@h/d", ws_proxy="mine:2").proxy_url()).startswith("ws://mine:2")
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,9 @@ def role(request: pytest.FixtureRequest) -> str:
 async def conn(
     pgbouncer: Bouncer, bouncer_proxy: str, via: str, role: str
 ) -> AsyncIterator[driver.Connection]:
-    extra = {"ws_proxy": bouncer_proxy, "use_secure_websocket": False} if via == "ws" else {}
+    extra: dict[str, Any] = (
+        {"ws_proxy": bouncer_proxy, "use_secure_websocket": False} if via == "ws" else {}
+    )
     c = await driver.connect(
         pgbouncer.dsn(role), sslmode="disable", statement_cache_size=0, **extra
     )
@@ -101,7 +104,9 @@ async def test_no_session_state_is_needed_under_contention(
 ) -> None:
     """Twelve clients over PgBouncer's five backends: with named statements, a client would
     soon run on a backend that never saw its statement ("prepared statement does not exist")."""
-    extra = {"ws_proxy": bouncer_proxy, "use_secure_websocket": False} if via == "ws" else {}
+    extra: dict[str, Any] = (
+        {"ws_proxy": bouncer_proxy, "use_secure_websocket": False} if via == "ws" else {}
+    )
 
     async def client(n: int) -> list[int]:
         c = await driver.connect(

@@ -28,19 +28,26 @@ def _fresh_methods() -> Iterator[None]:
 
 @pytest.fixture
 def marker_table(pg: Cluster) -> Iterator[str]:
-    pg.psql("create table if not exists pipeline_marker (who text); "
-            "truncate pipeline_marker; grant all on pipeline_marker to public")
+    pg.psql(
+        "create table if not exists pipeline_marker (who text); "
+        "truncate pipeline_marker; grant all on pipeline_marker to public"
+    )
     yield "pipeline_marker"
     pg.psql("drop table if exists pipeline_marker")
 
 
 @pytest.mark.parametrize("role", ["scram_user", "md5_user", "clear_user"])
 async def test_wrong_password_fails_the_first_operation_with_the_typed_error(
-        pg: Cluster, proxy: ProxyProcess, transport: str, role: str, marker_table: str) -> None:
+    pg: Cluster, proxy: ProxyProcess, transport: str, role: str, marker_table: str
+) -> None:
     target = proxy.port if transport == "ws" else pg.port
     async with CountingRelay("127.0.0.1", target) as relay:
-        kw: dict[str, Any] = {"sslmode": "disable", "allow_unencrypted_password": True,
-                              "password": "wrong", "wait_ready": False}
+        kw: dict[str, Any] = {
+            "sslmode": "disable",
+            "allow_unencrypted_password": True,
+            "password": "wrong",
+            "wait_ready": False,
+        }
         if transport == "ws":
             kw.update(ws_proxy=f"127.0.0.1:{relay.port}/v2", use_secure_websocket=False)
         else:
@@ -55,8 +62,9 @@ async def test_wrong_password_fails_the_first_operation_with_the_typed_error(
     assert pg.psql(f"select count(*) from {marker_table}") == "0"  # the insert never ran
 
 
-async def test_ready_reports_the_verdict_and_the_server_facts(connect_args: ConnectArgs,
-                                                              transport: str) -> None:
+async def test_ready_reports_the_verdict_and_the_server_facts(
+    connect_args: ConnectArgs, transport: str
+) -> None:
     conn = await driver.connect(**connect_args("scram_user", transport, wait_ready=False))
     try:
         assert conn.get_server_pid() is None  # not confirmed yet
@@ -74,21 +82,24 @@ async def test_ready_reports_the_verdict_and_the_server_facts(connect_args: Conn
 
 
 async def test_unknown_database_and_a_missing_password_are_typed_at_first_use(
-        connect_args: ConnectArgs, transport: str) -> None:
+    connect_args: ConnectArgs, transport: str
+) -> None:
     conn = await driver.connect(**connect_args("trust_user", transport, database="nope",
                                                wait_ready=False))  # fmt: skip
     with pytest.raises(errors.InvalidCatalogName):
         await conn.fetch("select 1")
     assert conn.is_closed()
-    conn = await driver.connect(**connect_args("trust_user", transport, user="scram_user",
-                                               wait_ready=False))  # trust_user's DSN: no password
+    conn = await driver.connect(
+        **connect_args("trust_user", transport, user="scram_user", wait_ready=False)
+    )  # trust_user's DSN: no password
     with pytest.raises(driver.InterfaceError, match="none was given"):
         await conn.fetch("select 1")
     assert conn.is_closed()
 
 
-async def test_close_before_any_operation_ends_the_session(pg: Cluster,
-                                                           proxy: ProxyProcess) -> None:
+async def test_close_before_any_operation_ends_the_session(
+    pg: Cluster, proxy: ProxyProcess
+) -> None:
     async with CountingRelay("127.0.0.1", proxy.port) as relay:
         conn = await driver.connect(pg.dsn("scram_user"), sslmode="disable", wait_ready=False,
                                     ws_proxy=f"127.0.0.1:{relay.port}/v2",
@@ -102,12 +113,16 @@ SIZES = [1, 100, 1_000, 16_000, 16_384, 16_500, 65_536, 100_000, 262_144]
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("options", [
-    pytest.param({"sslmode": "disable"}, id="plain"),
-    pytest.param({"sslmode": "require"}, id="pg-tls"),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"sslmode": "disable"}, id="plain"),
+        pytest.param({"sslmode": "require"}, id="pg-tls"),
+    ],
+)
 async def test_a_first_query_of_any_size_rides_the_last_auth_flight(
-        connect_args: ConnectArgs, transport: str, size: int, options: dict[str, Any]) -> None:
+    connect_args: ConnectArgs, transport: str, size: int, options: dict[str, Any]
+) -> None:
     """1 byte to 256 KB of SQL after client-final: across WebSocket messages and TLS
     records. The statement is exactly ``size`` bytes (past a 1-byte ';', which is empty)."""
     sql = ";" if size == 1 else "select '" + "x" * (size - len("select ''")) + "'"
@@ -142,21 +157,36 @@ async def silent() -> AsyncIterator[int]:
         await server.wait_closed()
 
 
-async def test_a_proxy_that_accepts_and_never_answers_fails_at_the_deadline(
-        silent: int) -> None:
+async def test_a_proxy_that_accepts_and_never_answers_fails_at_the_deadline(silent: int) -> None:
     with pytest.raises(TimeoutError, match=r"timed out after 0\.3 s"):
-        await driver.connect(host="127.0.0.1", port=5432, user="u", password="p",
-                             sslmode="disable", ws_proxy=f"127.0.0.1:{silent}/v2",
-                             use_secure_websocket=False, wait_ready=False, timeout=0.3)
+        await driver.connect(
+            host="127.0.0.1",
+            port=5432,
+            user="u",
+            password="p",
+            sslmode="disable",
+            ws_proxy=f"127.0.0.1:{silent}/v2",
+            use_secure_websocket=False,
+            wait_ready=False,
+            timeout=0.3,
+        )
 
 
 async def test_a_silent_database_behind_the_proxy_fails_at_the_deadline(
-        silent: int, open_proxy: str) -> None:
+    silent: int, open_proxy: str
+) -> None:
     """With a password, connect() waits for server-first: its own deadline. With trust
     there is nothing to wait for, and the first query fails at connect's deadline."""
-    kw: dict[str, Any] = {"host": "127.0.0.1", "port": silent, "user": "u", "database": "d",
-                          "sslmode": "disable", "ws_proxy": open_proxy,
-                          "use_secure_websocket": False, "wait_ready": False}
+    kw: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": silent,
+        "user": "u",
+        "database": "d",
+        "sslmode": "disable",
+        "ws_proxy": open_proxy,
+        "use_secure_websocket": False,
+        "wait_ready": False,
+    }
     with pytest.raises(TimeoutError, match=r"timed out after 0\.3 s"):
         await driver.connect(password="p", timeout=0.3, **kw)
     conn = await driver.connect(timeout=0.3, **kw)
@@ -167,7 +197,8 @@ async def test_a_silent_database_behind_the_proxy_fails_at_the_deadline(
 
 @pytest.mark.parametrize("sslmode", ["allow", "prefer"])
 async def test_sslmode_fallbacks_still_happen_inside_connect(
-        connect_args: ConnectArgs, transport: str, sslmode: str) -> None:
+    connect_args: ConnectArgs, transport: str, sslmode: str
+) -> None:
     """clear_user's password may not cross a WebSocket proxy in clear (the default policy):
     with sslmode=allow the attempt in clear is refused and connect() retries with TLS, so an
     attempt that another may follow never returns before the server has answered. Over
@@ -210,8 +241,15 @@ async def test_an_attempt_that_may_be_retried_waits_for_the_servers_first_answer
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        conn = await driver.connect(host="127.0.0.1", port=port, user="u", database="d",
-                                    sslmode="allow", wait_ready=False, timeout=5)
+        conn = await driver.connect(
+            host="127.0.0.1",
+            port=port,
+            user="u",
+            database="d",
+            sslmode="allow",
+            wait_ready=False,
+            timeout=5,
+        )
         assert await conn.execute("select") == "SELECT 0"
         await conn.close()
     finally:
@@ -221,8 +259,9 @@ async def test_an_attempt_that_may_be_retried_waits_for_the_servers_first_answer
 
 
 @pytest.mark.parametrize("size", [1, 16_500, 262_144])
-async def test_the_first_query_shares_the_client_final_message(pg: Cluster, proxy: ProxyProcess,
-                                                               size: int) -> None:
+async def test_the_first_query_shares_the_client_final_message(
+    pg: Cluster, proxy: ProxyProcess, size: int
+) -> None:
     """Over the WebSocket without Postgres TLS the relay can read the messages: the SCRAM
     client-final (a 'p' message) and the whole first query travel in ONE flight (one write;
     a query over 64 KiB is carried in several WebSocket messages), however large the query."""

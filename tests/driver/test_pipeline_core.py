@@ -41,8 +41,8 @@ def test_scram_client_first_rides_the_startup_and_the_query_rides_client_final()
     proto.send_query("select 1")  # queued behind client-final: one flight
     out = f.split_frontend(proto.data_to_send())
     assert [t for t, _ in out] == [b"p", b"Q"]
-    server.set_client_final(out[0][1].decode())  # type: ignore[attr-defined]
-    tail = f.auth(12, server.get_server_final().encode()) + f.STARTUP_DONE  # type: ignore[attr-defined]
+    server.set_client_final(out[0][1].decode())
+    tail = f.auth(12, server.get_server_final().encode()) + f.STARTUP_DONE
     result = f.row_description(("x", 23)) + f.data_row(b"1") + f.command_complete("SELECT 1")
     evs = f.events(proto, tail + result + f.ready())
     assert evs[0] == m.ReadyForQuery("I")  # the start-up's, consumed before the query's
@@ -60,13 +60,17 @@ def test_trust_prediction_lets_the_query_ride_the_startup_message() -> None:
     assert evs == [m.ReadyForQuery("I"), m.CommandComplete("SELECT 1"), m.ReadyForQuery("I")]
 
 
-@pytest.mark.parametrize(("reply", "method"), [
-    (f.auth(5, b"salt"), "md5"),
-    (f.auth(3), "password"),
-    (f.AUTH_OK, "none"),
-])
-def test_a_server_asking_otherwise_than_predicted_is_a_mispredict(reply: bytes,
-                                                                  method: str) -> None:
+@pytest.mark.parametrize(
+    ("reply", "method"),
+    [
+        (f.auth(5, b"salt"), "md5"),
+        (f.auth(3), "password"),
+        (f.AUTH_OK, "none"),
+    ],
+)
+def test_a_server_asking_otherwise_than_predicted_is_a_mispredict(
+    reply: bytes, method: str
+) -> None:
     seen, learn = _learned()
     proto = PGProtocol("u", "db", "pw", predict="scram-sha-256", learn=learn)  # type: ignore[arg-type]
     proto.data_to_send()
@@ -85,8 +89,14 @@ def test_plus_predicted_but_not_offered_is_a_mispredict_naming_the_mechanisms() 
         f.events(proto, f.auth(10, b"SCRAM-SHA-256\0\0"))
     assert info.value.mechanisms == ("SCRAM-SHA-256",)
     # knowing the list, the next attempt predicts the plain mechanism
-    again = PGProtocol("u", "db", "pw", predict="scram-sha-256", channel_binding=b"cb" * 16,
-                       mechanisms=info.value.mechanisms)
+    again = PGProtocol(
+        "u",
+        "db",
+        "pw",
+        predict="scram-sha-256",
+        channel_binding=b"cb" * 16,
+        mechanisms=info.value.mechanisms,
+    )
     [_, (_, body)] = f.split_frontend(again.data_to_send())
     assert body.startswith(b"SCRAM-SHA-256\0")
     assert f.events(again, f.auth(10, b"SCRAM-SHA-256\0\0")) == []  # accepted as predicted

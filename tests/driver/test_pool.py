@@ -626,7 +626,10 @@ async def test_init_races(connect_args: ConnectArgs, transport: str) -> None:
     await pool.close()
     # a pool used without being awaited starts itself (lazily), whoever comes first
     lazy = driver.create_pool(**args, min_size=1, max_size=2)
-    assert await asyncio.gather(lazy.fetchval("select 1"), lazy.fetchval("select 2")) == [1, 2]
+    assert list(await asyncio.gather(lazy.fetchval("select 1"), lazy.fetchval("select 2"))) == [
+        1,
+        2,
+    ]
     await lazy.close()
 
 

@@ -238,7 +238,7 @@ async def test_listen_notify(conn: driver.Connection) -> None:
     await conn.add_listener("chan", lambda _c, _pid, ch, payload: got.append((ch, payload)))
     await conn.execute("notify chan, 'hi'")
     assert got == [("chan", "hi")]
-    await conn.remove_listener("chan", got.append)  # not registered: no-op
+    await conn.remove_listener("chan", lambda *_: None)  # not registered: no-op
 
 
 async def test_server_facts(conn: driver.Connection) -> None:
@@ -250,6 +250,8 @@ async def test_server_facts(conn: driver.Connection) -> None:
 
 async def test_concurrent_use_is_refused_without_corrupting(conn: driver.Connection) -> None:
     # gather starts the tasks in order: the first is awaiting the server when the second runs.
+    slow: object
+    second: object
     slow, second = await asyncio.gather(
         conn.fetchval("select pg_sleep(0.1)::text"), conn.fetchval("select 1"),
         return_exceptions=True,

@@ -9,10 +9,10 @@ from driver.record import record_class
 
 
 def test_record_access() -> None:
-    r = record_class(("id", "name"))((1, "x"))
+    r: Record = record_class(("id", "name"))((1, "x"))
     assert isinstance(r, Record) and isinstance(r, tuple)
     assert (r[0], r["name"], r[-1], r[:1]) == (1, "x", "x", (1,))
-    assert len(r) == 2 and list(r) == [1, "x"] and r == (1, "x")
+    assert len(r) == 2 and list(r) == [1, "x"]
     assert dict(r) == {"id": 1, "name": "x"}
     assert list(r.keys()) == ["id", "name"] and list(r.values()) == [1, "x"]
     assert list(r.items()) == [("id", 1), ("name", "x")]
@@ -21,8 +21,10 @@ def test_record_access() -> None:
     assert repr(r) == "<Record id=1 name='x'>"
     with pytest.raises(KeyError):
         r["nope"]
+    past_the_end = 5
     with pytest.raises(IndexError):
-        r[5]
+        r[past_the_end]
+    assert r == (1, "x")  # last: mypy narrows `r` to a plain tuple after it
 
 
 def test_one_class_per_shape_and_duplicate_names() -> None:

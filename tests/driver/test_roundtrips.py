@@ -40,8 +40,9 @@ def _args(pg: Cluster, relay: CountingRelay, transport: str, **kw: Any) -> dict[
     return args
 
 
-async def _first_result(pg: Cluster, relay: CountingRelay, transport: str, role: str,
-                        **kw: Any) -> RelayedConnection:
+async def _first_result(
+    pg: Cluster, relay: CountingRelay, transport: str, role: str, **kw: Any
+) -> RelayedConnection:
     """connect + first query through ``relay``; the relayed connection, counted before close."""
     before = len(relay.connections)
     conn = await driver.connect(pg.dsn(role), **_args(pg, relay, transport, **kw))
@@ -67,8 +68,9 @@ CLEAR_OPT_IN = {"allow_unencrypted_password": True, "pipeline_connect": "passwor
 TARGETS = [
     pytest.param(WS, "trust_user", {}, 2, id="ws-trust"),
     pytest.param(WS, "clear_user", CLEAR_OPT_IN, 2, id="ws-cleartext-opt-in"),
-    pytest.param(WS, "clear_user", {**TLS, "pipeline_connect": "password"}, 4,
-                 id="ws-tls-cleartext"),
+    pytest.param(
+        WS, "clear_user", {**TLS, "pipeline_connect": "password"}, 4, id="ws-tls-cleartext"
+    ),
     pytest.param(WS, "scram_user", {}, 3, id="ws-scram"),
     pytest.param(WS, "scram_user", TLS, 5, id="ws-tls13-scram-plus"),
     pytest.param(TCP, "scram_user", {}, 2, id="tcp-scram"),
@@ -78,9 +80,14 @@ TARGETS = [
 
 
 @pytest.mark.parametrize(("transport", "role", "options", "target"), TARGETS)
-async def test_first_result_within_the_target(pg: Cluster, proxy: ProxyProcess, transport: str,
-                                              role: str, options: dict[str, Any],
-                                              target: int) -> None:
+async def test_first_result_within_the_target(
+    pg: Cluster,
+    proxy: ProxyProcess,
+    transport: str,
+    role: str,
+    options: dict[str, Any],
+    target: int,
+) -> None:
     assert pg.certs is not None
     if options.get("sslmode") == "verify-full":
         options = {**options, "sslrootcert": str(pg.certs.ca_cert)}
@@ -89,14 +96,22 @@ async def test_first_result_within_the_target(pg: Cluster, proxy: ProxyProcess, 
     assert counted.final <= target, counted.flights  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("transport", "role", "options", "target"), [
-    pytest.param(WS, "trust_user", {}, 3, id="ws-trust"),
-    pytest.param(WS, "scram_user", {}, 4, id="ws-scram"),
-    pytest.param(TCP, "scram_user", {}, 3, id="tcp-scram"),
-])
+@pytest.mark.parametrize(
+    ("transport", "role", "options", "target"),
+    [
+        pytest.param(WS, "trust_user", {}, 3, id="ws-trust"),
+        pytest.param(WS, "scram_user", {}, 4, id="ws-scram"),
+        pytest.param(TCP, "scram_user", {}, 3, id="tcp-scram"),
+    ],
+)
 async def test_a_confirmed_connect_costs_exactly_one_more(
-        pg: Cluster, proxy: ProxyProcess, transport: str, role: str, options: dict[str, Any],
-        target: int) -> None:
+    pg: Cluster,
+    proxy: ProxyProcess,
+    transport: str,
+    role: str,
+    options: dict[str, Any],
+    target: int,
+) -> None:
     """wait_ready=True (asyncpg's contract, the default) still sends SCRAM client-first with
     the startup message; only the first query waits for ReadyForQuery."""
     async with CountingRelay("127.0.0.1", proxy.port if transport == WS else pg.port) as relay:
@@ -104,13 +119,17 @@ async def test_a_confirmed_connect_costs_exactly_one_more(
     assert counted.final == target, counted.flights  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("role", "first", "later"), [
-    ("clear_user", None, 2),  # learned: a password the policy allows is then sent early
-    ("md5_user", None, 3),  # an MD5 answer needs the server's salt: one exchange more
-    ("trust_user", None, 2),  # trust, though a password was given
-])
+@pytest.mark.parametrize(
+    ("role", "first", "later"),
+    [
+        ("clear_user", None, 2),  # learned: a password the policy allows is then sent early
+        ("md5_user", None, 3),  # an MD5 answer needs the server's salt: one exchange more
+        ("trust_user", None, 2),  # trust, though a password was given
+    ],
+)
 async def test_the_method_is_learned_after_one_mispredicted_connect(
-        pg: Cluster, proxy: ProxyProcess, role: str, first: None, later: int) -> None:
+    pg: Cluster, proxy: ProxyProcess, role: str, first: None, later: int
+) -> None:
     """SCRAM is predicted by default; another method ends that session (the server reads our
     client-first as its answer), the driver reconnects once, then predicts right."""
     kw: dict[str, Any] = {"allow_unencrypted_password": True, **PIPELINED}
@@ -126,18 +145,21 @@ async def test_the_method_is_learned_after_one_mispredicted_connect(
     assert counted.final <= later, counted.flights  # type: ignore[attr-defined]
 
 
-async def test_pipeline_connect_false_sends_nothing_unasked(pg: Cluster,
-                                                            proxy: ProxyProcess) -> None:
+async def test_pipeline_connect_false_sends_nothing_unasked(
+    pg: Cluster, proxy: ProxyProcess
+) -> None:
     async with CountingRelay("127.0.0.1", proxy.port) as relay:
         counted = await _first_result(pg, relay, WS, "scram_user", pipeline_connect=False)
-    assert counted.final == 5  # upgrade, startup, client-first, client-final, query
+    assert counted.final == 5  # type: ignore[attr-defined]  # upgrade, startup, client-first, client-final, query
     first = counted.ws_up.messages[0]
     assert first[4:8] == (196608).to_bytes(4, "big") and len(first) == int.from_bytes(
-        first[:4], "big")  # the StartupMessage alone
+        first[:4], "big"
+    )  # the StartupMessage alone
 
 
 async def test_the_deferred_flush_sends_the_last_auth_message_without_an_operation(
-        pg: Cluster, proxy: ProxyProcess) -> None:
+    pg: Cluster, proxy: ProxyProcess
+) -> None:
     """connect(wait_ready=False) leaves client-final queued; if no operation takes it along,
     it leaves by itself, so authentication never waits on an idle caller."""
     async with CountingRelay("127.0.0.1", proxy.port) as relay:
@@ -163,18 +185,27 @@ async def test_the_deferred_flush_sends_the_last_auth_message_without_an_operati
             await conn.close()
 
 
-@pytest.mark.parametrize(("role", "options", "target"), [
-    pytest.param("scram_user", {}, 2, id="scram"),
-    pytest.param("trust_user", {}, 1, id="trust"),
-    pytest.param("scram_user", {"sslmode": "require"}, 4, id="tls-scram"),
-])
-async def test_through_pgbouncer(pg: Cluster, pgbouncer: Bouncer, role: str,
-                                 options: dict[str, Any], target: int) -> None:
+@pytest.mark.parametrize(
+    ("role", "options", "target"),
+    [
+        pytest.param("scram_user", {}, 2, id="scram"),
+        pytest.param("trust_user", {}, 1, id="trust"),
+        pytest.param("scram_user", {"sslmode": "require"}, 4, id="tls-scram"),
+    ],
+)
+async def test_through_pgbouncer(
+    pg: Cluster, pgbouncer: Bouncer, role: str, options: dict[str, Any], target: int
+) -> None:
     """PgBouncer speaks its own start-up (and offers no SCRAM-SHA-256-PLUS over TLS): a
     first connect may mispredict and reconnect once, then the learned method holds."""
     async with CountingRelay("127.0.0.1", pgbouncer.port) as relay:
-        kw: dict[str, Any] = {"port": relay.port, "statement_cache_size": 0, **PIPELINED,
-                              "sslmode": "disable", **options}
+        kw: dict[str, Any] = {
+            "port": relay.port,
+            "statement_cache_size": 0,
+            **PIPELINED,
+            "sslmode": "disable",
+            **options,
+        }
         for _ in range(2):
             before = len(relay.connections)
             conn = await driver.connect(pgbouncer.dsn(role), **kw)

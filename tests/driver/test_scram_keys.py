@@ -143,7 +143,7 @@ async def test_against_postgres(pg: Cluster, sslmode: str, pbkdf2_calls: list[in
         await client.login(
             "scram_user",
             pg.password("scram_user"),
-            guard,  # type: ignore[arg-type]
+            guard,
             scram_client=SCRAMClient,
         )
         assert client.mechanism == ("SCRAM-SHA-256-PLUS" if neg.encrypted else "SCRAM-SHA-256")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import driver
@@ -31,7 +33,9 @@ async def test_pipelined_password_saves_a_round_trip(
 async def test_default_sslmode_prefers_tls_so_passwords_are_allowed(
     pg: Cluster, proxy: ProxyProcess, transport: str, role: str
 ) -> None:
-    extra = {"ws_proxy": proxy.ws_proxy, "use_secure_websocket": False} if transport == "ws" else {}
+    extra: dict[str, Any] = (
+        {"ws_proxy": proxy.ws_proxy, "use_secure_websocket": False} if transport == "ws" else {}
+    )
     async with await driver.connect(pg.dsn(role), **extra) as conn:
         assert await conn.fetchval("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
 
@@ -40,7 +44,7 @@ async def test_ws_proxy_callable(pg: Cluster, proxy: ProxyProcess) -> None:
     def url(host: str, port: int) -> str:
         return f"127.0.0.1:{proxy.port}/v1?address={host}:{port}"
 
-    args = {"sslmode": "disable", "ws_proxy": url, "use_secure_websocket": False}
+    args: dict[str, Any] = {"sslmode": "disable", "ws_proxy": url, "use_secure_websocket": False}
     async with await driver.connect(pg.dsn("trust_user"), **args) as conn:
         assert await conn.fetchval("select 1") == 1
 
@@ -50,6 +54,8 @@ async def test_asyncpg_style_ssl_context(pg: Cluster, transport: str, proxy: Pro
 
     assert pg.certs is not None
     ctx = ssl.create_default_context(cafile=str(pg.certs.ca_cert))
-    extra = {"ws_proxy": proxy.ws_proxy, "use_secure_websocket": False} if transport == "ws" else {}
+    extra: dict[str, Any] = (
+        {"ws_proxy": proxy.ws_proxy, "use_secure_websocket": False} if transport == "ws" else {}
+    )
     async with await driver.connect(pg.dsn("tls_user"), ssl=ctx, **extra) as conn:
         assert await conn.fetchval("select ssl from pg_stat_ssl where pid = pg_backend_pid()")

@@ -33,8 +33,13 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_certs(tmp_path_factory.mktemp("apg-ssl-other-ca")).ca_cert
 
 
-def _dsn(pg: Cluster, ca: Path | None = None, host: str | None = None, port: int | None = None,
-         role: str = "scram_user") -> str:
+def _dsn(
+    pg: Cluster,
+    ca: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    role: str = "scram_user",
+) -> str:
     dsn = pg.dsn(role, host=host)
     if port is not None:
         dsn = dsn.replace(f":{pg.port}/", f":{port}/")
@@ -49,9 +54,18 @@ def _ours(connect_args: ConnectArgs, transport: str, dsn: str, **kw: Any) -> dic
 
 @pytest.mark.parametrize(
     ("value", "mode"),
-    [(True, "verify-full"), (False, "disable"), ("disable", "disable"), ("allow", "allow"),
-     ("prefer", "prefer"), ("require", "require"), ("verify-ca", "verify-ca"),
-     ("verify-full", "verify-full"), ("verify_full", "verify-full"), ("VERIFY-CA", "verify-ca")],
+    [
+        (True, "verify-full"),
+        (False, "disable"),
+        ("disable", "disable"),
+        ("allow", "allow"),
+        ("prefer", "prefer"),
+        ("require", "require"),
+        ("verify-ca", "verify-ca"),
+        ("verify-full", "verify-full"),
+        ("verify_full", "verify-full"),
+        ("VERIFY-CA", "verify-ca"),
+    ],
 )
 def test_ssl_argument_maps_to_sslmode(value: object, mode: str) -> None:
     assert sslmode_from_ssl_argument(value) == (mode, None)
@@ -124,17 +138,26 @@ async def test_a_wrong_host_name_is_refused(
             await aconn.close()
 
 
-@pytest.mark.parametrize(("value", "tls"), [
-    ("disable", False), ("allow", False), ("prefer", True), ("require", True),
-    ("verify-ca", True), ("verify-full", True), (False, False),
-])
+@pytest.mark.parametrize(
+    ("value", "tls"),
+    [
+        ("disable", False),
+        ("allow", False),
+        ("prefer", True),
+        ("require", True),
+        ("verify-ca", True),
+        ("verify-full", True),
+        (False, False),
+    ],
+)
 async def test_each_ssl_value_encrypts_as_asyncpg_does(
     pg: Cluster, connect_args: ConnectArgs, transport: str, value: object, tls: bool
 ) -> None:
     assert pg.certs is not None
     dsn = _dsn(pg, pg.certs.ca_cert, host="localhost")
-    conn = await driver.connect(**_ours(connect_args, transport, dsn, ssl=value,
-                                        allow_unencrypted_password=True))
+    conn = await driver.connect(
+        **_ours(connect_args, transport, dsn, ssl=value, allow_unencrypted_password=True)
+    )
     try:
         assert await conn.fetchval(IS_SSL) is tls
     finally:
@@ -147,11 +170,21 @@ async def test_each_ssl_value_encrypts_as_asyncpg_does(
             await aconn.close()
 
 
-@pytest.mark.parametrize(("value", "sends_ssl_request"), [
-    ("disable", False), (False, False), ("prefer", True), (True, True),
-])
+@pytest.mark.parametrize(
+    ("value", "sends_ssl_request"),
+    [
+        ("disable", False),
+        (False, False),
+        ("prefer", True),
+        (True, True),
+    ],
+)
 async def test_disable_sends_no_ssl_request(
-    pg: Cluster, connect_args: ConnectArgs, transport: str, open_proxy: str, value: object,
+    pg: Cluster,
+    connect_args: ConnectArgs,
+    transport: str,
+    open_proxy: str,
+    value: object,
     sends_ssl_request: bool,
 ) -> None:
     """The relay sits between the client (or the proxy) and Postgres and keeps the first
@@ -160,8 +193,9 @@ async def test_disable_sends_no_ssl_request(
     extra = {"ws_proxy": open_proxy} if transport == "ws" else {}
     async with CountingRelay("127.0.0.1", pg.port) as relay:
         dsn = _dsn(pg, pg.certs.ca_cert, host="localhost", port=relay.port)
-        kw = _ours(connect_args, transport, dsn, ssl=value, allow_unencrypted_password=True,
-                   **extra)
+        kw = _ours(
+            connect_args, transport, dsn, ssl=value, allow_unencrypted_password=True, **extra
+        )
         conn = await driver.connect(**kw)
         await conn.close()
         first = bytes(relay.last().up[:8])

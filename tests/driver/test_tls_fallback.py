@@ -48,7 +48,8 @@ async def test_prefer_retries_in_clear_for_a_hostnossl_role(strict_pg: Cluster) 
 
 
 async def test_allow_sends_a_cleartext_password_in_clear_over_direct_tcp(
-        strict_pg: Cluster) -> None:
+    strict_pg: Cluster,
+) -> None:
     # As libpq and asyncpg do (issue 12): on a direct TCP connection the first attempt
     # (clear) answers the cleartext password request; through a WebSocket proxy it would be
     # refused and the TLS attempt would send it (test_pipeline.py checks that path).

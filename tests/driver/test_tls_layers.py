@@ -29,16 +29,17 @@ def wss_proxy(pg: Cluster) -> Iterator[str]:
         yield f"localhost:{p.port}/v2"
 
 
-async def test_wss_is_verified_against_the_system_trust_store(pg: Cluster,
-                                                               wss_proxy: str) -> None:
+async def test_wss_is_verified_against_the_system_trust_store(pg: Cluster, wss_proxy: str) -> None:
     with pytest.raises(TransportError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
-        await driver.connect(pg.dsn("scram_user"), sslmode="disable", ws_proxy=wss_proxy,
-                             use_secure_websocket=True)
+        await driver.connect(
+            pg.dsn("scram_user"), sslmode="disable", ws_proxy=wss_proxy, use_secure_websocket=True
+        )
 
 
 @pytest.mark.parametrize("sslmode", ["disable", "verify-full"])
 async def test_wss_alone_and_with_postgres_tls_inside(
-        pg: Cluster, wss_proxy: str, sslmode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pg: Cluster, wss_proxy: str, sslmode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Both layers at once: TLS to the proxy outside, TLS to Postgres inside it. For the wss
     hop, the default trust store is pointed at the test CA (OpenSSL reads SSL_CERT_FILE when a
     context loads it) for this test only; Postgres gets its CA as sslrootcert."""
@@ -47,9 +48,14 @@ async def test_wss_alone_and_with_postgres_tls_inside(
     port = int(wss_proxy.split(":")[1].split("/")[0])
     async with CountingRelay("127.0.0.1", port) as relay:
         via = wss_proxy.replace(str(port), str(relay.port))
-        conn = await driver.connect(pg.dsn("scram_user"), host="localhost", sslmode=sslmode,
-                                    sslrootcert=str(pg.certs.ca_cert), ws_proxy=via,
-                                    use_secure_websocket=True)
+        conn = await driver.connect(
+            pg.dsn("scram_user"),
+            host="localhost",
+            sslmode=sslmode,
+            sslrootcert=str(pg.certs.ca_cert),
+            ws_proxy=via,
+            use_secure_websocket=True,
+        )
         try:
             assert await conn.fetchval(SSL_STAT) is (sslmode == "verify-full")
             assert await conn.fetchval("select 'inside'") == "inside"
@@ -60,8 +66,9 @@ async def test_wss_alone_and_with_postgres_tls_inside(
 
 
 async def test_pgbouncer_tls_without_plus_falls_back_to_scram(pgbouncer: Bouncer) -> None:
-    conn = await driver.connect(pgbouncer.dsn("scram_user"), sslmode="require",
-                                statement_cache_size=0)
+    conn = await driver.connect(
+        pgbouncer.dsn("scram_user"), sslmode="require", statement_cache_size=0
+    )
     try:
         assert await conn.fetchval("select current_user") == "scram_user"
     finally:
@@ -70,5 +77,9 @@ async def test_pgbouncer_tls_without_plus_falls_back_to_scram(pgbouncer: Bouncer
 
 async def test_pgbouncer_cannot_satisfy_channel_binding_require(pgbouncer: Bouncer) -> None:
     with pytest.raises(AuthPolicyError, match="does not offer SCRAM-SHA-256-PLUS"):
-        await driver.connect(pgbouncer.dsn("scram_user"), sslmode="require",
-                             channel_binding="require", statement_cache_size=0)
+        await driver.connect(
+            pgbouncer.dsn("scram_user"),
+            sslmode="require",
+            channel_binding="require",
+            statement_cache_size=0,
+        )

@@ -60,18 +60,22 @@ async def scripted() -> AsyncIterator[Callable[[bytes], Scripted]]:
     yield Scripted
 
 
-ERROR = (b"E\x00\x00\x00\x2eSFATAL\x00C53300\x00Msorry, too many clients already\x00\x00")
+ERROR = b"E\x00\x00\x00\x2eSFATAL\x00C53300\x00Msorry, too many clients already\x00\x00"
 
 
-@pytest.mark.parametrize(("answer", "error", "message"), [
-    (b"S\x01\x02\x03", ProtocolError, "unencrypted data after .*CVE-2021-23222"),
-    (b"Nextra", ProtocolError, "unencrypted data after"),
-    (ERROR, ProtocolError, "FATAL sorry, too many clients already"),
-    (b"", ProtocolError, "closed the connection in answer to SSLRequest"),
-    (b"HTTP/1.1 200 OK\r\n", ProtocolError, "unexpected answer to SSLRequest"),
-])
-async def test_anything_but_one_byte_s_or_n_is_refused(answer: bytes, error: type[Exception],
-                                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("answer", "error", "message"),
+    [
+        (b"S\x01\x02\x03", ProtocolError, "unencrypted data after .*CVE-2021-23222"),
+        (b"Nextra", ProtocolError, "unencrypted data after"),
+        (ERROR, ProtocolError, "FATAL sorry, too many clients already"),
+        (b"", ProtocolError, "closed the connection in answer to SSLRequest"),
+        (b"HTTP/1.1 200 OK\r\n", ProtocolError, "unexpected answer to SSLRequest"),
+    ],
+)
+async def test_anything_but_one_byte_s_or_n_is_refused(
+    answer: bytes, error: type[Exception], message: str
+) -> None:
     async with Scripted(answer) as server:
         raw = await open_tcp("127.0.0.1", server.port)
         with pytest.raises(error, match=message):
@@ -89,8 +93,9 @@ async def test_n_fails_when_tls_is_required(sslmode: str) -> None:
 
 async def test_n_with_prefer_goes_on_in_clear_on_the_same_connection() -> None:
     async with Scripted(b"N") as server:
-        neg = await negotiate(await open_tcp("127.0.0.1", server.port),
-                              TLSSettings(sslmode="prefer"), "db.example")
+        neg = await negotiate(
+            await open_tcp("127.0.0.1", server.port), TLSSettings(sslmode="prefer"), "db.example"
+        )
         assert (neg.encrypted, neg.channel_binding, neg.tls_version) == (False, None, None)
         await neg.stream.write(b"startup")
         await neg.stream.close()
@@ -121,23 +126,32 @@ class Untouched:
     async def close(self) -> None:
         raise AssertionError("close")
 
+    def abort(self) -> None:
+        raise AssertionError("abort")
+
 
 @pytest.mark.parametrize("sslmode", ["prefer", "verify-full"])
 async def test_unix_socket_paths_skip_tls_as_libpq_does(sslmode: str) -> None:
     raw = Untouched()
     neg = await negotiate(raw, TLSSettings(sslmode=sslmode), "/var/run/postgresql")
-    assert neg.stream is raw and (neg.encrypted, neg.local, neg.confidential) == (
-        False, True, True)
+    assert neg.stream is raw and (neg.encrypted, neg.local, neg.confidential) == (False, True, True)
 
 
 # -- tls-server-end-point ---------------------------------------------------------------
 
+
 def _cert(key: object, algorithm: hashes.HashAlgorithm | None, **sign_kw: object) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cb test")])
     now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-               .public_key(key.public_key())  # type: ignore[attr-defined]
-               .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(1)))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())  # type: ignore[attr-defined]
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(1))
+    )
     cert = builder.sign(key, algorithm, **sign_kw)  # type: ignore[arg-type]
     return cert.public_bytes(serialization.Encoding.DER)
 
@@ -147,20 +161,25 @@ def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.mark.parametrize(("algorithm", "expected"), [
-    (hashes.SHA256(), "sha256"), (hashes.SHA384(), "sha384"), (hashes.SHA512(), "sha512"),
-    (hashes.SHA224(), "sha224"),
-])
-def test_rsa_certificates(rsa_key: rsa.RSAPrivateKey, algorithm: hashes.HashAlgorithm,
-                          expected: str) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [
+        (hashes.SHA256(), "sha256"),
+        (hashes.SHA384(), "sha384"),
+        (hashes.SHA512(), "sha512"),
+        (hashes.SHA224(), "sha224"),
+    ],
+)
+def test_rsa_certificates(
+    rsa_key: rsa.RSAPrivateKey, algorithm: hashes.HashAlgorithm, expected: str
+) -> None:
     der = _cert(rsa_key, algorithm)
     assert tls_server_end_point(der) == hashlib.new(expected, der).digest()
     assert tls_server_end_point(der) == bytes(CBindData.from_der(der))  # scramp agrees
 
 
 @pytest.mark.parametrize("weak", [b"\x04", b"\x05"])  # md5WithRSA, sha1WithRSA
-def test_md5_and_sha1_signatures_hash_with_sha256(rsa_key: rsa.RSAPrivateKey,
-                                                  weak: bytes) -> None:
+def test_md5_and_sha1_signatures_hash_with_sha256(rsa_key: rsa.RSAPrivateKey, weak: bytes) -> None:
     """RFC 5929: MD5 and SHA-1 are replaced by SHA-256. cryptography no longer signs with
     them, so the algorithm identifier of a SHA-256 certificate is rewritten (the signature no
     longer verifies, which does not matter for the hash)."""
@@ -170,9 +189,14 @@ def test_md5_and_sha1_signatures_hash_with_sha256(rsa_key: rsa.RSAPrivateKey,
     assert tls_server_end_point(der) == bytes(CBindData.from_der(der))
 
 
-@pytest.mark.parametrize(("algorithm", "expected"), [
-    (hashes.SHA256(), "sha256"), (hashes.SHA384(), "sha384"), (hashes.SHA512(), "sha512"),
-])
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [
+        (hashes.SHA256(), "sha256"),
+        (hashes.SHA384(), "sha384"),
+        (hashes.SHA512(), "sha512"),
+    ],
+)
 def test_ecdsa_certificates(algorithm: hashes.HashAlgorithm, expected: str) -> None:
     der = _cert(ec.generate_private_key(ec.SECP256R1()), algorithm)
     assert tls_server_end_point(der) == hashlib.new(expected, der).digest()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import driver
@@ -9,7 +11,7 @@ from tests.conftest import ProxyProcess
 from tools.pgcluster import Cluster
 
 
-def _via(proxy: ProxyProcess, transport: str) -> dict[str, object]:
+def _via(proxy: ProxyProcess, transport: str) -> dict[str, Any]:
     if transport == "ws":
         return {"ws_proxy": proxy.ws_proxy, "use_secure_websocket": False}
     return {}
@@ -41,7 +43,7 @@ async def test_certificate_role_without_a_certificate_is_refused(
             pg.dsn("cert_user"), sslmode="verify-full", sslrootcert=str(pg.certs.ca_cert),
             **_via(proxy, transport),
         )  # fmt: skip
-    assert info.value.sqlstate.startswith("28")
+    assert str(info.value.sqlstate).startswith("28")
 
 
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
@@ -53,7 +55,7 @@ async def test_hostssl_only_role_needs_tls(
             pg.dsn("tls_user"), sslmode="disable", allow_unencrypted_password=True,
             **_via(proxy, transport),
         )  # fmt: skip
-    assert info.value.sqlstate.startswith("28")
+    assert str(info.value.sqlstate).startswith("28")
     assert pg.certs is not None
     conn = await driver.connect(
         pg.dsn("tls_user"), sslmode="verify-full", sslrootcert=str(pg.certs.ca_cert),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ def client_hello(ctx: ssl.SSLContext) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {"groups": [], "key_shares": []}
     while pos < end:
         kind, size = struct.unpack_from("!HH", body, pos)
-        data = body[pos + 4:pos + 4 + size]
+        data = body[pos + 4 : pos + 4 + size]
         pos += 4 + size
         if kind == 10:  # supported_groups
             found["groups"] = [struct.unpack_from("!H", data, i)[0] for i in range(2, size, 2)]
@@ -49,15 +50,19 @@ def client_hello(ctx: ssl.SSLContext) -> dict[str, list[int]]:
     return found
 
 
-@pytest.mark.parametrize(("sslmode", "verify", "check_hostname"), [
-    ("allow", ssl.CERT_NONE, False),
-    ("prefer", ssl.CERT_NONE, False),
-    ("require", ssl.CERT_NONE, False),
-    ("verify-ca", ssl.CERT_REQUIRED, False),
-    ("verify-full", ssl.CERT_REQUIRED, True),
-])
-def test_sslmode_sets_verification_like_libpq(sslmode: str, verify: ssl.VerifyMode,
-                                              check_hostname: bool) -> None:
+@pytest.mark.parametrize(
+    ("sslmode", "verify", "check_hostname"),
+    [
+        ("allow", ssl.CERT_NONE, False),
+        ("prefer", ssl.CERT_NONE, False),
+        ("require", ssl.CERT_NONE, False),
+        ("verify-ca", ssl.CERT_REQUIRED, False),
+        ("verify-full", ssl.CERT_REQUIRED, True),
+    ],
+)
+def test_sslmode_sets_verification_like_libpq(
+    sslmode: str, verify: ssl.VerifyMode, check_hostname: bool
+) -> None:
     ctx = make_ssl_context(TLSSettings(sslmode=sslmode))
     assert ctx is not None
     assert (ctx.verify_mode, ctx.check_hostname) == (verify, check_hostname)
@@ -70,8 +75,11 @@ def test_disable_means_no_context() -> None:
 
 @pytest.mark.parametrize("source", ["sslrootcert", "root_certs"])
 def test_require_with_a_named_ca_verifies_the_chain(certs: CertBundle, source: str) -> None:
-    kw = {"sslrootcert": str(certs.ca_cert)} if source == "sslrootcert" else {
-        "root_certs": certs.ca_pem}
+    kw: dict[str, Any] = (
+        {"sslrootcert": str(certs.ca_cert)}
+        if source == "sslrootcert"
+        else {"root_certs": certs.ca_pem}
+    )
     ctx = make_ssl_context(TLSSettings(sslmode="require", **kw))
     assert ctx is not None
     assert (ctx.verify_mode, ctx.check_hostname) == (ssl.CERT_REQUIRED, False)
@@ -99,15 +107,20 @@ def test_protocol_version_bounds() -> None:
     assert ctx is not None and ctx.maximum_version == ssl.TLSVersion.TLSv1_2
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"sslmode": "verify_full"}, "invalid sslmode 'verify_full'"),
-    ({"sslcert": "/x.crt"}, "sslcert and sslkey must be given together"),
-    ({"ssl_min_protocol_version": "TLSv1.1"}, "unsupported ssl_min_protocol_version"),
-    ({"ssl_max_protocol_version": "SSLv3"}, "unsupported ssl_max_protocol_version"),
-    ({"sslmode": "require", "sslrootcert": "system"},
-     'weak sslmode "require" may not be used with sslrootcert=system'),
-    ({"sslmode": "verify-ca", "sslrootcert": "system"}, 'use "verify-full"'),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"sslmode": "verify_full"}, "invalid sslmode 'verify_full'"),
+        ({"sslcert": "/x.crt"}, "sslcert and sslkey must be given together"),
+        ({"ssl_min_protocol_version": "TLSv1.1"}, "unsupported ssl_min_protocol_version"),
+        ({"ssl_max_protocol_version": "SSLv3"}, "unsupported ssl_max_protocol_version"),
+        (
+            {"sslmode": "require", "sslrootcert": "system"},
+            'weak sslmode "require" may not be used with sslrootcert=system',
+        ),
+        ({"sslmode": "verify-ca", "sslrootcert": "system"}, 'use "verify-full"'),
+    ],
+)
 def test_bad_settings_fail_early(kw: dict[str, str], message: str) -> None:
     with pytest.raises(InterfaceError, match=message):
         TLSSettings(**kw)  # type: ignore[arg-type]
@@ -119,13 +132,17 @@ def test_unreadable_files_name_the_option(tmp_path: Path, certs: CertBundle) -> 
     with pytest.raises(InterfaceError, match="root_certs"):
         make_ssl_context(TLSSettings(sslmode="verify-ca", root_certs="not a PEM"))
     with pytest.raises(InterfaceError, match="cannot load client certificate"):
-        make_ssl_context(TLSSettings(sslmode="require", sslcert=str(certs.client_cert),
-                                     sslkey=str(certs.server_key)))  # key of another cert
+        make_ssl_context(
+            TLSSettings(
+                sslmode="require", sslcert=str(certs.client_cert), sslkey=str(certs.server_key)
+            )
+        )  # key of another cert
 
 
 def test_client_certificate_is_loaded(certs: CertBundle) -> None:
-    ctx = make_ssl_context(TLSSettings(sslmode="require", sslcert=str(certs.client_cert),
-                                       sslkey=str(certs.client_key)))
+    ctx = make_ssl_context(
+        TLSSettings(sslmode="require", sslcert=str(certs.client_cert), sslkey=str(certs.client_key))
+    )
     assert ctx is not None  # load_cert_chain checked that key and certificate match
 
 

@@ -48,14 +48,23 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_certs(tmp_path_factory.mktemp("other-ca")).ca_cert
 
 
-async def session(opener: Opener, pg: object, settings: TLSSettings, *, host: str = "127.0.0.1",
-                  role: str = "scram_user", policy: AuthPolicy | None = None
-                  ) -> tuple[Negotiated, MiniClient]:
+async def session(
+    opener: Opener,
+    pg: object,
+    settings: TLSSettings,
+    *,
+    host: str = "127.0.0.1",
+    role: str = "scram_user",
+    policy: AuthPolicy | None = None,
+) -> tuple[Negotiated, MiniClient]:
     neg = await negotiate(await opener(host, pg.port), settings, host)  # type: ignore[attr-defined]
     policy = policy or AuthPolicy.parse(allow_unencrypted_password=True)
     client = MiniClient(neg.stream)
-    await client.login(role, pg.password(role),  # type: ignore[attr-defined]
-                       policy.guard(encrypted=neg.encrypted, channel_binding=neg.channel_binding))
+    await client.login(
+        role,
+        pg.password(role),  # type: ignore[attr-defined]
+        policy.guard(encrypted=neg.encrypted, channel_binding=neg.channel_binding),
+    )
     return neg, client
 
 
@@ -67,21 +76,27 @@ async def closing() -> AsyncIterator[list[Stream]]:
         await s.close()
 
 
-@pytest.mark.parametrize(("sslmode", "encrypted"), [
-    ("disable", False), ("allow", False), ("prefer", True), ("require", True),
-    ("verify-ca", True), ("verify-full", True),
-])
+@pytest.mark.parametrize(
+    ("sslmode", "encrypted"),
+    [
+        ("disable", False),
+        ("allow", False),
+        ("prefer", True),
+        ("require", True),
+        ("verify-ca", True),
+        ("verify-full", True),
+    ],
+)
 async def test_each_sslmode_reaches_the_server_as_libpq_would(
-        opener: Opener, pg: object, sslmode: str, encrypted: bool,
-        closing: list[Stream]) -> None:
+    opener: Opener, pg: object, sslmode: str, encrypted: bool, closing: list[Stream]
+) -> None:
     ca = str(pg.certs.ca_cert)  # type: ignore[attr-defined]
     settings = TLSSettings(sslmode=sslmode, sslrootcert=ca if "verify" in sslmode else None)
     neg, client = await session(opener, pg, settings)
     closing.append(neg.stream)
     assert neg.encrypted is encrypted
     assert neg.verified is ("verify" in sslmode)  # the server is authenticated by TLS
-    assert await client.query(SSL_STAT) == [
-        ["true", "TLSv1.3"] if encrypted else ["false", None]]
+    assert await client.query(SSL_STAT) == [["true", "TLSv1.3"] if encrypted else ["false", None]]
     # SCRAM-SHA-256-PLUS whenever TLS is up (PostgreSQL offers it, the policy prefers it)
     assert client.mechanism == ("SCRAM-SHA-256-PLUS" if encrypted else "SCRAM-SHA-256")
 
@@ -94,26 +109,34 @@ def test_attempt_order_follows_libpq() -> None:
 
 
 async def test_allow_tries_clear_then_tls_on_fresh_connections(
-        opener: Opener, pg: object, closing: list[Stream]) -> None:
+    opener: Opener, pg: object, closing: list[Stream]
+) -> None:
     # connect() retries with the second attempt when the first fails (libpq: a server that
     # only has hostssl lines for the role); here both attempts are run to show what each does.
     settings = TLSSettings(sslmode="allow")
     seen = []
     for use_tls in tls_attempts("allow"):
-        neg = await negotiate(await opener("127.0.0.1", pg.port),  # type: ignore[attr-defined]
-                              settings, "127.0.0.1", use_tls=use_tls)
+        neg = await negotiate(
+            await opener("127.0.0.1", pg.port),  # type: ignore[attr-defined]
+            settings,
+            "127.0.0.1",
+            use_tls=use_tls,
+        )
         closing.append(neg.stream)
         client = MiniClient(neg.stream)
-        await client.login("scram_user", pg.password("scram_user"),  # type: ignore[attr-defined]
-                           AuthPolicy.parse().guard(encrypted=neg.encrypted,
-                                                    channel_binding=neg.channel_binding))
+        await client.login(
+            "scram_user",
+            pg.password("scram_user"),  # type: ignore[attr-defined]
+            AuthPolicy.parse().guard(encrypted=neg.encrypted, channel_binding=neg.channel_binding),
+        )
         seen.append((await client.query(SSL_STAT))[0][0])
     assert seen == ["false", "true"]
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 async def test_verify_full_accepts_the_names_in_the_certificate(
-        opener: Opener, pg: object, host: str, closing: list[Stream]) -> None:
+    opener: Opener, pg: object, host: str, closing: list[Stream]
+) -> None:
     settings = TLSSettings(sslmode="verify-full", root_certs=pg.certs.ca_pem)  # type: ignore[attr-defined]
     neg, client = await session(opener, pg, settings, host=host)
     closing.append(neg.stream)
@@ -121,7 +144,8 @@ async def test_verify_full_accepts_the_names_in_the_certificate(
 
 
 async def test_verify_full_refuses_a_host_name_not_in_the_certificate(
-        opener: Opener, pg: object) -> None:
+    opener: Opener, pg: object
+) -> None:
     # "vm" would be a name that resolves to the same server; the check is on the DATABASE
     # host, whatever stream (TCP or proxy) carries the bytes.
     settings = TLSSettings(sslmode="verify-full", sslrootcert=str(pg.certs.ca_cert))  # type: ignore[attr-defined]
@@ -130,16 +154,19 @@ async def test_verify_full_refuses_a_host_name_not_in_the_certificate(
         await negotiate(raw, settings, "db.example")
     # verify-ca does not check the name, so the same server passes
     raw = await opener("127.0.0.1", pg.port)  # type: ignore[attr-defined]
-    neg = await negotiate(raw, TLSSettings(sslmode="verify-ca",
-                                           sslrootcert=str(pg.certs.ca_cert)),  # type: ignore[attr-defined]
-                          "db.example")
+    neg = await negotiate(
+        raw,
+        TLSSettings(sslmode="verify-ca", sslrootcert=str(pg.certs.ca_cert)),  # type: ignore[attr-defined]
+        "db.example",
+    )
     assert neg.encrypted and neg.verified
     await neg.stream.close()
 
 
 @pytest.mark.parametrize("sslmode", ["verify-ca", "verify-full", "require"])
-async def test_an_untrusted_ca_is_refused(opener: Opener, pg: object, other_ca: Path,
-                                          sslmode: str) -> None:
+async def test_an_untrusted_ca_is_refused(
+    opener: Opener, pg: object, other_ca: Path, sslmode: str
+) -> None:
     # require + a named root certificate verifies the chain, as libpq does
     settings = TLSSettings(sslmode=sslmode, sslrootcert=str(other_ca))
     with pytest.raises(TransportError, match="could not be verified"):
@@ -147,14 +174,19 @@ async def test_an_untrusted_ca_is_refused(opener: Opener, pg: object, other_ca: 
 
 
 async def test_the_system_trust_store_is_the_default_and_lacks_the_test_ca(
-        opener: Opener, pg: object) -> None:
+    opener: Opener, pg: object
+) -> None:
     with pytest.raises(TransportError, match="could not be verified"):
-        await negotiate(await opener("localhost", pg.port),  # type: ignore[attr-defined]
-                        TLSSettings(sslmode="verify-full"), "localhost")
+        await negotiate(
+            await opener("localhost", pg.port),  # type: ignore[attr-defined]
+            TLSSettings(sslmode="verify-full"),
+            "localhost",
+        )
 
 
-async def test_tls12_works_and_binds_the_channel(opener: Opener, pg: object,
-                                                 closing: list[Stream]) -> None:
+async def test_tls12_works_and_binds_the_channel(
+    opener: Opener, pg: object, closing: list[Stream]
+) -> None:
     settings = TLSSettings(sslmode="require", ssl_max_protocol_version="TLSv1.2")
     policy = AuthPolicy.parse(channel_binding="require")
     neg, client = await session(opener, pg, settings, policy=policy)
@@ -165,10 +197,15 @@ async def test_tls12_works_and_binds_the_channel(opener: Opener, pg: object,
 
 
 async def test_client_certificate_is_presented_and_verified_by_the_server(
-        opener: Opener, pg: object, closing: list[Stream]) -> None:
+    opener: Opener, pg: object, closing: list[Stream]
+) -> None:
     certs = pg.certs  # type: ignore[attr-defined]
-    settings = TLSSettings(sslmode="verify-full", sslrootcert=str(certs.ca_cert),
-                           sslcert=str(certs.client_cert), sslkey=str(certs.client_key))
+    settings = TLSSettings(
+        sslmode="verify-full",
+        sslrootcert=str(certs.ca_cert),
+        sslcert=str(certs.client_cert),
+        sslkey=str(certs.client_key),
+    )
     neg, client = await session(opener, pg, settings)
     closing.append(neg.stream)
     rows = await client.query("select client_dn from pg_stat_ssl where pid = pg_backend_pid()")
@@ -176,22 +213,26 @@ async def test_client_certificate_is_presented_and_verified_by_the_server(
 
 
 async def test_the_server_checks_our_channel_binding_data(opener: Opener, pg: object) -> None:
-    neg = await negotiate(await opener("127.0.0.1", pg.port),  # type: ignore[attr-defined]
-                          TLSSettings(sslmode="require"), "127.0.0.1")
+    neg = await negotiate(
+        await opener("127.0.0.1", pg.port),  # type: ignore[attr-defined]
+        TLSSettings(sslmode="require"),
+        "127.0.0.1",
+    )
     assert neg.channel_binding is not None and len(neg.channel_binding) == 32  # SHA-256
     guard = AuthPolicy.parse(channel_binding="require").guard(
-        encrypted=True, channel_binding=b"\0" * 32)
+        encrypted=True, channel_binding=b"\0" * 32
+    )
     with pytest.raises(ServerError, match="channel binding"):
         await MiniClient(neg.stream).login("scram_user", pg.password("scram_user"), guard)  # type: ignore[attr-defined]
     await neg.stream.close()
 
 
 async def test_channel_binding_require_refuses_a_server_that_skips_scram(
-        opener: Opener, pg: object) -> None:
+    opener: Opener, pg: object
+) -> None:
     policy = AuthPolicy.parse(channel_binding="require")
     with pytest.raises(AuthPolicyError, match="without channel binding"):
-        await session(opener, pg, TLSSettings(sslmode="require"), role="trust_user",
-                      policy=policy)
+        await session(opener, pg, TLSSettings(sslmode="require"), role="trust_user", policy=policy)
     with pytest.raises(AuthPolicyError, match="TLS is not in use"):
         await session(opener, pg, TLSSettings(sslmode="disable"), policy=policy)
 
@@ -202,9 +243,10 @@ async def test_tls_costs_two_round_trips_and_no_hello_retry(pg: object) -> None:
     counts = {}
     default_ctx = ssl.create_default_context()
     default_ctx.check_hostname, default_ctx.verify_mode = False, ssl.CERT_NONE
-    for name, settings in [("ours", TLSSettings(sslmode="require")),
-                           ("openssl-default", TLSSettings(sslmode="require",
-                                                           ssl_context=default_ctx))]:
+    for name, settings in [
+        ("ours", TLSSettings(sslmode="require")),
+        ("openssl-default", TLSSettings(sslmode="require", ssl_context=default_ctx)),
+    ]:
         async with CountingRelay("127.0.0.1", pg.port) as relay:  # type: ignore[attr-defined]
             neg = await negotiate(await open_tcp("127.0.0.1", relay.port), settings, "127.0.0.1")
             counts[name] = relay.round_trips
@@ -212,8 +254,7 @@ async def test_tls_costs_two_round_trips_and_no_hello_retry(pg: object) -> None:
     assert counts == {"ours": 2, "openssl-default": 3}
 
 
-async def test_login_and_query_round_trips_over_tls_with_finished_riding_along(
-        pg: object) -> None:
+async def test_login_and_query_round_trips_over_tls_with_finished_riding_along(pg: object) -> None:
     """Unpipelined SCRAM-PLUS after TLS: 2 (TLS) + 3 (startup, SCRAM first, SCRAM final) + 1
     (query). The client's TLS Finished leaves in the same write as the startup message."""
     async with CountingRelay("127.0.0.1", pg.port) as relay:  # type: ignore[attr-defined]

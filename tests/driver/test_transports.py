@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 
 import driver
 from driver.transport import open_stream
@@ -55,7 +56,7 @@ async def test_websocket_refused_upgrade_is_a_transport_error() -> None:
     async def handler(ws: ServerConnection) -> None:
         raise AssertionError("never upgraded")
 
-    def refuse(conn: ServerConnection, request: object) -> object:
+    def refuse(conn: ServerConnection, request: Request) -> Response:
         return conn.respond(400, "address not allowed\n")
 
     async with serve(handler, "127.0.0.1", 0, process_request=refuse) as server:

@@ -219,7 +219,7 @@ async def test_frames_split_byte_by_byte_with_a_ping_between_them(
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         first = await read_client_frame(reader)
         stream_bytes = (
-            server_frame(0x2, first.data)  # echo
+            server_frame(0x2, bytes(first.data))  # echo
             + server_frame(0x9, b"are you there")
             + server_frame(0x2, mid, fin=False)
             + server_frame(0x0, big)

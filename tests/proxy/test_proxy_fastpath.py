@@ -383,17 +383,19 @@ async def test_frames_queued_before_the_relay_attached_are_not_overtaken(
     """Frames that arrive while the upstream connect is pending wait in websockets' queue; a
     frame arriving once the relay is attached must not jump ahead of them, even while the
     relay task is stuck writing them (the target reads nothing until the end)."""
+    import proxy.relay
     import proxy.server
+    import proxy.upstream
 
     gate, attached = asyncio.Event(), asyncio.Event()
-    real_open = proxy.server.open_upstream
+    real_open = proxy.upstream.open_upstream  # the function proxy.server calls
 
     async def gated_open(*args: object) -> object:
         upstream = await real_open(*args)  # type: ignore[arg-type]
         await gate.wait()
         return upstream
 
-    class SignallingRelay(proxy.server.Relay):
+    class SignallingRelay(proxy.relay.Relay):
         def __init__(self, *args: object) -> None:
             super().__init__(*args)  # type: ignore[arg-type]
             attached.set()

@@ -48,7 +48,7 @@ async def test_tcp_end_closes_1000_after_every_byte(lp: ProxyProc, tgt: Target) 
         got = bytearray()
         with pytest.raises(ConnectionClosedOK):
             while True:
-                got += await ws.recv()
+                got += await ws.recv(decode=False)
         assert bytes(got) == payload
         assert ws.close_code == 1000 and ws.close_reason == "TCP connection is closed"
 

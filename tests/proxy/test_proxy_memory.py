@@ -46,7 +46,8 @@ async def _wait_until_the_proxy_pushes_back(pg: Cluster, pid: int, within: float
         "select wait_event from pg_stat_activity "
         "where usename = 'trust_user' and query like 'select repeat%'"
     )
-    deadline, streak, seen = time.monotonic() + within, 0, []
+    deadline, streak = time.monotonic() + within, 0
+    seen: list[tuple[int, str]] = []
     while True:
         queued = _recv_queue(pid, pg.port)
         waiting = (await asyncio.to_thread(pg.psql, sql)).strip()
@@ -190,7 +191,9 @@ async def test_memory_budget_refuses_new_upgrades_and_is_a_metric(target: Target
         assert status == 101
         _, writer = await target.next()
         assert await buffered() == 0
-        raw.writer.transport.pause_reading()  # the client reads nothing for now
+        transport = raw.writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()  # the client reads nothing for now
         writer.write(os.urandom(8 << 20))
         deadline = time.monotonic() + 30
         while (held := await buffered()) <= 256 * 1024:
@@ -203,7 +206,7 @@ async def test_memory_budget_refuses_new_upgrades_and_is_a_metric(target: Target
             await connect(p.url(f"127.0.0.1:{target.port}"))
         assert info.value.response.status_code == 503
         assert b"memory budget" in info.value.response.body
-        raw.writer.transport.resume_reading()
+        transport.resume_reading()
         received = 0
         while received < 8 << 20:
             _, payload = await raw.read_frame()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import driver
 
 if TYPE_CHECKING:
-    from conftest import LoadedPage, PlaygroundDB, Server
+    from tests.pyodide.conftest import LoadedPage, PlaygroundDB, Server
 
 NEAREST = """
 SELECT id_no, name_en, ST_AsText(location) AS wkt,

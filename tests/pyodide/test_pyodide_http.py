@@ -16,7 +16,7 @@ from tests.proxy.test_sql_http import SQLProxy, start_sql_proxy
 from tools.pgcluster import Cluster
 
 if TYPE_CHECKING:
-    from conftest import LoadedPage, PlaygroundDB, Server
+    from tests.pyodide.conftest import LoadedPage, PlaygroundDB, Server
 
 NEAREST = """
 SELECT id_no, name_en, ST_AsText(location) AS wkt,

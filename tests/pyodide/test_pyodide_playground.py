@@ -14,7 +14,7 @@ import httpx
 import driver
 
 if TYPE_CHECKING:
-    from conftest import LoadedPage, PlaygroundDB, Server
+    from tests.pyodide.conftest import LoadedPage, PlaygroundDB, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 

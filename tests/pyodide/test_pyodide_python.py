@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import driver
 
 if TYPE_CHECKING:
-    from conftest import LoadedPage, PlaygroundDB, Server
     from playwright.async_api import Browser, Page
+
+    from tests.pyodide.conftest import LoadedPage, PlaygroundDB, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -34,14 +35,16 @@ async def python_run(page: Page, code: str, *, keys: bool = False) -> dict[str, 
         await page.click("#run-python")
     await page.wait_for_function(
         "document.getElementById('timing').textContent !== '' || "
-        "!document.getElementById('error').hidden")
+        "!document.getElementById('error').hidden"
+    )
     await page.wait_for_selector("#run-python:not([disabled])")
     return {
         "printed": await page.text_content("#printed") or "",
         "error": None if await page.is_hidden("#error") else await page.text_content("#error"),
         "headers": await page.eval_on_selector_all("#results th", "t => t.map(x => x.textContent)"),
         "rows": await page.eval_on_selector_all(
-            "#results tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"),
+            "#results tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+        ),
     }
 
 
@@ -55,8 +58,11 @@ async def test_python_with_conn_prints_rows_and_ctrl_enter_runs(
         "    print(r['id_no'], r['name_en'])\n"
     )
     got = await python_run(loaded_page.page, code, keys=True)
-    conn = await driver.connect(playground_db.playground_dsn,
-                                ws_proxy=playground_server.ws_proxy, use_secure_websocket=False)
+    conn = await driver.connect(
+        playground_db.playground_dsn,
+        ws_proxy=playground_server.ws_proxy,
+        use_secure_websocket=False,
+    )
     try:
         want = await conn.fetch("select id_no, name_en from whc_sites where id_no <= 3 order by 1")
     finally:
@@ -76,11 +82,13 @@ async def test_last_expression_is_a_table_with_readable_geometry(loaded_page: Lo
     assert re.fullmatch(r"POINT\(-?[\d.]+ -?[\d.]+\)", got["rows"][0][1]), got["rows"]
     # the SQL box: headers even with no rows, geometries as WKT by column type
     text = await loaded_page.page.evaluate(
-        "window.playground.run('select id_no, location from whc_sites where false')")
+        "window.playground.run('select id_no, location from whc_sites where false')"
+    )
     assert json.loads(text)["columns"] == ["id_no", "location"]
     assert json.loads(text)["rows"] == []
     text = await loaded_page.page.evaluate(
-        "window.playground.run('select location::geometry as g from whc_sites where id_no = 1')")
+        "window.playground.run('select location::geometry as g from whc_sites where id_no = 1')"
+    )
     assert json.loads(text)["rows"][0][0].startswith("POINT(")
 
 
@@ -132,10 +140,13 @@ async def test_real_python_version_is_shown(loaded_page: LoadedPage) -> None:
 
 
 async def resources(page: Page) -> dict[str, list[int]]:
-    return dict(await page.evaluate(
-        "performance.getEntriesByType('resource').reduce((a, e) => {"
-        " a[e.name.split('?')[0].split('/').pop()] = [e.transferSize, e.encodedBodySize,"
-        " e.decodedBodySize]; return a; }, {})"))
+    return dict(
+        await page.evaluate(
+            "performance.getEntriesByType('resource').reduce((a, e) => {"
+            " a[e.name.split('?')[0].split('/').pop()] = [e.transferSize, e.encodedBodySize,"
+            " e.decodedBodySize]; return a; }, {})"
+        )
+    )
 
 
 async def test_first_load_compressed_second_from_cache(
@@ -160,9 +171,13 @@ async def test_first_load_compressed_second_from_cache(
                 "Python ready (s)": round(ready, 3),
                 "Python ready, page's own clock (s)": round(boot["loadMs"] / 1000, 3),
                 "stages, ms since the script started": boot["stages"],
-                "editors ready, page's own clock (s)": round(await page.evaluate(
-                    "performance.getEntriesByName('playground-editors-ready')[0].startTime"
-                ) / 1000, 3),
+                "editors ready, page's own clock (s)": round(
+                    await page.evaluate(
+                        "performance.getEntriesByName('playground-editors-ready')[0].startTime"
+                    )
+                    / 1000,
+                    3,
+                ),
                 "transferred bytes": sum(v[0] for v in got.values()),
                 "decoded bytes": sum(v[2] for v in got.values()),
                 "files": {k: got[k] for k in BIG if k in got},
@@ -181,18 +196,18 @@ async def test_first_load_compressed_second_from_cache(
         await context.close()
 
 
-async def test_phone_layout_and_accessibility(
-    browser: Browser, playground_server: Server
-) -> None:
+async def test_phone_layout_and_accessibility(browser: Browser, playground_server: Server) -> None:
     context = await browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     page = await context.new_page()
     try:
         await page.goto(playground_server.url)
         await page.wait_for_selector('#status[data-state="ready"]', timeout=60_000)
         await python_run(page, "await conn.fetch('select * from whc_sites order by id_no limit 5')")
         overflow = await page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 0
         assert await page.locator("a[href='/']").count() == 1
         ARTIFACTS.mkdir(exist_ok=True)
@@ -200,8 +215,11 @@ async def test_phone_layout_and_accessibility(
         await page.add_script_tag(path=str(AXE))
         result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
         (ARTIFACTS / "axe-playground.json").write_text(json.dumps(result["violations"], indent=1))
-        bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-               for v in result["violations"] if v["impact"] in ("serious", "critical")]
+        bad = [
+            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
         assert bad == []
     finally:
         await context.close()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from conftest import LoadedPage, PlaygroundDB, Server
+    from tests.pyodide.conftest import LoadedPage, PlaygroundDB, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 

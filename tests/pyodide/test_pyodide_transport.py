@@ -315,7 +315,7 @@ async def test_failed_send_is_wrapped() -> None:
     def boom(_data: Any) -> None:
         raise RuntimeError("JsException: out of memory")
 
-    ws.send = boom  # type: ignore[method-assign]
+    ws.send = boom
     with pytest.raises(TransportError, match="out of memory"):
         await stream.write(b"x")
 

@@ -27,8 +27,9 @@ async def echo_port() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   data: bytes) -> bytes:
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes
+) -> bytes:
     writer.write(data)
     await writer.drain()
     return await reader.readexactly(len(data))
@@ -80,7 +81,7 @@ async def test_websocket_messages_are_decoded_per_flight() -> None:
             await ws.send(message)
 
     async with serve(echo, "127.0.0.1", 0, compression=None) as server:
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = server.sockets[0].getsockname()[1]
         async with CountingRelay("127.0.0.1", port) as relay:
             async with connect(f"ws://127.0.0.1:{relay.port}/", compression=None) as ws:
                 await ws.send(b"one")

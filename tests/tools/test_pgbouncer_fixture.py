@@ -10,8 +10,9 @@ from tools.pgbouncer import Bouncer
 
 @pytest.mark.parametrize("role", ["trust_user", "scram_user", "clear_user", "md5_user"])
 def test_each_role_gets_through(pgbouncer: Bouncer, role: str) -> None:
-    with psycopg.connect(pgbouncer.dsn(role, sslmode="disable"), prepare_threshold=None,
-                         connect_timeout=10) as conn:
+    with psycopg.connect(
+        pgbouncer.dsn(role, sslmode="disable"), prepare_threshold=None, connect_timeout=10
+    ) as conn:
         assert conn.execute("select current_user").fetchone() == (role,)
 
 
@@ -20,8 +21,10 @@ def test_transaction_pooling_shares_one_backend_between_clients(pgbouncer: Bounc
     backend: the server connection went back to the pool at the end of each transaction
     (session pooling would pin one backend per client)."""
     dsn = pgbouncer.dsn("scram_user", sslmode="disable")
-    with psycopg.connect(dsn, prepare_threshold=None, autocommit=True) as a, \
-            psycopg.connect(dsn, prepare_threshold=None, autocommit=True) as b:
+    with (
+        psycopg.connect(dsn, prepare_threshold=None, autocommit=True) as a,
+        psycopg.connect(dsn, prepare_threshold=None, autocommit=True) as b,
+    ):
         pid_a = a.execute("select pg_backend_pid()").fetchone()
         pid_b = b.execute("select pg_backend_pid()").fetchone()
         assert pid_a == pid_b

@@ -65,8 +65,15 @@ def _ewkb(data: bytes, pos: int) -> tuple[str, int]:
     kind = code & 0x0FFFFFFF
     kind, iso_dims = kind % 1000, {0: 0, 1: 1, 2: 1, 3: 2}[kind // 1000]
     dims += iso_dims
-    name = {1: "POINT", 2: "LINESTRING", 3: "POLYGON", 4: "MULTIPOINT",
-            5: "MULTILINESTRING", 6: "MULTIPOLYGON", 7: "GEOMETRYCOLLECTION"}[kind]
+    name = {
+        1: "POINT",
+        2: "LINESTRING",
+        3: "POLYGON",
+        4: "MULTIPOINT",
+        5: "MULTILINESTRING",
+        6: "MULTIPOLYGON",
+        7: "GEOMETRYCOLLECTION",
+    }[kind]
 
     def points(p: int) -> tuple[str, int]:
         (n,) = struct.unpack_from(end + "I", data, p)
@@ -141,8 +148,10 @@ def _table(records: list[Any], columns: list[str], geo: set[int], limit: int) ->
 
 
 def _is_records(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        hasattr(r, "keys") and hasattr(r, "values") and isinstance(r, tuple) for r in value
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(hasattr(r, "keys") and hasattr(r, "values") and isinstance(r, tuple) for r in value)
     )
 
 

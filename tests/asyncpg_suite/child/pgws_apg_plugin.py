@@ -78,7 +78,7 @@ class _Internal:
 
     __call__ = _fail
     __iter__ = _fail
-    __eq__ = _fail  # type: ignore[assignment]
+    __eq__ = _fail
     __hash__ = object.__hash__
 
     def __getattr__(self, attr: str) -> Any:
@@ -139,8 +139,9 @@ class _InternalModule(types.ModuleType):
 
 def _load_source(name: str, path: Path) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=[str(path.parent)] if path.name == "__init__.py"
-        else None,
+        name,
+        path,
+        submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None,
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -177,9 +178,9 @@ def install_alias(sdist_pkg: Path) -> None:
         path = sdist_pkg / rel / "__init__.py"
         if not path.exists():
             path = sdist_pkg / f"{rel}.py"
-        module = _load_source(f"asyncpg.{sub}", path)
+        harness = _load_source(f"asyncpg.{sub}", path)
         parent, _, leaf = f"asyncpg.{sub}".rpartition(".")
-        setattr(sys.modules[parent], leaf, module)
+        setattr(sys.modules[parent], leaf, harness)
     sys.modules["asyncpg.types"] = alias_types
     root.types = alias_types  # type: ignore[attr-defined]
 
@@ -268,6 +269,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if _RESULTS and report.failed:
         with open(_RESULTS, "a") as f:
-            f.write(json.dumps({"nodeid": report.nodeid, "when": "collect",
-                                "outcome": "failed",
-                                "message": str(report.longrepr)[-2000:]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "nodeid": report.nodeid,
+                        "when": "collect",
+                        "outcome": "failed",
+                        "message": str(report.longrepr)[-2000:],
+                    }
+                )
+                + "\n"
+            )
