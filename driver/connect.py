@@ -17,6 +17,7 @@ from .dial import cancel, close_quietly, open_channel, tls_attempts
 from .errors import AuthenticationError, InterfaceError, TransportError
 from .params import ConnectParams, resolve
 from .protocol import PGProtocol
+from .record import Record, check_record_class
 
 if TYPE_CHECKING:
     from .auth.policy import AuthGuard
@@ -36,6 +37,7 @@ async def connect(
     timeout: float | None = None,
     wait_ready: bool | None = None,
     connection_class: type[Connection] = Connection,
+    record_class: type[Record] = Record,
     **kwargs: Any,
 ) -> Connection:
     """Open a connection (asyncpg's ``connect()``), in as few round trips as the protocol
@@ -76,6 +78,8 @@ async def connect(
             first operation rides the last authentication flight (see above).
         connection_class: a subclass of :class:`Connection` to build instead (asyncpg's
             argument); its ``__init__`` gets Connection's arguments and must pass them on.
+        record_class: the class of the rows this connection returns, a subclass of
+            :class:`Record` (asyncpg's argument; each query may override it).
 
     Raises:
         InterfaceError: missing or malformed parameters, unsupported auth method.
@@ -84,13 +88,14 @@ async def connect(
         TimeoutError: the deadline passed.
     """
     check_connection_class(connection_class)
+    check_record_class(record_class)
     params = resolve(dsn, **kwargs)
     deadline = timeout if timeout is not None else params.connect_timeout
     when = None if deadline is None else asyncio.get_running_loop().time() + deadline
     try:
         async with asyncio.timeout_at(when):
             return await _connect(params, when, deadline, WAIT_READY if wait_ready is None
-                                  else wait_ready, connection_class)  # fmt: skip
+                                  else wait_ready, connection_class, record_class)  # fmt: skip
     except TimeoutError as exc:
         raise TimeoutError(
             f"connecting to {params.describe()} timed out after {deadline:g} s"
@@ -115,6 +120,7 @@ async def _connect(
     seconds: float | None,
     wait_ready: bool,
     cls: type[Connection],
+    record_class: type[Record] = Record,
 ) -> Connection:
     url = params.proxy_url()
     attempts = tls_attempts(params.sslmode, url)
@@ -140,7 +146,8 @@ async def _connect(
                     mechanisms=mechanisms,
                     learn=functools.partial(_learn, target),
                 )
-                conn = cls(stream, proto, params, cache_size=params.statement_cache_size)
+                conn = cls(stream, proto, params, cache_size=params.statement_cache_size,
+                           record_class=record_class)  # fmt: skip
                 # the first query may ride the last auth flight only where that is safe
                 early = pipeline and not wait_ready and guard.may_send_query_early()
                 await conn._startup(pipeline=early, hear_first=not last, deadline=when,
