@@ -36,11 +36,26 @@ async def apg(pg: Cluster) -> AsyncIterator[asyncpg.Connection]:
         await c.close()
 
 
-async def _wait_for(condition: Any, what: str) -> None:
-    """Let scheduled callbacks run until ``condition()`` holds (2 s deadline)."""
-    async with asyncio.timeout(2):
-        while not condition():
-            await asyncio.sleep(0.001)
+class Collector(list[Any]):
+    """A callback that keeps what it is called with; ``wait(n)`` waits for the n-th call."""
+
+    # a callback is found again by equality (asyncpg keeps them in a set): by identity here
+    __eq__ = object.__eq__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = asyncio.Event()
+
+    def __call__(self, *args: Any) -> None:
+        self.append(args[-1] if len(args) > 1 else args[0])
+        self._changed.set()
+
+    async def wait(self, n: int) -> None:
+        async with asyncio.timeout(2):
+            while len(self) < n:
+                self._changed.clear()
+                await self._changed.wait()
 
 
 # ---- ServerVersion ----------------------------------------------------------------------
@@ -215,11 +230,11 @@ async def test_record_class_rules_as_asyncpg(
             raise AssertionError("never called")
 
     for bad in (WithInit, WithNew):
-        with pytest.raises(InterfaceError, match="must not redefine __new__ or __init__"):
+        with pytest.raises(InterfaceError, match=r"must not redefine __new__ or __init__"):
             await dconn.fetchrow("SELECT 1", record_class=bad)
-    with pytest.raises(InterfaceError, match="expected to be a subclass of asyncpg.Record"):
+    with pytest.raises(InterfaceError, match=r"expected to be a subclass of asyncpg\.Record"):
         await dconn.fetchrow("SELECT 1", record_class=dict)  # type: ignore[arg-type]
-    with pytest.raises(InterfaceError, match="expected to be a subclass of asyncpg.Record"):
+    with pytest.raises(InterfaceError, match=r"expected to be a subclass of asyncpg\.Record"):
         await driver.connect(**connect_args("trust_user", transport, record_class=dict))
     with pytest.raises(TypeError, match="cannot create"):
         driver.Record()
@@ -245,66 +260,68 @@ async def test_duplicate_column_names_as_asyncpg(
 
 
 async def test_log_listener_gets_asyncpg_message_classes(dconn: driver.Connection) -> None:
-    got: list[PostgresLogMessage] = []
-    async_got: list[PostgresLogMessage] = []
+    got = Collector()
+    async_got = Collector()
 
     async def async_listener(conn: driver.Connection, msg: PostgresLogMessage) -> None:
-        async_got.append(msg)
+        async_got(conn, msg)
 
-    dconn.add_log_listener(lambda conn, msg: got.append(msg))
+    dconn.add_log_listener(got)
     dconn.add_log_listener(async_listener)
     await dconn.execute(
         "DO $$ BEGIN RAISE NOTICE 'hello'; RAISE WARNING 'careful' USING HINT = 'h'; END $$"
     )
-    await _wait_for(lambda: len(async_got) == 2, "async log listener")
+    await async_got.wait(2)
     assert [type(m).__name__ for m in got] == ["PostgresLogMessage", "PostgresWarning"]
     assert isinstance(got[1], PostgresWarning) and got[1].hint == "h"
     assert got[1].as_dict()["message"] == "careful" and got[1].severity == "WARNING"
     assert [m.message for m in async_got] == ["hello", "careful"]
 
 
+@pytest.mark.parametrize("ending", ["close", "terminate", "killed"])
 async def test_termination_listener_on_close_and_on_loss(
-    connect_args: ConnectArgs, transport: str, dconn: driver.Connection
+    connect_args: ConnectArgs, transport: str, dconn: driver.Connection, ending: str
 ) -> None:
-    for ending in ("close", "terminate", "killed"):
-        conn = await driver.connect(**connect_args("trust_user", transport))
-        calls: list[object] = []
-        async_calls: list[object] = []
+    conn = await driver.connect(**connect_args("trust_user", transport))
+    calls = Collector()
+    async_calls = Collector()
 
-        async def on_end(c: driver.Connection) -> None:
-            async_calls.append(c)
+    async def on_end(c: driver.Connection) -> None:
+        async_calls(c)
 
-        conn.add_termination_listener(calls.append)
-        conn.add_termination_listener(on_end)
-        removed: list[object] = []
-        conn.add_termination_listener(removed.append)
-        conn.remove_termination_listener(removed.append)
-        if ending == "close":
-            await conn.close()
-        elif ending == "terminate":
-            conn.terminate()
-        else:
-            await dconn.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
-            with pytest.raises(driver.Error):
-                await conn.fetchval("SELECT 1")
-        await _wait_for(lambda: calls and async_calls, ending)
-        assert calls == [conn] and async_calls == [conn] and removed == []
+    conn.add_termination_listener(calls)
+    conn.add_termination_listener(on_end)
+    removed = Collector()
+    conn.add_termination_listener(removed)
+    conn.remove_termination_listener(removed)
+    if ending == "close":
         await conn.close()
-        await asyncio.sleep(0)
-        assert calls == [conn]  # once
+    elif ending == "terminate":
+        conn.terminate()
+    else:
+        await dconn.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+        with pytest.raises(driver.Error):
+            await conn.fetchval("SELECT 1")
+    await calls.wait(1)
+    await async_calls.wait(1)
+    assert list(calls) == [conn] and list(async_calls) == [conn] and list(removed) == []
+    await conn.close()
+    await dconn.fetchval("SELECT 1")  # a round trip: time for a second call, if one came
+    assert list(calls) == [conn]  # once
 
 
 async def test_query_loggers_as_asyncpg(dconn: driver.Connection) -> None:
-    records: list[LoggedQuery] = []
-    with dconn.query_logger(records.append):
+    records = Collector()
+    with dconn.query_logger(records):
         await dconn.execute("SELECT 1")
         await dconn.fetch("SELECT $1::int", 5, timeout=3)
         with pytest.raises(driver.exceptions.UndefinedColumnError):
             await dconn.execute("SELECT x")
     await dconn.execute("SELECT 'not logged'")
-    await _wait_for(lambda: len(records) == 3, "query loggers")
-    await asyncio.sleep(0)
+    await records.wait(3)
+    await dconn.fetchval("SELECT 1")  # a round trip: time for a fourth call, if one came
     assert [r.query for r in records] == ["SELECT 1", "SELECT $1::int", "SELECT x"]
+    assert all(isinstance(r, LoggedQuery) for r in records)
     assert records[1].args == (5,) and records[1].timeout == 3
     assert records[0].exception is None
     assert type(records[2].exception) is driver.exceptions.UndefinedColumnError
