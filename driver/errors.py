@@ -284,6 +284,8 @@ class PostgresLogMessage(PostgresMessage):
     def from_fields(cls, fields: dict[str, str]) -> PostgresLogMessage:
         code = fields.get("C", "")
         msg_cls = _LOG_BY_SQLSTATE.get(code) or _LOG_BY_SQLSTATE.get(code[:2] + "000") or cls
+        if msg_cls is PostgresLogMessage and fields.get("V", fields.get("S")) == "WARNING":
+            msg_cls = _LOG_BY_SQLSTATE["01000"]  # a warning with a code of its own: asyncpg's
         return msg_cls(fields.get("M", ""), **_kwargs(fields))
 
     def __repr__(self) -> str:

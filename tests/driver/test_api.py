@@ -11,7 +11,12 @@ import asyncpg
 import pytest
 
 import driver
-from driver.errors import InterfaceError, PostgresLogMessage, PostgresWarning
+from driver.errors import (
+    InterfaceError,
+    PostgresLogMessage,
+    PostgresWarning,
+    StringDataRightTruncation,
+)
 from driver.listen import LoggedQuery
 from driver.serverversion import ServerVersion, parse_server_version
 from tests.driver.conftest import ConnectArgs
@@ -276,6 +281,13 @@ async def test_log_listener_gets_asyncpg_message_classes(dconn: driver.Connectio
     assert isinstance(got[1], PostgresWarning) and got[1].hint == "h"
     assert got[1].as_dict()["message"] == "careful" and got[1].severity == "WARNING"
     assert [m.message for m in async_got] == ["hello", "careful"]
+    for code, cls in (("99999", PostgresWarning), ("01004", StringDataRightTruncation)):
+        await dconn.execute(f"DO $$ BEGIN RAISE WARNING 'w' USING ERRCODE = '{code}'; END $$")
+    await got.wait(4)
+    assert [(type(m), m.sqlstate) for m in got[2:]] == [
+        (PostgresWarning, "99999"),
+        (StringDataRightTruncation, "01004"),
+    ]
 
 
 @pytest.mark.parametrize("ending", ["close", "terminate", "killed"])
