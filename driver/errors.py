@@ -263,10 +263,23 @@ class PostgresError(PostgresMessage, Error):
             "PANIC",
         ):
             exc_cls = FatalPostgresError
-        return exc_cls(fields.get("M", ""), query=query, **_kwargs(fields))
+        kwargs = _kwargs(fields)
+        if fields.get("C") in _PGBOUNCER_CODES:
+            kwargs["hint"] = (kwargs.get("hint") or "") + _PGBOUNCER_NOTE
+        return exc_cls(fields.get("M", ""), query=query, **kwargs)
 
     # asyncpg's spelling of from_fields
     new = from_fields
+
+
+# A prepared statement that exists twice or not at all is what PgBouncer in transaction or
+# statement mode causes: the hint says so (asyncpg's note, in substance).
+_PGBOUNCER_CODES = ("42P05", "26000")  # duplicate / invalid prepared statement name
+_PGBOUNCER_NOTE = (
+    '\nNOTE: pgbouncer with pool_mode set to "transaction" or "statement" does not '
+    "support prepared statements properly: use the driver's pool instead, or connect with "
+    "statement_cache_size=0."
+)
 
 
 class FatalPostgresError(PostgresError):

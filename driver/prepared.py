@@ -188,7 +188,7 @@ class PreparedStatement:
             self._session, self._stmt, self._param_types, args, max_rows, timeout,
             self._record_class,
         )  # fmt: skip
-        self._last_status = tag
+        self._last_status = tag or None  # None after PortalSuspended, as asyncpg
         return rows
 
     async def fetch(self, *args: Any, timeout: float | None = None) -> list[Record]:

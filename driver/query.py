@@ -42,6 +42,7 @@ _STALE = ("cached plan must not change result type",)
 # for every numeric type, while a declared int8 or float8 would hide functions that take
 # integer or numeric (pg_terminate_backend(int), round(numeric, int), substr(text, int)...).
 _INFER_ON_SERVER = frozenset({20, 21, 23, 700, 701})
+_MAX_ARGS = 32767  # Bind's parameter count is an Int16
 
 
 RowDecoder = Callable[[list[tuple[bytes | None, ...]], type[Record], Sequence[Any]], list[Record]]
@@ -88,6 +89,8 @@ def encode(
     Raises:
         InterfaceError: a value its codec refuses, or the wrong number of values.
     """
+    if len(args) > _MAX_ARGS:
+        raise InterfaceError(f"the number of query arguments cannot exceed {_MAX_ARGS}")
     if oids is None:  # the common case first: str, int and float, all left to the server
         untyped = codecs.untyped
         try:
@@ -185,7 +188,13 @@ async def collect(session: Session, stmt: Statement) -> tuple[list[tuple[bytes |
             break
         elif isinstance(msg, m.ErrorResponse):
             error = msg
+        elif isinstance(msg, m.ParameterDescription):
+            stmt.param_count = len(msg.type_oids)
     if error is not None:
+        if stmt.param_count is not None and stmt.param_count != len(stmt.param_oids):
+            # the Bind that followed the Parse had the wrong number of values: say so as
+            # asyncpg does, rather than as the server's protocol violation
+            check_arg_count(stmt.param_count, len(stmt.param_oids))
         raise PostgresError.from_fields(error.fields, stmt.sql)
     return rows, tag
 
@@ -263,12 +272,16 @@ async def query(
     key = (sql, oids)
     for attempt in (0, 1):
         stmt, fresh = cached(session, key)
+        if stmt.param_count is not None:
+            check_arg_count(stmt.param_count, len(oids))
         try:
             raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                          timeout=timeout)  # fmt: skip
         except PostgresError as exc:
             if fresh:
                 remember(session, key, stmt)
+                if exc.sqlstate == "42P18" and args:  # maybe more values than parameters
+                    await _check_count(session, sql, len(args), timeout)
             elif _is_stale(exc):
                 forget_statement(session, stmt, key, close=exc.sqlstate != "26000")
                 status = session.proto.transaction_status
@@ -286,6 +299,17 @@ async def query(
             remember(session, key, stmt)
         return decode(stmt, raw, base), tag
     raise AssertionError("unreachable")
+
+
+async def _check_count(session: Session, sql: str, passed: int, timeout: float | None) -> None:
+    """After "could not determine data type of parameter": if the statement has fewer
+    parameters than values were passed (a value declared for a parameter the text never
+    uses), raise asyncpg's InterfaceError instead. Costs a Parse, on this error path only."""
+    try:
+        types = await session.run(prepare, session, Statement("", sql, ()), timeout=timeout)
+    except PostgresError:
+        return  # the statement is wrong in itself: the caller raises the server's error
+    check_arg_count(len(types), passed)
 
 
 def remember(session: Session, key: Key, stmt: Statement) -> None:

@@ -281,7 +281,7 @@ async def test_log_listener_gets_asyncpg_message_classes(dconn: driver.Connectio
     assert isinstance(got[1], PostgresWarning) and got[1].hint == "h"
     assert got[1].as_dict()["message"] == "careful" and got[1].severity == "WARNING"
     assert [m.message for m in async_got] == ["hello", "careful"]
-    for code, cls in (("99999", PostgresWarning), ("01004", StringDataRightTruncation)):
+    for code in ("99999", "01004"):
         await dconn.execute(f"DO $$ BEGIN RAISE WARNING 'w' USING ERRCODE = '{code}'; END $$")
     await got.wait(4)
     assert [(type(m), m.sqlstate) for m in got[2:]] == [
@@ -356,3 +356,40 @@ async def test_reset_and_use_after_close(dconn: driver.Connection) -> None:
         dconn.add_log_listener(lambda c, m: None)
     with pytest.raises(InterfaceError, match="connection is closed"):
         dconn.cursor("SELECT 1")
+
+
+async def test_argument_count_checked_as_asyncpg(
+    dconn: driver.Connection, apg: asyncpg.Connection
+) -> None:
+    for conn in (dconn, apg):
+        for _ in range(2):  # first the statement is new, then it is the cached one
+            with pytest.raises(Exception, match="expects 1 argument for this query, 0 were") as e:
+                await conn.fetchval("SELECT $1::int")
+            assert type(e.value).__name__ == "InterfaceError"
+            with pytest.raises(Exception, match="expects 0 arguments for this query, 1 was"):
+                await conn.fetchval("SELECT 1", 1)
+        assert await conn.fetchval("SELECT $1::int", 5) == 5
+    many = ",".join(f"${i}" for i in range(1, 32769))
+    with pytest.raises(InterfaceError, match="cannot exceed 32767"):
+        await dconn.fetchval(f"SELECT ARRAY[{many}]", *range(32768))
+    assert await dconn.fetchval("SELECT 6") == 6
+
+
+async def test_statusmsg_after_a_suspended_portal_is_none(dconn: driver.Connection) -> None:
+    st = await dconn.prepare("SELECT generate_series(5, 10)")
+    assert await st.fetchval() == 5
+    assert st.get_statusmsg() is None  # PortalSuspended carries no tag
+    await st.fetch()
+    assert st.get_statusmsg() == "SELECT 6"
+
+
+async def test_prepared_statement_errors_carry_the_pgbouncer_note(
+    dconn: driver.Connection,
+) -> None:
+    for code, cls in (
+        ("42P05", driver.exceptions.DuplicatePreparedStatementError),
+        ("26000", driver.exceptions.InvalidSQLStatementNameError),
+    ):
+        with pytest.raises(cls) as e:
+            await dconn.execute(f"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '{code}'; END $$")
+        assert e.value.hint is not None and "pgbouncer" in e.value.hint
