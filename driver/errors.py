@@ -264,9 +264,18 @@ class PostgresError(PostgresMessage, Error):
         ):
             exc_cls = FatalPostgresError
         kwargs = _kwargs(fields)
+        message = fields.get("M", "")
+        if (
+            exc_cls is FeatureNotSupportedError
+            and kwargs.get("server_source_function") == "RevalidateCachedQuery"
+        ):  # as asyncpg: by where it was raised, not by the text
+            exc_cls = InvalidCachedStatementError
+            message = (
+                "cached statement plan is invalid due to a database schema or configuration change"
+            )
         if fields.get("C") in _PGBOUNCER_CODES:
             kwargs["hint"] = (kwargs.get("hint") or "") + _PGBOUNCER_NOTE
-        return exc_cls(fields.get("M", ""), query=query, **kwargs)
+        return exc_cls(message, query=query, **kwargs)
 
     # asyncpg's spelling of from_fields
     new = from_fields

@@ -393,3 +393,17 @@ async def test_prepared_statement_errors_carry_the_pgbouncer_note(
         with pytest.raises(cls) as e:
             await dconn.execute(f"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '{code}'; END $$")
         assert e.value.hint is not None and "pgbouncer" in e.value.hint
+
+
+async def test_prepared_statement_outdated_by_a_schema_change_as_asyncpg(
+    dconn: driver.Connection, apg: asyncpg.Connection
+) -> None:
+    for conn, error in ((dconn, driver.exceptions.InvalidCachedStatementError),
+                        (apg, asyncpg.InvalidCachedStatementError)):  # fmt: skip
+        await conn.execute("DROP TABLE IF EXISTS api_inv; CREATE TABLE api_inv (a int, b int)")
+        await conn.execute("INSERT INTO api_inv VALUES (1, 2)")
+        st = await conn.prepare("SELECT * FROM api_inv")
+        await conn.execute("ALTER TABLE api_inv ALTER COLUMN b SET DATA TYPE text")
+        with pytest.raises(error, match="cached statement plan is invalid"):
+            await st.fetchrow()
+        await conn.execute("DROP TABLE api_inv")
