@@ -132,6 +132,7 @@ class Connection:
         self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
     ) -> None:
         """Run a command once per argument tuple, all pipelined before a single Sync."""
+        self._check_open()
         rows = [tuple(a) for a in executemany_rows(args)]
         if not rows:
             return
@@ -217,8 +218,7 @@ class Connection:
         per round trip; ``cur = await conn.cursor(query, *args)`` gives a Cursor with
         ``fetch(n)``, ``fetchrow()`` and ``forward(n)``. See ``driver/cursor.py``.
         """
-        if self._session.is_closed():
-            raise InterfaceError("connection is closed")
+        self._check_open()
         base = self._record_class if record_class is None else check_record_class(record_class)
         return CursorFactory(self._session, Source(query, args), prefetch, timeout, base)
 
@@ -341,8 +341,7 @@ class Connection:
     def add_log_listener(self, callback: LogListener) -> None:
         """Call ``callback(connection, message)`` for each NoticeResponse instead of logging;
         ``message`` is a PostgresLogMessage subclass (PostgresWarning, ...)."""
-        if self.is_closed():
-            raise InterfaceError("connection is closed")
+        self._check_open()
         if callback not in self._listeners.log_listeners:
             self._listeners.log_listeners.append(callback)
 
@@ -386,6 +385,7 @@ class Connection:
         notifications between operations; it hands the stream back when an operation starts
         and records (never raises) a failure, which the next call then raises.
         """
+        self._check_open()
         await self._listeners.add(channel, callback)
 
     async def remove_listener(self, channel: str, callback: Listener) -> None:
@@ -410,6 +410,7 @@ class Connection:
         Raises:
             InterfaceError: the type does not exist, or a format other than "text" was asked.
         """
+        self._check_open()
         if format != "text":
             raise InterfaceError("only format='text' codecs are supported")
         await set_type_codec(self._session, typename, schema, encoder, decoder, python_type)
@@ -420,6 +421,7 @@ class Connection:
         self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
     ) -> Transaction:
         """``async with conn.transaction():`` BEGIN/COMMIT, or a SAVEPOINT when nested."""
+        self._check_open()
         return Transaction(self._session, isolation, readonly, deferrable)
 
     async def ready(self, *, timeout: float | None = None) -> None:
@@ -438,6 +440,11 @@ class Connection:
         session = self._session
         if not session.started:
             await session.run(session.finish_startup, timeout=timeout)
+
+    def _check_open(self) -> None:
+        """For methods that would only fail later (or not at all) on a closed connection."""
+        if self._session.is_closed():
+            raise InterfaceError("connection is closed")
 
     def is_closed(self) -> bool:
         return self._session.is_closed()

@@ -356,6 +356,17 @@ async def test_reset_and_use_after_close(dconn: driver.Connection) -> None:
         dconn.add_log_listener(lambda c, m: None)
     with pytest.raises(InterfaceError, match="connection is closed"):
         dconn.cursor("SELECT 1")
+    with pytest.raises(InterfaceError, match="connection is closed"):
+        dconn.transaction()
+    for method in ("execute", "fetch", "fetchval", "fetchrow", "prepare"):
+        with pytest.raises(InterfaceError, match="connection is closed"):
+            await getattr(dconn, method)("SELECT 1")
+    with pytest.raises(InterfaceError, match="connection is closed"):
+        await dconn.executemany("SELECT 1", [])
+    with pytest.raises(InterfaceError, match="connection is closed"):
+        await dconn.add_listener("chan", lambda *a: None)
+    with pytest.raises(InterfaceError, match="connection is closed"):
+        await dconn.reset()
 
 
 async def test_argument_count_checked_as_asyncpg(
