@@ -139,7 +139,11 @@ class Connection:
         session = self._session
         oids, _ = encode(session.codecs, rows[0])
         stmt = Statement("", command, oids)
-        await execute_many(session, stmt, oids, rows, timeout, parse=True)
+        operation = execute_many(session, stmt, oids, rows, timeout, parse=True)
+        if self._listeners.query_loggers:
+            await self._listeners.log_query(operation, command, tuple(rows), timeout)
+        else:
+            await operation
 
     async def fetch(
         self,
