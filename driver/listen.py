@@ -111,10 +111,12 @@ class Listeners:
 
     def _on_end(self) -> None:
         """The session ended: termination listeners run soon after (never inside close())."""
+        callbacks, self.termination = self.termination, []
         loop = self._session.loop
-        for callback in self.termination:
+        if not callbacks or loop.is_closed():  # terminate() at interpreter exit, say
+            return
+        for callback in callbacks:
             loop.call_soon(_call, callback, self._owner)
-        self.termination = []
 
     async def log_query(
         self, operation: Awaitable[T], sql: str, args: tuple[Any, ...], timeout: float | None
