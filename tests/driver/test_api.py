@@ -421,3 +421,15 @@ async def test_prepared_statement_outdated_by_a_schema_change_as_asyncpg(
         with pytest.raises(error, match="cached statement plan is invalid"):
             await st.fetchrow()
         await conn.execute("DROP TABLE api_inv")
+
+
+async def test_connection_fetchmany_as_asyncpg(
+    dconn: driver.Connection, apg: asyncpg.Connection
+) -> None:
+    sql = "SELECT $1::int * 2 AS d, $2::text AS t"
+    args = [(1, "a"), (2, None), (3, "c")]
+    mine = await dconn.fetchmany(sql, args, record_class=Other)
+    theirs = await apg.fetchmany(sql, args)
+    assert [tuple(r) for r in mine] == [tuple(r) for r in theirs] == [(2, "a"), (4, None), (6, "c")]
+    assert all(isinstance(r, Other) for r in mine)
+    assert await dconn.fetchmany(sql, []) == []
