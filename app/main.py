@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 import driver
 from app import meta, page, routes
+from app.assets import Assets, assets_router
 from app.cache import CellCache, SharedCache
 from app.db import Connector, Database, PoolFactory
 from app.deps import Services
@@ -81,7 +82,14 @@ def create_app(
     app.add_exception_handler(Exception, internal_error)
     app.include_router(routes.router)
     app.include_router(meta.router)
-    app.include_router(page.router)
+    assets = Assets()  # hashes are computed on the first request that needs them
+    app.include_router(
+        page.page_router(
+            assets,
+            tiles_url=settings.map_tiles_url,
+            tiles_attribution=settings.map_tiles_attribution,
+        )
+    )
     app.include_router(
         playground_router(
             PlaygroundConfig(
@@ -92,9 +100,11 @@ def create_app(
                     if settings.playground_ws_secure is None
                     else settings.playground_ws_secure
                 ),
-            )
+            ),
+            assets=assets,
         )
     )
+    app.include_router(assets_router(assets))
     page.mount_static(app)
     mount_docs(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

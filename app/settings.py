@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # wss:// or ws:// from the visitor's browser, which need not match the app's own hop to the
     # proxy (e.g. ws:// inside the backend network, wss:// through the front); empty: ws_secure.
     playground_ws_secure: bool | None = None
+    # The page's map draws offline outlines; an online raster tile layer only when set, e.g.
+    # "https://tiles.example.org/{z}/{x}/{y}.png" (then its attribution is required too).
+    map_tiles_url: str = ""
+    map_tiles_attribution: str = ""
     db_mode: Literal["pool", "connect", "http"] = "pool"
     # DB_MODE=http: the proxy's SQL-over-HTTP endpoint (SQL_HTTP_LISTEN), one POST per query
     sql_http_endpoint: str = "http://127.0.0.1:9877/sql"

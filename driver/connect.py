@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import sys
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,13 @@ from .auth.exchange import Mispredicted
 from .auth.methods import MD5, NONE, PASSWORD, SCRAM
 from .connection import Connection
 from .dial import cancel, close_quietly, open_channel, tls_attempts
-from .errors import AuthenticationError, InterfaceError, TransportError
+from .errors import (
+    AuthenticationError,
+    CannotConnectNowError,
+    InterfaceError,
+    TargetServerAttributeNotMatched,
+    TransportError,
+)
 from .params import ConnectParams, resolve
 from .protocol import PGProtocol
 from .record import Record, check_record_class
@@ -71,7 +78,12 @@ async def connect(
         dsn: ``postgres://user:password@host:port/dbname?sslmode=...``; keyword arguments
             (host, port, user, password, database, sslmode, server_settings, ws_proxy,
             use_secure_websocket, transport, statement_cache_size, ...) override it, and the
-            PG* environment variables fill what both leave out.
+            PG* environment variables fill what both leave out. Several hosts
+            (``postgres://u@h1:5432,h2:5433/db``, or ``host=[...]``, ``port=[...]``) are tried
+            in order, for the first one that answers with the role ``target_session_attrs``
+            asks for (libpq 16's values; ``load_balance_hosts="random"`` shuffles them first);
+            with several hosts or a role asked for, connect() waits for the server's start-up
+            reports whatever ``wait_ready`` says.
         timeout: one deadline, in seconds, for everything (DNS, WebSocket upgrade, TLS,
             startup, authentication); defaults to connect_timeout, else 60.
         wait_ready: False to return before the server confirmed the start-up, so that the
@@ -92,10 +104,12 @@ async def connect(
     params = resolve(dsn, **kwargs)
     deadline = timeout if timeout is not None else params.connect_timeout
     when = None if deadline is None else asyncio.get_running_loop().time() + deadline
+    ready = WAIT_READY if wait_ready is None else wait_ready
     try:
         async with asyncio.timeout_at(when):
-            return await _connect(params, when, deadline, WAIT_READY if wait_ready is None
-                                  else wait_ready, connection_class, record_class)  # fmt: skip
+            if len(params.targets) <= 1 and params.target_session_attrs == "any":
+                return await _connect(params, when, deadline, ready, connection_class, record_class)
+            return await _connect_any(params, when, deadline, connection_class, record_class)
     except TimeoutError as exc:
         raise TimeoutError(
             f"connecting to {params.describe()} timed out after {deadline:g} s"
@@ -112,6 +126,104 @@ def check_connection_class(cls: object) -> None:
         raise InterfaceError(
             f"connection_class must be a subclass of driver.Connection, got {cls!r}"
         )
+
+
+# Why a host is passed over for the next one: it cannot be reached, or is not taking
+# connections yet (asyncpg and libpq move on; a refused password ends the connect).
+_NEXT_HOST_ERRORS = (OSError, CannotConnectNowError)
+
+
+async def _connect_any(
+    params: ConnectParams,
+    when: float | None,
+    seconds: float | None,
+    cls: type[Connection],
+    record_class: type[Record] = Record,
+) -> Connection:
+    """Try each host in turn (shuffled with load_balance_hosts=random) until one is reachable
+    and has the role ``target_session_attrs`` asks for, as libpq 16 does.
+
+    ``prefer-standby`` takes the first standby, else the first host reachable. One deadline
+    covers every attempt. When no host fits, the error names each host and why.
+
+    Raises:
+        TargetServerAttributeNotMatched: some host answered, none had the role asked for.
+        TransportError: no host could be reached (also an OSError).
+    """
+    wanted = params.target_session_attrs
+    targets = list(params.targets)
+    if params.load_balance_hosts == "random":
+        random.shuffle(targets)
+    fallback: Connection | None = None
+    reasons: list[str] = []
+    last: BaseException | None = None
+    try:
+        for host, port in targets:
+            one = params.for_target(host, port)
+            try:
+                # the role is read from the server's start-up reports: wait for them
+                conn = await _connect(one, when, seconds, True, cls, record_class)
+            except _NEXT_HOST_ERRORS as exc:
+                reasons.append(f"{one.describe()}: {exc}")
+                last = exc
+                continue
+            try:
+                role = await _role(conn)
+            except BaseException:
+                conn.terminate()
+                raise
+            if _fits(wanted, role):
+                return conn
+            reasons.append(f"{one.describe()}: is a {role}")
+            if wanted == "prefer-standby" and fallback is None:
+                fallback = conn  # kept in case no standby answers
+            else:
+                conn.terminate()
+    except BaseException:
+        if fallback is not None:
+            fallback.terminate()
+        raise
+    if fallback is not None:
+        return fallback
+    detail = "; ".join(reasons)
+    if last is not None and len(reasons) == 1:
+        raise last  # one host: its own error, as a single-host connect would raise
+    if all(" is a " not in r for r in reasons):
+        raise TransportError(f"could not connect to any host: {detail}") from last
+    raise TargetServerAttributeNotMatched(
+        f"None of the hosts match the target attribute requirement {wanted!r}: {detail}"
+    )
+
+
+async def _role(conn: Connection) -> str:
+    """``primary``, ``standby`` (in recovery), or ``read-only primary``
+    (default_transaction_read_only=on), from what the server reported at start-up
+    (PostgreSQL 14+), else by asking it."""
+    reported = conn.server_parameters
+    standby = reported.get("in_hot_standby")
+    if standby is None:
+        in_recovery = bool(await conn.fetchval("select pg_catalog.pg_is_in_recovery()"))
+    else:
+        in_recovery = standby == "on"
+    if in_recovery:
+        return "standby"
+    read_only = reported.get("default_transaction_read_only")
+    if read_only is None:
+        read_only = str(await conn.fetchval("show default_transaction_read_only"))
+    return "read-only primary" if read_only == "on" else "primary"
+
+
+def _fits(wanted: str, role: str) -> bool:
+    """Whether a server in ``role`` satisfies ``target_session_attrs=wanted`` (libpq 16)."""
+    if wanted == "any":
+        return True
+    if wanted in ("standby", "prefer-standby"):
+        return role == "standby"
+    if wanted == "read-only":
+        return role != "primary"
+    if wanted == "read-write":
+        return role == "primary"
+    return role != "standby"  # primary: not in recovery, read-only or not
 
 
 async def _connect(

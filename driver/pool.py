@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from .connect import check_connection_class, connect
 from .connection import Connection
-from .errors import ConnectionLostError, Error, InterfaceError
+from .errors import ClientConfigurationError, ConnectionLostError, Error, InterfaceError
 from .params import resolve
 from .poolslots import Slots
 from .record import Record
@@ -21,7 +22,10 @@ __all__ = ["Acquire", "Pool", "create_pool"]
 
 log = logging.getLogger(__name__)
 Hook = Callable[[Connection], Awaitable[Any]]
+Connector = Callable[..., Awaitable[Connection]]
 T = TypeVar("T")
+# the floor's reconnect back-off (asyncpg's): 1 s, doubled on each failure up to 60 s
+_FLOOR_RETRY_FIRST, _FLOOR_RETRY_MAX = 1.0, 60.0
 
 
 class Pool:
@@ -34,12 +38,18 @@ class Pool:
 
     ``connection_class``: passed to :func:`driver.connect`, which builds that subclass (its
     ``__init__`` gets Connection's arguments and must pass them on).
+
+    Sizes, as asyncpg 0.32: ``init_size`` connections are opened when the pool is awaited
+    (default ``min_size``); ``min_size`` is a floor: idle connections above it expire after
+    ``max_inactive_connection_lifetime`` (0: never), and one lost below it is replaced in the
+    background, retried with a growing pause while the server is unreachable.
     """
 
     def __init__(
         self,
         dsn: str | None = None,
         *,
+        init_size: int | None = None,
         min_size: int = 10,
         max_size: int = 10,
         max_queries: int = 50000,
@@ -51,19 +61,36 @@ class Pool:
         init: Hook | None = None,
         reset: Hook | None = None,
         connection_class: type[Connection] = Connection,
+        record_class: type | None = None,
+        connect: Connector | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
         **connect_kwargs: Any,
     ) -> None:
-        if max_size < 1 or not 0 <= min_size <= max_size:
-            raise InterfaceError(f"need 0 <= min_size <= max_size >= 1, got {min_size}/{max_size}")
-        if max_queries < 1:
-            raise InterfaceError("max_queries must be at least 1")
+        init_size = min_size if init_size is None else init_size
+        _check_sizes(init_size, min_size, max_size, max_queries, max_inactive_connection_lifetime)
         check_connection_class(connection_class)
+        if record_class is not None:
+            if not (isinstance(record_class, type) and issubclass(record_class, Record)):
+                raise InterfaceError(
+                    f"record_class must be a subclass of driver.Record, got {record_class!r}"
+                )
+            if record_class is not Record:  # the default needs no passing on
+                connect_kwargs["record_class"] = record_class
         _check_connect_args(dsn, connect_kwargs)
-        self._slots = Slots(max_size, max_inactive_connection_lifetime, self._close_later)
+        del loop  # asyncpg's argument: the pool always runs on the loop that first awaits it
+        self._slots = Slots(
+            max_size, max_inactive_connection_lifetime, self._close_later, floor=min_size
+        )
         self._tasks: set[asyncio.Task[None]] = set()  # closes and resets close() waits for
         self._dsn = dsn
         self._connect_kwargs = connect_kwargs
         self._min_size = min_size
+        self._init_size = init_size
+        self._connect = connect
+        self._mine: weakref.WeakSet[Connection] = weakref.WeakSet()  # every connection it opened
+        # reopens connections below min_size (asyncpg's name: its test harness reads it)
+        self._maintenance_task: asyncio.Task[None] | None = None
+        self._explicit_start = False  # awaited (asyncpg's contract) rather than started lazily
         self._max_queries = max_queries
         self._ping_after = ping_after_idle
         self._acquire_timeout = acquire_timeout
@@ -87,20 +114,27 @@ class Pool:
     ) -> None:
         await self.close()
 
-    async def _start(self) -> Pool:
-        """Open ``min_size`` connections at once; any failure closes them all and raises."""
+    async def _start(self, *, lazy: bool = False) -> Pool:
+        """Open ``init_size`` connections at once; any failure closes them all and raises.
+
+        Awaiting a pool twice at the same time is a race in the caller's code, and asyncpg
+        says so; a pool first used without being awaited starts itself (``lazy``).
+        """
         loop = asyncio.get_running_loop()
         slots = self._slots
         if slots.loop is None:
             slots.loop = loop
         slots.check()
         if self._started is None:
+            self._explicit_start = not lazy
             self._started = loop.create_task(self._fill())
+        elif not self._started.done() and not lazy:
+            raise InterfaceError("pool is being initialized in another task")
         await asyncio.shield(self._started)
         return self
 
     async def _fill(self) -> None:
-        n = self._min_size - len(self._slots.meta)
+        n = self._init_size - len(self._slots.meta)
         if n <= 0 or not self._slots.reserve(n):
             return
         results = await asyncio.gather(*(self._open() for _ in range(n)), return_exceptions=True)
@@ -123,10 +157,14 @@ class Pool:
         slots = self._slots
         slots.check_loop()
         slots.shut()
+        self._stop_floor()
         try:
             async with asyncio.timeout(timeout):
                 await slots.all_gone.wait()
                 await self._settle()
+        except asyncio.CancelledError:
+            self.terminate()  # asyncpg: a close() cut short terminates the pool
+            raise
         except TimeoutError:
             stuck = list(slots.meta)
             log.warning("pool close: %d connection(s) still in use after %s s, terminating",
@@ -148,6 +186,7 @@ class Pool:
         """Close every connection at once, without a goodbye, lent ones included."""
         slots = self._slots
         slots.shut()
+        self._stop_floor()
         for conn in list(slots.meta):
             slots.forget(conn)
             conn.terminate()
@@ -174,7 +213,14 @@ class Pool:
         slots = self._slots
         slots.check()
         if self._started is None:
-            await self._start()
+            await self._start(lazy=True)
+        elif not self._started.done():
+            if self._explicit_start:
+                raise InterfaceError(
+                    "pool is being initialized, but not yet ready: likely there is a race "
+                    "between creating a pool and using it"
+                )
+            await asyncio.shield(self._started)
         limit = self._acquire_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(limit):
@@ -189,7 +235,8 @@ class Pool:
             try:
                 await self._setup(conn)
             except BaseException:
-                self._release_soon(conn)
+                # as asyncpg: whatever setup left half-done, the connection is not reused
+                self._slots.drop(conn)
                 raise
         return conn
 
@@ -240,12 +287,19 @@ class Pool:
         slots = self._slots
         generation = self._generation  # expire_connections() may come while this connects
         try:
-            conn = await connect(
+            conn = await (self._connect or connect)(
                 self._dsn, connection_class=self._connection_class, **self._connect_kwargs
             )
+            if not isinstance(conn, self._connection_class):
+                want, got = self._connection_class, type(conn)
+                raise InterfaceError(
+                    "expected pool connect callback to return an instance of "
+                    f"'{want.__module__}.{want.__qualname__}', got '{got.__qualname__}'"
+                )
         except BaseException:
             slots.opened(None, generation)
             raise
+        self._mine.add(conn)
         slots.opened(conn, generation)
         if slots.closing:
             slots.drop(conn)
@@ -286,11 +340,13 @@ class Pool:
         is broken, fails its reset or has served ``max_queries`` uses is closed and replaced.
         """
         self._slots.check_loop()
+        if conn not in self._mine:
+            raise InterfaceError(
+                f"Pool.release() received invalid connection: {conn!r} is not a member of this pool"
+            )
         meta = self._slots.meta.get(conn)
         if meta is None or not meta.in_use:
-            if self._slots.closing and meta is None:
-                return  # terminated by close(): nothing left to give back
-            raise InterfaceError("release(): the connection is not on loan from this pool")
+            return  # released already, or closed and dropped: nothing left to give back
         meta.in_use = False
         await self._recycle(conn, timeout)
 
@@ -391,8 +447,52 @@ class Pool:
         task.add_done_callback(self._tasks.discard)
 
     def _close_later(self, conn: Connection) -> None:
-        """Slots dropped ``conn``: close it in the background."""
+        """Slots dropped ``conn``: close it in the background, and refill the floor."""
         self._spawn(self._close_conn(conn))
+        self._keep_floor()
+
+    def _keep_floor(self) -> None:
+        """Start the task that reopens connections below ``min_size``, unless one runs."""
+        slots = self._slots
+        if (
+            slots.closing
+            or slots.loop is None
+            or self._started is None
+            or not self._started.done()
+            or self._maintenance_task is not None
+            or len(slots.meta) + slots.opening >= self._min_size
+        ):
+            return
+        self._maintenance_task = slots.loop.create_task(self._refill_floor())
+
+    async def _refill_floor(self) -> None:
+        """Reopen connections up to ``min_size``; while that fails (server down, wrong role),
+        retry after 1 s, 2 s, 4 s ... at most 60 s, logging each failure."""
+        slots = self._slots
+        pause = _FLOOR_RETRY_FIRST
+        try:
+            while not slots.closing and len(slots.meta) + slots.opening < self._min_size:
+                if not slots.reserve():
+                    return  # acquirers are opening the remaining slots
+                try:
+                    conn = await self._open()
+                except Exception:
+                    if slots.closing:
+                        return
+                    log.warning("failed to restore the pool's min_size floor; retrying in "
+                                "%g s", pause, exc_info=True)  # fmt: skip
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _FLOOR_RETRY_MAX)
+                    continue
+                slots.put_back(conn)
+                pause = _FLOOR_RETRY_FIRST
+        finally:
+            self._maintenance_task = None
+
+    def _stop_floor(self) -> None:
+        if self._maintenance_task is not None:
+            self._maintenance_task.cancel()
+            self._maintenance_task = None
 
     @staticmethod
     async def _close_conn(conn: Connection) -> None:
@@ -435,6 +535,7 @@ class Pool:
         raise AssertionError("unreachable")
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        """Execute an SQL command (or commands) on a pooled connection."""
         return await self._run(lambda c: c.execute(query, *args, timeout=timeout))
 
     async def executemany(
@@ -443,11 +544,52 @@ class Pool:
         rows = list(args)  # an iterator must survive a retry
         await self._run(lambda c: c.executemany(command, rows, timeout=timeout))
 
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Record]:
-        return await self._run(lambda c: c.fetch(query, *args, timeout=timeout))
+    async def fetch(
+        self, query: str, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> list[Record]:
+        """Connection.fetch() on a pooled connection (``record_class=`` is passed on)."""
+        return await self._run(lambda c: c.fetch(query, *args, timeout=timeout, **kwargs))
 
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Record | None:
-        return await self._run(lambda c: c.fetchrow(query, *args, timeout=timeout))
+    async def fetchrow(
+        self, query: str, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Record | None:
+        """Connection.fetchrow() on a pooled connection (``record_class=`` is passed on)."""
+        return await self._run(lambda c: c.fetchrow(query, *args, timeout=timeout, **kwargs))
+
+    async def fetchmany(
+        self,
+        query: str,
+        args: Iterable[Sequence[Any]],
+        *,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Record]:
+        """Connection.fetchmany() on a pooled connection."""
+        rows = list(args)  # an iterator must survive a retry
+        method = "fetchmany"  # looked up at call time: the facade grows with asyncpg's API
+        return await self._run(lambda c: getattr(c, method)(query, rows, timeout=timeout, **kwargs))
+
+    # COPY: not retried (a source may be a stream that cannot be read twice)
+
+    async def copy_from_table(self, table_name: str, **kwargs: Any) -> str:
+        """Connection.copy_from_table() on a pooled connection."""
+        async with self.acquire() as conn:
+            return await conn.copy_from_table(table_name, **kwargs)
+
+    async def copy_from_query(self, query: str, *args: Any, **kwargs: Any) -> str:
+        """Connection.copy_from_query() on a pooled connection."""
+        async with self.acquire() as conn:
+            return await conn.copy_from_query(query, *args, **kwargs)
+
+    async def copy_to_table(self, table_name: str, **kwargs: Any) -> str:
+        """Connection.copy_to_table() on a pooled connection."""
+        async with self.acquire() as conn:
+            return await conn.copy_to_table(table_name, **kwargs)
+
+    async def copy_records_to_table(self, table_name: str, **kwargs: Any) -> str:
+        """Connection.copy_records_to_table() on a pooled connection."""
+        async with self.acquire() as conn:
+            return await conn.copy_records_to_table(table_name, **kwargs)
 
     async def fetchval(
         self, query: str, *args: Any, column: int = 0, timeout: float | None = None
@@ -467,7 +609,12 @@ class Pool:
         return self._slots.max_size
 
     def get_min_size(self) -> int:
+        """The floor: idle connections above it expire, lost ones below it are replaced."""
         return self._min_size
+
+    def get_init_size(self) -> int:
+        """Connections opened when the pool is awaited."""
+        return self._init_size
 
     def is_closing(self) -> bool:
         return self._slots.closing
@@ -492,6 +639,8 @@ class Acquire:
         return self._pool._acquire(self._timeout).__await__()
 
     async def __aenter__(self) -> Connection:
+        if self._conn is not None:
+            raise InterfaceError("a connection is already acquired")
         self._conn = await self._pool._acquire(self._timeout)
         return self._conn
 
@@ -501,12 +650,37 @@ class Acquire:
             await self._pool.release(conn)
 
 
+def _check_sizes(
+    init_size: int, min_size: int, max_size: int, max_queries: int, lifetime: float
+) -> None:
+    """asyncpg's checks and messages; the error is also a ValueError, as asyncpg's are."""
+    problems = (
+        (max_size <= 0, "max_size is expected to be greater than zero"),
+        (min_size < 0, "min_size is expected to be greater or equal to zero"),
+        (min_size > max_size, "min_size is greater than max_size"),
+        (init_size < 0, "init_size is expected to be greater or equal to zero"),
+        (init_size > max_size, "init_size is greater than max_size"),
+        (init_size < min_size, "init_size is smaller than min_size"),
+        (max_queries <= 0, "max_queries is expected to be greater than zero"),
+        (lifetime < 0, "max_inactive_connection_lifetime is expected to be greater or equal "
+                       "to zero"),
+    )  # fmt: skip
+    for bad, message in problems:
+        if bad:
+            raise ClientConfigurationError(message)
+
+
+# connect()'s own keywords, not connection parameters: resolve() does not know them
+_CONNECT_ONLY = frozenset({"wait_ready", "record_class"})
+
+
 def _check_connect_args(dsn: str | None, connect_kwargs: dict[str, Any]) -> None:
     """Fail at creation (or set_connect_args), not at first use, on a bad DSN or argument.
 
-    wait_ready is connect()'s own: the pool confirms every connection with ready() anyway.
+    wait_ready is connect()'s own (the pool confirms every connection with ready() anyway), and
+    record_class is checked by the pool itself.
     """
-    resolve(dsn, **{k: v for k, v in connect_kwargs.items() if k != "wait_ready"})
+    resolve(dsn, **{k: v for k, v in connect_kwargs.items() if k not in _CONNECT_ONLY})
 
 
 def create_pool(dsn: str | None = None, **kwargs: Any) -> Pool:
@@ -514,8 +688,9 @@ def create_pool(dsn: str | None = None, **kwargs: Any) -> Pool:
 
     ``await create_pool(...)`` opens ``min_size`` connections first;
     ``async with create_pool(...) as pool:`` also closes it at the end. Pool options:
-    min_size, max_size, max_queries, max_inactive_connection_lifetime, ping_after_idle,
-    acquire_timeout, reset_timeout, setup, init, reset, connection_class; every other keyword
-    goes to :func:`driver.connect`.
+    init_size, min_size, max_size, max_queries, max_inactive_connection_lifetime,
+    ping_after_idle, acquire_timeout, reset_timeout, setup, init, reset, connect (called
+    instead of :func:`driver.connect`), connection_class, record_class, loop (accepted,
+    unused); every other keyword goes to :func:`driver.connect`.
     """
     return Pool(dsn, **kwargs)

@@ -38,9 +38,15 @@ class Slots:
     """
 
     def __init__(
-        self, max_size: int, lifetime: float, on_drop: Callable[[Connection], None]
+        self,
+        max_size: int,
+        lifetime: float,
+        on_drop: Callable[[Connection], None],
+        *,
+        floor: int = 0,
     ) -> None:
         self.max_size = max_size
+        self.floor = floor  # min_size: idle connections at or below it never expire
         self._lifetime = lifetime
         self._on_drop = on_drop
         try:
@@ -154,7 +160,13 @@ class Slots:
             self.all_gone.set()
 
     def _arm_expiry(self) -> None:
-        if self._expiry is None and self.idle and self._lifetime > 0 and self.loop:
+        if (
+            self._expiry is None
+            and len(self.meta) > self.floor
+            and self.idle
+            and self._lifetime > 0
+            and self.loop
+        ):
             oldest = self.meta[self.idle[0]].last_ok
             self._expiry = self.loop.call_at(oldest + self._lifetime, self._expire)
 
@@ -163,8 +175,9 @@ class Slots:
         self._expiry = None
         assert self.loop is not None
         deadline = self.loop.time() - self._lifetime
-        while self.idle and self.meta[self.idle[0]].last_ok <= deadline:
-            self.drop(self.idle[0])
+        idle, meta = self.idle, self.meta
+        while idle and len(meta) > self.floor and meta[idle[0]].last_ok <= deadline:
+            self.drop(idle[0])
         self._arm_expiry()
 
     def check_loop(self) -> None:

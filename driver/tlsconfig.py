@@ -20,7 +20,6 @@ __all__ = [
     "TLSSettings",
     "make_ssl_context",
     "prefer_p256_key_share",
-    "sslmode_from_ssl_argument",
 ]
 
 # Key-exchange groups, P-256 first so its key share is the one sent in the ClientHello; the
@@ -85,41 +84,6 @@ class TLSSettings:
     def tls_required(self) -> bool:
         """True when the connection must fail rather than go on without TLS."""
         return self.sslmode in ("require", "verify-ca", "verify-full")
-
-
-def sslmode_from_ssl_argument(value: object) -> tuple[str, ssl.SSLContext | None]:
-    """asyncpg's ``ssl=`` connect argument as (sslmode, context), with asyncpg's meanings.
-
-    A security setting must never be read loosely: ``ssl=True`` means what it means in
-    asyncpg (``create_default_context()``: the certificate chain AND the host name are
-    verified), not "encrypt somehow", and ``ssl="disable"`` is plain TCP even though the
-    string is truthy.
-
-    * ``True``: ``verify-full``; ``False``: ``disable`` (no SSLRequest is sent);
-    * a string: the sslmode of that name (``verify_full`` is accepted as asyncpg's enum
-      spelling), with libpq's meanings (``allow``/``prefer`` fall back, ``require``
-      encrypts without verifying unless a CA is named, ``verify-ca`` checks the chain,
-      ``verify-full`` the chain and the host name);
-    * an ``ssl.SSLContext``: used exactly as given, TLS required (asyncpg's ``require``),
-      so the context's own ``verify_mode`` and ``check_hostname`` decide what is checked.
-
-    Raises:
-        InterfaceError: any other value, or an unknown mode name.
-    """
-    if isinstance(value, ssl.SSLContext):
-        return "require", value
-    if value is True:
-        return "verify-full", None
-    if value is False:
-        return "disable", None
-    if isinstance(value, str):
-        mode = value.strip().lower().replace("_", "-")
-        if mode in SSL_MODES:
-            return mode, None
-        raise InterfaceError(f"invalid ssl={value!r}: expected one of {', '.join(SSL_MODES)}")
-    raise InterfaceError(
-        f"ssl= must be a bool, an sslmode name or an ssl.SSLContext, not {type(value).__name__}"
-    )
 
 
 def make_ssl_context(settings: TLSSettings) -> ssl.SSLContext | None:

@@ -42,3 +42,7 @@ for lock in $(git ls-files '*package-lock.json' 2>/dev/null || true); do
     echo "$lwant" > "$lstamp"
   fi
 done
+
+# gzip copies of the front-end files (Pyodide, Leaflet, CodeMirror, outlines) in var/assets/,
+# named by content hash; files already compressed are skipped, so this is quick when done.
+.venv/bin/python -m app.assets > /dev/null

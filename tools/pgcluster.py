@@ -319,3 +319,32 @@ def start_temp_cluster(**extra_conf: str) -> Cluster:
 def destroy(cluster: Cluster) -> None:
     cluster.stop("fast")
     shutil.rmtree(cluster.base, ignore_errors=True)
+
+
+def start_replica(primary: Cluster) -> Cluster:
+    """A streaming hot standby of ``primary`` (pg_basebackup over its Unix socket), on a
+    free loopback port; the caller must ``destroy()`` it. Multi-host and
+    target_session_attrs tests need a server that really is in recovery."""
+    prefix, uid, gid = _pg_user()
+    with open(primary.datadir / "pg_hba.conf", "a") as f:
+        f.write("local replication all trust\n")
+    primary.psql("SELECT pg_reload_conf()")
+    base = Path(tempfile.mkdtemp(prefix="pgws-standby-"))
+    replica = Cluster(base=base, port=free_port(), certs=primary.certs)
+    replica.sockdir.mkdir()
+    _chown_tree(base, uid, gid)
+    try:
+        subprocess.run(
+            [*prefix, str(PG_BIN / "pg_basebackup"), "-h", str(primary.sockdir), "-p",
+             str(primary.port), "-U", "postgres", "-D", str(replica.datadir), "-R",
+             "-X", "stream", "-c", "fast", "--no-sync"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        with open(replica.datadir / "postgresql.conf", "a") as f:
+            f.write(f"port = {replica.port}\nunix_socket_directories = '{replica.sockdir}'\n")
+        replica.start()
+    except BaseException:
+        replica.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+    return replica

@@ -7,8 +7,9 @@ through the front, and one proxy and one app replica stopped mid-load.
                                                        Postgres replica <- streaming
 
 Requests may fail only while in flight when a part stops, and then as 503 with Retry-After.
-Reads from the replica while the primary is down need the driver's multi-host
-`target_session_attrs`, which does not exist yet; the replica here streams and is checked.
+Then reads while the primary is down: a third app whose DATABASE_URL lists the primary and
+the replica (`target_session_attrs=any`, the driver's multi-host connect), through its own
+proxy, keeps answering from the replica once the primary is stopped.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def test_scale_out_survives_a_proxy_and_a_replica_stopping() -> None:
         stack.callback(stop_all)
         addr = {name: net.add_host(name) for name in (
             "db1", "db2", "bouncer", "proxy1", "proxy2", "redis", "app1", "app2", "front",
-            "client")}
+            "client", "proxy3", "app3")}
         subnet = f"{net.prefix}.0/24"
 
         # --- Postgres primary, then a streaming replica made with pg_basebackup -----------------
@@ -244,6 +245,47 @@ def test_scale_out_survives_a_proxy_and_a_replica_stopping() -> None:
         while replica.psql("SELECT count(*) FROM whc_sites") != n:
             assert time.monotonic() < deadline, "replica did not catch up"
         print(f"scale-out: {counts} in {took:.1f} s")
+
+        # --- reads while the primary is down: an app configured with both servers -------------
+        env = {"LISTEN_PORT": f"{addr['proxy3']}:9876",
+               "ALLOW_ADDR_REGEX": f"({re.escape(addr['db1'])}|{re.escape(addr['db2'])}):{port}"}
+        p, _ = start_and_wait(net.exec_argv("proxy3", [sys.executable, "-m", "proxy"]),
+                              "listening", env=env, timeout=30)
+        procs.append(p)
+        env = {
+            "PYTHONPATH": str(ROOT), "HOST": addr["app3"], "PORT": "8000", "WORKERS": "1",
+            "DATABASE_URL": f"postgresql://scram_user:{_quoted('scram_user')}@{addr['db1']}:"
+                            f"{port},{addr['db2']}:{port}/testdb?target_session_attrs=any",
+            "WS_PROXY": f"{addr['proxy3']}:9876/v2", "WS_SECURE": "false",
+            "POOL_SIZE": str(POOL_SIZE), "POOL_MIN_SIZE": "1", "DB_TIMEOUT_S": "5",
+            "CACHE_TTL_S": "0.001",  # every request reads the database
+        }
+        p, _ = start_and_wait(net.exec_argv("app3", [sys.executable, "-m", "app.serve"]),
+                              "Uvicorn running on", env=env, timeout=60)
+        procs.append(p)
+        url3 = f"http://{addr['app3']}:8000/api/nearest"
+
+        def load(total: int) -> dict[str, int]:
+            run = subprocess.run(
+                net.exec_argv("client", [sys.executable, "-m", "tests.deploy.loadclient", url3,
+                                         str(total), "4", "50"]),
+                capture_output=True, text=True, cwd=ROOT, timeout=60,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+            return dict(json.loads(run.stdout.splitlines()[-1]))
+
+        assert load(40)["ok"] == 40  # the primary answers (first in the list)
+        assert primary.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = "
+                            "'scram_user' AND client_addr = '" + addr["proxy3"] + "'") != "0"
+        primary.stop("immediate")
+        counts = load(100)
+        # requests on pooled connections to the stopped primary may fail once each
+        assert counts["ok"] + counts["shed"] == 100 and counts["shed"] <= POOL_SIZE, counts
+        assert counts["other"] == counts["error"] == counts["bare_503"] == 0, counts
+        assert load(40)["ok"] == 40  # and from then on every read is served
+        print(f"primary down, reads from the replica: {counts}")
+        assert replica.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = "
+                            "'scram_user' AND client_addr = '" + addr["proxy3"] + "'") != "0"
 
 
 def _quoted(role: str) -> str:

@@ -96,3 +96,43 @@ def test_sslrootcert_system_defaults_to_verify_full() -> None:
     assert resolve("postgresql://u@h/db?sslrootcert=system&sslmode=verify-ca").sslmode == (
         "verify-ca"
     )
+
+
+def test_host_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PGHOST", "PGPORT", "PGTARGETSESSIONATTRS", "PGLOADBALANCEHOSTS"):
+        monkeypatch.delenv(var, raising=False)
+    p = resolve("postgresql://u@h1:5432,[::1]:5433,h3/db?target_session_attrs=standby")
+    assert p.targets == (("h1", 5432), ("::1", 5433), ("h3", 5432))
+    assert (p.host, p.port, p.target_session_attrs) == ("h1", 5432, "standby")
+    assert p.describe() == "h1:5432, [::1]:5433, h3:5432"
+    one = p.for_target("h3", 5432)
+    assert (one.host, one.port, one.targets, one.describe()) == ("h3", 5432, (("h3", 5432),),
+                                                                  "h3:5432")  # fmt: skip
+    # keywords replace the DSN's hosts, and keep its port as libpq does; one port serves all
+    assert resolve("postgresql://u@h:1/db", host=["a", "b"]).targets == (("a", 1), ("b", 1))
+    assert resolve(host=["a", "b"], port=[1, 2], user="u").targets == (("a", 1), ("b", 2))
+    assert resolve(host="a,b", port="7", user="u").targets == (("a", 7), ("b", 7))
+    with pytest.raises(driver.InterfaceError, match="could not match 3 port numbers to 2 hosts"):
+        resolve(host=["a", "b"], port=[1, 2, 3], user="u")
+    with pytest.raises(ValueError, match="target_session_attrs is expected to be one of"):
+        resolve(host="a", user="u", target_session_attrs="master")
+    with pytest.raises(driver.InterfaceError, match="invalid IPv6"):
+        resolve("postgresql://u@[::1/db")
+    monkeypatch.setenv("PGHOST", "e1,e2")
+    monkeypatch.setenv("PGPORT", "5,6")
+    monkeypatch.setenv("PGLOADBALANCEHOSTS", "random")
+    p = resolve(user="u")
+    assert (p.targets, p.load_balance_hosts) == ((("e1", 5), ("e2", 6)), "random")
+
+
+@pytest.mark.parametrize("value", [-1, "a", True, False, 0])
+def test_command_timeout_checked_as_asyncpg(value: object) -> None:
+    with pytest.raises(ValueError, match="greater than 0") as err:
+        resolve("postgresql://u@h/d", command_timeout=value)
+    assert isinstance(err.value, driver.InterfaceError)
+
+
+@pytest.mark.parametrize("value", [-1, True, False, "3"])
+def test_statement_cache_size_checked_as_asyncpg(value: object) -> None:
+    with pytest.raises(ValueError, match="greater or equal"):
+        resolve("postgresql://u@h/d", statement_cache_size=value)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import itertools
+import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 
 import driver
@@ -111,6 +114,8 @@ def test_defaults_are_asyncpgs_and_acquire_timeout_is_finite() -> None:
 async def test_bad_arguments_fail_at_creation() -> None:
     with pytest.raises(driver.InterfaceError, match="min_size"):
         driver.create_pool("postgresql://u@127.0.0.1/db", min_size=3, max_size=2)
+    with pytest.raises(ValueError, match="init_size is smaller than min_size"):
+        driver.create_pool("postgresql://u@127.0.0.1/db", init_size=1, min_size=2)
     with pytest.raises(driver.InterfaceError, match="unknown connection argument"):
         driver.create_pool("postgresql://u@127.0.0.1/db", no_such_option=1)
 
@@ -122,8 +127,8 @@ async def test_acquire_forms_and_lifo(make_pool: PoolFactory) -> None:
         b = await pool.acquire()
         assert b is not a and pool.get_size() == 2
     await pool.release(b)
-    with pytest.raises(driver.InterfaceError, match="not on loan"):
-        await pool.release(b)
+    await pool.release(b)  # asyncpg: releasing twice is harmless
+    assert (pool.get_size(), pool.get_idle_size()) == (2, 2)
     # The one released last comes out first (LIFO keeps a warm connection busy).
     c = await pool.acquire()
     assert c is b
@@ -394,7 +399,9 @@ async def test_hooks_and_max_queries(make_pool: PoolFactory) -> None:
 
 
 async def test_idle_connections_expire(make_pool: PoolFactory, monitor: driver.Connection) -> None:
-    pool = await make_pool(min_size=2, max_size=2, max_inactive_connection_lifetime=0.1)
+    pool = await make_pool(
+        init_size=2, min_size=0, max_size=2, max_inactive_connection_lifetime=0.1
+    )
     assert pool.get_size() == 2
     await until(lambda: _empty(monitor, pool), "idle connections closed after their lifetime")
     assert pool.get_size() == 0
@@ -428,10 +435,11 @@ async def test_failing_hooks_leak_nothing(make_pool: PoolFactory) -> None:
     async def bad_setup(conn: driver.Connection) -> None:
         raise RuntimeError("setup refused")
 
-    pool = await make_pool(min_size=1, max_size=1, setup=bad_setup)
+    pool = await make_pool(init_size=1, min_size=0, max_size=1, setup=bad_setup)
     with pytest.raises(RuntimeError, match="setup refused"):
         await pool.acquire(timeout=5)
-    await pool.close()  # waits for the background reset of the refused connection
+    assert pool.get_size() == 0  # asyncpg: a connection whose setup failed is closed
+    await pool.close()
     assert pool.get_size() == 0
 
 
@@ -475,3 +483,175 @@ async def test_pool_accepts_and_ignores_wait_ready(pg: Cluster) -> None:
     bad = pg.dsn("scram_user").replace("scr%40m", "wrong")
     with pytest.raises(driver.errors.InvalidPassword):
         await driver.create_pool(bad, min_size=1, max_size=1, sslmode="disable", wait_ready=False)
+
+
+# ---- asyncpg 0.32's contract: init_size, min_size as a floor, connect=, release and init
+# races, close() cut short; asyncpg's own argument checks side by side
+
+
+async def until_true(check: Callable[[], bool], what: str, within: float = 10.0) -> None:
+    """Wait for a pool-side condition with a deadline (the pool has no event for its size)."""
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110 - polled: no event to wait on
+            await asyncio.sleep(0.01)
+    assert check(), what
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ({"init_size": 1, "min_size": 2, "max_size": 5}, "init_size is smaller than min_size"),
+        ({"init_size": 3, "min_size": 3, "max_size": 2}, "min_size is greater than max_size"),
+        ({"init_size": 5, "min_size": 1, "max_size": 3}, "init_size is greater than max_size"),
+        ({"init_size": -1, "min_size": 0, "max_size": 3}, "init_size is expected to be greater"),
+        ({"max_size": 0, "min_size": 0}, "max_size is expected to be greater than zero"),
+        ({"max_queries": 0}, "max_queries is expected to be greater than zero"),
+        ({"max_inactive_connection_lifetime": -1}, "max_inactive_connection_lifetime is"),
+    ],
+)
+def test_size_checks_are_asyncpgs(sizes: dict[str, int], message: str) -> None:
+    url = "postgresql://u@127.0.0.1/db"
+    with pytest.raises(ValueError, match=message) as theirs:
+        asyncpg.create_pool(url, **sizes)
+    with pytest.raises(ValueError, match=message) as ours:
+        driver.create_pool(url, **sizes)
+    assert isinstance(ours.value, driver.InterfaceError)
+    assert str(ours.value) == str(theirs.value)
+
+
+async def test_init_size_and_floor(make_pool: PoolFactory) -> None:
+    pool = await make_pool(
+        init_size=3, min_size=1, max_size=3, max_inactive_connection_lifetime=0.2
+    )
+    assert (pool.get_init_size(), pool.get_min_size(), pool.get_max_size()) == (3, 1, 3)
+    assert (pool.get_size(), pool.get_idle_size()) == (3, 3)
+    held = [await pool.acquire() for _ in range(3)]
+    assert pool.get_idle_size() == 0
+    for conn in held:
+        await pool.release(conn)
+    await until_true(lambda: pool.get_size() == 1, "idle connections above the floor expire")
+    kept = await pool.acquire()
+    assert await kept.fetchval("select 42") == 42  # the floor's connection still works
+    await pool.release(kept)
+    # it stays: the floor never expires
+    await asyncio.sleep(0.5)  # longer than the lifetime: nothing to wait for but time
+    assert pool.get_size() == 1
+
+
+async def test_min_size_zero_drains(make_pool: PoolFactory) -> None:
+    pool = await make_pool(
+        init_size=2, min_size=0, max_size=2, max_inactive_connection_lifetime=0.1
+    )
+    assert pool.get_size() == 2
+    await until_true(lambda: pool.get_size() == 0, "min_size=0 lets every idle connection go")
+
+
+async def test_floor_refilled_after_loss(
+    make_pool: PoolFactory, monitor: driver.Connection
+) -> None:
+    pool = await make_pool(init_size=2, min_size=2, max_size=2, max_queries=1)
+    first = await backends(monitor, pool)
+    assert len(first) == 2
+    async with pool.acquire() as conn:
+        conn.terminate()  # lost while lent
+    async with pool.acquire() as conn:  # max_queries=1: closed on release
+        assert await conn.fetchval("select 1") == 1
+    await until_true(lambda: pool.get_size() == 2, "the floor is restored in the background")
+    now = await backends(monitor, pool)
+    assert len(now) == 2 and len(now & first) <= 1
+
+
+async def test_floor_retries_while_the_server_refuses(
+    connect_args: ConnectArgs, transport: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    offline = False
+    tried = asyncio.Event()
+
+    async def connect(*args: Any, **kwargs: Any) -> driver.Connection:
+        if offline:
+            tried.set()
+            raise OSError("server temporarily unavailable")
+        return await driver.connect(*args, **kwargs)
+
+    args = connect_args("scram_user", transport)
+    async with driver.create_pool(**args, min_size=1, max_size=1, connect=connect) as pool:
+        offline = True
+        with caplog.at_level(logging.WARNING, logger="driver.pool"):
+            async with pool.acquire() as conn:
+                conn.terminate()
+            await asyncio.wait_for(tried.wait(), 5)
+        assert pool.get_size() == 0
+        assert "min_size floor" in caplog.text
+        offline = False
+        await until_true(lambda: pool.get_size() == 1, "reconnected once the server is back")
+        assert await pool.fetchval("select 42") == 42
+
+
+async def test_connect_callback_must_return_a_connection(
+    connect_args: ConnectArgs, transport: str
+) -> None:
+    async def bad_connect(*args: Any, **kwargs: Any) -> Any:
+        return 1
+
+    with pytest.raises(driver.InterfaceError, match="expected pool connect callback"):
+        await driver.create_pool(**connect_args("scram_user", transport), connect=bad_connect)
+
+
+async def test_release_rules(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=1)
+    other = await make_pool(min_size=1, max_size=1)
+    conn = await pool.acquire()
+    with pytest.raises(driver.InterfaceError, match="is not a member of this pool"):
+        await other.release(conn)
+    await pool.release(conn)
+    await pool.release(conn)  # twice: nothing happens, as asyncpg
+    assert pool.get_idle_size() == 1
+    ctx = pool.acquire()
+    async with ctx:
+        with pytest.raises(driver.InterfaceError, match="already acquired"):
+            await ctx.__aenter__()
+
+
+async def test_init_races(connect_args: ConnectArgs, transport: str) -> None:
+    args = connect_args("scram_user", transport)
+    pool = driver.create_pool(**args, min_size=1, max_size=1)
+    first = asyncio.ensure_future(pool.__aenter__())
+    await asyncio.sleep(0)  # let it start
+    with pytest.raises(driver.InterfaceError, match="being initialized in another task"):
+        await pool.__aenter__()
+    with pytest.raises(driver.InterfaceError, match="being initialized, but not yet ready"):
+        await pool.fetchval("select 1")
+    await first
+    assert await pool.fetchval("select 1") == 1
+    await pool.close()
+    # a pool used without being awaited starts itself (lazily), whoever comes first
+    lazy = driver.create_pool(**args, min_size=1, max_size=2)
+    assert await asyncio.gather(lazy.fetchval("select 1"), lazy.fetchval("select 2")) == [1, 2]
+    await lazy.close()
+
+
+async def test_close_cut_short_terminates(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=1)
+    held = await pool.acquire()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(pool.close(timeout=None), 0.1)
+    assert pool.is_closing() and held.is_closed() and pool.get_size() == 0
+    await pool.release(held)  # harmless after terminate
+
+
+async def test_copy_shortcuts(make_pool: PoolFactory) -> None:
+    pool = await make_pool(min_size=1, max_size=2)
+    table = f"pool_copy_{pool.app_name}"  # type: ignore[attr-defined]
+    await pool.execute(f"create table {table} (a int, b text)")
+    try:
+        status = await pool.copy_records_to_table(table, records=[(1, "x"), (2, "y")])
+        assert status == "COPY 2"
+        await pool.copy_to_table(table, source=io.BytesIO(b"3\tz\n"))
+        out = io.BytesIO()
+        await pool.copy_from_query(f"select a from {table} order by a", output=out)
+        assert out.getvalue() == b"1\n2\n3\n"
+        out = io.BytesIO()
+        await pool.copy_from_table(table, output=out, columns=["b"])
+        assert sorted(out.getvalue().split()) == [b"x", b"y", b"z"]
+    finally:
+        await pool.execute(f"drop table {table}")

@@ -37,7 +37,7 @@ async def _pids(pool: driver.Pool, n: int) -> set[int | None]:
 async def test_expire_closes_idle_now_and_lent_on_release(
     make_pool: PoolFactory, monitor: driver.Connection
 ) -> None:
-    pool = await make_pool(min_size=2, max_size=2)
+    pool = await make_pool(init_size=2, min_size=0, max_size=2)
     lent, idle = await pool.acquire(), await pool.acquire()
     await pool.release(idle)
     old = await backends(monitor, pool)
@@ -61,7 +61,7 @@ async def test_expire_closes_idle_now_and_lent_on_release(
 async def test_expire_replaces_every_idle_connection(
     make_pool: PoolFactory, monitor: driver.Connection
 ) -> None:
-    pool = await make_pool(min_size=3, max_size=3)
+    pool = await make_pool(init_size=3, min_size=0, max_size=3)
     old = await backends(monitor, pool)
     assert len(old) == 3
     await pool.expire_connections()
@@ -103,7 +103,7 @@ async def test_a_connection_begun_before_expire_is_never_lent(make_pool: PoolFac
 async def test_set_connect_args_applies_to_new_connections_only(
     make_pool: PoolFactory, connect_args: ConnectArgs, transport: str
 ) -> None:
-    pool = await make_pool(min_size=1, max_size=2)
+    pool = await make_pool(init_size=1, min_size=0, max_size=2)
     old_name = pool.app_name  # type: ignore[attr-defined]
     new_name = f"pooltest_new_{next(_names)}"
     show = "select current_setting('application_name'), pg_backend_pid()"

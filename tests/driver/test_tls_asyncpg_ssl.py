@@ -18,7 +18,7 @@ import pytest
 
 import driver
 from driver.errors import InterfaceError, TransportError
-from driver.tlsconfig import sslmode_from_ssl_argument
+from driver.params import sslmode_from_ssl_argument
 from tests.driver.conftest import ConnectArgs
 from tools.pgcluster import Cluster, make_certs
 from tools.relay import CountingRelay
@@ -69,7 +69,7 @@ def test_a_bad_ssl_argument_is_a_typed_error(value: object) -> None:
 
 
 def test_ssl_wins_over_the_dsn_and_a_contradicting_sslmode_is_refused() -> None:
-    from driver.dsn import resolve
+    from driver.params import resolve
 
     assert resolve("postgres://u@h/d?sslmode=require", ssl="disable").sslmode == "disable"
     assert resolve("postgres://u@h/d?sslmode=disable", ssl=True).sslmode == "verify-full"
