@@ -17,14 +17,16 @@ from .errors import (
 )
 from .exceptions import *  # noqa: F403  (asyncpg's exception names at the top, as asyncpg)
 from .params import Config, config
-from .prepared import PreparedStatement
+from .prepared import Attribute, PreparedStatement, Type
 from .record import Record
+from .serverversion import ServerVersion
 from .transaction import Transaction
 
 if _typing.TYPE_CHECKING:
     from .pool import Pool, create_pool
 
 __all__ = [
+    "Attribute",
     "AuthPolicyError",
     "BatchResult",
     "Config",
@@ -37,8 +39,10 @@ __all__ = [
     "PreparedStatement",
     "ProtocolError",
     "Record",
+    "ServerVersion",
     "Transaction",
     "TransportError",
+    "Type",
     "config",
     "connect",
     "create_pool",

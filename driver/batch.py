@@ -25,7 +25,7 @@ _BEFORE, _AFTER, _THEN = -1, -2, -3  # units that are not the caller's statement
 class BatchResult(list[Record]):
     """One statement's rows, as ``fetch()`` returns them (empty for a command), with its
     command tag in ``status``, as ``execute()`` returns it (``"INSERT 0 1"``), and its column
-    descriptions in ``fields`` (as ``PreparedStatement.get_attributes()``; the SQL-over-HTTP
+    descriptions in ``fields`` (the RowDescription's: name, type OID, ...; the SQL-over-HTTP
     endpoint answers with their type OIDs)."""
 
     status: str = ""

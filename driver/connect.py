@@ -24,6 +24,7 @@ from .errors import (
 )
 from .params import ConnectParams, resolve
 from .protocol import PGProtocol
+from .record import Record, check_record_class
 
 if TYPE_CHECKING:
     from .auth.policy import AuthGuard
@@ -43,6 +44,7 @@ async def connect(
     timeout: float | None = None,
     wait_ready: bool | None = None,
     connection_class: type[Connection] = Connection,
+    record_class: type[Record] = Record,
     **kwargs: Any,
 ) -> Connection:
     """Open a connection (asyncpg's ``connect()``), in as few round trips as the protocol
@@ -88,6 +90,8 @@ async def connect(
             first operation rides the last authentication flight (see above).
         connection_class: a subclass of :class:`Connection` to build instead (asyncpg's
             argument); its ``__init__`` gets Connection's arguments and must pass them on.
+        record_class: the class of the rows this connection returns, a subclass of
+            :class:`Record` (asyncpg's argument; each query may override it).
 
     Raises:
         InterfaceError: missing or malformed parameters, unsupported auth method.
@@ -96,6 +100,7 @@ async def connect(
         TimeoutError: the deadline passed.
     """
     check_connection_class(connection_class)
+    check_record_class(record_class)
     params = resolve(dsn, **kwargs)
     deadline = timeout if timeout is not None else params.connect_timeout
     when = None if deadline is None else asyncio.get_running_loop().time() + deadline
@@ -103,8 +108,8 @@ async def connect(
     try:
         async with asyncio.timeout_at(when):
             if len(params.targets) <= 1 and params.target_session_attrs == "any":
-                return await _connect(params, when, deadline, ready, connection_class)
-            return await _connect_any(params, when, deadline, connection_class)
+                return await _connect(params, when, deadline, ready, connection_class, record_class)
+            return await _connect_any(params, when, deadline, connection_class, record_class)
     except TimeoutError as exc:
         raise TimeoutError(
             f"connecting to {params.describe()} timed out after {deadline:g} s"
@@ -129,7 +134,11 @@ _NEXT_HOST_ERRORS = (OSError, CannotConnectNowError)
 
 
 async def _connect_any(
-    params: ConnectParams, when: float | None, seconds: float | None, cls: type[Connection]
+    params: ConnectParams,
+    when: float | None,
+    seconds: float | None,
+    cls: type[Connection],
+    record_class: type[Record] = Record,
 ) -> Connection:
     """Try each host in turn (shuffled with load_balance_hosts=random) until one is reachable
     and has the role ``target_session_attrs`` asks for, as libpq 16 does.
@@ -153,7 +162,7 @@ async def _connect_any(
             one = params.for_target(host, port)
             try:
                 # the role is read from the server's start-up reports: wait for them
-                conn = await _connect(one, when, seconds, True, cls)
+                conn = await _connect(one, when, seconds, True, cls, record_class)
             except _NEXT_HOST_ERRORS as exc:
                 reasons.append(f"{one.describe()}: {exc}")
                 last = exc
@@ -223,6 +232,7 @@ async def _connect(
     seconds: float | None,
     wait_ready: bool,
     cls: type[Connection],
+    record_class: type[Record] = Record,
 ) -> Connection:
     url = params.proxy_url()
     attempts = tls_attempts(params.sslmode, url)
@@ -248,7 +258,8 @@ async def _connect(
                     mechanisms=mechanisms,
                     learn=functools.partial(_learn, target),
                 )
-                conn = cls(stream, proto, params, cache_size=params.statement_cache_size)
+                conn = cls(stream, proto, params, cache_size=params.statement_cache_size,
+                           record_class=record_class)  # fmt: skip
                 # the first query may ride the last auth flight only where that is safe
                 early = pipeline and not wait_ready and guard.may_send_query_early()
                 await conn._startup(pipeline=early, hear_first=not last, deadline=when,

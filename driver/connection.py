@@ -3,20 +3,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import copy as _copy
 from .argcheck import executemany_rows
 from .batch import BatchResult, BatchStatement, batch
+from .cursor import CursorFactory, Source
 from .errors import InterfaceError
-from .listen import Listener, Listeners, LogListener
+from .listen import Listener, Listeners, LogListener, QueryLogger, TerminationListener
 from .params import ConnectParams
-from .prepared import PreparedStatement
+from .prepared import PreparedStatement, Type, describe_types
 from .protocol import PGProtocol
-from .query import encode, execute_many, prepare_named, set_type_codec, simple
+from .query import encode, execute_many, forget_statement, prepare_named, set_type_codec, simple
 from .query import query as _query
-from .record import Record
+from .record import Record, check_record_class
+from .serverversion import ServerVersion, parse_server_version
 from .session import Session
 from .statement import Statement
 from .transaction import Transaction
@@ -24,7 +27,7 @@ from .transaction import Transaction
 if TYPE_CHECKING:
     from .transport.base import Stream
 
-__all__ = ["RESET_QUERY", "Connection"]
+__all__ = ["RESET_QUERY", "Connection", "ConnectionSettings"]
 
 # What DISCARD ALL does, minus DEALLOCATE ALL and DISCARD PLANS: the connection's statement
 # cache stays valid, so a pooled connection keeps its prepared statements across borrowers.
@@ -32,6 +35,25 @@ RESET_QUERY = (
     "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "
     "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
 )
+
+
+class ConnectionSettings:
+    """The server's run-time parameters as attributes (``conn.get_settings().TimeZone``):
+    what it reported with ParameterStatus, kept current as it reports changes."""
+
+    __slots__ = ("_parameters",)
+
+    def __init__(self, parameters: dict[str, str]) -> None:
+        self._parameters = parameters
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self._parameters[name]
+        except KeyError:
+            raise AttributeError(f"the server reported no parameter {name!r}") from None
+
+    def __repr__(self) -> str:
+        return f"<ConnectionSettings {self._parameters!r}>"
 
 
 class Connection:
@@ -43,10 +65,18 @@ class Connection:
     """
 
     def __init__(
-        self, stream: Stream, proto: PGProtocol, params: ConnectParams, *, cache_size: int = 100
+        self,
+        stream: Stream,
+        proto: PGProtocol,
+        params: ConnectParams,
+        *,
+        cache_size: int = 100,
+        record_class: type[Record] = Record,
     ) -> None:
         self._session = Session(stream, proto, params, cache_size=cache_size)
         self._listeners = Listeners(self._session, self)
+        self._record_class = check_record_class(record_class)
+        self._types: dict[int, Type] = {}  # described for PreparedStatement, by OID
 
     async def _startup(
         self,
@@ -69,47 +99,132 @@ class Connection:
         Without arguments this is a simple Query: several statements may be separated by
         semicolons and the tag is the last one's. With arguments it is one extended query.
         """
+        operation = self._execute(query, args, timeout)
+        if self._listeners.query_loggers:
+            return await self._listeners.log_query(operation, query, args, timeout)
+        return await operation
+
+    async def _execute(self, query: str, args: tuple[Any, ...], timeout: float | None) -> str:
         session = self._session
         if not args:
             return await session.run(simple, session, query, timeout=timeout)
         _, tag = await _query(session, query, args, 0, timeout)
         return tag
 
+    async def _rows(
+        self,
+        query: str,
+        args: tuple[Any, ...],
+        max_rows: int,
+        timeout: float | None,
+        record_class: type[Record] | None,
+    ) -> list[Record]:
+        """fetch() and fetchrow(): through the query loggers if there are any."""
+        base = self._record_class if record_class is None else check_record_class(record_class)
+        operation = _query(self._session, query, args, max_rows, timeout, base)
+        if self._listeners.query_loggers:
+            rows, _ = await self._listeners.log_query(operation, query, args, timeout)
+        else:
+            rows, _ = await operation
+        return rows
+
     async def executemany(
         self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
     ) -> None:
         """Run a command once per argument tuple, all pipelined before a single Sync."""
+        self._check_open()
         rows = [tuple(a) for a in executemany_rows(args)]
         if not rows:
             return
         session = self._session
         oids, _ = encode(session.codecs, rows[0])
         stmt = Statement("", command, oids)
-        await execute_many(session, stmt, oids, rows, timeout, parse=True)
+        operation = execute_many(session, stmt, oids, rows, timeout, parse=True)
+        if self._listeners.query_loggers:
+            await self._listeners.log_query(operation, command, tuple(rows), timeout)
+        else:
+            await operation
 
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Record]:
-        rows, _ = await _query(self._session, query, args, 0, timeout)
-        return rows
+    async def fetch(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
+    ) -> list[Record]:
+        return await self._rows(query, args, 0, timeout, record_class)
 
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Record | None:
-        rows, _ = await _query(self._session, query, args, 1, timeout)
+    async def fetchrow(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
+    ) -> Record | None:
+        rows = await self._rows(query, args, 1, timeout, record_class)
         return rows[0] if rows else None
 
     async def fetchval(
         self, query: str, *args: Any, column: int = 0, timeout: float | None = None
     ) -> Any:
-        row = await self.fetchrow(query, *args, timeout=timeout)
-        return None if row is None else row[column]
+        rows = await self._rows(query, args, 1, timeout, None)
+        return rows[0][column] if rows else None
 
-    async def prepare(self, query: str, *, timeout: float | None = None) -> PreparedStatement:
-        """Prepare a statement; the server infers every parameter type.
+    async def fetchmany(
+        self,
+        query: str,
+        args: Iterable[Sequence[Any]],
+        *,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
+    ) -> list[Record]:
+        """Run a query once per argument sequence, in one round trip; every row of every run."""
+        stmt = await self.prepare(query, timeout=timeout, record_class=record_class)
+        try:
+            return await stmt.fetchmany(args, timeout=timeout)
+        finally:
+            await stmt.close()
 
-        With ``statement_cache_size=0`` (PgBouncer in transaction mode) the statement is the
-        unnamed one, parsed again, with the learnt types, in the same flight as each execution:
-        a named statement would live on a backend the next transaction may not get.
+    async def prepare(
+        self,
+        query: str,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
+    ) -> PreparedStatement:
+        """Prepare a statement (named ``name`` on the server if given); the server infers
+        every parameter type.
+
+        With ``statement_cache_size=0`` (PgBouncer in transaction mode) and no ``name``, the
+        statement is the unnamed one, parsed again, with the learnt types, in the same flight
+        as each execution: a named statement would live on a backend the next transaction may
+        not get.
         """
-        stmt, types = await prepare_named(self._session, query, timeout)
-        return PreparedStatement(self._session, stmt, types)
+        base = self._record_class if record_class is None else check_record_class(record_class)
+        session = self._session
+        stmt, types = await prepare_named(session, query, timeout, name)
+        oids = [*types, *(f.type_oid for f in stmt.fields or ())]
+        await describe_types(session, self._types, oids)
+        return PreparedStatement(session, stmt, types, base, self._types)
+
+    def cursor(
+        self,
+        query: str,
+        *args: Any,
+        prefetch: int | None = None,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
+    ) -> CursorFactory:
+        """A cursor over a query's rows (inside a transaction only, as in asyncpg).
+
+        ``async for row in conn.cursor(query, *args, prefetch=50)`` reads ``prefetch`` rows
+        per round trip; ``cur = await conn.cursor(query, *args)`` gives a Cursor with
+        ``fetch(n)``, ``fetchrow()`` and ``forward(n)``. See ``driver/cursor.py``.
+        """
+        self._check_open()
+        base = self._record_class if record_class is None else check_record_class(record_class)
+        return CursorFactory(self._session, Source(query, args), prefetch, timeout, base)
 
     async def batch(
         self,
@@ -228,11 +343,44 @@ class Connection:
     # ---- notices, LISTEN/NOTIFY, type codecs -------------------------------------------
 
     def add_log_listener(self, callback: LogListener) -> None:
-        """Call ``callback(connection, message)`` for each NoticeResponse instead of logging."""
-        self._listeners.log_listeners.append(callback)
+        """Call ``callback(connection, message)`` for each NoticeResponse instead of logging;
+        ``message`` is a PostgresLogMessage subclass (PostgresWarning, ...)."""
+        self._check_open()
+        if callback not in self._listeners.log_listeners:
+            self._listeners.log_listeners.append(callback)
 
     def remove_log_listener(self, callback: LogListener) -> None:
-        self._listeners.log_listeners.remove(callback)
+        with contextlib.suppress(ValueError):
+            self._listeners.log_listeners.remove(callback)
+
+    def add_termination_listener(self, callback: TerminationListener) -> None:
+        """Call ``callback(connection)`` once the connection ends (closed, terminated or
+        lost)."""
+        if callback not in self._listeners.termination:
+            self._listeners.termination.append(callback)
+
+    def remove_termination_listener(self, callback: TerminationListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.termination.remove(callback)
+
+    def add_query_logger(self, callback: QueryLogger) -> None:
+        """Call ``callback(record)`` after each execute()/fetch*() with a LoggedQuery
+        (query, args, timeout, elapsed, exception, conn_addr, conn_params)."""
+        if callback not in self._listeners.query_loggers:
+            self._listeners.query_loggers.append(callback)
+
+    def remove_query_logger(self, callback: QueryLogger) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.query_loggers.remove(callback)
+
+    @contextlib.contextmanager
+    def query_logger(self, callback: QueryLogger) -> Iterator[None]:
+        """``with conn.query_logger(callback):`` a query logger for the block."""
+        self.add_query_logger(callback)
+        try:
+            yield
+        finally:
+            self.remove_query_logger(callback)
 
     async def add_listener(self, channel: str, callback: Listener) -> None:
         """LISTEN on ``channel``; ``callback(conn, pid, channel, payload)`` gets notifications.
@@ -241,6 +389,7 @@ class Connection:
         notifications between operations; it hands the stream back when an operation starts
         and records (never raises) a failure, which the next call then raises.
         """
+        self._check_open()
         await self._listeners.add(channel, callback)
 
     async def remove_listener(self, channel: str, callback: Listener) -> None:
@@ -265,6 +414,7 @@ class Connection:
         Raises:
             InterfaceError: the type does not exist, or a format other than "text" was asked.
         """
+        self._check_open()
         if format != "text":
             raise InterfaceError("only format='text' codecs are supported")
         await set_type_codec(self._session, typename, schema, encoder, decoder, python_type)
@@ -275,6 +425,7 @@ class Connection:
         self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
     ) -> Transaction:
         """``async with conn.transaction():`` BEGIN/COMMIT, or a SAVEPOINT when nested."""
+        self._check_open()
         return Transaction(self._session, isolation, readonly, deferrable)
 
     async def ready(self, *, timeout: float | None = None) -> None:
@@ -294,6 +445,11 @@ class Connection:
         if not session.started:
             await session.run(session.finish_startup, timeout=timeout)
 
+    def _check_open(self) -> None:
+        """For methods that would only fail later (or not at all) on a closed connection."""
+        if self._session.is_closed():
+            raise InterfaceError("connection is closed")
+
     def is_closed(self) -> bool:
         return self._session.is_closed()
 
@@ -303,8 +459,27 @@ class Connection:
     def get_server_pid(self) -> int | None:
         return self._session.proto.backend_pid
 
-    def get_server_version(self) -> str:
-        return self._session.proto.parameters.get("server_version", "")
+    def get_server_version(self) -> ServerVersion:
+        """The server's version, e.g. ``ServerVersion(major=15, minor=0, micro=4,
+        releaselevel='final', serial=0)`` for 15.4 (see ``driver/serverversion.py``)."""
+        return parse_server_version(self._session.proto.parameters.get("server_version", ""))
+
+    def get_settings(self) -> ConnectionSettings:
+        """The server's reported parameters as attributes (``.client_encoding``, ...)."""
+        return ConnectionSettings(self._session.proto.parameters)
+
+    async def reset(self, *, timeout: float | None = None) -> None:
+        """Make the session as a new one would be: roll back, close cursors, UNLISTEN, reset
+        settings, release advisory locks, and forget listener and log-listener callbacks."""
+        await self.reset_session(timeout=timeout)
+
+    async def reload_schema_state(self) -> None:
+        """Forget what was learnt about the schema (statements, type descriptions): to call
+        after changing a type or table that cached statements use."""
+        self._types.clear()
+        session = self._session
+        for stmt in session.cache.clear():
+            forget_statement(session, stmt)
 
     @property
     def server_parameters(self) -> dict[str, str]:
@@ -330,7 +505,7 @@ class Connection:
         """
         return await self._session.cancel_server_query()
 
-    async def reset_session(self) -> None:
+    async def reset_session(self, *, timeout: float | None = None) -> None:
         """The pool's default reset: roll back, then undo session state as DISCARD ALL
         would, keeping prepared statements (see RESET_QUERY).
 
@@ -339,7 +514,7 @@ class Connection:
         """
         self._listeners.clear()
         sql = ("ROLLBACK; " + RESET_QUERY) if self.is_in_transaction() else RESET_QUERY
-        await self.execute(sql)
+        await self.execute(sql, timeout=timeout)
 
     def __repr__(self) -> str:
         session = self._session

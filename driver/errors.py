@@ -263,10 +263,32 @@ class PostgresError(PostgresMessage, Error):
             "PANIC",
         ):
             exc_cls = FatalPostgresError
-        return exc_cls(fields.get("M", ""), query=query, **_kwargs(fields))
+        kwargs = _kwargs(fields)
+        message = fields.get("M", "")
+        if (
+            exc_cls is FeatureNotSupportedError
+            and kwargs.get("server_source_function") == "RevalidateCachedQuery"
+        ):  # as asyncpg: by where it was raised, not by the text
+            exc_cls = InvalidCachedStatementError
+            message = (
+                "cached statement plan is invalid due to a database schema or configuration change"
+            )
+        if fields.get("C") in _PGBOUNCER_CODES:
+            kwargs["hint"] = (kwargs.get("hint") or "") + _PGBOUNCER_NOTE
+        return exc_cls(message, query=query, **kwargs)
 
     # asyncpg's spelling of from_fields
     new = from_fields
+
+
+# A prepared statement that exists twice or not at all is what PgBouncer in transaction or
+# statement mode causes: the hint says so (asyncpg's note, in substance).
+_PGBOUNCER_CODES = ("42P05", "26000")  # duplicate / invalid prepared statement name
+_PGBOUNCER_NOTE = (
+    '\nNOTE: pgbouncer with pool_mode set to "transaction" or "statement" does not '
+    "support prepared statements properly: use the driver's pool instead, or connect with "
+    "statement_cache_size=0."
+)
 
 
 class FatalPostgresError(PostgresError):
@@ -284,6 +306,8 @@ class PostgresLogMessage(PostgresMessage):
     def from_fields(cls, fields: dict[str, str]) -> PostgresLogMessage:
         code = fields.get("C", "")
         msg_cls = _LOG_BY_SQLSTATE.get(code) or _LOG_BY_SQLSTATE.get(code[:2] + "000") or cls
+        if msg_cls is PostgresLogMessage and fields.get("V", fields.get("S")) == "WARNING":
+            msg_cls = _LOG_BY_SQLSTATE["01000"]  # a warning with a code of its own: asyncpg's
         return msg_cls(fields.get("M", ""), **_kwargs(fields))
 
     def __repr__(self) -> str:

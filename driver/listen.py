@@ -1,22 +1,76 @@
-"""Listeners: a connection's notice and LISTEN/NOTIFY callbacks, delivered by its Session."""
+"""Listeners: a connection's callbacks (notices, LISTEN/NOTIFY, termination, query
+loggers), delivered by its Session.
 
+Each callback may be a plain function or a coroutine function, as in asyncpg: a coroutine
+it returns runs as a task of its own, so a slow or failing callback never holds up, nor
+breaks, the operation that produced the event.
+"""
+
+# ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, TypeVar
 
-from .errors import PostgresError
+from .errors import PostgresLogMessage
 from .protocol import messages as m
 from .query import simple
 from .session import Session, log_notice
 
-__all__ = ["Listener", "Listeners", "LogListener"]
+__all__ = [
+    "Listener",
+    "Listeners",
+    "LogListener",
+    "LoggedQuery",
+    "QueryLogger",
+    "TerminationListener",
+]
 
 log = logging.getLogger("driver.connection")
+T = TypeVar("T")
 # The first argument is the Connection the callback was registered on.
-LogListener = Callable[[Any, PostgresError], Any]
+LogListener = Callable[[Any, PostgresLogMessage], Any]
 Listener = Callable[[Any, int, str, str], Any]
+TerminationListener = Callable[[Any], Any]
+
+
+class LoggedQuery(NamedTuple):
+    """What a query logger receives for each query (asyncpg's record)."""
+
+    query: str
+    args: tuple[Any, ...]
+    timeout: float | None
+    elapsed: float
+    exception: BaseException | None
+    conn_addr: tuple[str, int]
+    conn_params: Any
+
+
+QueryLogger = Callable[[LoggedQuery], Any]
+_tasks: set[asyncio.Task[Any]] = set()  # callbacks' tasks, held until done
+
+
+def _call(callback: Callable[..., Any], *args: Any) -> None:
+    """Call a listener; a coroutine it returns runs as a task, its failure logged."""
+    try:
+        result = callback(*args)
+    except Exception:
+        log.exception("callback %r failed", callback)
+        return
+    if inspect.isawaitable(result):
+        task = asyncio.ensure_future(result)
+        _tasks.add(task)
+        task.add_done_callback(_done)
+
+
+def _done(task: asyncio.Task[Any]) -> None:
+    _tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("callback failed", exc_info=task.exception())
 
 
 def _quote_ident(name: str) -> str:
@@ -37,26 +91,53 @@ class Listeners:
         self._owner = owner  # passed to every callback: the Connection
         self.log_listeners: list[LogListener] = []
         self.channels: dict[str, list[Listener]] = {}
+        self.termination: list[TerminationListener] = []
+        self.query_loggers: list[QueryLogger] = []
         session.on_notice = self._on_notice
         session.on_notification = self._on_notification
+        session.on_end = self._on_end
 
     def _on_notice(self, msg: m.NoticeResponse) -> None:
         if not self.log_listeners:
             log_notice(msg)
             return
-        notice = PostgresError.from_fields(msg.fields)
+        notice = PostgresLogMessage.from_fields(msg.fields)
         for callback in list(self.log_listeners):
-            try:
-                callback(self._owner, notice)
-            except Exception:
-                log.exception("log listener %r failed", callback)
+            _call(callback, self._owner, notice)
 
     def _on_notification(self, msg: m.NotificationResponse) -> None:
         for callback in list(self.channels.get(msg.channel, ())):
-            try:
-                callback(self._owner, msg.pid, msg.channel, msg.payload)
-            except Exception:
-                log.exception("listener %r for channel %r failed", callback, msg.channel)
+            _call(callback, self._owner, msg.pid, msg.channel, msg.payload)
+
+    def _on_end(self) -> None:
+        """The session ended: termination listeners run soon after (never inside close())."""
+        callbacks, self.termination = self.termination, []
+        loop = self._session.loop
+        if not callbacks or loop.is_closed():  # terminate() at interpreter exit, say
+            return
+        for callback in callbacks:
+            loop.call_soon(_call, callback, self._owner)
+
+    async def log_query(
+        self, operation: Awaitable[T], sql: str, args: tuple[Any, ...], timeout: float | None
+    ) -> T:
+        """Await ``operation`` and tell every query logger about it, failed or not."""
+        start = time.monotonic()
+        exception: BaseException | None = None
+        try:
+            return await operation
+        except BaseException as exc:
+            exception = exc
+            raise
+        finally:
+            params = self._session.params
+            record = LoggedQuery(
+                sql, args, timeout, time.monotonic() - start, exception,
+                (params.host, params.port), params,
+            )  # fmt: skip
+            loop = self._session.loop
+            for callback in list(self.query_loggers):
+                loop.call_soon(_call, callback, record)
 
     def _changed(self) -> None:
         self._session.listening = bool(self.channels)

@@ -16,11 +16,13 @@ from .codecs import DecodeError, TypeRegistry
 from .errors import InterfaceError, InvalidCachedStatement, PostgresError
 from .protocol import State
 from .protocol import messages as m
-from .record import Record
+from .record import Record, record_class
 from .session import Session, is_message
-from .statement import Statement
+from .statement import Key, Statement
 
 __all__ = [
+    "cached",
+    "collect",
     "decode",
     "encode",
     "exchange",
@@ -30,6 +32,7 @@ __all__ = [
     "prepare",
     "prepare_named",
     "query",
+    "remember",
     "set_type_codec",
     "simple",
 ]
@@ -39,6 +42,7 @@ _STALE = ("cached plan must not change result type",)
 # for every numeric type, while a declared int8 or float8 would hide functions that take
 # integer or numeric (pg_terminate_backend(int), round(numeric, int), substr(text, int)...).
 _INFER_ON_SERVER = frozenset({20, 21, 23, 700, 701})
+_MAX_ARGS = 32767  # Bind's parameter count is an Int16
 
 
 RowDecoder = Callable[[list[tuple[bytes | None, ...]], type[Record], Sequence[Any]], list[Record]]
@@ -85,6 +89,8 @@ def encode(
     Raises:
         InterfaceError: a value its codec refuses, or the wrong number of values.
     """
+    if len(args) > _MAX_ARGS:
+        raise InterfaceError(f"the number of query arguments cannot exceed {_MAX_ARGS}")
     if oids is None:  # the common case first: str, int and float, all left to the server
         untyped = codecs.untyped
         try:
@@ -138,6 +144,17 @@ async def exchange(
         proto.send_prepare_execute(stmt.name, stmt.sql, stmt.param_oids, values, max_rows=max_rows)
     else:
         proto.send_execute(stmt.name, values, max_rows=max_rows)
+    return await collect(session, stmt)
+
+
+async def collect(session: Session, stmt: Statement) -> tuple[list[tuple[bytes | None, ...]], str]:
+    """Flush what the operation queued and read its reply: raw rows and the command tag ("" if
+    the portal was suspended at its row limit, or if nothing was executed).
+
+    A RowDescription or NoData in the reply (a fresh statement's Describe) sets the
+    statement's row shape.
+    """
+    proto = session.proto
     rows: list[tuple[bytes | None, ...]] = []
     tag = ""
     error: m.ErrorResponse | None = None
@@ -171,13 +188,22 @@ async def exchange(
             break
         elif isinstance(msg, m.ErrorResponse):
             error = msg
+        elif isinstance(msg, m.ParameterDescription):
+            stmt.param_count = len(msg.type_oids)
     if error is not None:
+        if stmt.param_count is not None and stmt.param_count != len(stmt.param_oids):
+            # the Bind that followed the Parse had the wrong number of values: say so as
+            # asyncpg does, rather than as the server's protocol violation
+            check_arg_count(stmt.param_count, len(stmt.param_oids))
         raise PostgresError.from_fields(error.fields, stmt.sql)
     return rows, tag
 
 
-def decode(stmt: Statement, raw: list[tuple[bytes | None, ...]]) -> list[Record]:
-    """One Record per row, each value through its column's decoder (NULLs left None).
+def decode(
+    stmt: Statement, raw: list[tuple[bytes | None, ...]], base: type[Record] = Record
+) -> list[Record]:
+    """One Record per row, each value through its column's decoder (NULLs left None);
+    ``base`` is the record class asked for (``record_class=``).
 
     Rows up to _BY_ROW values wide go through a function made for their width (see
     _row_decoder); wider ones column by column, through map().
@@ -190,6 +216,8 @@ def decode(stmt: Statement, raw: list[tuple[bytes | None, ...]]) -> list[Record]
     decoders, cls = stmt.decoders, stmt.record_cls
     if cls is None:
         raise InterfaceError("the statement returned rows but no row description")
+    if base is not Record:
+        cls = record_class(cls._names, base)
     n = len(decoders)
     if 0 < n <= _BY_ROW:
         try:
@@ -220,25 +248,40 @@ def decode(stmt: Statement, raw: list[tuple[bytes | None, ...]]) -> list[Record]
     return list(map(cls, zip(*values, strict=True)))
 
 
+def cached(session: Session, key: Key) -> tuple[Statement, bool]:
+    """The cached statement for ``key`` (sql, parameter OIDs), or a new one to parse (then
+    ``fresh`` is True; it is the unnamed one when caching is off)."""
+    cache = session.cache
+    stmt = cache.get(key) if cache.size else None
+    if stmt is None:
+        return Statement(cache.new_name(), key[0], key[1]), True
+    return stmt, False
+
+
 async def query(
-    session: Session, sql: str, args: Sequence[Any], max_rows: int, timeout: float | None
+    session: Session,
+    sql: str,
+    args: Sequence[Any],
+    max_rows: int,
+    timeout: float | None,
+    base: type[Record] = Record,
 ) -> tuple[list[Record], str]:
     """fetch()/execute() with arguments: through the statement cache, re-preparing once a
     statement the server dropped or invalidated (outside a transaction block)."""
     oids, values = encode(session.codecs, args)
     key = (sql, oids)
-    cache = session.cache
     for attempt in (0, 1):
-        stmt = cache.get(key) if cache.size else None
-        fresh = stmt is None
-        if stmt is None:
-            stmt = Statement(cache.new_name(), sql, oids)
+        stmt, fresh = cached(session, key)
+        if stmt.param_count is not None:
+            check_arg_count(stmt.param_count, len(oids))
         try:
             raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                          timeout=timeout)  # fmt: skip
         except PostgresError as exc:
             if fresh:
-                _remember(session, key, stmt)
+                remember(session, key, stmt)
+                if exc.sqlstate == "42P18" and args:  # maybe more values than parameters
+                    await _check_count(session, sql, len(args), timeout)
             elif _is_stale(exc):
                 forget_statement(session, stmt, key, close=exc.sqlstate != "26000")
                 status = session.proto.transaction_status
@@ -253,12 +296,24 @@ async def query(
                     ) from exc
             raise
         if fresh:
-            _remember(session, key, stmt)
-        return decode(stmt, raw), tag
+            remember(session, key, stmt)
+        return decode(stmt, raw, base), tag
     raise AssertionError("unreachable")
 
 
-def _remember(session: Session, key: tuple[str, tuple[int, ...]], stmt: Statement) -> None:
+async def _check_count(session: Session, sql: str, passed: int, timeout: float | None) -> None:
+    """After "could not determine data type of parameter": if the statement has fewer
+    parameters than values were passed (a value declared for a parameter the text never
+    uses), raise asyncpg's InterfaceError instead. Costs a Parse, on this error path only."""
+    try:
+        types = await session.run(prepare, session, Statement("", sql, ()), timeout=timeout)
+    except PostgresError:
+        return  # the statement is wrong in itself: the caller raises the server's error
+    check_arg_count(len(types), passed)
+
+
+def remember(session: Session, key: Key, stmt: Statement) -> None:
+    """Cache a statement the server has just parsed (Close the one it evicts)."""
     if not stmt.name or stmt.fields is None:
         return  # unnamed, or the Parse failed: nothing exists on the server
     proto = session.proto
@@ -308,13 +363,14 @@ async def execute_prepared(
     args: Sequence[Any],
     max_rows: int,
     timeout: float | None,
+    base: type[Record] = Record,
 ) -> tuple[list[Record], str]:
     """Execute a prepared statement; the unnamed one is parsed again with every execution."""
     _, values = encode(session.codecs, args, types)
     fresh = not stmt.name
     raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                  timeout=timeout)  # fmt: skip
-    return decode(stmt, raw), tag
+    return decode(stmt, raw, base), tag
 
 
 async def execute_many(
@@ -381,11 +437,13 @@ async def set_type_codec(
 
 
 async def prepare_named(
-    session: Session, sql: str, timeout: float | None
+    session: Session, sql: str, timeout: float | None, name: str | None = None
 ) -> tuple[Statement, tuple[int, ...]]:
-    """Connection.prepare(): a new statement (the unnamed one when caching is off, which
-    then carries the learnt types, being parsed again with each execution)."""
-    name = session.cache.new_name()
+    """Connection.prepare(): a new statement, named ``name`` if given, else with a fresh name
+    (the unnamed one when caching is off, which then carries the learnt types, being parsed
+    again with each execution)."""
+    if name is None:
+        name = session.cache.new_name()
     stmt = Statement(name, sql, ())
     types = await session.run(prepare, session, stmt, timeout=timeout)
     if not name:

@@ -1,4 +1,10 @@
-"""Record: a result row as a tuple, indexable by position and by column name."""
+"""Record: a result row as a tuple, indexable by position and by column name.
+
+asyncpg's rules hold: ``Record`` itself cannot be instantiated (rows come from queries), a
+``record_class=`` must be a subclass of it that does not redefine ``__new__`` or
+``__init__``, and with duplicate column names every value stays in place while lookup by
+name finds the last one (``select 1 as a, 2 as a`` gives ``r["a"] == 2``).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,28 @@ import functools
 from collections.abc import Iterator
 from typing import Any, ClassVar, overload
 
-__all__ = ["Record", "record_class"]
+from .errors import InterfaceError
+
+__all__ = ["Record", "check_record_class", "record_class"]
 
 
 class Record(tuple[Any, ...]):
     """One row. Behaves as a tuple of values; ``row["name"]`` looks a column up by name.
 
-    Each distinct list of column names gets one cached subclass holding the name->index map,
-    so a row costs a plain tuple allocation and no per-row dict.
+    Each distinct (column names, record class) pair gets one cached subclass holding the
+    name->index map, so a row costs a plain tuple allocation and no per-row dict. That
+    subclass takes the record class's name, so ``repr()`` shows ``<MyRecord a=1>``.
     """
 
     __slots__ = ()
     _names: ClassVar[tuple[str, ...]] = ()
     _index: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Only the per-shape subclasses (record_class() below) make rows. They set
+        # object.__init__ back, a slot wrapper CPython calls as C: no Python frame per row.
+        cls = type(self)
+        raise TypeError(f"cannot create {cls.__module__}.{cls.__qualname__} instances")
 
     @overload  # type: ignore[override]
     def __getitem__(self, key: int | str) -> Any: ...
@@ -51,13 +66,46 @@ class Record(tuple[Any, ...]):
 
     def __repr__(self) -> str:
         body = " ".join(f"{n}={v!r}" for n, v in self.items())
-        return f"<Record {body}>" if body else "<Record>"
+        name = type(self).__name__
+        return f"<{name} {body}>" if body else f"<{name}>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        # asyncpg's rows cannot be pickled; a pickled per-shape class would not load anyway
+        raise TypeError(f"cannot pickle {type(self).__name__} objects")
+
+
+def check_record_class(cls: object) -> type[Record]:
+    """``cls`` if it may be a ``record_class=`` (asyncpg's rule and messages).
+
+    Raises:
+        InterfaceError: not a Record subclass, or one that redefines __new__ or __init__
+            (rows are made without calling them).
+    """
+    if cls is Record:
+        return Record
+    if not isinstance(cls, type) or not issubclass(cls, Record):
+        raise InterfaceError(
+            f"record_class is expected to be a subclass of asyncpg.Record (driver.Record), "
+            f"got {cls!r}"
+        )
+    if cls.__new__ is not Record.__new__ or cls.__init__ is not Record.__init__:
+        raise InterfaceError("record_class must not redefine __new__ or __init__")
+    return cls
 
 
 @functools.lru_cache(maxsize=512)
-def record_class(names: tuple[str, ...]) -> type[Record]:
-    """The Record subclass for one result shape (first occurrence wins for duplicate names)."""
-    index: dict[str, int] = {}
-    for i, name in enumerate(names):
-        index.setdefault(name, i)
-    return type("Record", (Record,), {"__slots__": (), "_names": names, "_index": index})
+def record_class(names: tuple[str, ...], base: type[Record] = Record) -> type[Record]:
+    """The row class for one result shape and record class (the last column of a name
+    wins lookups, as in asyncpg)."""
+    index = {name: i for i, name in enumerate(names)}
+    namespace = {
+        "__slots__": (),
+        "__init__": object.__init__,
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+        "_names": names,
+        "_index": index,
+    }
+    return type(base.__name__, (base,), namespace)

@@ -67,6 +67,10 @@ def _ignore_notification(msg: m.NotificationResponse) -> None:
     """No channel is listened to: nothing to deliver."""
 
 
+def _nothing() -> None:
+    """No termination listener."""
+
+
 class Session:
     """One Postgres session: the stream, the sans-I/O core, and the state around them.
 
@@ -94,6 +98,9 @@ class Session:
         self.on_notice: Callable[[m.NoticeResponse], None] = log_notice
         self.on_notification: Callable[[m.NotificationResponse], None] = _ignore_notification
         self.listening = False
+        # Called once when the session ends: closed, terminated or broken (asyncpg's
+        # termination listeners; listen.Listeners replaces it).
+        self.on_end: Callable[[], None] = _nothing
         self._stream = stream
         self._reader: asyncio.Task[None] | None = None
         # set when a pipelined connect leaves work queued
@@ -280,7 +287,7 @@ class Session:
             self._check_idle_failure()  # found by the LISTEN reader: report it once, as it was
         if self.closed or self.broken is not None:
             why = f" after an earlier failure: {self.broken!r}" if self.broken else ""
-            raise InterfaceError(f"connection to {self.params.describe()} is closed{why}")
+            raise InterfaceError(f"connection is closed{why} ({self.params.describe()})")
         if asyncio.get_running_loop() is not self.loop:
             raise InterfaceError("this connection belongs to a different event loop")
         self.busy = True
@@ -322,6 +329,8 @@ class Session:
         if self.broken is None:
             self.broken = exc
             log.debug("connection to %s broken: %r", self.params.describe(), exc)
+            if not self.closed:
+                self.on_end()
         await self._close_stream()
 
     async def _close_stream(self) -> None:
@@ -339,6 +348,8 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        if self.broken is None:
+            self.on_end()
         await self.stop_reader()
         try:
             async with asyncio.timeout(timeout):
@@ -353,6 +364,8 @@ class Session:
 
     def terminate(self) -> None:
         """Close at once without a goodbye (for callers that cannot await)."""
+        if not self.closed and self.broken is None:
+            self.on_end()
         self.closed = True
         if self._reader is not None:
             self._reader.cancel()

@@ -19,7 +19,9 @@ class Statement:
     (``bench/connect_bench.py`` and ``tests/driver/test_import_cost.py``).
     """
 
-    __slots__ = ("decoders", "fields", "name", "param_oids", "record_cls", "sql")
+    __slots__ = (
+        "closed", "decoders", "fields", "name", "param_count", "param_oids", "record_cls", "sql",
+    )  # fmt: skip
 
     def __init__(self, name: str, sql: str, param_oids: tuple[int, ...]) -> None:
         self.name = name
@@ -28,6 +30,8 @@ class Statement:
         self.fields: tuple[Field, ...] | None = None
         self.decoders: list[Callable[[bytes], Any]] = []
         self.record_cls: type[Record] | None = None
+        self.closed = False  # PreparedStatement.close() was called: its cursors refuse
+        self.param_count: int | None = None  # as the server's ParameterDescription says
 
     def __repr__(self) -> str:
         return f"Statement(name={self.name!r}, sql={self.sql!r}, param_oids={self.param_oids!r})"

@@ -244,6 +244,41 @@ class PGProtocol:
             return
         self._queue("execute", (m.bind_execute_sync(statement, values, max_rows),))
 
+    def send_portal(
+        self,
+        portal: str,
+        statement: str,
+        values: Sequence[bytes | None],
+        *,
+        max_rows: int | None = None,
+        parse: tuple[str, Sequence[int]] | None = None,
+    ) -> None:
+        """Bind a named portal (a cursor) + Sync, with Execute(portal, ``max_rows``) before
+        the Sync unless ``max_rows`` is None, and the statement parsed and described first
+        with ``parse=(sql, param_oids)``.
+
+        Inside a transaction block the portal outlives the Sync, until the block ends or
+        ``send_close_portal()``; an Execute with a row limit stops at it with
+        PortalSuspended ("Extended Query").
+        """
+        parts: list[bytes] = []
+        if parse is not None:
+            parts.append(m.parse(statement, parse[0], parse[1]))
+            parts.append(m.describe(b"S", statement))
+        parts.append(m.bind(portal, statement, values))
+        if max_rows is not None:
+            parts.append(m.execute(portal, max_rows))
+        parts.append(m.SYNC)
+        self._queue("portal", parts)
+
+    def send_portal_execute(self, portal: str, max_rows: int) -> None:
+        """Execute(portal, max_rows) + Sync: the next rows of an open portal."""
+        self._queue("portal", (m.execute(portal, max_rows), m.SYNC))
+
+    def send_close_portal(self, portal: str) -> None:
+        """Close(portal) + Sync."""
+        self._queue("portal", (m.close(b"P", portal), m.SYNC))
+
     def send_execute_many(
         self,
         statement: str,

@@ -94,7 +94,7 @@ async def test_value_matches_asyncpg(
     query = f"select {case.sql}"
     first, cached = await dconn.fetchval(query), await dconn.fetchval(query)
     stmt = await dconn.prepare(query)
-    assert stmt.get_attributes()[0].type_oid == oid
+    assert stmt.get_attributes()[0].type.oid == oid
     prepared = await stmt.fetchval()
     await stmt.close()
     for path, got in (("first", first), ("cached", cached), ("prepare", prepared)):
@@ -213,7 +213,7 @@ async def test_value_round_trips_through_a_prepared_statement(
     oid, name = types[case.sql]
     value = await dconn.fetchval(f"select {case.sql}")
     stmt = await dconn.prepare(f"select $1::{name} as v, $1::{name}::text as t")
-    assert stmt.get_parameters() == (oid,)
+    assert [t.oid for t in stmt.get_parameters()] == [oid]
     row = await stmt.fetchrow(value)
     await stmt.close()
     assert row is not None and same(row["v"], value), (value, row)

@@ -69,7 +69,7 @@ async def test_ready_reports_the_verdict_and_the_server_facts(
     try:
         assert conn.get_server_pid() is None  # not confirmed yet
         await conn.ready()
-        assert conn.get_server_pid() and conn.get_server_version().startswith("15")
+        assert conn.get_server_pid() and conn.get_server_version().major == 15
         await conn.ready()  # once confirmed, free
         assert await conn.fetchval("select current_user") == "scram_user"
     finally:

@@ -73,7 +73,7 @@ async def test_executemany_pipelines_all_rows(conn: driver.Connection) -> None:
 
 async def test_prepared_statement(conn: driver.Connection) -> None:
     stmt = await conn.prepare("select $1::int * 2 as doubled, $2::text as t")
-    assert stmt.get_parameters() == (23, 25)
+    assert [t.oid for t in stmt.get_parameters()] == [23, 25]
     assert [a.name for a in stmt.get_attributes()] == ["doubled", "t"]
     assert await stmt.fetchval(21, "x") == 42
     row = await stmt.fetchrow(1, "y")
@@ -242,7 +242,7 @@ async def test_listen_notify(conn: driver.Connection) -> None:
 
 
 async def test_server_facts(conn: driver.Connection) -> None:
-    assert conn.get_server_version().startswith("15")
+    assert conn.get_server_version()[:2] == (15, 0)
     assert conn.server_parameters["client_encoding"] == "UTF8"
     pid = conn.get_server_pid()
     assert pid == await conn.fetchval("select pg_backend_pid()")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from driver import Record
-from driver.record import record_class
+from driver.record import check_record_class, record_class
 
 
 def test_record_access() -> None:
@@ -30,5 +32,22 @@ def test_record_access() -> None:
 def test_one_class_per_shape_and_duplicate_names() -> None:
     assert record_class(("a",)) is record_class(("a",))
     r = record_class(("a", "a"))((1, 2))
-    assert r["a"] == 1 and tuple(r) == (1, 2)
+    assert r["a"] == 2 and tuple(r) == (1, 2)  # asyncpg's rule: the last of a name wins
+    assert list(r.items()) == [("a", 1), ("a", 2)]
     assert repr(record_class(())(())) == "<Record>"
+
+
+def test_record_classes_follow_asyncpg_rules() -> None:
+    class Mine(Record):
+        pass
+
+    with pytest.raises(TypeError, match="cannot create"):
+        Record()
+    with pytest.raises(TypeError, match="cannot create"):
+        Mine((1,))
+    row = record_class(("x",), Mine)((5,))
+    assert isinstance(row, Mine) and repr(row) == str(row) == "<Mine x=5>"
+    assert record_class(("x",), Mine) is record_class(("x",), Mine)
+    assert check_record_class(Mine) is Mine and check_record_class(Record) is Record
+    with pytest.raises(TypeError, match="cannot pickle"):
+        pickle.dumps(row)
