@@ -1,5 +1,6 @@
-"""Database access through the project's driver and proxy, as a pool or one connection per
-request (the serverless pattern), chosen by the DB_MODE setting.
+"""Database access through the project's driver and proxy, as a pool, one connection per
+request (the serverless pattern), or one HTTP request per query to the proxy's SQL-over-HTTP
+endpoint (warm backends pooled by the proxy), chosen by the DB_MODE setting.
 
 The pool is created lazily and again after a failure, so a service started while the database
 or proxy is down becomes ready by itself once they return.
@@ -14,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import driver
+import driver.http
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class Database:
         self._connect = connect or _driver_connect
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
+        self._http: driver.http.HTTPClient | None = None
 
     @property
     def _transport(self) -> dict[str, Any]:
@@ -89,6 +92,14 @@ class Database:
             async with pool.acquire() as conn:
                 yield conn
             return
+        if self.settings.db_mode == "http":
+            # no session: each query is one POST on a kept-alive HTTP connection
+            if self._http is None:
+                self._http = driver.http.connect(
+                    self.settings.database_url, endpoint=self.settings.sql_http_endpoint
+                )
+            yield self._http
+            return
         # The serverless pattern: the query rides the last authentication flight
         # (wait_ready=False), one round trip fewer; a refused login surfaces at the query.
         conn = await self._connect(self.settings.database_url, wait_ready=False, **self._transport)
@@ -102,6 +113,9 @@ class Database:
                 log.info("closing a per-request connection failed: %r", exc)
 
     async def close(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()

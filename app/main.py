@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import driver
-from app import page, routes
+from app import meta, page, routes
 from app.cache import CellCache, SharedCache
 from app.db import Connector, Database, PoolFactory
 from app.deps import Services
@@ -76,6 +76,7 @@ def create_app(
     # The last resort: a short JSON body, the traceback only in the server log.
     app.add_exception_handler(Exception, internal_error)
     app.include_router(routes.router)
+    app.include_router(meta.router)
     app.include_router(page.router)
     app.include_router(
         playground_router(

@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     # the proxy sees it, and the proxy as visitors' browsers reach it (empty: use ws_proxy).
     playground_database_url: str = "postgresql://playground:playground@127.0.0.1:5432/whc"
     playground_ws_proxy: str = ""
-    db_mode: Literal["pool", "connect"] = "pool"
+    db_mode: Literal["pool", "connect", "http"] = "pool"
+    # DB_MODE=http: the proxy's SQL-over-HTTP endpoint (SQL_HTTP_LISTEN), one POST per query
+    sql_http_endpoint: str = "http://127.0.0.1:9877/sql"
     pool_min_size: int = Field(default=1, ge=0)
     pool_size: int = Field(default=10, ge=1)
     db_timeout_s: float = Field(default=5.0, gt=0)

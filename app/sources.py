@@ -14,6 +14,7 @@ import math
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -61,13 +62,30 @@ class SiteRow:
     latitude: float
 
 
+class TruncatedError(SourceError):
+    """The file ends in the middle of a record: a partial download or copy, never loaded."""
+
+
+class RowError(ValueError):
+    """One row breaks one rule; `kind` names the rule for the load's summary."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A row left out of the load, with where it was and why, for the operator's report."""
+    """A row left out of the load, with where it was and why, for the operator's report.
+
+    `kind` is a short name of the broken rule (`bad latitude`, `duplicate id_no`, ...) so that
+    the summary can count rejections by kind.
+    """
 
     position: int
     id_no: str
     reason: str
+    kind: str = "invalid row"
 
     def __str__(self) -> str:
         return f"row {self.position} (id_no {self.id_no or '?'}): {self.reason}"
@@ -97,16 +115,45 @@ def plain_text(value: str) -> str:
 
 
 def read_csv(data: bytes) -> Iterator[dict[str, str]]:
-    """Rows of the 2021-style CSV export (UTF-8, optional BOM), keyed by its header."""
+    """Rows of the 2021-style CSV export (UTF-8, optional BOM), keyed by its header.
+
+    Raises:
+        TruncatedError: the file stops inside a quoted field, its last row has fewer fields
+            than the header, or it has no line break after its last row (the export always
+            ends with one). Such a file is a partial download or copy: loading the rows
+            before the cut would silently drop the rest of the list.
+        SourceError: not UTF-8, or not the export at all.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SourceError(f"the CSV is not UTF-8: {exc}") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames or "id_no" not in reader.fieldnames:
-        raise SourceError("the CSV has no id_no column: is this the UNESCO export?")
-    for row in reader:
-        yield {k: (v or "") for k, v in row.items() if k is not None}
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if not header or "id_no" not in header:
+            raise SourceError("the CSV has no id_no column: is this the UNESCO export?")
+        rows = [row for row in reader if row not in ([], [""])]  # blank lines are not rows
+    except csv.Error as exc:
+        line = reader.line_num
+        if "unexpected end of data" in str(exc):
+            raise TruncatedError(
+                f"the CSV ends inside a quoted field (line {line}): the file is cut short; "
+                "download or copy it again"
+            ) from exc
+        raise SourceError(f"the CSV cannot be parsed at line {line}: {exc}") from exc
+    if rows and len(rows[-1]) < len(header):
+        raise TruncatedError(
+            f"the CSV's last row (line {reader.line_num}) has {len(rows[-1])} of "
+            f"{len(header)} fields: the file is cut short; download or copy it again"
+        )
+    if rows and not text.endswith(("\n", "\r")):
+        raise TruncatedError(
+            "the CSV has no line break after its last row, so that row may be cut short; "
+            "download or copy the file again (or, if it is complete, add a final line break)"
+        )
+    for row in rows:
+        yield dict(zip(header, row, strict=False))
 
 
 def read_xml(data: bytes) -> Iterator[dict[str, str]]:
@@ -114,6 +161,11 @@ def read_xml(data: bytes) -> Iterator[dict[str, str]]:
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
+        if "no element found" in str(exc) or "unclosed token" in str(exc):
+            raise TruncatedError(
+                f"the XML cannot be parsed: it ends mid-record ({exc}); the file is cut "
+                "short: download or save it again"
+            ) from exc
         raise SourceError(f"the XML cannot be parsed: {exc}") from exc
     rows = root.findall("row")
     if not rows:
@@ -155,7 +207,7 @@ def download(url: str = FEED_URL, *, timeout: float = 60.0) -> bytes:
             f"could not download {url}: {reason}.\n"
             f"The site may refuse scripts. Open {url} in a web browser, save the page "
             "(Ctrl-S) as whc-sites.xml, then run:\n"
-            "    python -m app.load --file whc-sites.xml\n"
+            "    python -m app.load whc-sites.xml\n"
             "or set WHC_DATA to the saved XML or to a CSV export of the list."
         ) from exc
 
@@ -169,26 +221,29 @@ def _number(value: str, name: str, low: float, high: float) -> float:
     try:
         x = float(value)
     except ValueError:
-        raise ValueError(f"{name} {value!r} is not a number") from None
+        raise RowError(f"bad {name}", f"{name} {value!r} is not a number") from None
     if not math.isfinite(x) or not low <= x <= high:
-        raise ValueError(f"{name} {value!r} is outside {low:g}..{high:g}")
+        raise RowError(f"bad {name}", f"{name} {value!r} is outside {low:g}..{high:g}")
     return x
 
 
 def _check(raw: Mapping[str, str], last_year: int) -> SiteRow:
     id_text = raw.get("id_no", "").strip()
     if not id_text.isdigit() or int(id_text) <= 0:
-        raise ValueError(f"id_no {id_text!r} is not a positive whole number")
+        raise RowError("bad id_no", f"id_no {id_text!r} is not a positive whole number")
     name = plain_text(raw.get("name_en", ""))
     if not name:
-        raise ValueError("name_en is empty")
+        raise RowError("empty name", "name_en is empty")
     category = raw.get("category", "").strip().capitalize()
     if category not in CATEGORIES:
-        raise ValueError(f"category {raw.get('category', '')!r} is not one of {CATEGORIES}")
+        raise RowError(
+            "bad category", f"category {raw.get('category', '')!r} is not one of {CATEGORIES}"
+        )
     year_text = raw.get("date_inscribed", "").strip()
     if not year_text.isdigit() or not FIRST_INSCRIPTION_YEAR <= int(year_text) <= last_year:
-        raise ValueError(
-            f"date_inscribed {year_text!r} is not a year in {FIRST_INSCRIPTION_YEAR}..{last_year}"
+        raise RowError(
+            "bad date_inscribed",
+            f"date_inscribed {year_text!r} is not a year in {FIRST_INSCRIPTION_YEAR}..{last_year}",
         )
     texts = {
         k: plain_text(raw.get(k, ""))
@@ -196,7 +251,7 @@ def _check(raw: Mapping[str, str], last_year: int) -> SiteRow:
     }
     for k, v in (("name_en", name), *texts.items()):
         if len(v) > MAX_TEXT:
-            raise ValueError(f"{k} is longer than {MAX_TEXT} characters")
+            raise RowError("text too long", f"{k} is longer than {MAX_TEXT} characters")
     return SiteRow(
         id_no=int(id_text),
         name_en=name,
@@ -213,6 +268,12 @@ def _check(raw: Mapping[str, str], last_year: int) -> SiteRow:
     )
 
 
+def summarize(rejected: Iterable[Rejected]) -> str:
+    """`2 bad latitude, 1 duplicate id_no`: rejections counted by kind, most frequent first."""
+    counts = Counter(r.kind for r in rejected)
+    return ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+
+
 def validate(rows: Iterable[Mapping[str, str]]) -> tuple[list[SiteRow], list[Rejected]]:
     """Check every row; keep the good ones and say why each bad one was left out.
 
@@ -227,12 +288,15 @@ def validate(rows: Iterable[Mapping[str, str]]) -> tuple[list[SiteRow], list[Rej
     for position, raw in enumerate(rows, start=1):
         try:
             site = _check(raw, last_year)
-        except ValueError as exc:
-            bad.append(Rejected(position, raw.get("id_no", "").strip()[:20], str(exc)))
+        except RowError as exc:
+            bad.append(Rejected(position, raw.get("id_no", "").strip()[:20], str(exc), exc.kind))
             continue
         if site.id_no in seen:
             bad.append(
-                Rejected(position, str(site.id_no), f"duplicate of row {seen[site.id_no]}")
+                Rejected(
+                    position, str(site.id_no), f"duplicate of row {seen[site.id_no]}",
+                    "duplicate id_no",
+                )
             )
             continue
         seen[site.id_no] = position

@@ -263,7 +263,7 @@ async def cpu_child(spec: dict[str, Any]) -> dict[str, Any]:
         await once()
         cpu.append((time.process_time() - c0) * 1000)
     uncached: list[float] = []  # later connects that still pay PBKDF2 (this driver only)
-    clear = getattr(sys.modules.get("driver.scram"), "clear_key_cache", None)
+    clear = getattr(sys.modules.get("driver.auth.scram"), "clear_key_cache", None)
     while clear is not None and len(uncached) < spec["n"]:
         clear()
         c0 = time.process_time()

@@ -271,7 +271,7 @@ async def hop(cls: list[Client], points: list[tuple[float, float]], rounds: int)
     conns = [await cl.connect() for cl in cls[:2]]
     reqs = []
     for conn in conns:
-        await _raw_round_trip(conn._stream, m.parse("hop", NEAREST) + m.SYNC)
+        await _raw_round_trip(conn._session._stream, m.parse("hop", NEAREST) + m.SYNC)
     for x, y in points[:100]:
         values = [repr(x).encode(), repr(y).encode()]
         reqs.append(m.bind("", "hop", values) + m.execute("", 0) + m.SYNC)
@@ -279,7 +279,7 @@ async def hop(cls: list[Client], points: list[tuple[float, float]], rounds: int)
     clock = time.perf_counter
     for _ in range(rounds):
         for i in random.sample(range(2), 2):
-            stream = conns[i]._stream
+            stream = conns[i]._session._stream
             for req in reqs:
                 t0 = clock()
                 await _raw_round_trip(stream, req)

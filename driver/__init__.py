@@ -4,9 +4,10 @@ import typing as _typing
 
 from . import errors
 from .batch import BatchResult
+from .connect import connect
 from .connection import Connection
-from .dsn import Config, config
 from .errors import (
+    AuthPolicyError,
     ConnectionLostError,
     Error,
     InterfaceError,
@@ -14,15 +15,16 @@ from .errors import (
     ProtocolError,
     TransportError,
 )
+from .params import Config, config
 from .prepared import PreparedStatement
 from .record import Record
-from .startup import connect
 from .transaction import Transaction
 
 if _typing.TYPE_CHECKING:
     from .pool import Pool, create_pool
 
 __all__ = [
+    "AuthPolicyError",
     "BatchResult",
     "Config",
     "Connection",

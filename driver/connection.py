@@ -1,262 +1,66 @@
-"""Connection: one Postgres session, the asyncio shell around the sans-I/O core."""
+"""Connection: the asyncpg-compatible facade over one Session; each method delegates."""
 # ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .batch import BatchMixin
-from .codecs import default_registry
-from .copy import CopyMixin
-from .dsn import ConnectParams
-from .errors import (
-    ConnectionLostError,
-    Error,
-    InterfaceError,
-    PostgresError,
-)
-from .extended import ExtendedQuery
-from .listen import Listener, ListenMixin, LogListener
-from .pipeline import StartupMixin
-from .prepared import PreparedStatement, Statement, StatementCache
-from .protocol import NEED_DATA, PGProtocol, State
-from .protocol import messages as m
+from . import copy as _copy
+from .batch import BatchResult, BatchStatement, batch
+from .errors import InterfaceError
+from .listen import Listener, Listeners, LogListener
+from .params import ConnectParams
+from .prepared import PreparedStatement
+from .protocol import PGProtocol
+from .query import encode, execute_many, prepare_named, set_type_codec, simple
+from .query import query as _query
 from .record import Record
+from .session import Session
+from .statement import Statement
 from .transaction import Transaction
 
 if TYPE_CHECKING:
     from .transport.base import Stream
 
-__all__ = ["Connection"]
+__all__ = ["RESET_QUERY", "Connection"]
 
-log = logging.getLogger(__name__)
-CANCEL_GRACE = 5.0  # seconds to cancel a timed-out query before giving the connection up
-T = TypeVar("T")
+# What DISCARD ALL does, minus DEALLOCATE ALL and DISCARD PLANS: the connection's statement
+# cache stays valid, so a pooled connection keeps its prepared statements across borrowers.
+RESET_QUERY = (
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+)
 
 
-class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin):
+class Connection:
     """A connection to one database, used by one task at a time (use a Pool to share).
 
-    Every operation queues its messages on the core and calls ``_pump()`` until the
-    operation's ReadyForQuery. After any exception the connection is either back in a known
-    state (a ``PostgresError`` raised after ReadyForQuery) or marked broken and closed.
+    Every operation runs on the connection's Session (``driver/session.py``), which owns
+    the stream and the protocol core. After any exception the connection is either back in
+    a known state (a ``PostgresError`` raised after ReadyForQuery) or broken and closed.
     """
 
     def __init__(
         self, stream: Stream, proto: PGProtocol, params: ConnectParams, *, cache_size: int = 100
     ) -> None:
-        self._stream = stream
-        self._proto = proto
-        self._params = params
-        self._codecs = default_registry.copy()
-        self._cache = StatementCache(cache_size)
-        self._loop = asyncio.get_running_loop()
-        self._busy = False
-        self._closed = False
-        self._broken: BaseException | None = None
-        self._started = False
-        self._events_in_op = 0
-        self._log_listeners: list[LogListener] = []
-        self._listeners: dict[str, list[Listener]] = {}
-        self._tx_depth = 0
-        self._sp_counter = 0
-        self._reader: asyncio.Task[None] | None = None
+        self._session = Session(stream, proto, params, cache_size=cache_size)
+        self._listeners = Listeners(self._session, self)
 
-    # ---- the one function that waits ---------------------------------------------------
-
-    async def _fill(self) -> None:
-        """Flush what the core queued, then wait for the server's next bytes.
-
-        This is the single flush point: the operation's messages and any reply the core
-        queued itself (authentication) go out just before we wait.
-        """
-        proto, stream = self._proto, self._stream
-        if self._flushing is not None:
-            await self._settle_flush()
-        out = proto.data_to_send()
-        if out:
-            try:
-                await stream.write(out)
-            except Error as exc:
-                reason = await self._last_words() or str(exc)
-                raise self._lost(reason, unsent=self._events_in_op == 0) from exc
-        try:
-            data = await stream.read(65536)
-        except Error as exc:
-            raise self._lost(str(exc)) from exc
-        if not data:
-            raise self._lost("the server closed the connection")
-        proto.receive_data(data)
-
-    async def _last_words(self) -> str | None:
-        """The server's goodbye (e.g. a FATAL from pg_terminate_backend), if it arrived
-        before the stream died: a better reason to report than "connection is closed"."""
-        try:
-            async with asyncio.timeout(0.2):
-                while data := await self._stream.read(65536):
-                    self._proto.receive_data(data)
-        except (Error, OSError, TimeoutError):
-            pass  # whatever did arrive is in the core by now
-        try:
-            while (event := self._proto.next_event()) is not NEED_DATA:
-                if isinstance(event, m.ErrorResponse):
-                    return PostgresError.from_fields(event.fields).message
-        except Error:
-            pass  # half a message: no goodbye to report
-        return None
-
-    def _filter(self, event: m.BackendMessage) -> m.BackendMessage | None:
-        """Consume what is not the operation's business: notices, notifications, FATAL."""
-        cls = type(event)
-        if cls is m.NoticeResponse:
-            self._on_notice(event)  # type: ignore[arg-type]
-            return None
-        if cls is m.NotificationResponse:
-            self._on_notification(event)  # type: ignore[arg-type]
-            return None
-        if not self._started:  # the tail of a pipelined start-up, before the operation's
-            self._filter_startup(event)
-            return None
-        if isinstance(event, m.ErrorResponse) and self._proto.state is State.CLOSED:
-            err = PostgresError.from_fields(event.fields)
-            raise self._lost(err.message, unsent=self._events_in_op == 0) from err
-        self._events_in_op += 1
-        return event
-
-    async def _pump(self) -> m.BackendMessage:
-        """The operation's next event, waiting for the server as needed."""
-        next_event = self._proto.next_event
-        while True:
-            event = next_event()
-            if event is NEED_DATA:
-                await self._fill()
-                continue
-            msg = self._filter(event)  # type: ignore[arg-type]
-            if msg is not None:
-                return msg
-
-    def _lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError:
-        return ConnectionLostError(
-            f"connection to {self._params.describe()} was lost: {reason}", unsent=unsent
+    async def _startup(
+        self,
+        *,
+        pipeline: bool = False,
+        hear_first: bool = False,
+        deadline: float | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """For connect(): see ``Session.startup``."""
+        await self._session.startup(
+            pipeline=pipeline, hear_first=hear_first, deadline=deadline, timeout=timeout
         )
 
-    async def _run(
-        self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None
-    ) -> T:
-        """Run one operation exclusively.
-
-        An exception leaves the connection usable only if the core is back to READY with
-        nothing pending (a server error after its ReadyForQuery, a bad argument caught
-        before sending, a COPY source that failed and was aborted); otherwise it is broken.
-        """
-        self._begin()
-        try:
-            if self._reader is not None:
-                await self._stop_reader()
-                self._check_idle_failure()
-            if timeout is None:
-                timeout = self._params.command_timeout
-            if not self._started:
-                return await self._first(fn, *args, timeout=timeout)
-            if timeout is None:
-                return await fn(*args)
-            try:
-                async with asyncio.timeout(timeout):
-                    return await fn(*args)
-            except TimeoutError:
-                if self._proto.pending:
-                    await self._cancel_and_drain()
-                raise
-        except BaseException as exc:
-            proto = self._proto
-            clean = proto.state is State.READY and not proto.pending
-            if not clean or (
-                isinstance(exc, Error) and not isinstance(exc, PostgresError | InterfaceError)
-            ):
-                # Mid-conversation (cancelled, timed out, transport or protocol failure):
-                # the stream's position is unknown, so the connection cannot be reused.
-                await self._mark_broken(exc)
-            raise
-        finally:
-            self._busy = False
-            if self._listeners:
-                self._start_reader()
-
-    async def _cancel_and_drain(self) -> None:
-        """After a timeout: ask the server to cancel, then read up to ReadyForQuery.
-
-        Bounded by CANCEL_GRACE seconds; if that fails the caller marks the connection
-        broken, as it would without trying.
-        """
-        from .startup import cancel  # startup imports this module
-
-        proto = self._proto
-        if proto.backend_pid is None or proto.backend_key is None:
-            return
-        try:
-            async with asyncio.timeout(CANCEL_GRACE):
-                await cancel(self._params, proto.backend_pid, proto.backend_key)
-                if proto.state is State.COPY_IN:
-                    proto.send_copy_fail("canceled by the client after a timeout")
-                while proto.pending:  # QueryCanceled and the rest, until ReadyForQuery
-                    await self._pump()
-        except (Error, OSError, TimeoutError) as exc:
-            log.debug("cancel after timeout failed on %s: %r", self._params.describe(), exc)
-
-    def _begin(self) -> None:
-        if self._busy:
-            raise InterfaceError(
-                "cannot perform operation: another operation is in progress on this "
-                "connection (a connection serves one task at a time; use a Pool to run "
-                "queries concurrently)"
-            )
-        if self._broken is not None and self._reader is not None:
-            self._reader = None
-            self._check_idle_failure()  # found by the LISTEN reader: report it once, as it was
-        if self._closed or self._broken is not None:
-            why = f" after an earlier failure: {self._broken!r}" if self._broken else ""
-            raise InterfaceError(f"connection to {self._params.describe()} is closed{why}")
-        if asyncio.get_running_loop() is not self._loop:
-            raise InterfaceError("this connection belongs to a different event loop")
-        self._busy = True
-        self._events_in_op = 0
-
-    async def _mark_broken(self, exc: BaseException) -> None:
-        if self._broken is None:
-            self._broken = exc
-            log.debug("connection to %s broken: %r", self._params.describe(), exc)
-        await self._close_stream()
-
-    async def _close_stream(self) -> None:
-        try:
-            async with asyncio.timeout(1.0):
-                await self._stream.close()
-        except (Error, OSError, TimeoutError) as exc:
-            log.debug("closing stream to %s: %r", self._params.describe(), exc)
-
     # ---- queries -----------------------------------------------------------------------
-
-    async def _simple(self, sql: str) -> str:
-        proto = self._proto
-        proto.send_query(sql)
-        tag = ""
-        error: m.ErrorResponse | None = None
-        while True:
-            event = await self._pump()
-            if isinstance(event, m.CommandComplete):
-                tag = event.tag
-            elif isinstance(event, m.ReadyForQuery):
-                break
-            elif isinstance(event, m.ErrorResponse):
-                error = event
-            elif isinstance(event, m.CopyInResponse):
-                proto.send_copy_fail("use copy_to_table() or copy_records_to_table() for COPY IN")
-        if error is not None:
-            raise PostgresError.from_fields(error.fields)
-        return tag
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         """Run a command and return its status tag, e.g. ``"INSERT 0 1"``.
@@ -264,9 +68,10 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         Without arguments this is a simple Query: several statements may be separated by
         semicolons and the tag is the last one's. With arguments it is one extended query.
         """
+        session = self._session
         if not args:
-            return await self._run(self._simple, query, timeout=timeout)
-        _, tag = await self._query(query, args, 0, timeout)
+            return await session.run(simple, session, query, timeout=timeout)
+        _, tag = await _query(session, query, args, 0, timeout)
         return tag
 
     async def executemany(
@@ -276,16 +81,17 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         rows = [tuple(a) for a in args]
         if not rows:
             return
-        oids, _ = self._encode(rows[0])
+        session = self._session
+        oids, _ = encode(session.codecs, rows[0])
         stmt = Statement("", command, oids)
-        await self._execute_many_prepared(stmt, oids, rows, timeout, parse=True)
+        await execute_many(session, stmt, oids, rows, timeout, parse=True)
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Record]:
-        rows, _ = await self._query(query, args, 0, timeout)
+        rows, _ = await _query(self._session, query, args, 0, timeout)
         return rows
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Record | None:
-        rows, _ = await self._query(query, args, 1, timeout)
+        rows, _ = await _query(self._session, query, args, 1, timeout)
         return rows[0] if rows else None
 
     async def fetchval(
@@ -301,12 +107,166 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         unnamed one, parsed again, with the learnt types, in the same flight as each execution:
         a named statement would live on a backend the next transaction may not get.
         """
-        name = self._cache.new_name()
-        stmt = Statement(name, query, ())
-        types = await self._run(self._prepare, stmt, timeout=timeout)
-        if not name:
-            stmt.param_oids = types
-        return PreparedStatement(self, stmt, types)
+        stmt, types = await prepare_named(self._session, query, timeout)
+        return PreparedStatement(self._session, stmt, types)
+
+    async def batch(
+        self,
+        statements: Iterable[BatchStatement],
+        *,
+        transaction: bool = True,
+        isolation: str | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> list[BatchResult]:
+        """Run several statements in one round trip and return every result.
+
+        ``await conn.batch([("insert into t values ($1)", [1]), "select count(*) from t"])``
+
+        With ``transaction=True`` (the default) the statements run in one transaction (a
+        savepoint if the connection is already in one), with ``isolation`` ("serializable",
+        "repeatable_read", ...), ``readonly`` and ``deferrable`` as in ``transaction()``:
+        if one fails, all of them are rolled back, still in one round trip (the COMMIT that
+        follows becomes a ROLLBACK on the server). With ``transaction=False`` each statement
+        commits on its own, as separate ``execute()`` calls would, and statements after a
+        failed one still run.
+
+        Args:
+            statements: SQL strings, or ``(sql, args)`` pairs with ``$1..$n`` parameters.
+
+        Returns:
+            One ``BatchResult`` per statement: its rows, and its command tag in ``.status``.
+
+        Raises:
+            PostgresError: the first failing statement's error (its typed class), with a
+                note naming the statement's position in the batch.
+            InterfaceError: a bad argument (nothing is sent), or isolation/readonly/
+                deferrable on a batch nested in a transaction.
+        """
+        return await batch(
+            self._session, statements, transaction=transaction, isolation=isolation,
+            readonly=readonly, deferrable=deferrable, timeout=timeout,
+        )  # fmt: skip
+
+    # ---- COPY --------------------------------------------------------------------------
+
+    async def copy_to_table(
+        self,
+        table_name: str,
+        *,
+        source: _copy.Source,
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> str:
+        """COPY ``source`` (a path, a binary file, or an (async) iterable of bytes) into a table.
+
+        ``options`` are asyncpg's: format ('text', 'csv', 'binary'), delimiter, null, header,
+        quote, escape, force_not_null, force_null, encoding. Returns the tag, e.g. "COPY 3".
+        """
+        return await _copy.copy_to_table(
+            self._session, table_name, source=source, columns=columns,
+            schema_name=schema_name, timeout=timeout, **options,
+        )  # fmt: skip
+
+    async def copy_records_to_table(
+        self,
+        table_name: str,
+        *,
+        records: Iterable[Sequence[Any]] | AsyncIterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """COPY Python rows into a table, as COPY text format encoded by the type registry.
+
+        Values are encoded for their column's type, learnt first with one Describe (asyncpg
+        introspects the table too): a Python type alone does not say it ("char" values are
+        bytes, which would be sent as bytea text; a JSON array is a list, not an SQL array).
+        """
+        return await _copy.copy_records_to_table(
+            self._session, table_name, records=records, columns=columns,
+            schema_name=schema_name, timeout=timeout,
+        )  # fmt: skip
+
+    async def copy_from_table(
+        self,
+        table_name: str,
+        *,
+        output: _copy.Output,
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> str:
+        """COPY a table to ``output``: a path, a binary file, or a (coroutine) callable."""
+        return await _copy.copy_from_table(
+            self._session, table_name, output=output, columns=columns,
+            schema_name=schema_name, timeout=timeout, **options,
+        )  # fmt: skip
+
+    async def copy_from_query(
+        self,
+        query: str,
+        *args: Any,
+        output: _copy.Output,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> str:
+        """COPY a query's result to ``output``.
+
+        COPY takes no bind parameters, so ``$n`` arguments are inlined as quoted literals
+        of their text form (as asyncpg does).
+        """
+        return await _copy.copy_from_query(
+            self._session, query, *args, output=output, timeout=timeout, **options
+        )
+
+    # ---- notices, LISTEN/NOTIFY, type codecs -------------------------------------------
+
+    def add_log_listener(self, callback: LogListener) -> None:
+        """Call ``callback(connection, message)`` for each NoticeResponse instead of logging."""
+        self._listeners.log_listeners.append(callback)
+
+    def remove_log_listener(self, callback: LogListener) -> None:
+        self._listeners.log_listeners.remove(callback)
+
+    async def add_listener(self, channel: str, callback: Listener) -> None:
+        """LISTEN on ``channel``; ``callback(conn, pid, channel, payload)`` gets notifications.
+
+        While any listener is registered, a reader task owned by the connection delivers
+        notifications between operations; it hands the stream back when an operation starts
+        and records (never raises) a failure, which the next call then raises.
+        """
+        await self._listeners.add(channel, callback)
+
+    async def remove_listener(self, channel: str, callback: Listener) -> None:
+        await self._listeners.remove(channel, callback)
+
+    async def set_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        encoder: Callable[[Any], str | bytes],
+        decoder: Callable[[str], Any],
+        format: str = "text",
+        python_type: type | None = None,
+    ) -> None:
+        """Use ``decoder(text)`` / ``encoder(value) -> text`` for a type (asyncpg's signature).
+
+        Also covers the type's array type; with ``python_type``, bare values of that Python
+        type are sent as this type. Cached statements are dropped, since their column
+        decoders were resolved with the old table.
+
+        Raises:
+            InterfaceError: the type does not exist, or a format other than "text" was asked.
+        """
+        if format != "text":
+            raise InterfaceError("only format='text' codecs are supported")
+        await set_type_codec(self._session, typename, schema, encoder, decoder, python_type)
 
     # ---- the rest of the public surface ------------------------------------------------
 
@@ -314,58 +274,76 @@ class Connection(ExtendedQuery, CopyMixin, ListenMixin, StartupMixin, BatchMixin
         self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
     ) -> Transaction:
         """``async with conn.transaction():`` BEGIN/COMMIT, or a SAVEPOINT when nested."""
-        return Transaction(self, isolation, readonly, deferrable)
+        return Transaction(self._session, isolation, readonly, deferrable)
+
+    async def ready(self, *, timeout: float | None = None) -> None:
+        """Wait until the server has accepted the connection.
+
+        ``connect()`` returns before the server confirmed authentication (pipelined start-up:
+        the first query travels with the last authentication message). Call this to learn at
+        once, rather than from the first query, that the password is right and the database
+        exists. Costs one round trip if nothing else was sent yet, nothing afterwards.
+
+        Raises:
+            PostgresError: the server refused (InvalidPassword, InvalidCatalogName...); the
+                connection is then closed.
+            TimeoutError: connect's deadline (or ``timeout``) passed first.
+        """
+        session = self._session
+        if not session.started:
+            await session.run(session.finish_startup, timeout=timeout)
 
     def is_closed(self) -> bool:
-        return self._closed or self._broken is not None
+        return self._session.is_closed()
 
     def is_in_transaction(self) -> bool:
-        return self._proto.transaction_status != "I"
+        return self._session.proto.transaction_status != "I"
 
     def get_server_pid(self) -> int | None:
-        return self._proto.backend_pid
+        return self._session.proto.backend_pid
 
     def get_server_version(self) -> str:
-        return self._proto.parameters.get("server_version", "")
+        return self._session.proto.parameters.get("server_version", "")
 
     @property
     def server_parameters(self) -> dict[str, str]:
         """ParameterStatus values the server reported (server_version, TimeZone, ...)."""
-        return dict(self._proto.parameters)
+        return dict(self._session.proto.parameters)
 
     async def close(self, *, timeout: float | None = 5.0) -> None:
         """Send Terminate and close the stream, within ``timeout`` seconds."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._stop_reader()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._stop_flush()
-                if self._broken is None and not self._busy:
-                    self._proto.send_terminate()
-                    await self._stream.write(self._proto.data_to_send())
-                await self._stream.close()
-        except (Error, OSError, TimeoutError) as exc:
-            log.debug("closing connection to %s: %r", self._params.describe(), exc)
-            await self._close_stream()
+        await self._session.close(timeout)
 
     def terminate(self) -> None:
         """Close at once without a goodbye (for callers that cannot await)."""
-        self._closed = True
-        if self._reader is not None:
-            self._reader.cancel()
-            self._reader = None
-        abort = getattr(self._stream, "abort", None)
-        if abort is not None:
-            abort()
-            return
-        task = self._loop.create_task(self._close_stream())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._session.terminate()
+
+    # ---- for the pool --------------------------------------------------------------------
+
+    async def cancel_server_query(self) -> bool:
+        """Ask the server, on a new stream, to cancel what this connection's backend runs
+        (the pool's close() uses it on connections it had to cut).
+
+        Returns:
+            False if the server never told its backend key (nothing was sent).
+        """
+        return await self._session.cancel_server_query()
+
+    async def reset_session(self) -> None:
+        """The pool's default reset: roll back, then undo session state as DISCARD ALL
+        would, keeping prepared statements (see RESET_QUERY).
+
+        Listener callbacks go too: they belonged to the borrower, and the server no longer
+        sends their notifications after UNLISTEN *.
+        """
+        self._listeners.clear()
+        sql = ("ROLLBACK; " + RESET_QUERY) if self.is_in_transaction() else RESET_QUERY
+        await self.execute(sql)
 
     def __repr__(self) -> str:
-        state = "closed" if self.is_closed() else self._proto.state.name.lower()
-        return f"<Connection {self._params.user}@{self._params.describe()} {state}>"
+        session = self._session
+        state = "closed" if session.is_closed() else session.proto.state.name.lower()
+        return f"<Connection {session.params.user}@{session.params.describe()} {state}>"
 
     async def __aenter__(self) -> Connection:
         return self

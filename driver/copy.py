@@ -1,4 +1,4 @@
-"""COPY FROM STDIN / TO STDOUT helpers ("COPY Operations" in the PostgreSQL docs)."""
+"""COPY FROM STDIN / TO STDOUT against a Session ("COPY Operations" in the PostgreSQL docs)."""
 # ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
 
 from __future__ import annotations
@@ -7,20 +7,14 @@ import inspect
 import os
 import re
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
+from . import query
 from .errors import InterfaceError, PostgresError
 from .protocol import messages as m
+from .session import Session
 
-if TYPE_CHECKING:
-    from .codecs import TypeRegistry
-    from .prepared import PreparedStatement
-    from .protocol import PGProtocol
-    from .transport.base import Stream
-
-T = TypeVar("T")
-
-__all__ = ["CopyMixin"]
+__all__ = ["copy_from_query", "copy_from_table", "copy_records_to_table", "copy_to_table"]
 
 Source = str | os.PathLike[str] | BinaryIO | AsyncIterable[bytes] | Iterable[bytes]
 Output = str | os.PathLike[str] | BinaryIO | Callable[[bytes], Awaitable[Any] | Any]
@@ -94,206 +88,192 @@ async def _chunks(source: Source) -> AsyncIterable[bytes]:
             yield bytes(chunk)
 
 
-class CopyMixin:
-    """COPY methods of Connection; each is one operation under the connection's guard."""
+async def _copy_in(session: Session, sql: str, chunks: AsyncIterable[bytes]) -> str:
+    proto = session.proto
+    proto.send_query(sql)
+    tag = ""
+    failure: Exception | None = None
 
-    if TYPE_CHECKING:
-        _proto: PGProtocol
-        _stream: Stream
-        _codecs: TypeRegistry
-
-        async def _pump(self) -> m.BackendMessage: ...
-
-        async def _run(
-            self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None
-        ) -> T: ...
-
-        async def prepare(
-            self, query: str, *, timeout: float | None = None
-        ) -> PreparedStatement: ...
-
-    async def _copy_in(self, sql: str, chunks: AsyncIterable[bytes]) -> str:
-        proto = self._proto
-        proto.send_query(sql)
-        tag, error, failure = "", None, None
-        while True:
-            event = await self._pump()
-            if isinstance(event, m.CopyInResponse):
-                try:
-                    queued = 0
-                    async for chunk in chunks:
-                        proto.send_copy_data(chunk)
-                        queued += len(chunk)
-                        if queued >= _FLUSH_AT:  # bounded memory for any source size
-                            await self._stream.write(proto.data_to_send())
-                            queued = 0
-                except Exception as exc:
-                    # Tell the server to abandon the COPY, and raise the caller's error.
-                    failure = exc
-                    proto.send_copy_fail(f"client error: {type(exc).__name__}")
-                else:
-                    proto.send_copy_done()
-            elif isinstance(event, m.CommandComplete):
-                tag = event.tag
-            elif isinstance(event, m.ErrorResponse):
-                error = event
-            elif isinstance(event, m.ReadyForQuery):
-                break
-        if failure is not None:
-            raise failure
-        if error is not None:
-            raise PostgresError.from_fields(error.fields)
-        return tag
-
-    async def _copy_out(self, sql: str, output: Output) -> str:
-        close = None
-        if isinstance(output, str | os.PathLike):
-            close = f = open(output, "wb")  # noqa: ASYNC230 - closed below
-            write: Callable[[bytes], Any] = f.write
-        elif hasattr(output, "write"):
-            write = output.write
-        else:
-            write = output
-        try:
-            proto = self._proto
-            proto.send_query(sql)
-            tag, error = "", None
-            while True:
-                event = await self._pump()
-                if isinstance(event, m.CopyData):
-                    result = write(event.data)
-                    if inspect.isawaitable(result):
-                        await result
-                elif isinstance(event, m.CommandComplete):
-                    tag = event.tag
-                elif isinstance(event, m.ErrorResponse):
-                    error = event
-                elif isinstance(event, m.ReadyForQuery):
-                    break
-        finally:
-            if close is not None:
-                close.close()
-        if error is not None:
-            raise PostgresError.from_fields(error.fields)
-        return tag
-
-    async def copy_to_table(
-        self,
-        table_name: str,
-        *,
-        source: Source,
-        columns: Sequence[str] | None = None,
-        schema_name: str | None = None,
-        timeout: float | None = None,
-        **options: Any,
-    ) -> str:
-        """COPY ``source`` (a path, a binary file, or an (async) iterable of bytes) into a table.
-
-        ``options`` are asyncpg's: format ('text', 'csv', 'binary'), delimiter, null, header,
-        quote, escape, force_not_null, force_null, encoding. Returns the tag, e.g. "COPY 3".
-        """
-        sql = f"COPY {_target(table_name, schema_name, columns)} FROM STDIN{_options(**options)}"
-        return await self._run(self._copy_in, sql, _chunks(source), timeout=timeout)
-
-    async def copy_records_to_table(
-        self,
-        table_name: str,
-        *,
-        records: Iterable[Sequence[Any]] | AsyncIterable[Sequence[Any]],
-        columns: Sequence[str] | None = None,
-        schema_name: str | None = None,
-        timeout: float | None = None,
-    ) -> str:
-        """COPY Python rows into a table, as COPY text format encoded by the type registry.
-
-        Values are encoded for their column's type, learnt first with one Describe (asyncpg
-        introspects the table too): a Python type alone does not say it ("char" values are
-        bytes, which would be sent as bytea text; a JSON array is a list, not an SQL array).
-        """
-        oids = await self._column_types(table_name, schema_name, columns, timeout)
-        encode = self._codecs.encode
-
-        def line(record: Sequence[Any]) -> bytes:
-            if len(record) != len(oids):
-                raise InterfaceError(f"a record has {len(record)} values for {len(oids)} columns")
-            fields = []
-            for value, oid in zip(record, oids, strict=True):
-                data = encode(value, oid)[1]
-                fields.append("\\N" if data is None else data.decode().translate(_ESCAPES))
-            return ("\t".join(fields) + "\n").encode()
-
-        async def each() -> AsyncIterable[Sequence[Any]]:
-            if isinstance(records, AsyncIterable):
-                async for rec in records:
-                    yield rec
+    async def on_event(event: m.BackendMessage) -> None:
+        nonlocal tag, failure
+        if isinstance(event, m.CopyInResponse):
+            try:
+                queued = 0
+                async for chunk in chunks:
+                    proto.send_copy_data(chunk)
+                    queued += len(chunk)
+                    if queued >= _FLUSH_AT:  # bounded memory for any source size
+                        await session.flush()
+                        queued = 0
+            except Exception as exc:
+                # Tell the server to abandon the COPY, and raise the caller's error.
+                failure = exc
+                proto.send_copy_fail(f"client error: {type(exc).__name__}")
             else:
-                for rec in records:
-                    yield rec
+                proto.send_copy_done()
+        elif isinstance(event, m.CommandComplete):
+            tag = event.tag
 
-        async def lines() -> AsyncIterable[bytes]:
-            batch: list[bytes] = []
-            size = 0
-            async for rec in each():
-                batch.append(line(rec))
-                size += len(batch[-1])
-                if size >= _FLUSH_AT:
-                    yield b"".join(batch)
-                    batch, size = [], 0
-            if batch:
+    try:
+        await session.until_ready(on_event)
+    except PostgresError:
+        if failure is None:
+            raise
+    if failure is not None:
+        raise failure
+    return tag
+
+
+async def _copy_out(session: Session, sql: str, output: Output) -> str:
+    close = None
+    if isinstance(output, str | os.PathLike):
+        close = f = open(output, "wb")  # noqa: ASYNC230 - closed below
+        write: Callable[[bytes], Any] = f.write
+    elif hasattr(output, "write"):
+        write = output.write
+    else:
+        write = output
+    tag = ""
+
+    async def on_event(event: m.BackendMessage) -> None:
+        nonlocal tag
+        if isinstance(event, m.CopyData):
+            result = write(event.data)
+            if inspect.isawaitable(result):
+                await result
+        elif isinstance(event, m.CommandComplete):
+            tag = event.tag
+
+    try:
+        session.proto.send_query(sql)
+        await session.until_ready(on_event)
+    finally:
+        if close is not None:
+            close.close()
+    return tag
+
+
+async def copy_to_table(
+    session: Session,
+    table_name: str,
+    *,
+    source: Source,
+    columns: Sequence[str] | None = None,
+    schema_name: str | None = None,
+    timeout: float | None = None,
+    **options: Any,
+) -> str:
+    """COPY ``source`` (a path, a binary file, or an (async) iterable of bytes) into a table.
+
+    ``options`` are asyncpg's: format ('text', 'csv', 'binary'), delimiter, null, header,
+    quote, escape, force_not_null, force_null, encoding. Returns the tag, e.g. "COPY 3".
+    """
+    sql = f"COPY {_target(table_name, schema_name, columns)} FROM STDIN{_options(**options)}"
+    return await session.run(_copy_in, session, sql, _chunks(source), timeout=timeout)
+
+
+async def copy_records_to_table(
+    session: Session,
+    table_name: str,
+    *,
+    records: Iterable[Sequence[Any]] | AsyncIterable[Sequence[Any]],
+    columns: Sequence[str] | None = None,
+    schema_name: str | None = None,
+    timeout: float | None = None,
+) -> str:
+    """COPY Python rows into a table, as COPY text format encoded by the type registry.
+
+    Values are encoded for their column's type, learnt first with one Describe (asyncpg
+    introspects the table too): a Python type alone does not say it ("char" values are
+    bytes, which would be sent as bytea text; a JSON array is a list, not an SQL array).
+    """
+    oids = await _column_types(session, table_name, schema_name, columns, timeout)
+    encode = session.codecs.encode
+
+    def line(record: Sequence[Any]) -> bytes:
+        if len(record) != len(oids):
+            raise InterfaceError(f"a record has {len(record)} values for {len(oids)} columns")
+        fields = []
+        for value, oid in zip(record, oids, strict=True):
+            data = encode(value, oid)[1]
+            fields.append("\\N" if data is None else data.decode().translate(_ESCAPES))
+        return ("\t".join(fields) + "\n").encode()
+
+    async def each() -> AsyncIterable[Sequence[Any]]:
+        if isinstance(records, AsyncIterable):
+            async for rec in records:
+                yield rec
+        else:
+            for rec in records:
+                yield rec
+
+    async def lines() -> AsyncIterable[bytes]:
+        batch: list[bytes] = []
+        size = 0
+        async for rec in each():
+            batch.append(line(rec))
+            size += len(batch[-1])
+            if size >= _FLUSH_AT:
                 yield b"".join(batch)
+                batch, size = [], 0
+        if batch:
+            yield b"".join(batch)
 
-        sql = f"COPY {_target(table_name, schema_name, columns)} FROM STDIN"
-        return await self._run(self._copy_in, sql, lines(), timeout=timeout)
+    sql = f"COPY {_target(table_name, schema_name, columns)} FROM STDIN"
+    return await session.run(_copy_in, session, sql, lines(), timeout=timeout)
 
-    async def _column_types(
-        self,
-        table_name: str,
-        schema_name: str | None,
-        columns: Sequence[str] | None,
-        timeout: float | None,
-    ) -> tuple[int, ...]:
-        """Type OIDs of the columns COPY will fill, in order (``*`` is what COPY takes by
-        default, except generated columns, which COPY skips: name ``columns`` then)."""
-        cols = ", ".join(_ident(c) for c in columns) if columns else "*"
-        table = _target(table_name, schema_name, None)
-        stmt = await self.prepare(f"select {cols} from {table} limit 0", timeout=timeout)
-        try:
-            return tuple(f.type_oid for f in stmt.get_attributes())
-        finally:
-            await stmt.close()
 
-    async def copy_from_table(
-        self,
-        table_name: str,
-        *,
-        output: Output,
-        columns: Sequence[str] | None = None,
-        schema_name: str | None = None,
-        timeout: float | None = None,
-        **options: Any,
-    ) -> str:
-        """COPY a table to ``output``: a path, a binary file, or a (coroutine) callable."""
-        sql = f"COPY {_target(table_name, schema_name, columns)} TO STDOUT{_options(**options)}"
-        return await self._run(self._copy_out, sql, output, timeout=timeout)
+async def _column_types(
+    session: Session,
+    table_name: str,
+    schema_name: str | None,
+    columns: Sequence[str] | None,
+    timeout: float | None,
+) -> tuple[int, ...]:
+    """Type OIDs of the columns COPY will fill, in order (``*`` is what COPY takes by
+    default, except generated columns, which COPY skips: name ``columns`` then)."""
+    cols = ", ".join(_ident(c) for c in columns) if columns else "*"
+    table = _target(table_name, schema_name, None)
+    stmt, _ = await query.prepare_named(session, f"select {cols} from {table} limit 0", timeout)
+    try:
+        return tuple(f.type_oid for f in stmt.fields or ())
+    finally:
+        query.forget_statement(session, stmt)
 
-    async def copy_from_query(
-        self,
-        query: str,
-        *args: Any,
-        output: Output,
-        timeout: float | None = None,
-        **options: Any,
-    ) -> str:
-        """COPY a query's result to ``output``.
 
-        COPY takes no bind parameters, so ``$n`` arguments are inlined as quoted literals
-        of their text form (as asyncpg does).
-        """
-        if args:
-            texts = []
-            for value in args:
-                data = self._codecs.encode(value, 0)[1]
-                texts.append("NULL" if data is None else _literal(data.decode()))
-            query = _PARAM.sub(lambda mt: texts[int(mt.group(1)) - 1], query)
-        sql = f"COPY ({query}) TO STDOUT{_options(**options)}"
-        return await self._run(self._copy_out, sql, output, timeout=timeout)
+async def copy_from_table(
+    session: Session,
+    table_name: str,
+    *,
+    output: Output,
+    columns: Sequence[str] | None = None,
+    schema_name: str | None = None,
+    timeout: float | None = None,
+    **options: Any,
+) -> str:
+    """COPY a table to ``output``: a path, a binary file, or a (coroutine) callable."""
+    sql = f"COPY {_target(table_name, schema_name, columns)} TO STDOUT{_options(**options)}"
+    return await session.run(_copy_out, session, sql, output, timeout=timeout)
+
+
+async def copy_from_query(
+    session: Session,
+    sql_query: str,
+    *args: Any,
+    output: Output,
+    timeout: float | None = None,
+    **options: Any,
+) -> str:
+    """COPY a query's result to ``output``.
+
+    COPY takes no bind parameters, so ``$n`` arguments are inlined as quoted literals
+    of their text form (as asyncpg does).
+    """
+    if args:
+        texts = []
+        for value in args:
+            data = session.codecs.encode(value, 0)[1]
+            texts.append("NULL" if data is None else _literal(data.decode()))
+        sql_query = _PARAM.sub(lambda mt: texts[int(mt.group(1)) - 1], sql_query)
+    sql = f"COPY ({sql_query}) TO STDOUT{_options(**options)}"
+    return await session.run(_copy_out, session, sql, output, timeout=timeout)

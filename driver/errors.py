@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AdminShutdown",
+    "AuthPolicyError",
     "AuthenticationError",
     "CardinalityViolation",
     "CheckViolation",
@@ -63,6 +64,24 @@ class InterfaceError(Error):
 
 class ProtocolError(Error):
     """The server (or the proxy in front of it) sent bytes the driver cannot accept."""
+
+
+# -- authentication policy (driver.auth.policy decides; these say why it refused) -----------
+
+
+class AuthPolicyError(InterfaceError):
+    """The client refused the server's way of authenticating (nothing secret was sent).
+
+    ``needs_encryption`` is True when the same request would be accepted over TLS, so that
+    ``sslmode=allow`` may retry with TLS, as libpq retries after an authentication failure.
+    """
+
+    def __init__(self, message: str, *, needs_encryption: bool = False) -> None:
+        super().__init__(message)
+        self.needs_encryption = needs_encryption
+
+
+# -- transport ------------------------------------------------------------------------------
 
 
 class TransportError(Error):

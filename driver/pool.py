@@ -1,28 +1,30 @@
-"""Pool: a bounded set of connections shared by many tasks, checked before reuse."""
+"""Pool: a bounded set of connections shared by many tasks, checked before reuse; it awaits,
+its Slots decide."""
 # ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
+from .connect import check_connection_class, connect
 from .connection import Connection
-from .dsn import resolve
-from .errors import Error, InterfaceError
-from .poolquery import Acquire, PoolQueries, reset_connection
-from .poolslots import Slots, _Meta
-from .startup import cancel, check_connection_class, connect
+from .errors import ConnectionLostError, Error, InterfaceError
+from .params import resolve
+from .poolslots import Slots
+from .record import Record
 
-__all__ = ["Pool", "create_pool"]
+__all__ = ["Acquire", "Pool", "create_pool"]
 
 log = logging.getLogger(__name__)
 Hook = Callable[[Connection], Awaitable[Any]]
+T = TypeVar("T")
 
 
-class Pool(Slots, PoolQueries):
+class Pool:
     """Connections to one database, lent to one task at a time (asyncpg's ``Pool``).
 
     Idle connections form a LIFO, so a light load keeps reusing a few warm connections and
@@ -57,7 +59,8 @@ class Pool(Slots, PoolQueries):
             raise InterfaceError("max_queries must be at least 1")
         check_connection_class(connection_class)
         _check_connect_args(dsn, connect_kwargs)
-        super().__init__(max_size, max_inactive_connection_lifetime)
+        self._slots = Slots(max_size, max_inactive_connection_lifetime, self._close_later)
+        self._tasks: set[asyncio.Task[None]] = set()  # closes and resets close() waits for
         self._dsn = dsn
         self._connect_kwargs = connect_kwargs
         self._min_size = min_size
@@ -87,27 +90,29 @@ class Pool(Slots, PoolQueries):
     async def _start(self) -> Pool:
         """Open ``min_size`` connections at once; any failure closes them all and raises."""
         loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        self._check()
+        slots = self._slots
+        if slots.loop is None:
+            slots.loop = loop
+        slots.check()
         if self._started is None:
             self._started = loop.create_task(self._fill())
         await asyncio.shield(self._started)
         return self
 
     async def _fill(self) -> None:
-        n = self._min_size - len(self._meta)
-        self._opening += n
+        n = self._min_size - len(self._slots.meta)
+        if n <= 0 or not self._slots.reserve(n):
+            return
         results = await asyncio.gather(*(self._open() for _ in range(n)), return_exceptions=True)
         opened = [r for r in results if isinstance(r, Connection)]
         failed = [r for r in results if not isinstance(r, Connection)]
         if failed:
             for conn in opened:
-                self._drop(conn)
+                self._slots.drop(conn)
             await self._settle()
             raise failed[0]
         for conn in opened:
-            self._put_back(conn)
+            self._slots.put_back(conn)
 
     async def close(self, *, timeout: float | None = 10.0) -> None:
         """Close idle connections now, wait up to ``timeout`` s for the lent ones, then
@@ -115,14 +120,15 @@ class Pool(Slots, PoolQueries):
 
         New acquires fail at once with InterfaceError; waiting ones are woken with it.
         """
-        self._check_loop()
-        self._shut()
+        slots = self._slots
+        slots.check_loop()
+        slots.shut()
         try:
             async with asyncio.timeout(timeout):
-                await self._all_gone.wait()
+                await slots.all_gone.wait()
                 await self._settle()
         except TimeoutError:
-            stuck = list(self._meta)
+            stuck = list(slots.meta)
             log.warning("pool close: %d connection(s) still in use after %s s, terminating",
                         len(stuck), timeout)  # fmt: skip
             self.terminate()
@@ -132,20 +138,18 @@ class Pool(Slots, PoolQueries):
     @staticmethod
     async def _cancel(conn: Connection) -> None:
         """Stop the server working on a query whose client end the pool has just cut."""
-        pid, key = conn._proto.backend_pid, conn._proto.backend_key
-        if pid is None or key is None:
-            return
         try:
             async with asyncio.timeout(2.0):
-                await cancel(conn._params, pid, key)
+                await conn.cancel_server_query()
         except (Error, OSError, TimeoutError) as exc:
             log.debug("cancelling the query of a terminated connection: %r", exc)
 
     def terminate(self) -> None:
         """Close every connection at once, without a goodbye, lent ones included."""
-        self._shut()
-        for conn in list(self._meta):
-            self._forget(conn)
+        slots = self._slots
+        slots.shut()
+        for conn in list(slots.meta):
+            slots.forget(conn)
             conn.terminate()
         for task in self._tasks:
             task.cancel()
@@ -167,7 +171,8 @@ class Pool(Slots, PoolQueries):
         return Acquire(self, timeout)
 
     async def _acquire(self, timeout: float | None) -> Connection:
-        self._check()
+        slots = self._slots
+        slots.check()
         if self._started is None:
             await self._start()
         limit = self._acquire_timeout if timeout is None else timeout
@@ -177,8 +182,8 @@ class Pool(Slots, PoolQueries):
         except TimeoutError as exc:
             raise TimeoutError(
                 f"no pool connection became free within {limit:g} s (max_size="
-                f"{self._max_size}: {len(self._meta) - len(self._idle)} lent, "
-                f"{self._opening} being opened)"
+                f"{slots.max_size}: {len(slots.meta) - len(slots.idle)} lent, "
+                f"{slots.opening} being opened)"
             ) from exc
         if self._setup is not None:
             try:
@@ -194,27 +199,24 @@ class Pool(Slots, PoolQueries):
         A connection idle longer than ``ping_after_idle`` (or one that may have died with a
         sibling) answers an empty query first; one that fails is dropped and we try again.
         """
+        slots = self._slots
         while True:
-            assert self._loop is not None
-            if self._closing:
+            assert slots.loop is not None
+            if slots.closing:
                 raise InterfaceError("the pool is closing")
-            if self._idle:
-                conn: Connection | None = self._idle.pop()
-            elif len(self._meta) + self._opening < self._max_size:
-                self._opening += 1
-                conn = None
-            else:
+            conn = slots.take_idle()
+            if conn is None and not slots.reserve():
                 conn = await self._wait()
             if conn is None:
                 conn = await self._open()
-            meta = self._meta.get(conn)
+            meta = slots.meta.get(conn)
             if meta is None:
                 continue  # terminated while being handed over
             if meta.generation != self._generation:
-                self._drop(conn)  # opened before expire_connections(): never lent again
+                slots.drop(conn)  # opened before expire_connections(): never lent again
                 continue
             meta.in_use = True
-            now = self._loop.time()
+            now = slots.loop.time()
             proven = meta.last_ok > self._suspect_before and (
                 self._ping_after is None or now - meta.last_ok <= self._ping_after
             )
@@ -222,24 +224,31 @@ class Pool(Slots, PoolQueries):
                 meta.uses += 1
                 return conn
             self._suspect_before = now
-            self._drop(conn)
+            slots.drop(conn)
+
+    async def _wait(self) -> Connection | None:
+        """Wait for a released connection, or for a free slot (None: open one in it)."""
+        fut = self._slots.wait()
+        try:
+            return await fut
+        except BaseException:
+            self._slots.abandon(fut)
+            raise
 
     async def _open(self) -> Connection:
-        """Open a connection in a slot reserved by the caller (``_opening`` counts it)."""
-        assert self._loop is not None
+        """Open a connection in a slot reserved by the caller (``Slots.opening`` counts it)."""
+        slots = self._slots
         generation = self._generation  # expire_connections() may come while this connects
         try:
             conn = await connect(
                 self._dsn, connection_class=self._connection_class, **self._connect_kwargs
             )
         except BaseException:
-            self._opening -= 1
-            self._free_slot()
+            slots.opened(None, generation)
             raise
-        self._opening -= 1
-        self._meta[conn] = _Meta(self._loop.time(), generation)
-        if self._closing:
-            self._drop(conn)
+        slots.opened(conn, generation)
+        if slots.closing:
+            slots.drop(conn)
             raise InterfaceError("the pool is closing")
         try:
             # connect() may return before the server accepted the start-up (pipelined);
@@ -250,7 +259,7 @@ class Pool(Slots, PoolQueries):
             if self._init is not None:
                 await self._init(conn)
         except BaseException:
-            self._drop(conn)
+            slots.drop(conn)
             raise
         return conn
 
@@ -261,10 +270,10 @@ class Pool(Slots, PoolQueries):
             log.info("dropping a pooled connection that failed its check: %s", exc)
             return False
         except BaseException:
-            self._drop(conn)  # cancelled mid-ping: the stream position is unknown
+            self._slots.drop(conn)  # cancelled mid-ping: the stream position is unknown
             raise
-        assert self._loop is not None
-        self._meta[conn].last_ok = self._loop.time()
+        assert self._slots.loop is not None
+        self._slots.meta[conn].last_ok = self._slots.loop.time()
         return True
 
     # ---- release -----------------------------------------------------------------------
@@ -276,10 +285,10 @@ class Pool(Slots, PoolQueries):
         locks, cursors and temp tables cleared; prepared statements kept). A connection that
         is broken, fails its reset or has served ``max_queries`` uses is closed and replaced.
         """
-        self._check_loop()
-        meta = self._meta.get(conn)
+        self._slots.check_loop()
+        meta = self._slots.meta.get(conn)
         if meta is None or not meta.in_use:
-            if self._closing and meta is None:
+            if self._slots.closing and meta is None:
                 return  # terminated by close(): nothing left to give back
             raise InterfaceError("release(): the connection is not on loan from this pool")
         meta.in_use = False
@@ -288,11 +297,11 @@ class Pool(Slots, PoolQueries):
     def _release_soon(self, conn: Connection) -> None:
         """Release in the background: a shortcut's caller gets its result a round trip
         sooner, and the connection rejoins the idle stack once its reset is done."""
-        meta = self._meta.get(conn)
+        meta = self._slots.meta.get(conn)
         if meta is None or not meta.in_use:
             return
         meta.in_use = False
-        if conn.is_closed() or self._closing:
+        if conn.is_closed() or self._slots.closing:
             self._recycle_now(conn)
             return
         self._spawn(self._recycle(conn, None))
@@ -305,32 +314,34 @@ class Pool(Slots, PoolQueries):
                 if self._reset is not None:
                     await self._reset(conn)
                 else:
-                    await reset_connection(conn)
+                    await conn.reset_session()
         except BaseException as exc:
-            self._drop(conn)
+            self._slots.drop(conn)
             if not isinstance(exc, Exception):
                 raise  # cancelled: the pool is terminating, or the releasing task was
             log.warning("dropping a pooled connection whose reset failed: %r", exc)
             return
+        slots = self._slots
         if not self._recycle_now(conn):
-            assert self._loop is not None
-            self._meta[conn].last_ok = self._loop.time()
-            self._put_back(conn)
+            assert slots.loop is not None
+            slots.meta[conn].last_ok = slots.loop.time()
+            slots.put_back(conn)
 
     def _recycle_now(self, conn: Connection) -> bool:
         """Drop a connection that must not be reused; True if it was dropped."""
-        meta = self._meta.get(conn)
+        slots = self._slots
+        meta = slots.meta.get(conn)
         if meta is None:
             return True  # terminated by the pool meanwhile
         if conn.is_closed():
-            self._suspect_before = self._loop.time() if self._loop else 0.0
+            self._suspect_before = slots.loop.time() if slots.loop else 0.0
         elif (
-            not self._closing
+            not slots.closing
             and meta.uses < self._max_queries
             and meta.generation == self._generation
         ):
             return False
-        self._drop(conn)
+        slots.drop(conn)
         return True
 
     # ---- replacing connections ---------------------------------------------------------
@@ -361,21 +372,133 @@ class Pool(Slots, PoolQueries):
         Raises:
             InterfaceError: the pool is closed, or belongs to another event loop.
         """
-        self._check()
+        self._slots.check()
         self._generation += 1
         before = set(self._tasks)
-        for conn in list(self._idle):
-            self._drop(conn)
+        for conn in list(self._slots.idle):
+            self._slots.drop(conn)
         closing = self._tasks - before
         if closing:
             await asyncio.wait(closing)  # the pool's tasks: a cancelled caller stops no close
 
+    # ---- housekeeping: tasks close() waits for -----------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run pool housekeeping in a task that close() waits for and that never raises."""
+        assert self._slots.loop is not None
+        task = self._slots.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _close_later(self, conn: Connection) -> None:
+        """Slots dropped ``conn``: close it in the background."""
+        self._spawn(self._close_conn(conn))
+
+    @staticmethod
+    async def _close_conn(conn: Connection) -> None:
+        try:
+            await conn.close(timeout=2.0)
+        except BaseException as exc:
+            conn.terminate()
+            if not isinstance(exc, Exception):
+                raise
+            log.debug("closing a pooled connection: %r", exc)
+
+    async def _settle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ---- one-query shortcuts (asyncpg's) -------------------------------------------------
+
+    async def _run(self, call: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run one call on a pooled connection, given back without waiting for its reset
+        (the caller has its result a round trip sooner).
+
+        If the connection turns out dead before the server saw the query, the call is
+        retried once on a connection proven alive (pinged, or new).
+        """
+        for attempt in (0, 1):
+            conn = await self._acquire(None)
+            try:
+                result = await call(conn)
+            except ConnectionLostError as exc:
+                self._release_soon(conn)
+                if attempt == 0 and exc.unsent and not self._slots.closing:
+                    log.info("retrying a query that never reached the server: %s", exc)
+                    continue
+                raise
+            except BaseException:
+                self._release_soon(conn)
+                raise
+            self._release_soon(conn)
+            return result
+        raise AssertionError("unreachable")
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        return await self._run(lambda c: c.execute(query, *args, timeout=timeout))
+
+    async def executemany(
+        self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
+    ) -> None:
+        rows = list(args)  # an iterator must survive a retry
+        await self._run(lambda c: c.executemany(command, rows, timeout=timeout))
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Record]:
+        return await self._run(lambda c: c.fetch(query, *args, timeout=timeout))
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Record | None:
+        return await self._run(lambda c: c.fetchrow(query, *args, timeout=timeout))
+
+    async def fetchval(
+        self, query: str, *args: Any, column: int = 0, timeout: float | None = None
+    ) -> Any:
+        return await self._run(lambda c: c.fetchval(query, *args, column=column, timeout=timeout))
+
+    # ---- sizes ---------------------------------------------------------------------------
+
+    def get_size(self) -> int:
+        """Open connections, lent and idle."""
+        return len(self._slots.meta)
+
+    def get_idle_size(self) -> int:
+        return len(self._slots.idle)
+
+    def get_max_size(self) -> int:
+        return self._slots.max_size
+
     def get_min_size(self) -> int:
         return self._min_size
 
+    def is_closing(self) -> bool:
+        return self._slots.closing
+
     def __repr__(self) -> str:
-        state = "closing" if self._closing else f"{len(self._meta)}/{self._max_size}"
-        return f"<Pool {state} idle={len(self._idle)}>"
+        slots = self._slots
+        state = "closing" if slots.closing else f"{len(slots.meta)}/{slots.max_size}"
+        return f"<Pool {state} idle={len(slots.idle)}>"
+
+
+class Acquire:
+    """What ``pool.acquire()`` returns: awaitable, or an async context manager that releases."""
+
+    __slots__ = ("_conn", "_pool", "_timeout")
+
+    def __init__(self, pool: Pool, timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: Connection | None = None
+
+    def __await__(self) -> Generator[Any, None, Connection]:
+        return self._pool._acquire(self._timeout).__await__()
+
+    async def __aenter__(self) -> Connection:
+        self._conn = await self._pool._acquire(self._timeout)
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pool._slots.is_lent(conn):  # not released by hand
+            await self._pool.release(conn)
 
 
 def _check_connect_args(dsn: str | None, connect_kwargs: dict[str, Any]) -> None:

@@ -14,15 +14,13 @@ import sys
 from dataclasses import dataclass
 
 from driver.errors import InterfaceError
+from driver.params import SSL_MODES
 
 __all__ = [
-    "SSLMODES",
     "TLSSettings",
     "make_ssl_context",
     "prefer_p256_key_share",
 ]
-
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 # Key-exchange groups, P-256 first so its key share is the one sent in the ClientHello; the
 # others stay supported (one HelloRetryRequest) for servers configured differently.
@@ -55,9 +53,9 @@ class TLSSettings:
     ssl_context: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
-        if self.sslmode not in SSLMODES:
+        if self.sslmode not in SSL_MODES:
             raise InterfaceError(
-                f"invalid sslmode {self.sslmode!r}: expected one of {', '.join(SSLMODES)}"
+                f"invalid sslmode {self.sslmode!r}: expected one of {', '.join(SSL_MODES)}"
             )
         if self.sslrootcert == "system" and self.sslmode != "verify-full":
             # libpq 16: the system store holds public CAs, which would vouch for anyone's

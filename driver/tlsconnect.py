@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import ssl
-import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from driver.errors import ProtocolError, TransportError
+from driver.protocol.frontend import SSL_REQUEST
 from driver.tlsconfig import TLSSettings, make_ssl_context
 from driver.transport.tls import TLSStream
 
@@ -29,9 +29,6 @@ __all__ = [
     "tls_attempts",
     "tls_server_end_point",
 ]
-
-# Int32 length 8, Int32 request code 80877103 ("SSLRequest" in "Message Formats").
-SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from .errors import Error, InterfaceError
+from .query import simple
+from .session import Session
 
-if TYPE_CHECKING:
-    from .connection import Connection
-
-__all__ = ["ISOLATION_LEVELS", "Transaction"]
+__all__ = ["ISOLATION_LEVELS", "Transaction", "begin_sql"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +21,18 @@ ISOLATION_LEVELS = {
 }
 
 
+def begin_sql(isolation: str | None, readonly: bool, deferrable: bool) -> str:
+    """The BEGIN that opens a transaction block with these options."""
+    sql = "BEGIN"
+    if isolation:
+        sql += f" ISOLATION LEVEL {ISOLATION_LEVELS[isolation]}"
+    if readonly:
+        sql += " READ ONLY"
+    if deferrable:
+        sql += " DEFERRABLE"
+    return sql
+
+
 class Transaction:
     """One transaction block, or a savepoint if the connection is already inside one.
 
@@ -31,13 +41,13 @@ class Transaction:
     """
 
     def __init__(
-        self, conn: Connection, isolation: str | None, readonly: bool, deferrable: bool
+        self, session: Session, isolation: str | None, readonly: bool, deferrable: bool
     ) -> None:
         if isolation is not None and isolation not in ISOLATION_LEVELS:
             raise InterfaceError(
                 f"isolation must be one of {sorted(ISOLATION_LEVELS)}, got {isolation!r}"
             )
-        self._conn = conn
+        self._session = session
         self._isolation = isolation
         self._readonly = readonly
         self._deferrable = deferrable
@@ -47,42 +57,38 @@ class Transaction:
     async def start(self) -> None:
         if self._state != "new":
             raise InterfaceError(f"cannot start a transaction that is {self._state}")
-        conn = self._conn
-        if conn.is_in_transaction():
+        session = self._session
+        if session.proto.transaction_status != "I":
             if self._isolation or self._readonly or self._deferrable:
                 raise InterfaceError(
                     "a nested transaction (savepoint) cannot set isolation, readonly or "
                     "deferrable; set them on the outermost transaction"
                 )
-            conn._sp_counter += 1
-            self._savepoint = f"_drv_sp_{conn._sp_counter}"
-            await conn.execute(f"SAVEPOINT {self._savepoint}")
+            session.sp_counter += 1
+            self._savepoint = f"_drv_sp_{session.sp_counter}"
+            await self._execute(f"SAVEPOINT {self._savepoint}")
         else:
-            sql = "BEGIN"
-            if self._isolation:
-                sql += f" ISOLATION LEVEL {ISOLATION_LEVELS[self._isolation]}"
-            if self._readonly:
-                sql += " READ ONLY"
-            if self._deferrable:
-                sql += " DEFERRABLE"
-            await conn.execute(sql)
+            await self._execute(begin_sql(self._isolation, self._readonly, self._deferrable))
         self._state = "started"
+
+    async def _execute(self, sql: str) -> None:
+        await self._session.run(simple, self._session, sql)
 
     async def commit(self) -> None:
         self._check_started()
         if self._savepoint:
-            await self._conn.execute(f"RELEASE SAVEPOINT {self._savepoint}")
+            await self._execute(f"RELEASE SAVEPOINT {self._savepoint}")
         else:
-            await self._conn.execute("COMMIT")
+            await self._execute("COMMIT")
         self._state = "committed"
 
     async def rollback(self) -> None:
         self._check_started()
         if self._savepoint:
             sp = self._savepoint
-            await self._conn.execute(f"ROLLBACK TO SAVEPOINT {sp}; RELEASE SAVEPOINT {sp}")
+            await self._execute(f"ROLLBACK TO SAVEPOINT {sp}; RELEASE SAVEPOINT {sp}")
         else:
-            await self._conn.execute("ROLLBACK")
+            await self._execute("ROLLBACK")
         self._state = "rolled back"
 
     def _check_started(self) -> None:
@@ -103,7 +109,7 @@ class Transaction:
             return  # committed or rolled back by hand inside the block
         if exc_type is None:
             await self.commit()
-        elif not self._conn.is_closed():
+        elif not self._session.is_closed():
             try:
                 await self.rollback()
             except Error as rollback_error:

@@ -2,5 +2,6 @@
 
 Run ``python -m proxy`` (or ``wsproxy``); ``--help`` lists every setting. Clients open
 ``ws://HOST:PORT/v2?address=db:5432`` and the relay connects to ``db:5432`` if
-ALLOW_ADDR_REGEX matches the whole ``host:port`` and no resolved address is in DENY_NETWORKS.
+ALLOW_ADDR_REGEX matches the whole ``host:port`` and the address policy (policy.py) permits
+the resolved address it connects to.
 """

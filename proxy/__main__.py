@@ -6,9 +6,11 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 
+from .allowlist import never_matches_host_port
 from .config import Config, ConfigError, load
 from .server import ProxyServer
 
@@ -24,6 +26,14 @@ async def run(cfg: Config) -> None:
         )
     else:
         log.info("allowed targets: %s (whole host:port)", cfg.allow_addr_regex.pattern)
+        why = never_matches_host_port(cfg.allow_addr_regex)
+        if why is not None:
+            log.warning(
+                "WARNING: ALLOW_ADDR_REGEX %r can never match a target, so every client "
+                "will be refused: %s",
+                cfg.allow_addr_regex.pattern,
+                why,
+            )
     server = ProxyServer(cfg)
     if cfg.prometheus_bind is not None:
         server.metrics.serve(*cfg.prometheus_bind)
@@ -33,10 +43,18 @@ async def run(cfg: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     addrs = await server.start()
+    sql = None
+    if cfg.sql_http_listen is not None:
+        from .sqlhttp import SQLServer  # imports the driver: only when the endpoint is on
+
+        sql = SQLServer(cfg, server.metrics)
+        log.info("sql over http listening on %s (POST /sql)", ", ".join(await sql.start()))
     scheme = "wss" if cfg.tls_cert else "ws"
     log.info("wsproxy listening on %s (%s)", ", ".join(addrs), scheme)
     await stopping.wait()
     log.info("signal received: no longer accepting connections")
+    if sql is not None:
+        await sql.shutdown()
     await server.shutdown(cfg.drain_timeout)
 
 
@@ -81,9 +99,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         with asyncio.Runner(loop_factory=new_loop) as runner:
             runner.run(run(cfg))
+    except ssl.SSLError as exc:  # before OSError, its base: the files exist (load checked)
+        log.error("cannot start: TLS_CERT %s / TLS_KEY %s: %s", cfg.tls_cert, cfg.tls_key, exc)
+        sys.exit(1)
     except OSError as exc:
         log.error("cannot start: %s", exc)
         sys.exit(1)
+    except ConfigError as exc:  # found when a part starts (SQL_HTTP_JWKS_FILE's keys)
+        log.error("bad configuration: %s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -96,14 +96,31 @@ def query_of(path: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(path).query, keep_blank_values=True)
 
 
-class Limits:
-    """Counts relays (admitted upgrades until their handler ends) in total and per client IP."""
+def network_of(ip: str) -> str:
+    """The block one holder usually has: a /24 of IPv4, a /64 of IPv6 (an ISP hands a home or a
+    VM a whole /64, so per-address limits alone are no limit there)."""
+    addr = _ip(ip)
+    if addr is None:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    prefix = 24 if addr.version == 4 else 64
+    return str(ipaddress.ip_network((addr, prefix), strict=False))
 
-    def __init__(self, total: int, per_ip: int) -> None:
+
+class Limits:
+    """Counts relays (admitted upgrades until their handler ends) in total, per client IP and
+    per client network, and keeps `reserve` of the total for networks holding no relay: a few
+    addresses holding idle relays cannot lock everyone else out."""
+
+    def __init__(self, total: int, per_ip: int, per_net: int = 0, reserve: int = 0) -> None:
         self.max_total = total
         self.max_per_ip = per_ip
+        self.max_per_net = per_net
+        self.reserve = min(reserve, total - 1) if total else 0
         self.total = 0
         self.by_ip: Counter[str] = Counter()
+        self.by_net: Counter[str] = Counter()
 
     def acquire(self, ip: str) -> None:
         """Take a slot; the caller must call release(ip) exactly once afterwards.
@@ -111,15 +128,26 @@ class Limits:
         Raises:
             Refused: 503 when a limit is reached.
         """
+        net = network_of(ip)
         if self.max_total and self.total >= self.max_total:
             raise Refused(503, "too many connections", "max_connections")
         if self.max_per_ip and self.by_ip[ip] >= self.max_per_ip:
             raise Refused(503, "too many connections from your address", "max_per_ip")
+        if self.max_per_net and self.by_net[net] >= self.max_per_net:
+            raise Refused(503, "too many connections from your network", "max_per_net")
+        if self.reserve and self.by_net[net] and self.total >= self.max_total - self.reserve:
+            # The last slots go to networks that hold none yet.
+            raise Refused(503, "too many connections", "reserve")
         self.total += 1
         self.by_ip[ip] += 1
+        self.by_net[net] += 1
 
     def release(self, ip: str) -> None:
+        net = network_of(ip)
         self.total -= 1
         self.by_ip[ip] -= 1
         if self.by_ip[ip] <= 0:
             del self.by_ip[ip]
+        self.by_net[net] -= 1
+        if self.by_net[net] <= 0:
+            del self.by_net[net]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from .policy import DEFAULT_ALLOW_SPECIAL, DEFAULT_ALLOW_SPECIAL_NETWORKS
+from .policy import IPNetwork as IPNetwork
 
 # Only a local Postgres: an unconfigured proxy must never be an open relay.
 DEFAULT_ALLOW_ADDR_REGEX = r"(localhost|127\.0\.0\.1|\[::1\]):5432"
@@ -35,6 +37,10 @@ class Config:
     tls_key: str = ""
     max_connections: int = 1000
     max_connections_per_ip: int = 100
+    max_connections_per_net: int = 200
+    reserved_connections: int = 100  # resolved from RESERVED_CONNECTIONS ("10%" of 1000)
+    no_traffic_timeout: float = 30.0
+    memory_budget: int = 256 * 1024 * 1024
     idle_timeout: float = 3600.0
     connect_timeout: float = 10.0
     handshake_timeout: float = 10.0
@@ -45,7 +51,20 @@ class Config:
     auth_token: str = ""
     trusted_proxies: tuple[IPNetwork, ...] = ()
     deny_networks: tuple[IPNetwork, ...] = field(default_factory=tuple)
+    allow_special_networks: tuple[IPNetwork, ...] = DEFAULT_ALLOW_SPECIAL_NETWORKS
     event_loop: str = "auto"
+    # SQL over HTTP (proxy/sqlhttp): off unless sql_http_listen is set
+    sql_http_listen: tuple[str, int] | None = None
+    sql_http_pool_size: int = 10
+    sql_http_pool_idle_timeout: float = 60.0
+    sql_http_statement_timeout: float = 30.0
+    sql_http_max_body: int = 1 << 20
+    sql_http_max_rows: int = 100_000
+    sql_http_max_response: int = 10 << 20
+    sql_http_rate_limit: int = 1000
+    sql_http_cors_origins: str = ""
+    sql_http_auth_token: str = ""
+    sql_http_jwks_file: str = ""
 
 
 def parse_bool(text: str) -> bool:
@@ -90,6 +109,20 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * mult
 
 
+def check_readable_file(name: str, path: str) -> None:
+    """Name the setting and the path, so a typo reads as one line, not an ssl traceback.
+
+    Raises:
+        ConfigError: the file is absent, a directory, or not readable by this user.
+    """
+    if not os.path.exists(path):
+        raise ConfigError(f"{name}: file not found: {path}")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{name}: not a file: {path}")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{name}: file not readable by this user: {path}")
+
+
 def parse_count(text: str) -> int:
     try:
         n = int(text)
@@ -98,6 +131,20 @@ def parse_count(text: str) -> int:
     if n < 0:
         raise ConfigError(f"negative count: {text!r}")
     return n
+
+
+def parse_share(text: str) -> int | float:
+    """A count ("100") or a fraction given as a percentage ("10%" -> 0.1)."""
+    t = text.strip()
+    if t.endswith("%"):
+        try:
+            pct = float(t[:-1])
+        except ValueError:
+            raise ConfigError(f"not a percentage: {text!r}") from None
+        if not 0 <= pct <= 100:
+            raise ConfigError(f"percentage out of range 0-100: {text!r}")
+        return pct / 100
+    return parse_count(t)
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
@@ -128,7 +175,8 @@ def parse_regex(text: str) -> re.Pattern[str] | None:
     try:
         return re.compile(text)
     except re.error as exc:
-        raise ConfigError(f"bad ALLOW_ADDR_REGEX {text!r}: {exc}") from None
+        # load() prefixes the setting's name; saying it again here read as a stutter.
+        raise ConfigError(f"{text!r} is not a regular expression: {exc}") from None
 
 
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
@@ -184,6 +232,31 @@ _SETTINGS: tuple[_Setting, ...] = (
         parse_count,
     ),
     _Setting(
+        "MAX_CONNECTIONS_PER_NET",
+        "200",
+        "relays per client network (/24 of IPv4, /64 of IPv6); more get 503 (0 = no limit)",
+        parse_count,
+    ),
+    _Setting(
+        "RESERVED_CONNECTIONS",
+        "10%",
+        "slots of MAX_CONNECTIONS kept for networks holding no relay yet, a count or a "
+        "percentage (0 = none)",
+        parse_share,
+    ),
+    _Setting(
+        "NO_TRAFFIC_TIMEOUT",
+        "30s",
+        "close a relay whose client sent nothing this long after the upgrade (0 = never)",
+        parse_duration,
+    ),
+    _Setting(
+        "MEMORY_BUDGET",
+        "256MiB",
+        "bytes all relays may hold in buffers; above it new upgrades get 503 (0 = no limit)",
+        parse_size,
+    ),
+    _Setting(
         "IDLE_TIMEOUT",
         "1h",
         "close a relay after this long without traffic (0 = never)",
@@ -226,7 +299,17 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting(
         "DENY_NETWORKS",
         DEFAULT_DENY_NETWORKS,
-        "CIDRs never connected to, whatever the regex says; empty allows all",
+        "CIDRs never connected to, whatever the regex says and whatever "
+        "ALLOW_SPECIAL_NETWORKS lists",
+        parse_networks,
+    ),
+    _Setting(
+        "ALLOW_SPECIAL_NETWORKS",
+        DEFAULT_ALLOW_SPECIAL,
+        "CIDRs excepted from the built-in deny list of IANA special-purpose ranges (0.0.0.0/8, "
+        "::, loopback, link-local, fc00::/7, 100.64.0.0/10, documentation, NAT64, 6to4, "
+        "Teredo, multicast...); IPv6 forms carrying an IPv4 address are also judged as that "
+        "address; empty excepts none",
         parse_networks,
     ),
     _Setting(
@@ -234,6 +317,61 @@ _SETTINGS: tuple[_Setting, ...] = (
         "auto",
         "auto (uvloop when installed), uvloop, or asyncio (the standard library's loop)",
         parse_event_loop,
+    ),
+    # SQL over HTTP: Neon's /sql protocol on a listener of its own (proxy/sqlhttp)
+    _Setting(
+        "SQL_HTTP_LISTEN",
+        "",
+        "[host]:port serving POST /sql (Neon's SQL-over-HTTP protocol, the neon() client) "
+        "from pooled backend connections; empty disables the endpoint",
+        parse_optional_hostport,
+    ),
+    _Setting("SQL_HTTP_POOL_SIZE", "10", "backend connections per host/db/role", parse_count),
+    _Setting(
+        "SQL_HTTP_POOL_IDLE_TIMEOUT", "60s", "close pooled backends idle this long", parse_duration
+    ),
+    _Setting(
+        "SQL_HTTP_STATEMENT_TIMEOUT",
+        "30s",
+        "statement_timeout of pooled backends (0 = none)",
+        parse_duration,
+    ),
+    _Setting("SQL_HTTP_MAX_BODY", "1MiB", "largest request body; larger gets 413", parse_size),
+    _Setting(
+        "SQL_HTTP_MAX_ROWS",
+        "100000",
+        "rows per response; more gets 507 (0 = no limit)",
+        parse_count,
+    ),
+    _Setting(
+        "SQL_HTTP_MAX_RESPONSE",
+        "10MiB",
+        "bytes per response; larger gets 507 (0 = no limit)",
+        parse_size,
+    ),
+    _Setting(
+        "SQL_HTTP_RATE_LIMIT",
+        "1000",
+        "requests per second per client IP; more get 429 (0 = no limit)",
+        parse_count,
+    ),
+    _Setting(
+        "SQL_HTTP_CORS_ORIGINS",
+        "",
+        "comma-separated browser Origins allowed to call /sql, or '*'; empty sends no CORS",
+        str,
+    ),
+    _Setting(
+        "SQL_HTTP_AUTH_TOKEN",
+        "",
+        "secret required as 'Authorization: Bearer' on /sql (empty = not required)",
+        str,
+    ),
+    _Setting(
+        "SQL_HTTP_JWKS_FILE",
+        "",
+        "JWKS file: /sql also admits a bearer JWT signed by one of its keys (exp required)",
+        str,
     ),
 )
 
@@ -252,6 +390,10 @@ def _parser() -> argparse.ArgumentParser:
         else:
             p.add_argument(s.flag, metavar=s.env, help=helptext)
     return p
+
+
+def _resolve_share(share: int | float, total: int) -> int:
+    return int(total * share) if isinstance(share, float) else share
 
 
 def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -275,7 +417,11 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             raise ConfigError(f"{s.env}: {exc}") from None
     if bool(parsed["TLS_CERT"]) != bool(parsed["TLS_KEY"]):
         raise ConfigError("TLS_CERT and TLS_KEY must be set together")
+    for name in ("TLS_CERT", "TLS_KEY"):
+        if parsed[name]:
+            check_readable_file(name, parsed[name])
     host, port = parsed["LISTEN_PORT"]
+    max_total = parsed["MAX_CONNECTIONS"]
     origins = frozenset(o.strip() for o in parsed["ALLOWED_ORIGINS"].split(",") if o.strip())
     return Config(
         listen_host=host,
@@ -290,6 +436,10 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         tls_key=parsed["TLS_KEY"],
         max_connections=parsed["MAX_CONNECTIONS"],
         max_connections_per_ip=parsed["MAX_CONNECTIONS_PER_IP"],
+        max_connections_per_net=parsed["MAX_CONNECTIONS_PER_NET"],
+        reserved_connections=_resolve_share(parsed["RESERVED_CONNECTIONS"], max_total),
+        no_traffic_timeout=parsed["NO_TRAFFIC_TIMEOUT"],
+        memory_budget=parsed["MEMORY_BUDGET"],
         idle_timeout=parsed["IDLE_TIMEOUT"],
         connect_timeout=parsed["CONNECT_TIMEOUT"],
         handshake_timeout=parsed["HANDSHAKE_TIMEOUT"],
@@ -300,5 +450,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         auth_token=parsed["AUTH_TOKEN"],
         trusted_proxies=parsed["TRUSTED_PROXIES"],
         deny_networks=parsed["DENY_NETWORKS"],
+        allow_special_networks=parsed["ALLOW_SPECIAL_NETWORKS"],
         event_loop=parsed["EVENT_LOOP"],
+        **{s.env.lower(): parsed[s.env] for s in _SETTINGS if s.env.startswith("SQL_HTTP_")},
     )

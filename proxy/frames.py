@@ -28,7 +28,7 @@ def next_frame(buf: memoryview, pos: int, max_size: int | None) -> tuple[int, in
 
     Only frames websockets would accept exactly as they are get DATA or CONTROL: FIN set, no
     RSV bit (no extension is negotiated), the mask bit set (5.3: clients must mask), and for
-    DATA a payload within `max_size` (websockets' max_size check on a single-frame message).
+    DATA a payload within `max_size` (websockets checks every frame's length against it).
 
     Returns:
         (kind, payload_start, frame_end). For DATA and CONTROL the 4-byte mask is at
@@ -58,6 +58,8 @@ def next_frame(buf: memoryview, pos: int, max_size: int | None) -> tuple[int, in
         if max_size is not None and n > max_size:
             return OTHER, 0, 0
     elif (b0 == _PING or b0 == _PONG) and n < 126:  # control payloads are <= 125 (5.5)
+        if max_size is not None and n > max_size:  # websockets refuses it from the header
+            return OTHER, 0, 0
         kind, head = CONTROL, 6
     else:
         return OTHER, 0, 0

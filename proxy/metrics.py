@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
@@ -34,6 +36,20 @@ class Metrics:
             buckets=(0.01, 0.1, 1, 10, 60, 600, 3600, 86400),
             registry=r,
         )
+
+    def track_buffered(self, total: Callable[[], float], largest: Callable[[], float]) -> None:
+        """Report the relays' buffered bytes, measured when scraped (nothing to keep in sync):
+        all of them (what MEMORY_BUDGET caps) and the one relay holding most."""
+        Gauge(
+            "wsproxy_buffered_bytes",
+            "Bytes held in relay buffers (write buffers both ways, partial frames)",
+            registry=self.registry,
+        ).set_function(total)
+        Gauge(
+            "wsproxy_relay_buffered_bytes_max",
+            "Bytes held by the relay holding most",
+            registry=self.registry,
+        ).set_function(largest)
 
     def serve(self, host: str, port: int) -> None:
         """Serve /metrics from a daemon thread, as wsproxy serves it from a goroutine."""

@@ -26,7 +26,17 @@ from .upstream import HEAD_ROOM, Upstream, UpstreamError
 log = logging.getLogger("proxy.relay")
 
 # RFC 6455 close codes the relay uses.
-NORMAL, GOING_AWAY, UNSUPPORTED_DATA, INTERNAL_ERROR = 1000, 1001, 1003, 1011
+NORMAL, GOING_AWAY, UNSUPPORTED_DATA, POLICY_VIOLATION, INTERNAL_ERROR = (
+    1000,
+    1001,
+    1003,
+    1008,
+    1011,
+)
+
+# Bytes of answers (pongs) queued for a client that does not read them before it is closed
+# with 1008 (keepalive pings from a client that reads slowly add a few bytes a minute).
+PEER_BACKLOG = 64 * 1024
 
 # Headers of an unmasked final binary frame (RFC 6455 5.2), by payload length.
 _HEAD_16, _HEAD_64 = struct.Struct("!BBH"), struct.Struct("!BBQ")
@@ -98,10 +108,72 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
     """
 
     fast_sink: Callable[[bytes], None] | None = None
+    _holds: frozenset[str] = frozenset()  # why reading the client is paused (empty: it isn't)
+    _backlog = 0  # bytes of answers queued since the write buffer was last empty (_answer)
     _read_buf: memoryview | None = None
     _fast = False  # frames are parsed here (buffer_updated), not by websockets
     _slow = False  # websockets parses everything from now on
     _pending: bytearray | None = None  # the start of a frame split across reads
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # websockets' message queue pauses and resumes the transport itself; routed through
+        # the holds, its resume cannot undo a pause the relay or a non-reading peer needs.
+        self.recv_messages.pause = lambda: self.hold_reading("queue")
+        self.recv_messages.resume = lambda: self.release_reading("queue")
+
+    def hold_reading(self, reason: str) -> None:
+        """Stop reading the client until every reason given here is released."""
+        if not self._holds:
+            self.transport.pause_reading()
+        self._holds |= {reason}
+
+    def release_reading(self, reason: str) -> None:
+        if reason in self._holds:
+            self._holds -= {reason}
+            if not self._holds and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        """The client is not reading what it is sent: stop reading what it sends.
+
+        Otherwise each ping it sends would queue a pong for ever (a client that pings and never
+        reads grew the proxy by hundreds of MiB in seconds). What one read already holds is
+        still answered, and _answer closes the connection with 1008 when answers pile up.
+        """
+        super().pause_writing()
+        self.hold_reading("peer")
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.release_reading("peer")
+
+    def _answer(self, data: bytes) -> None:
+        """Feed websockets bytes that may make it answer (pings), and close with 1008 a client
+        whose answers pile up unread: PEER_BACKLOG bytes of them queued since its write
+        buffer was last empty (a reading client empties it; keepalive pings add a few bytes).
+        """
+        transport = self.transport
+        before = transport.get_write_buffer_size()
+        super().data_received(data)
+        queued = transport.get_write_buffer_size() - before
+        self._backlog = (self._backlog if before else 0) + queued
+        if self._backlog <= PEER_BACKLOG:
+            return
+        if self.protocol.state is State.OPEN:
+            self.protocol.fail(POLICY_VIOLATION, "client does not read what it is sent")
+            try:
+                self.send_data()
+            except Exception:  # the socket is dropped on the next line anyway
+                pass
+        # The close frame waits behind bytes the client does not read: drop the connection.
+        transport.abort()
+
+    def buffered(self) -> int:
+        """Bytes held for this client: its write buffer, a frame split across reads, and
+        what websockets' parser holds of a frame it is reading."""
+        pending = len(self._pending) if self._pending else 0
+        return self.transport.get_write_buffer_size() + pending + len(self.protocol.reader.buffer)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._read_buf is None:
@@ -119,7 +191,7 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
             if self._slow or not self._can_go_fast():
                 # websockets 17 only appends what it is fed to its reader's bytearray
                 # (StreamReader.feed_data), so a view of the reused buffer is safe to pass.
-                super().data_received(data)
+                self._answer(data)
                 return
             self._fast = True
         pending = self._pending
@@ -150,7 +222,7 @@ class RelayConnection(ServerConnection, asyncio.BufferedProtocol):
                 if kind == DATA:
                     sink(apply_mask(buf[start:end], bytes(buf[start - 4 : start])))
                 elif kind == CONTROL:
-                    super().data_received(bytes(buf[pos:end]))
+                    self._answer(bytes(buf[pos:end]))
                 elif kind == NEED_DATA:
                     break
                 else:
@@ -209,13 +281,15 @@ class Relay:
     def __init__(
         self,
         conn_id: int,
-        ws: ServerConnection,
+        ws: RelayConnection,
         upstream: Upstream,
         metrics: Metrics,
         idle_timeout: float,
         traffic: TrafficLog | None,
+        no_traffic_timeout: float = 0.0,
     ) -> None:
         self.conn_id = conn_id
+        self.no_traffic_timeout = no_traffic_timeout
         self.ws = ws
         self.up = upstream
         self.metrics = metrics
@@ -227,12 +301,16 @@ class Relay:
         self._last = self._loop.time()
         self._stop: asyncio.Future[Ending] = self._loop.create_future()
         self._drain_task: asyncio.Future[None] | None = None
-        self._client_paused = False
         self._reuse_buffer = type(ws.transport) is _COPYING_TRANSPORT
         upstream.attach(self._from_server)
-        if isinstance(ws, RelayConnection):
-            ws.fast_sink = self._from_client
+        ws.fast_sink = self._from_client
         upstream.on_writable = self._resume_client
+
+    def buffered(self) -> int:
+        """Bytes this relay holds in memory now: both write buffers, a client frame split
+        across reads, and what websockets' parser holds of a frame it reads."""
+        up = self.up.transport
+        return self.ws.buffered() + (up.get_write_buffer_size() if up is not None else 0)
 
     def stop(self, code: int, reason: str) -> None:
         """Ask the relay to end (drain timeout, shutdown); it closes the WebSocket with `code`."""
@@ -287,15 +365,11 @@ class Relay:
         self.metrics.bytes_ws.inc(len(data))
         if self.traffic is not None:
             self.traffic.from_client(data)
-        if not self.up.write_nowait(data) and not self._client_paused:
-            self._client_paused = True
-            self.ws.transport.pause_reading()
+        if not self.up.write_nowait(data):
+            self.ws.hold_reading("target")
 
     def _resume_client(self) -> None:
-        if self._client_paused:
-            self._client_paused = False
-            if not self.ws.transport.is_closing():
-                self.ws.transport.resume_reading()
+        self.ws.release_reading("target")
 
     async def _tcp_to_ws(self) -> Ending:
         exc = await asyncio.shield(self.up.finished)
@@ -323,11 +397,23 @@ class Relay:
         return Ending(None, _close_story(self.ws))
 
     async def _idle(self) -> Ending:
+        """End a relay without traffic: after `idle_timeout` without bytes either way, or
+        sooner, after `no_traffic_timeout`, while its client has sent nothing at all (such a
+        relay only holds a slot), whichever comes first."""
+        opened = self._last
         while True:
-            left = self._last + self.idle_timeout - self._loop.time()
-            if left <= 0:
-                return Ending(NORMAL, "idle timeout")
-            await asyncio.sleep(left)
+            now = self._loop.time()
+            deadlines: list[tuple[float, str]] = []
+            if self.idle_timeout > 0:
+                deadlines.append((self._last + self.idle_timeout, "idle timeout"))
+            if self.no_traffic_timeout > 0 and not self.bytes_from_client:
+                deadlines.append((opened + self.no_traffic_timeout, "no traffic from the client"))
+            if not deadlines:
+                return await asyncio.Future()  # no timeout applies any more: wait for ever
+            when, reason = min(deadlines)
+            if when <= now:
+                return Ending(NORMAL, reason)
+            await asyncio.sleep(when - now)
 
     async def run(self) -> Ending:
         """Relay until something ends it; then close both sides.
@@ -340,7 +426,7 @@ class Relay:
             asyncio.ensure_future(self._ws_to_tcp()),
             self._stop,
         ]
-        if self.idle_timeout > 0:
+        if self.idle_timeout > 0 or self.no_traffic_timeout > 0:
             tasks.append(asyncio.ensure_future(self._idle()))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

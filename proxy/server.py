@@ -70,12 +70,24 @@ class ProxyServer:
     def __init__(self, cfg: Config, metrics: Metrics | None = None) -> None:
         self.cfg = cfg
         self.metrics = metrics or Metrics()
-        self.limits = Limits(cfg.max_connections, cfg.max_connections_per_ip)
+        self.limits = Limits(
+            cfg.max_connections,
+            cfg.max_connections_per_ip,
+            cfg.max_connections_per_net,
+            cfg.reserved_connections,
+        )
         self.relays: set[Relay] = set()
+        self.metrics.track_buffered(
+            self.buffered, lambda: max((r.buffered() for r in self.relays), default=0)
+        )
         self._ids = itertools.count(1)
         self._admitted: dict[ServerConnection, Admission] = {}
         self._holding: dict[ServerConnection, str] = {}  # connection -> client IP holding a slot
         self._server: Server | None = None
+
+    def buffered(self) -> int:
+        """Bytes all relays hold in buffers now (O(relays); read per upgrade and per scrape)."""
+        return sum(relay.buffered() for relay in self.relays)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.cfg.tls_cert:
@@ -141,6 +153,8 @@ class ProxyServer:
             check_origin(headers, cfg.allowed_origins)
             check_token(headers, query, cfg.auth_token)
             target = requested_target(query, headers, cfg)
+            if cfg.memory_budget and self.buffered() > cfg.memory_budget:
+                raise Refused(503, "proxy is busy (memory budget)", "memory_budget")
             self.limits.acquire(ip)
         except Refused as exc:
             return self._refuse(conn, client, exc, asked)
@@ -151,7 +165,9 @@ class ProxyServer:
         assert task is not None
         task.add_done_callback(lambda _t: self._release(conn))
         try:
-            ips = await resolve(target, cfg.deny_networks, cfg.connect_timeout)
+            ips = await resolve(
+                target, cfg.deny_networks, cfg.connect_timeout, cfg.allow_special_networks
+            )
         except Refused as exc:
             # Free the slot now: a refused client may hold its socket open for a while.
             self._release(conn)
@@ -187,7 +203,16 @@ class ProxyServer:
                 ending_reason, sent_up, sent_down = reason, 0, 0
             else:
                 traffic = TrafficLog(adm.conn_id, log) if cfg.log_traffic else None
-                relay = Relay(adm.conn_id, ws, upstream, m, cfg.idle_timeout, traffic)
+                assert isinstance(ws, RelayConnection)  # serve(create_connection=...)
+                relay = Relay(
+                    adm.conn_id,
+                    ws,
+                    upstream,
+                    m,
+                    cfg.idle_timeout,
+                    traffic,
+                    cfg.no_traffic_timeout,
+                )
                 self.relays.add(relay)
                 try:
                     ending = await relay.run()
@@ -245,6 +270,6 @@ class ProxyServer:
 
 def _asked(path: str, headers: Headers, use_host_header: bool) -> str:
     """The raw requested target, for refusal logs only."""
-    if use_host_header:
-        return headers.get("Host", "")
+    if use_host_header:  # get_all: Headers.get raises when the header is repeated
+        return ",".join(headers.get_all("Host"))
     return ",".join(query_of(path).get("address", []))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .config import IPNetwork
+from .policy import DEFAULT_ALLOW_SPECIAL_NETWORKS, denial
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -91,14 +92,21 @@ def check_allowed(target: Target, regex: re.Pattern[str] | None) -> None:
         raise forbidden("proxying to specified address not allowed")
 
 
-def is_denied(ip: IPAddress, deny: Sequence[IPNetwork]) -> bool:
-    """IPv4-mapped IPv6 (::ffff:169.254.169.254) is checked as the IPv4 it reaches."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in deny)
+def is_denied(
+    ip: IPAddress,
+    deny: Sequence[IPNetwork],
+    allow_special: Sequence[IPNetwork] = DEFAULT_ALLOW_SPECIAL_NETWORKS,
+) -> bool:
+    """Whether the address policy refuses `ip` (see policy.denial for why)."""
+    return denial(ip, deny, allow_special) is not None
 
 
-async def resolve(target: Target, deny: Sequence[IPNetwork], within: float) -> list[str]:
+async def resolve(
+    target: Target,
+    deny: Sequence[IPNetwork],
+    within: float,
+    allow_special: Sequence[IPNetwork] = DEFAULT_ALLOW_SPECIAL_NETWORKS,
+) -> list[str]:
     """Resolve once and keep only permitted IPs; the relay connects to these, never the name.
 
     Connecting to the checked IPs (not re-resolving the name) closes the DNS-rebinding window.
@@ -121,11 +129,13 @@ async def resolve(target: Target, deny: Sequence[IPNetwork], within: float) -> l
     denied: list[str] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        bucket = denied if is_denied(ip, deny) or ip.is_multicast else allowed
-        if str(ip) not in bucket:
-            bucket.append(str(ip))
+        why = denial(ip, deny, allow_special)
+        if why is None and str(ip) not in allowed:
+            allowed.append(str(ip))
+        elif why is not None and why not in denied:
+            denied.append(why)
     if not allowed:
         raise forbidden(
-            f"target resolves to a denied address ({', '.join(denied)})", "denied_network"
+            f"target resolves to a denied address ({'; '.join(denied)})"[:300], "denied_network"
         )
     return allowed

@@ -19,3 +19,13 @@ CREATE TABLE IF NOT EXISTS whc_sites (
 
 -- Serves the KNN `ORDER BY location <-> point` and the ST_DWithin candidate bound.
 CREATE INDEX IF NOT EXISTS whc_sites_location_gist ON whc_sites USING gist (location);
+
+-- Where the rows in whc_sites came from (one row, replaced by every load in the same
+-- transaction): the app reports it at /api/meta so a page showing the invented sample says so.
+CREATE TABLE IF NOT EXISTS whc_dataset (
+    only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    source     text NOT NULL,
+    sample     boolean NOT NULL,
+    sites      integer NOT NULL,
+    loaded_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -1,15 +1,23 @@
-"""Session fixtures shared by every test: the private PostgreSQL cluster and the real proxy."""
+"""Session fixtures shared by every test: the private PostgreSQL cluster, the real proxy, and a
+live `make demo` (for the README examples)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tools.pgbouncer import Bouncer, start_pgbouncer
-from tools.pgcluster import Cluster, destroy, free_port, start_temp_cluster
+from tools.pgcluster import PG_BIN, Cluster, _pg_user, destroy, free_port, start_temp_cluster
 from tools.procs import start_and_wait, stop
 
 
@@ -24,10 +32,16 @@ def pg() -> Iterator[Cluster]:
 
 
 class ProxyProcess:
-    def __init__(self, port: int, proc: object) -> None:
+    def __init__(self, port: int, proc: object, sql_port: int | None = None) -> None:
         self.port = port
         self.proc = proc
         self.host = "127.0.0.1"
+        self.sql_port = sql_port  # SQL over HTTP (POST /sql), when enabled
+
+    @property
+    def sql_url(self) -> str:
+        assert self.sql_port is not None, "this proxy has no SQL_HTTP_LISTEN"
+        return f"http://{self.host}:{self.sql_port}/sql"
 
     @property
     def ws_proxy(self) -> str:
@@ -44,11 +58,16 @@ def running_proxy(allow_addr_regex: str, **settings: str) -> Iterator[ProxyProce
     """The real proxy process on a free loopback port, allowed to reach only what the regex
     admits (``settings``: more of its environment, e.g. TLS_CERT); stopped (SIGTERM, bounded)
     on exit."""
-    port = free_port()
-    env = {"LISTEN_PORT": f"127.0.0.1:{port}", "ALLOW_ADDR_REGEX": allow_addr_regex, **settings}
-    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
+    port, sql_port = free_port(), free_port()
+    env = {
+        "LISTEN_PORT": f"127.0.0.1:{port}",
+        "SQL_HTTP_LISTEN": f"127.0.0.1:{sql_port}",
+        "ALLOW_ADDR_REGEX": allow_addr_regex,
+        **settings,
+    }
+    proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "wsproxy listening", env=env)
     try:
-        yield ProxyProcess(port, proc)
+        yield ProxyProcess(port, proc, sql_port if env["SQL_HTTP_LISTEN"] else None)
     finally:
         stop(proc)
 
@@ -68,3 +87,44 @@ def pgbouncer(pg: Cluster) -> Iterator[Bouncer]:
         yield bouncer
     finally:
         bouncer.stop()
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A running `make demo` (tools.demo): its database, proxy and app ports."""
+
+    pg: int
+    proxy: int
+    app: int
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://whc:whc@127.0.0.1:{self.pg}/whc"
+
+    @property
+    def ws_proxy(self) -> str:
+        return f"127.0.0.1:{self.proxy}/v2"
+
+
+@pytest.fixture(scope="session")
+def demo() -> Iterator[Demo]:
+    """The real demo program in a temp DEMO_DIR, on free ports, with the invented sample;
+    stopped by Ctrl-C (SIGINT) as a user would, and its cluster removed."""
+    d = Path(tempfile.mkdtemp(prefix="pgws-demo-"))
+    d.chmod(0o755)  # its cluster runs as the postgres user, which must enter it
+    ports = Demo(free_port(), free_port(), free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "WHC_"))}
+    env.update(DEMO_DIR=str(d), WHC_DATA="sample", DEMO_PG_PORT=str(ports.pg),
+               DEMO_PROXY_PORT=str(ports.proxy), DEMO_PORT=str(ports.app))
+    proc, _ = start_and_wait([sys.executable, "-m", "tools.demo"], "demo: open http://",
+                             env=env, timeout=150)
+    try:
+        yield ports
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        stop(proc)
+        prefix, _, _ = _pg_user()
+        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(d / "pg" / "data"), "-m",
+                        "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(d, ignore_errors=True)

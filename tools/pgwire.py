@@ -14,7 +14,7 @@ from typing import Protocol
 
 from scramp import ScramClient
 
-from driver.authpolicy import AuthGuard
+from driver.auth.policy import AuthGuard
 
 
 class _Stream(Protocol):
@@ -71,7 +71,7 @@ class MiniClient:
         """Startup and authentication up to ReadyForQuery, checked by ``guard``.
 
         ``first`` is sent in the same write as the startup message (a pipelined query).
-        ``scram_client``: a class with ``driver.scram.SCRAMClient``'s interface to use
+        ``scram_client``: a class with ``driver.auth.scram.SCRAMClient``'s interface to use
         instead of scramp.
         """
         await self.stream.write(startup_message(user, database) + first)

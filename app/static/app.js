@@ -235,3 +235,16 @@ function renderMarkers(data, sites) {
 }
 
 document.addEventListener("DOMContentLoaded", start);
+
+// The "sample data" banner: /api/meta says whether the invented sample list is loaded.
+(async function sampleBanner() {
+  try {
+    const meta = await (await fetch("/api/meta", { headers: { Accept: "application/json" } })).json();
+    if (!meta.sample) return;
+    const banner = document.getElementById("sample-banner");
+    banner.textContent = "Sample data: these sites are invented, not the UNESCO list. " + meta.howToLoad;
+    banner.hidden = false;
+  } catch (e) {
+    // No banner when the API is unreachable; the list reports that itself.
+  }
+})();

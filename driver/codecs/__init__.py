@@ -33,11 +33,12 @@ overflows a C int and returns a wrong value). Like asyncpg, BC dates, years past
 
 from __future__ import annotations
 
-from .arrays import CodecError, format_array, parse_array
+from .arrays import CodecError, DecodeError, format_array, parse_array
 from .registry import Encoder, TypeRegistry, default_registry
 
 __all__ = [
     "CodecError",
+    "DecodeError",
     "Encoder",
     "TypeRegistry",
     "default_registry",

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import DataError, InterfaceError
+
 Decoder = Callable[[bytes], Any]
 TextEncoder = Callable[[Any], str]
 
@@ -24,6 +26,12 @@ class CodecError(ValueError):
     A ValueError, so code written for asyncpg (which raises ValueError/OverflowError for the same
     values) keeps working; the connection layer may wrap it in its own error type.
     """
+
+
+class DecodeError(DataError, InterfaceError):
+    """A result value no decoder could turn into Python (a bool column holding 'maybe', a
+    number past its type): a DataError, as the value is at fault, and an InterfaceError, which
+    it was before it had a class of its own. The connection stays usable."""
 
 
 _UNESCAPE = re.compile(rb"\\(.)", re.S)

@@ -1,21 +1,139 @@
-"""Backend messages ("Message Formats"): one immutable class per message.
+"""Backend messages ("Message Formats"): one immutable, slotted class per message, declared
+with ``@message`` as a dataclass would be.
 
-The classes are written out rather than made with ``@dataclass(frozen=True, slots=True)``:
-they behave the same (fields by position or keyword, ``==`` by type and fields, a hash, a
-``repr``, assignment refused), but dataclass builds each class by ``exec()`` of generated
-code, which made this module alone cost ~20 ms of every ``import driver``.
+``@message`` is not ``@dataclass(frozen=True, slots=True)``: dataclass builds each class by
+``exec()`` of generated code, which made this module alone cost ~20 ms of every
+``import driver``. The decorator builds the slotted class directly and gives it an
+``__init__`` made from a closure per field count, which stores the values through the slots'
+own descriptors (no ``exec``, no per-field loop); ``bench/`` has no figure for this, the
+per-message cost is measured by ``tests/driver/test_messages.py``'s construction check.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
-_set = object.__setattr__
+__all__ = ["BackendMessage", "message"]
+
+_C = TypeVar("_C", bound=type)
+_MISSING: Any = object()
 
 
-class _Message:
-    """Value semantics shared by every backend message, over its fields in ``__match_args__``
-    (the positional order, as a dataclass has it; ``__slots__`` may list them in any order)."""
+def _make_init(names: tuple[str, ...], setters: tuple[Callable[[Any, Any], None], ...]) -> Any:
+    """``__init__(self, *values)`` storing each value through its slot's descriptor.
+
+    Positional arguments, the hot path (the parser builds every message so), cost one call
+    per field; keywords take a slower path that maps them onto the same order.
+    """
+
+    def by_keyword(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        values = list(args) + [_MISSING] * (len(names) - len(args))
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments")
+        for key, value in kwargs.items():
+            if key not in names or values[names.index(key)] is not _MISSING:
+                raise TypeError(f"{type(self).__name__}() got an unexpected argument {key!r}")
+            values[names.index(key)] = value
+        if any(v is _MISSING for v in values):
+            missing = [n for n, v in zip(names, values, strict=True) if v is _MISSING]
+            raise TypeError(f"{type(self).__name__}() missing arguments: {', '.join(missing)}")
+        for setter, value in zip(setters, values, strict=True):
+            setter(self, value)
+
+    n = len(names)
+    if n == 1:
+        (s0,) = setters
+
+        def init1(self: Any, a: Any = _MISSING, /, **kw: Any) -> None:
+            if kw or a is _MISSING:
+                by_keyword(self, () if a is _MISSING else (a,), kw)
+            else:
+                s0(self, a)
+
+        return init1
+    if n == 2:
+        s0, s1 = setters
+
+        def init2(self: Any, a: Any = _MISSING, b: Any = _MISSING, /, **kw: Any) -> None:
+            if kw or b is _MISSING:
+                by_keyword(self, tuple(v for v in (a, b) if v is not _MISSING), kw)
+            else:
+                s0(self, a)
+                s1(self, b)
+
+        return init2
+    if n == 3:
+        s0, s1, s2 = setters
+
+        def init3(
+            self: Any, a: Any = _MISSING, b: Any = _MISSING, c: Any = _MISSING, /, **kw: Any
+        ) -> None:
+            if kw or c is _MISSING:
+                by_keyword(self, tuple(v for v in (a, b, c) if v is not _MISSING), kw)
+            else:
+                s0(self, a)
+                s1(self, b)
+                s2(self, c)
+
+        return init3
+
+    if n == 7:  # Field, one per column of every RowDescription
+        s0, s1, s2, s3, s4, s5, s6 = setters
+
+        def init7(self: Any, *args: Any, **kw: Any) -> None:
+            if kw or len(args) != 7:
+                by_keyword(self, args, kw)
+            else:
+                a, b, c, d, e, f, g = args
+                s0(self, a)
+                s1(self, b)
+                s2(self, c)
+                s3(self, d)
+                s4(self, e)
+                s5(self, f)
+                s6(self, g)
+
+        return init7
+
+    def init(self: Any, *args: Any, **kw: Any) -> None:
+        if kw or len(args) != n:
+            by_keyword(self, args, kw)
+        else:
+            for setter, value in zip(setters, args, strict=True):
+                setter(self, value)
+
+    return init
+
+
+@dataclass_transform(frozen_default=True, eq_default=True)
+def message(cls: _C) -> _C:
+    """Give a message class (slotted by ``_MessageMeta``) its ``__init__``: positional and
+    keyword construction over its fields, the base classes' first, as a dataclass orders
+    them; value equality, a hash and a ``repr`` come from ``_Message``."""
+    names: tuple[str, ...] = vars(cls)["__match_args__"]
+    if vars(cls).get("__annotations__"):  # no fields of its own: the base's __init__ serves
+        setters = tuple(getattr(cls, name).__set__ for name in names)
+        type.__setattr__(cls, "__init__", _make_init(names, setters))
+    return cls
+
+
+class _MessageMeta(type):
+    """Makes each message class slotted, its fields (its annotations) in ``__slots__`` and,
+    after its bases' fields, in ``__match_args__``, at class creation: building the class
+    once, where rebuilding it in the decorator would cost every ``import driver``."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> _MessageMeta:
+        if "__slots__" not in namespace:
+            own = tuple(namespace.get("__annotations__", {}))
+            inherited: tuple[str, ...] = getattr(bases[0], "__match_args__", ()) if bases else ()
+            namespace["__slots__"] = own
+            namespace["__match_args__"] = inherited + own
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class _Message(metaclass=_MessageMeta):
+    """Value semantics shared by every backend message, over its fields in ``__match_args__``."""
 
     __slots__ = ()
     __match_args__: ClassVar[tuple[str, ...]] = ()
@@ -44,119 +162,86 @@ class _Message:
             raise AttributeError(f"cannot delete field {name!r} of {type(self).__name__}")
 
 
+@message
 class _Bytes(_Message):
     """The shape of the messages that carry one opaque payload (SASL data, CopyData)."""
 
-    __slots__ = __match_args__ = ("data",)
     data: bytes
 
-    def __init__(self, data: bytes) -> None:
-        _set(self, "data", data)
 
-
+@message
 class _Fields(_Message):
     """The shape of ErrorResponse and NoticeResponse: the fields by their one-letter codes."""
 
-    __slots__ = __match_args__ = ("fields",)
     fields: dict[str, str]
 
-    def __init__(self, fields: dict[str, str]) -> None:
-        _set(self, "fields", fields)
 
-
+@message
 class _CopyResponse(_Message):
     """The shape of CopyInResponse and CopyOutResponse: overall and per-column formats."""
 
-    __slots__ = __match_args__ = ("format", "column_formats")
     format: int
     column_formats: tuple[int, ...]
 
-    def __init__(self, format: int, column_formats: tuple[int, ...]) -> None:
-        _set(self, "format", format)
-        _set(self, "column_formats", column_formats)
 
-
+@message
 class AuthenticationOk(_Message):
-    __slots__ = ()
+    CODE = 0  # its AuthenticationRequest code (not a field: no annotation)
 
 
+@message
 class AuthenticationCleartextPassword(_Message):
-    __slots__ = ()
+    CODE = 3  # its AuthenticationRequest code (not a field: no annotation)
 
 
+@message
 class AuthenticationMD5Password(_Message):
-    __slots__ = __match_args__ = ("salt",)
+    CODE = 5  # its AuthenticationRequest code (not a field: no annotation)
     salt: bytes
 
-    def __init__(self, salt: bytes) -> None:
-        _set(self, "salt", salt)
 
-
+@message
 class AuthenticationSASL(_Message):
-    __slots__ = __match_args__ = ("mechanisms",)
+    CODE = 10  # its AuthenticationRequest code (not a field: no annotation)
     mechanisms: tuple[str, ...]
 
-    def __init__(self, mechanisms: tuple[str, ...]) -> None:
-        _set(self, "mechanisms", mechanisms)
 
-
+@message
 class AuthenticationSASLContinue(_Bytes):
-    __slots__ = ()
+    CODE = 11  # its AuthenticationRequest code (not a field: no annotation)
 
 
+@message
 class AuthenticationSASLFinal(_Bytes):
-    __slots__ = ()
+    CODE = 12  # its AuthenticationRequest code (not a field: no annotation)
 
 
+@message
 class AuthenticationOther(_Message):
     """Kerberos, SCM, GSS, SSPI: methods this driver does not implement."""
 
-    __slots__ = __match_args__ = ("code",)
     code: int
 
-    def __init__(self, code: int) -> None:
-        _set(self, "code", code)
 
-
+@message
 class BackendKeyData(_Message):
-    __slots__ = __match_args__ = ("pid", "key")
     pid: int
     key: int
 
-    def __init__(self, pid: int, key: int) -> None:
-        _set(self, "pid", pid)
-        _set(self, "key", key)
 
-
+@message
 class ParameterStatus(_Message):
-    __slots__ = __match_args__ = ("name", "value")
     name: str
     value: str
 
-    def __init__(self, name: str, value: str) -> None:
-        _set(self, "name", name)
-        _set(self, "value", value)
 
-
+@message
 class ReadyForQuery(_Message):
-    __slots__ = __match_args__ = ("status",)
     status: str  # "I" idle, "T" in a transaction block, "E" in a failed one
 
-    def __init__(self, status: str) -> None:
-        _set(self, "status", status)
 
-
+@message
 class Field(_Message):
-    __slots__ = ("column", "format", "name", "table_oid", "type_modifier", "type_oid", "type_size")
-    __match_args__ = (
-        "name",
-        "table_oid",
-        "column",
-        "type_oid",
-        "type_size",
-        "type_modifier",
-        "format",
-    )
     name: str
     table_oid: int
     column: int
@@ -165,125 +250,98 @@ class Field(_Message):
     type_modifier: int
     format: int
 
-    def __init__(
-        self,
-        name: str,
-        table_oid: int,
-        column: int,
-        type_oid: int,
-        type_size: int,
-        type_modifier: int,
-        format: int,
-    ) -> None:
-        _set(self, "name", name)
-        _set(self, "table_oid", table_oid)
-        _set(self, "column", column)
-        _set(self, "type_oid", type_oid)
-        _set(self, "type_size", type_size)
-        _set(self, "type_modifier", type_modifier)
-        _set(self, "format", format)
 
-
+@message
 class RowDescription(_Message):
-    __slots__ = __match_args__ = ("fields",)
     fields: tuple[Field, ...]
 
-    def __init__(self, fields: tuple[Field, ...]) -> None:
-        _set(self, "fields", fields)
 
-
+@message
 class DataRow(_Message):
-    __slots__ = __match_args__ = ("values",)
     values: tuple[bytes | None, ...]
 
-    def __init__(self, values: tuple[bytes | None, ...]) -> None:
-        _set(self, "values", values)
 
-
+@message
 class CommandComplete(_Message):
-    __slots__ = __match_args__ = ("tag",)
     tag: str
 
-    def __init__(self, tag: str) -> None:
-        _set(self, "tag", tag)
 
-
+@message
 class EmptyQueryResponse(_Message):
-    __slots__ = ()
+    pass
 
 
+@message
 class ErrorResponse(_Fields):
-    __slots__ = ()
+    pass
 
 
+@message
 class NoticeResponse(_Fields):
-    __slots__ = ()
+    pass
 
 
+@message
 class NotificationResponse(_Message):
-    __slots__ = __match_args__ = ("pid", "channel", "payload")
     pid: int
     channel: str
     payload: str
 
-    def __init__(self, pid: int, channel: str, payload: str) -> None:
-        _set(self, "pid", pid)
-        _set(self, "channel", channel)
-        _set(self, "payload", payload)
 
-
+@message
 class ParseComplete(_Message):
-    __slots__ = ()
+    pass
 
 
+@message
 class BindComplete(_Message):
-    __slots__ = ()
+    pass
 
 
+@message
 class CloseComplete(_Message):
-    __slots__ = ()
+    pass
 
 
+@message
 class NoData(_Message):
-    __slots__ = ()
+    pass
 
 
+@message
 class PortalSuspended(_Message):
-    __slots__ = ()
+    pass
 
 
+@message
 class ParameterDescription(_Message):
-    __slots__ = __match_args__ = ("type_oids",)
     type_oids: tuple[int, ...]
 
-    def __init__(self, type_oids: tuple[int, ...]) -> None:
-        _set(self, "type_oids", type_oids)
 
-
+@message
 class CopyInResponse(_CopyResponse):
-    __slots__ = ()
+    pass
 
 
+@message
 class CopyOutResponse(_CopyResponse):
-    __slots__ = ()
+    pass
 
 
+@message
 class CopyData(_Bytes):
-    __slots__ = ()
+    pass
 
 
+@message
 class CopyDone(_Message):
-    __slots__ = ()
+    pass
 
 
+@message
 class NegotiateProtocolVersion(_Message):
-    __slots__ = __match_args__ = ("newest_minor", "unsupported")
     newest_minor: int
     unsupported: tuple[str, ...]
-
-    def __init__(self, newest_minor: int, unsupported: tuple[str, ...]) -> None:
-        _set(self, "newest_minor", newest_minor)
-        _set(self, "unsupported", unsupported)
 
 
 BackendMessage = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from struct import Struct
 from struct import error as StructError
+from typing import Any
 
 from ..errors import ProtocolError
 
@@ -173,14 +174,6 @@ class ReceiveBuffer:
             self.read_data_rows(rows)
         return None
 
-    def next_byte(self) -> bytes | None:
-        """Pop a single unframed byte (the answer to SSLRequest / GSSENCRequest)."""
-        if len(self._buf) - self._pos < 1:
-            return None
-        b = bytes(self._buf[self._pos : self._pos + 1])
-        self._pos += 1
-        return b
-
 
 def _rows(buf: bytes, pos: int, size_buf: int, add_row: Callable[[Row], None]) -> int:
     """Append the values of the complete DataRows at ``pos``; return where they end.
@@ -212,6 +205,8 @@ def _rows(buf: bytes, pos: int, size_buf: int, add_row: Callable[[Row], None]) -
             if size >= 0:
                 values[k] = buf[p : p + size]
                 p += size
+            elif size != -1:
+                raise ProtocolError(f"DataRow value length {size}: only -1 (NULL) is negative")
         if p != end:
             raise ProtocolError("DataRow length does not match its values")
         add_row(tuple(values))
@@ -226,6 +221,10 @@ _readers: dict[int, RowReader] = {}
 _ROW_START = Struct("!IHi")  # DataRow length, value count, first value's length
 
 
+def _bad_length(size: int) -> ProtocolError:
+    return ProtocolError(f"DataRow value length {size}: only -1 (NULL) is negative")
+
+
 def _row_reader(n: int) -> RowReader:
     """A reader of consecutive complete DataRows of ``n`` values, its loop over the values
     unrolled: per value, one length word read and one slice, with no list to fill and turn
@@ -236,12 +235,12 @@ def _row_reader(n: int) -> RowReader:
     for i in range(n):
         if i:
             body += ["s = unpack(buf, p)[0]", "p += 4"]
-        body += ["if s >= 0:", "    q = p + s", f"    v{i} = buf[p:q]", "    p = q", "else:",
-                 f"    v{i} = None"]  # fmt: skip
+        body += ["if s >= 0:", "    q = p + s", f"    v{i} = buf[p:q]", "    p = q",
+                 "elif s == -1:", f"    v{i} = None", "else:", "    raise bad(s)"]  # fmt: skip
     values = "".join(f"v{i}, " for i in range(n))
     source = "\n".join(
         [
-            "def read(buf, pos, size_buf, add_row, header=header, unpack=unpack):",
+            "def read(buf, pos, size_buf, add_row, header=header, unpack=unpack, bad=bad):",
             "    while size_buf - pos >= 11 and buf[pos] == 68:",
             "        length, k, s = header(buf, pos + 1)",
             "        end = pos + 1 + length",
@@ -256,9 +255,9 @@ def _row_reader(n: int) -> RowReader:
             "    return pos",
         ]
     )
-    namespace = {"header": _ROW_START.unpack_from, "unpack": _i.unpack_from,
-                 "ProtocolError": ProtocolError}  # fmt: skip
+    namespace: dict[str, Any] = {"header": _ROW_START.unpack_from, "unpack": _i.unpack_from,
+                                 "ProtocolError": ProtocolError, "bad": _bad_length}  # fmt: skip
     exec(source, namespace)  # the source is built above from n alone
-    read: RowReader = namespace["read"]  # type: ignore[assignment]
+    read: RowReader = namespace["read"]
     _readers[n] = read
     return read

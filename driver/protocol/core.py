@@ -2,30 +2,61 @@
 
 from __future__ import annotations
 
+import enum
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, Literal
 
+from ..auth.exchange import Authenticator, AuthGuard, Learn
+from ..auth.methods import PASSWORD
 from ..errors import InterfaceError, ProtocolError
 from . import messages as m
-from .auth import PASSWORD, Authenticator, AuthGuard, Learn
+from .batch import batch_messages
 from .buffer import ReceiveBuffer
-from .requests import Requests
-from .state import NEED_DATA, State, _NeedData
 
-__all__ = ["NEED_DATA", "AuthGuard", "Event", "PGProtocol", "State"]
+__all__ = ["NEED_DATA", "AuthGuard", "Event", "NeedData", "PGProtocol", "State"]
 
 
-Event = m.BackendMessage | _NeedData
+class State(enum.Enum):
+    """Where the conversation is ("Message Flow"); ``PGProtocol._to`` makes every move."""
+
+    STARTUP = "STARTUP"
+    AUTH = "AUTH"
+    READY = "READY"
+    BUSY = "BUSY"
+    COPY_IN = "COPY_IN"
+    COPY_OUT = "COPY_OUT"
+    FAILED = "FAILED"
+    CLOSED = "CLOSED"
 
 
-_ASYNC = (m.NoticeResponse, m.NotificationResponse)
+class NeedData(enum.Enum):
+    """ "Need more bytes" is a value, not an exception: ``next_event()`` returns it."""
+
+    NEED_DATA = "NEED_DATA"
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
 
 
-class PGProtocol(Requests):
+NEED_DATA: Final = NeedData.NEED_DATA
+Event = m.BackendMessage | Literal[NeedData.NEED_DATA]
+
+# Operations whose whole reply may be a ReadyForQuery (a lone Sync): for any other, a
+# ReadyForQuery before anything of the operation's own is a stray one ("Message Flow").
+_SYNC_ONLY = "sync"
+_RESULTS = (
+    m.RowDescription, m.DataRow, m.CommandComplete, m.EmptyQueryResponse, m.ParseComplete,
+    m.BindComplete, m.CloseComplete, m.NoData, m.PortalSuspended, m.ParameterDescription,
+)  # fmt: skip
+_PLAIN_RESULTS = frozenset(_RESULTS)  # results that change no state while BUSY
+
+
+class PGProtocol:
     """One conversation, from StartupMessage to Terminate.
 
-    The contract: ``send_*()`` (see ``Requests``) queues bytes, ``data_to_send()`` drains
-    them, ``receive_data()`` feeds input and ``next_event()`` returns the next event or
+    The contract: ``send_*()`` queues bytes, ``data_to_send()`` drains them,
+    ``receive_data()`` feeds input and ``next_event()`` returns the next event or
     ``NEED_DATA``. Authentication replies are queued by the core itself, so check
     ``data_to_send()`` after every event.
 
@@ -33,6 +64,7 @@ class PGProtocol(Requests):
     in a FIFO, so several may be in flight at once. An ErrorResponse is held back and reported
     just before its operation's ReadyForQuery, so a caller sees one error per operation.
     Start-up is the first of them: once ``startup_queued``, operations may queue behind it.
+    Every change of ``state`` goes through ``_to()``, and a failure through ``_fail()``.
     """
 
     def __init__(
@@ -67,6 +99,7 @@ class PGProtocol(Requests):
         self._out: list[bytes] = []
         self._buf = ReceiveBuffer()
         self._pending: deque[str] = deque(["startup"])
+        self._replied = False  # the operation at the head of _pending has had a reply
         self._held: deque[m.BackendMessage] = deque()
         self._error: m.ErrorResponse | None = None
         self._failure: Exception | None = None
@@ -96,6 +129,52 @@ class PGProtocol(Requests):
         results follow the start-up's ReadyForQuery, "Pipelining")."""
         return self.state is not State.STARTUP or self._auth.complete
 
+    @property
+    def work(self) -> Callable[[], None] | None:
+        """CPU-heavy work (SCRAM's PBKDF2) the caller must run, off its event loop, before
+        the conversation can go on; then call ``work_done()``. None when there is none."""
+        return self._auth.work
+
+    def work_done(self) -> None:
+        """``work`` has run: queue the reply that waited for it (check ``data_to_send()``)."""
+        self._out.extend(self._auth.resume())
+
+    @property
+    def pending(self) -> int:
+        """How many operations still await their ReadyForQuery (parsed but held counts too)."""
+        return len(self._pending) + len(self._held)
+
+    # ---- state transitions -------------------------------------------------------------
+
+    def _to(self, state: State) -> None:
+        """Move to ``state``; FAILED is reached only through ``_fail()``."""
+        if self.state is not State.FAILED:
+            self.state = state
+
+    def _fail(self, exc: Exception) -> None:
+        """The conversation cannot go on: every later call raises ``exc``."""
+        self._failure = exc
+        self.state = State.FAILED
+
+    def _ready(self, msg: m.ReadyForQuery) -> m.BackendMessage:
+        """The operation at the head of the FIFO ended ("Message Flow")."""
+        pending = self._pending
+        if not pending:
+            raise ProtocolError("ReadyForQuery with no operation pending")
+        if not self._replied and pending[0] != _SYNC_ONLY and self._error is None:
+            # Nothing of this operation arrived yet: the ReadyForQuery belongs to no request
+            # of ours, and taking it would shift every later result by one.
+            raise ProtocolError(f"unexpected ReadyForQuery before any reply to {pending[0]}")
+        pending.popleft()
+        self._replied = False
+        self.transaction_status = msg.status
+        self._to(State.BUSY if pending else State.READY)
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._held.append(msg)
+            return error
+        return msg
+
     # ---- output ------------------------------------------------------------------------
 
     def data_to_send(self) -> bytes:
@@ -106,18 +185,147 @@ class PGProtocol(Requests):
         self._out.clear()
         return out
 
-    @property
-    def pending(self) -> int:
-        """How many operations still await their ReadyForQuery (parsed but held counts too)."""
-        return len(self._pending) + len(self._held)
+    def _check_can_send(self) -> None:
+        if self._failure is not None:
+            raise ProtocolError(f"connection unusable after protocol failure: {self._failure}")
+        match self.state:
+            case State.CLOSED:
+                raise InterfaceError("connection is closed")
+            case State.STARTUP | State.AUTH if not self.startup_queued:
+                raise InterfaceError("connection is still starting up")
+            case State.COPY_IN | State.COPY_OUT:
+                raise InterfaceError("a COPY is in progress on this connection")
+
+    def _queue(self, kind: str, parts: Iterable[bytes]) -> None:
+        self._check_can_send()
+        self._out.extend(parts)
+        self._pending.append(kind)
+        if self.state is State.READY:
+            self._to(State.BUSY)  # during start-up, its ReadyForQuery moves us on
+
+    def send_query(self, sql: str) -> None:
+        """Simple Query: any number of statements, one ReadyForQuery at the end."""
+        self._queue("query", (m.query(sql),))
+
+    def send_prepare(self, name: str, sql: str, param_oids: Sequence[int] = ()) -> None:
+        """Parse + Describe(statement) + Sync: yields ParameterDescription and RowDescription."""
+        self._queue("prepare", (m.parse(name, sql, param_oids), m.describe(b"S", name), m.SYNC))
+
+    def send_prepare_execute(
+        self,
+        name: str,
+        sql: str,
+        param_oids: Sequence[int],
+        values: Sequence[bytes | None],
+        *,
+        max_rows: int = 0,
+    ) -> None:
+        """Parse + Describe(statement) + Bind + Execute + Sync: a first execution in one trip.
+
+        Results are in text format, so the row description is not needed before Bind.
+        """
+        parts = (
+            m.parse(name, sql, param_oids),
+            m.describe(b"S", name),
+            m.bind("", name, values),
+            m.execute("", max_rows),
+            m.SYNC,
+        )
+        self._queue("execute", parts)
+
+    def send_execute(
+        self, statement: str, values: Sequence[bytes | None], *, max_rows: int = 0
+    ) -> None:
+        """Bind + Execute + Sync on a prepared statement ("Extended Query")."""
+        if self.state is State.READY:  # the hot path (READY: nothing for _check_can_send)
+            self._out.append(m.bind_execute_sync(statement, values, max_rows))
+            self._pending.append("execute")
+            self.state = State.BUSY  # _to(BUSY), inline: READY is never FAILED
+            return
+        self._queue("execute", (m.bind_execute_sync(statement, values, max_rows),))
+
+    def send_execute_many(
+        self,
+        statement: str,
+        rows: Iterable[Sequence[bytes | None]],
+        *,
+        parse: tuple[str, Sequence[int]] | None = None,
+    ) -> None:
+        """One Bind + Execute per row, then a single Sync: the whole batch is one round trip.
+
+        With ``parse=(sql, param_oids)`` the statement is parsed and described first.
+        """
+        parts: list[bytes] = []
+        if parse is not None:
+            parts.append(m.parse(statement, parse[0], parse[1]))
+            parts.append(m.describe(b"S", statement))
+        execute = m.execute("", 0)
+        for values in rows:
+            parts.append(m.bind("", statement, values))
+            parts.append(execute)
+        parts.append(m.SYNC)
+        self._queue("execute_many" if len(parts) > 1 else _SYNC_ONLY, parts)
+
+    def send_batch(
+        self,
+        statements: Sequence[tuple[str, Sequence[int], Sequence[bytes | None]]],
+        *,
+        before: str | None = None,
+        after: str | None = None,
+        sync_each: bool = False,
+        then: str | None = None,
+    ) -> int:
+        """Several statements in one flight; see ``driver.protocol.batch.batch_messages``.
+
+        Returns:
+            How many ReadyForQuery messages the batch produces (one pending operation each).
+        """
+        parts, syncs = batch_messages(
+            statements, before=before, after=after, sync_each=sync_each, then=then
+        )
+        self._queue("batch" if parts[0] != m.SYNC else _SYNC_ONLY, parts)
+        self._pending.extend(["batch"] * (syncs - 1))
+        return syncs
+
+    def send_close_statement(self, name: str) -> None:
+        """Close a named statement; no Sync, so it travels with the next operation."""
+        self._check_can_send()
+        self._out.append(m.close(b"S", name))
+
+    def send_copy_data(self, data: bytes) -> None:
+        if self.state is State.COPY_IN:
+            self._out.append(m.copy_data(data))
+        elif not self._copy_aborted():
+            raise InterfaceError("not in COPY IN mode")
+
+    def send_copy_done(self) -> None:
+        self._end_copy_in(m.COPY_DONE)
+
+    def send_copy_fail(self, reason: str) -> None:
+        self._end_copy_in(m.copy_fail(reason))
+
+    def _end_copy_in(self, message: bytes) -> None:
+        if self.state is State.COPY_IN:
+            self._out.append(message)
+            self._to(State.BUSY)
+        elif not self._copy_aborted():
+            raise InterfaceError("not in COPY IN mode")
+
+    def _copy_aborted(self) -> bool:
+        # After an error during COPY IN the server drops CopyData/CopyDone ("COPY Operations").
+        return self.state is State.BUSY and bool(self._pending) and self._error is not None
+
+    def send_terminate(self) -> None:
+        if self.state not in (State.CLOSED, State.FAILED):
+            self._out.append(m.TERMINATE)
+        self._to(State.CLOSED)
 
     # ---- input -------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the server; ``b""`` means the server closed the stream."""
         if not data:
-            if self.state is not State.FAILED:
-                self.state = State.CLOSED
+            self._to(State.CLOSED)
             return
         self._buf.feed(data)
 
@@ -130,12 +338,14 @@ class PGProtocol(Requests):
         """
         if self.state is not State.BUSY or self._error is not None or self._held:
             return
+        before = len(rows)
         try:
             self._buf.read_data_rows(rows)
         except ProtocolError as exc:
-            self._failure = exc
-            self.state = State.FAILED
+            self._fail(exc)
             raise
+        if len(rows) != before:
+            self._replied = True
 
     def read_result(self, rows: list[tuple[bytes | None, ...]]) -> str | None:
         """Finish the operation in progress at once if the rest of its result is here.
@@ -150,18 +360,21 @@ class PGProtocol(Requests):
         """
         if self.state is not State.BUSY or self._error is not None or self._held:
             return None
+        before = len(rows)
         try:
             done = self._buf.read_result(rows)
         except ProtocolError as exc:
-            self._failure = exc
-            self.state = State.FAILED
+            self._fail(exc)
             raise
         if done is None:
+            if len(rows) != before:
+                self._replied = True
             return None
         tag, self.transaction_status = done
         pending = self._pending
-        pending.popleft()  # BUSY: an operation is pending
-        self.state = State.BUSY if pending else State.READY
+        pending.popleft()  # BUSY: an operation is pending; it had its CommandComplete
+        self._replied = False
+        self.state = State.BUSY if pending else State.READY  # _to(), inline: not FAILED
         return tag
 
     def next_event(self) -> Event:
@@ -182,98 +395,83 @@ class PGProtocol(Requests):
                 frame = buf.next_message()
                 if frame is None:
                     return NEED_DATA
-                msg = m.parse_message(*frame)
-                event = self._handle(msg)
+                event = self._handle(m.parse_message(*frame))
             except (ProtocolError, InterfaceError) as exc:
-                self._failure = exc
-                self.state = State.FAILED
+                self._fail(exc)
                 raise
             if event is not None:
                 return event
 
     def _handle(self, msg: m.BackendMessage) -> m.BackendMessage | None:
         if self.state is State.BUSY:  # the hot path: the operation in progress
-            cls = type(msg)
-            if cls in _PLAIN_RESULTS and self._error is None:
+            if msg.__class__ in _PLAIN_RESULTS and self._error is None:
+                self._replied = True
                 return msg  # rows, BindComplete, CommandComplete...: nothing to track
-            if cls is m.ReadyForQuery:
-                return self._ready(msg)  # type: ignore[arg-type]
-        if isinstance(msg, _ASYNC):
-            return msg
-        if isinstance(msg, m.ParameterStatus):
-            self.parameters[msg.name] = msg.value
-            return None
+        match msg:
+            case m.NoticeResponse() | m.NotificationResponse():
+                return msg
+            case m.ParameterStatus(name, value):
+                self.parameters[name] = value
+                return None
         if self.state in (State.STARTUP, State.AUTH):
             return self._handle_startup(msg)
-        if isinstance(msg, m.ReadyForQuery):
-            return self._ready(msg)
-        if isinstance(msg, m.ErrorResponse):
-            if msg.fields.get("V", msg.fields.get("S")) in ("FATAL", "PANIC"):
-                self.state = State.CLOSED
-                return msg
-            if not self._pending:
-                raise ProtocolError(f"ErrorResponse with no operation pending: {msg.fields}")
-            if self._error is None:
-                self._error = msg
-            if self.state in (State.COPY_IN, State.COPY_OUT):
-                self.state = State.BUSY
-            return None
+        match msg:
+            case m.ReadyForQuery():
+                return self._ready(msg)
+            case m.ErrorResponse(fields):
+                if fields.get("V", fields.get("S")) in ("FATAL", "PANIC"):
+                    self._to(State.CLOSED)
+                    return msg
+                if not self._pending:
+                    raise ProtocolError(f"ErrorResponse with no operation pending: {fields}")
+                self._replied = True
+                if self._error is None:
+                    self._error = msg
+                if self.state in (State.COPY_IN, State.COPY_OUT):
+                    self._to(State.BUSY)
+                return None
         if self._error is not None:
             return None  # the failed operation's leftovers, until its ReadyForQuery
         if not self._pending:
             raise ProtocolError(f"unexpected {type(msg).__name__} with no operation pending")
-        if isinstance(msg, m.CopyInResponse):
-            self.state = State.COPY_IN
-        elif isinstance(msg, m.CopyOutResponse):
-            self.state = State.COPY_OUT
-        elif isinstance(msg, m.CopyDone) and self.state is State.COPY_OUT:
-            self.state = State.BUSY
-        elif not isinstance(msg, _RESULTS):
-            raise ProtocolError(f"unexpected {type(msg).__name__} in state {self.state.name}")
-        return msg
-
-    def _ready(self, msg: m.ReadyForQuery) -> m.BackendMessage:
-        if not self._pending:
-            raise ProtocolError("ReadyForQuery with no operation pending")
-        self._pending.popleft()
-        self.transaction_status = msg.status
-        self.state = State.BUSY if self._pending else State.READY
-        if self._error is not None:
-            error, self._error = self._error, None
-            self._held.append(msg)
-            return error
+        match msg, self.state:
+            case m.CopyInResponse(), State.BUSY:
+                self._to(State.COPY_IN)
+            case m.CopyOutResponse(), State.BUSY:
+                self._to(State.COPY_OUT)
+            case m.CopyData(), State.COPY_OUT:
+                pass
+            case m.CopyDone(), State.COPY_OUT:
+                self._to(State.BUSY)
+            case _:
+                raise ProtocolError(f"unexpected {type(msg).__name__} in state {self.state.name}")
+        self._replied = True
         return msg
 
     def _handle_startup(self, msg: m.BackendMessage) -> m.BackendMessage | None:
-        if isinstance(msg, m.AuthenticationOk):
-            self._auth.on_ok()
-            self.state = State.AUTH
-            return None
-        if isinstance(msg, m.ReadyForQuery):
-            if self.state is not State.AUTH:
-                raise ProtocolError("ReadyForQuery before authentication completed")
-            return self._ready(msg)
-        if isinstance(msg, m.BackendKeyData):
-            self.backend_pid, self.backend_key = msg.pid, msg.key
-            return None
-        if isinstance(msg, m.ErrorResponse):
-            self.state = State.CLOSED  # the server closes the connection after a startup error
-            self._pending.clear()
-            return msg
-        if isinstance(msg, m.NegotiateProtocolVersion):
-            return None  # we ask for no protocol extensions, so any minor version will do
+        match msg:
+            case m.AuthenticationOk():
+                self._auth.on_ok()
+                self._to(State.AUTH)
+                return None
+            case m.ReadyForQuery():
+                if self.state is not State.AUTH:
+                    raise ProtocolError("ReadyForQuery before authentication completed")
+                self._replied = True
+                return self._ready(msg)
+            case m.BackendKeyData(pid, key):
+                self.backend_pid, self.backend_key = pid, key
+                return None
+            case m.ErrorResponse():
+                # the server closes the connection after a start-up error
+                self._to(State.CLOSED)
+                self._pending.clear()
+                return msg
+            case m.NegotiateProtocolVersion():
+                return None  # we ask for no protocol extensions, so any minor version will do
         if self.state is State.AUTH:
             raise ProtocolError(f"unexpected {type(msg).__name__} after AuthenticationOk")
         # "Message Flow": answer the request; anything queued behind the start-up (a first
         # query) would be read by the server as the answer to an unpredicted request.
         self._out.extend(self._auth.on_request(msg, committed=len(self._pending) > 1))
         return None
-
-
-_RESULTS = (
-    m.RowDescription, m.DataRow, m.CommandComplete, m.EmptyQueryResponse, m.ParseComplete,
-    m.BindComplete, m.CloseComplete, m.NoData, m.PortalSuspended, m.ParameterDescription,
-    m.CopyData, m.CopyDone,
-)  # fmt: skip
-# Results that change no state while BUSY (not the COPY ones): passed through at once.
-_PLAIN_RESULTS = frozenset(_RESULTS) - {m.CopyData, m.CopyDone}

@@ -33,8 +33,8 @@ def startup_message(params: dict[str, str]) -> bytes:
     return _I.pack(len(body) + 4) + body
 
 
-def ssl_request() -> bytes:
-    return _ii.pack(8, SSL_REQUEST_CODE)
+# Int32 length 8, Int32 request code: sent before the StartupMessage to ask for TLS.
+SSL_REQUEST = _ii.pack(8, SSL_REQUEST_CODE)
 
 
 def cancel_request(pid: int, key: int) -> bytes:
@@ -144,7 +144,6 @@ def close(kind: bytes, name: str) -> bytes:
 
 
 SYNC = b"S\0\0\0\4"
-FLUSH = b"H\0\0\0\4"
 TERMINATE = b"X\0\0\0\4"
 COPY_DONE = b"c\0\0\0\4"
 

@@ -3,6 +3,7 @@ the frontend encoders and backend classes re-exported, so ``messages as m`` name
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from struct import Struct
 from struct import error as StructError
 
@@ -42,8 +43,8 @@ from .backend import (
 from .frontend import (
     CANCEL_REQUEST_CODE,
     COPY_DONE,
-    FLUSH,
     PROTOCOL_VERSION,
+    SSL_REQUEST,
     SSL_REQUEST_CODE,
     SYNC,
     TERMINATE,
@@ -60,15 +61,14 @@ from .frontend import (
     query,
     sasl_initial_response,
     sasl_response,
-    ssl_request,
     startup_message,
 )
 
 __all__ = [
     "CANCEL_REQUEST_CODE",
     "COPY_DONE",
-    "FLUSH",
     "PROTOCOL_VERSION",
+    "SSL_REQUEST",
     "SSL_REQUEST_CODE",
     "SYNC",
     "TERMINATE",
@@ -116,7 +116,6 @@ __all__ = [
     "query",
     "sasl_initial_response",
     "sasl_response",
-    "ssl_request",
     "startup_message",
 ]
 
@@ -125,12 +124,7 @@ _i = Struct("!i")
 _H = Struct("!H")
 _ii = Struct("!ii")
 _iih = Struct("!IhIhih")
-
-_SINGLETONS: dict[bytes, BackendMessage] = {
-    b"1": ParseComplete(), b"2": BindComplete(), b"3": CloseComplete(), b"n": NoData(),
-    b"s": PortalSuspended(), b"I": EmptyQueryResponse(), b"c": CopyDone(),
-}  # fmt: skip
-
+_Parser = Callable[[bytes], BackendMessage]
 
 # ReadyForQuery is immutable and has three values: one instance each, made once.
 _READY = {b"I": ReadyForQuery("I"), b"T": ReadyForQuery("T"), b"E": ReadyForQuery("E")}
@@ -161,8 +155,10 @@ def _data_row(body: bytes) -> DataRow:
     for _ in range(n):
         size = unpack(body, pos)[0]
         pos += 4
-        if size < 0:
+        if size == -1:
             append(None)
+        elif size < 0:
+            raise ProtocolError(f"DataRow value length {size}: only -1 (NULL) is negative")
         else:
             end = pos + size
             if end > len(body):
@@ -209,15 +205,82 @@ def _auth(body: bytes) -> BackendMessage:
     return AuthenticationOther(code)
 
 
-def _copy_response(
-    cls: type[CopyInResponse] | type[CopyOutResponse], body: bytes
-) -> BackendMessage:
-    fmt = body[0]
-    n = _H.unpack_from(body, 1)[0]
-    cols = tuple(_H.unpack_from(body, 3 + 2 * i)[0] for i in range(n))
-    if 3 + 2 * n != len(body):
-        raise ProtocolError("CopyResponse has a wrong length")
-    return cls(fmt, cols)
+def _copy_response(cls: type[CopyInResponse] | type[CopyOutResponse]) -> _Parser:
+    def parse(body: bytes) -> BackendMessage:
+        fmt = body[0]
+        n = _H.unpack_from(body, 1)[0]
+        cols = tuple(_H.unpack_from(body, 3 + 2 * i)[0] for i in range(n))
+        if 3 + 2 * n != len(body):
+            raise ProtocolError("CopyResponse has a wrong length")
+        return cls(fmt, cols)
+
+    return parse
+
+
+def _singleton(msg: BackendMessage) -> _Parser:
+    def parse(body: bytes) -> BackendMessage:
+        if body:
+            raise ProtocolError(f"{type(msg).__name__} should have no body")
+        return msg
+
+    return parse
+
+
+def _ready(body: bytes) -> BackendMessage:
+    ready = _READY.get(body)
+    if ready is None:
+        raise ProtocolError(f"bad ReadyForQuery status {body!r}")
+    return ready
+
+
+def _command_complete(body: bytes) -> BackendMessage:
+    if body[-1:] != b"\0":
+        raise ProtocolError("unterminated string in message")
+    return CommandComplete(body[: body.index(b"\0")].decode())
+
+
+def _parameter_status(body: bytes) -> BackendMessage:
+    name, value = _cstrings(body)
+    return ParameterStatus(name, value)
+
+
+def _backend_key_data(body: bytes) -> BackendMessage:
+    if len(body) != 8:
+        raise ProtocolError("BackendKeyData must be 8 bytes")
+    pid, key = _ii.unpack(body)
+    return BackendKeyData(pid, key)
+
+
+def _parameter_description(body: bytes) -> BackendMessage:
+    n = _H.unpack_from(body)[0]
+    if len(body) != 2 + 4 * n:
+        raise ProtocolError("ParameterDescription has a wrong length")
+    return ParameterDescription(tuple(_I.unpack_from(body, 2 + 4 * i)[0] for i in range(n)))
+
+
+def _notification(body: bytes) -> BackendMessage:
+    pid = _I.unpack_from(body)[0]
+    channel, payload = _cstrings(body[4:])
+    return NotificationResponse(pid, channel, payload)
+
+
+def _negotiate(body: bytes) -> BackendMessage:
+    minor = _I.unpack_from(body)[0]
+    return NegotiateProtocolVersion(minor, tuple(_cstrings(body[8:])) if body[8:] else ())
+
+
+# One parser per backend message type byte ("Message Formats").
+_PARSERS: dict[bytes, _Parser] = {
+    b"D": _data_row, b"T": _row_description, b"C": _command_complete, b"Z": _ready,
+    b"1": _singleton(ParseComplete()), b"2": _singleton(BindComplete()),
+    b"3": _singleton(CloseComplete()), b"n": _singleton(NoData()),
+    b"s": _singleton(PortalSuspended()), b"I": _singleton(EmptyQueryResponse()),
+    b"c": _singleton(CopyDone()), b"E": lambda body: ErrorResponse(_fields(body)),
+    b"N": lambda body: NoticeResponse(_fields(body)), b"R": _auth, b"S": _parameter_status,
+    b"K": _backend_key_data, b"t": _parameter_description, b"d": CopyData,
+    b"G": _copy_response(CopyInResponse), b"H": _copy_response(CopyOutResponse),
+    b"A": _notification, b"v": _negotiate,
+}  # fmt: skip
 
 
 def parse_message(tag: bytes, body: bytes) -> BackendMessage:
@@ -226,59 +289,12 @@ def parse_message(tag: bytes, body: bytes) -> BackendMessage:
     Raises:
         ProtocolError: unknown tag or a body that does not match its format.
     """
+    parser = _PARSERS.get(tag)
+    if parser is None:
+        raise ProtocolError(f"unknown backend message type {tag!r}")
     try:
-        if tag == b"D":
-            return _data_row(body)
-        single = _SINGLETONS.get(tag)
-        if single is not None:
-            if body:
-                raise ProtocolError(f"message {tag!r} should have no body")
-            return single
-        if tag == b"Z":
-            ready = _READY.get(body)
-            if ready is None:
-                raise ProtocolError(f"bad ReadyForQuery status {body!r}")
-            return ready
-        if tag == b"C":
-            if body[-1:] != b"\0":
-                raise ProtocolError("unterminated string in message")
-            return CommandComplete(body[: body.index(b"\0")].decode())
-        if tag == b"T":
-            return _row_description(body)
-        if tag == b"E":
-            return ErrorResponse(_fields(body))
-        if tag == b"N":
-            return NoticeResponse(_fields(body))
-        if tag == b"R":
-            return _auth(body)
-        if tag == b"S":
-            name, value = _cstrings(body)
-            return ParameterStatus(name, value)
-        if tag == b"K":
-            if len(body) != 8:
-                raise ProtocolError("BackendKeyData must be 8 bytes")
-            pid, key = _ii.unpack(body)
-            return BackendKeyData(pid, key)
-        if tag == b"t":
-            n = _H.unpack_from(body)[0]
-            if len(body) != 2 + 4 * n:
-                raise ProtocolError("ParameterDescription has a wrong length")
-            return ParameterDescription(tuple(_I.unpack_from(body, 2 + 4 * i)[0] for i in range(n)))
-        if tag == b"d":
-            return CopyData(body)
-        if tag == b"G":
-            return _copy_response(CopyInResponse, body)
-        if tag == b"H":
-            return _copy_response(CopyOutResponse, body)
-        if tag == b"A":
-            pid = _I.unpack_from(body)[0]
-            channel, payload = _cstrings(body[4:])
-            return NotificationResponse(pid, channel, payload)
-        if tag == b"v":
-            minor = _I.unpack_from(body)[0]
-            return NegotiateProtocolVersion(minor, tuple(_cstrings(body[8:])) if body[8:] else ())
+        return parser(body)
     except ProtocolError:
         raise
     except (StructError, ValueError, IndexError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed {tag!r} message: {exc}") from exc
-    raise ProtocolError(f"unknown backend message type {tag!r}")

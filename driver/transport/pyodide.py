@@ -106,11 +106,12 @@ class FFI:
 
 
 def pyodide_ffi() -> FFI:
-    """Bind to Pyodide's `js` and `pyodide.ffi`, which exist only in a Pyodide runtime."""
-    import js  # type: ignore[import-not-found]
-    from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
+    """Bind to Pyodide's `js` and `pyodide.ffi`, which exist only in a Pyodide runtime (by
+    name, through importlib: there are no stubs for them to check against)."""
+    from importlib import import_module
 
-    return FFI(new_websocket=js.WebSocket.new, create_proxy=create_proxy, to_js=to_js)
+    js, ffi = import_module("js"), import_module("pyodide.ffi")
+    return FFI(new_websocket=js.WebSocket.new, create_proxy=ffi.create_proxy, to_js=ffi.to_js)
 
 
 class BrowserWebSocketStream:
@@ -216,10 +217,11 @@ class BrowserWebSocketStream:
         try:
             await self._opened
         except BaseException:
-            self._abort()
+            self.abort()
             raise
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
+        """Close the browser WebSocket without waiting and let go of its handlers."""
         if self._ws.readyState in (CONNECTING, OPEN):
             self._ws.close()
         self._release()

@@ -7,18 +7,17 @@ import socket
 from typing import cast
 
 from ..errors import TransportError
+from .base import ChunkQueue, describe_error
 
 __all__ = ["TCPStream", "open_tcp"]
 
-# Stop reading from the socket when this much is buffered and nobody reads (back-pressure).
-_HIGH_WATER = 1 << 20
 # Bytes per recv_into(). asyncio's plain recv() asks for 256 KiB per call, which glibc serves
 # with mmap + mremap + munmap: ~16 µs of syscalls and page faults per small reply, here.
 _READ_SIZE = 64 * 1024
 _CLOSE_WAIT = 1.0  # seconds close() waits for the kernel to report the socket gone
 
 
-class TCPStream(asyncio.BufferedProtocol):
+class TCPStream(ChunkQueue, asyncio.BufferedProtocol):
     """A Stream straight on asyncio's transport callbacks.
 
     Leaner than StreamReader/StreamWriter on the per-query path: the socket is read into one
@@ -27,17 +26,13 @@ class TCPStream(asyncio.BufferedProtocol):
     """
 
     def __init__(self) -> None:
+        super().__init__()  # the read side: chunks waiting for read()
         self.peer = ""
         self._transport: asyncio.Transport | None = None
-        self._chunks: list[bytes] = []
-        self._offset = 0  # bytes of _chunks[0] already returned by read()
-        self._buffered = 0
         self._eof = False
         self._error: BaseException | None = None
-        self._read_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
-        self._read_paused = False
         self._loop = asyncio.get_running_loop()  # made by the loop's protocol factory
         self._view = memoryview(bytearray(_READ_SIZE))
 
@@ -54,11 +49,7 @@ class TCPStream(asyncio.BufferedProtocol):
         self.data_received(bytes(self._view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered > _HIGH_WATER and self._transport is not None:
-            self._transport.pause_reading()
-            self._read_paused = True
+        self._received(data)
         self._wake_reader()
 
     def eof_received(self) -> bool:
@@ -83,44 +74,24 @@ class TCPStream(asyncio.BufferedProtocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _wake_reader(self) -> None:
-        waiter, self._read_waiter = self._read_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    # ---- the read side's hooks (ChunkQueue) ------------------------------------------
 
-    # ---- Stream ------------------------------------------------------------------------
+    def _pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
 
-    async def read(self, max_bytes: int) -> bytes:
-        chunks = self._chunks
-        while not chunks:
-            if self._eof:
-                if self._error is not None:
-                    raise TransportError(f"reading from {self.peer} failed: {self._error}")
-                return b""
-            waiter = self._loop.create_future()
-            self._read_waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._read_waiter = None
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        start = self._offset
-        if start or len(data) > max_bytes:
-            # A read smaller than what arrived: keep the chunk and an offset into it, so a
-            # 256 KiB arrival read 64 KiB at a time is copied once, not once per read.
-            end = start + max_bytes
-            if end < len(data):
-                chunks.append(data)
-                self._offset = end
-            else:
-                self._offset = 0
-            data = data[start:end]
-        self._buffered = len(chunks[0]) - self._offset if chunks else 0
-        if self._read_paused and self._transport is not None:
-            self._read_paused = False
+    def _resume_reading(self) -> None:
+        if self._transport is not None:
             self._transport.resume_reading()
-        return data
+
+    def _at_end(self) -> bytes | None:
+        if not self._eof:
+            return None
+        if self._error is not None:
+            raise TransportError(f"reading from {self.peer} failed: {describe_error(self._error)}")
+        return b""
+
+    # ---- Stream (read() is ChunkQueue's) ---------------------------------------------
 
     async def write(self, data: bytes) -> None:
         transport = self._transport
@@ -132,7 +103,9 @@ class TCPStream(asyncio.BufferedProtocol):
             self._write_waiter = waiter
             await waiter
             if self._error is not None:
-                raise TransportError(f"writing to {self.peer} failed: {self._error}")
+                raise TransportError(
+                    f"writing to {self.peer} failed: {describe_error(self._error)}"
+                )
 
     def abort(self) -> None:
         """Drop the connection at once (for callers that cannot await)."""
@@ -170,7 +143,7 @@ async def open_tcp(host: str, port: int) -> TCPStream:
             return stream
         transport, stream = await loop.create_connection(TCPStream, host, port)
     except OSError as exc:
-        raise TransportError(f"cannot connect to {host}:{port}: {exc}") from exc
+        raise TransportError(f"cannot connect to {host}:{port}: {describe_error(exc)}") from exc
     stream.peer = f"{host}:{port}"
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):

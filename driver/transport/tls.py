@@ -17,6 +17,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 from ..errors import TransportError
+from .base import describe_error
 
 if TYPE_CHECKING:
     from .base import Stream
@@ -75,9 +76,13 @@ class TLSStream:
                 incoming, outgoing, server_side=False, server_hostname=server_hostname
             )
         except NotImplementedError as exc:  # Pyodide's stub ssl module
-            raise TransportError(f"TLS is not available in this Python runtime: {exc}") from exc
+            raise TransportError(
+                f"TLS is not available in this Python runtime: {describe_error(exc)}"
+            ) from exc
         except (ssl.SSLError, ValueError) as exc:
-            raise TransportError(f"TLS setup failed for {server_hostname!r}: {exc}") from exc
+            raise TransportError(
+                f"TLS setup failed for {server_hostname!r}: {describe_error(exc)}"
+            ) from exc
         stream = cls(inner, obj, incoming, outgoing)
         try:
             await stream._handshake()
@@ -100,7 +105,7 @@ class TLSStream:
                 raise TransportError(_describe_verify_error(exc, self._obj)) from exc
             except ssl.SSLError as exc:
                 await self._flush_quietly()
-                raise TransportError(f"TLS handshake failed: {exc}") from exc
+                raise TransportError(f"TLS handshake failed: {describe_error(exc)}") from exc
             await self._flush()
             data = await self._inner.read(_CHUNK)
             if not data:
@@ -139,7 +144,7 @@ class TLSStream:
                 self._eof = True
                 break
             except ssl.SSLError as exc:
-                raise TransportError(f"TLS error while reading: {exc}") from exc
+                raise TransportError(f"TLS error while reading: {describe_error(exc)}") from exc
             if not chunk:
                 self._eof = True
                 break
@@ -163,7 +168,7 @@ class TLSStream:
                 self._in.write(more)
                 continue
             except ssl.SSLError as exc:
-                raise TransportError(f"TLS error while writing: {exc}") from exc
+                raise TransportError(f"TLS error while writing: {describe_error(exc)}") from exc
             view = view[n:]
         await self._flush()
 

@@ -23,12 +23,14 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from ..errors import TransportError
+from .base import describe_error
 from .wsframes import (
     CLEAN_CLOSE,
     CLOSE_CODE,
     MAX_FRAME,
     OP_BINARY,
     OP_CLOSE,
+    PONG_BACKLOG,
     READ_SIZE,
     FrameReader,
     build_frame,
@@ -38,8 +40,6 @@ from .wsframes import (
 # build_frame and MAX_FRAME live in wsframes; named here too for callers that import them here
 __all__ = ["MAX_FRAME", "WebSocketStream", "build_frame", "open_websocket"]
 
-# Stop reading from the socket when this much is buffered and nobody reads (back-pressure).
-_HIGH_WATER = 1 << 20
 _MAX_HANDSHAKE = 64 * 1024  # bytes of HTTP response head we accept
 _CLOSE_WAIT = 1.0  # seconds close() waits for the server's side of the closing handshake
 
@@ -58,9 +58,6 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
         self._open = False  # handshake done: bytes are frames
         self._head = bytearray()  # handshake: the HTTP response so far
         self._head_waiter: asyncio.Future[None] | None = None
-        self._offset = 0  # how much of _chunks[0] read() has handed out
-        self._read_paused = False
-        self._read_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
         self._eof = False  # the TCP connection ended
@@ -72,25 +69,14 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        big = self._big
-        if big is not None:
-            return memoryview(big)[self._have :]
-        return self._view[self._have :]
+        return self._read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         if not self._open:
             self._head += self._view[:nbytes]
             self._wake_head()
             return
-        self._have += nbytes
-        if self._big is not None:
-            if self._have < len(self._big):
-                return
-            data = memoryview(self._big)
-            self._big = None
-        else:
-            data = self._view
-        self._parse(data, self._have)
+        self._filled(nbytes)
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -119,11 +105,12 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
     # ---- FrameReader's effects ---------------------------------------------------------
 
     def _deliver(self, got_data: bool) -> None:
-        if self._buffered > _HIGH_WATER and not self._read_paused and self._transport:
-            self._read_paused = True
-            self._transport.pause_reading()
         if got_data or self._failure is not None or self._close_rcvd is not None:
             self._wake_reader()
+
+    def _pong_room(self) -> bool:
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() < PONG_BACKLOG
 
     def _control(self, opcode: int, payload: bytes) -> None:
         transport = self._transport
@@ -131,8 +118,12 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
             transport.write(build_frame(opcode, payload, masks.next()))
 
     def _drop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None:
+            if transport.get_write_buffer_size() >= PONG_BACKLOG:
+                transport.abort()  # the peer is not reading: a close would wait on it forever
+            else:
+                transport.close()
         self._wake_reader()
 
     # ---- handshake ---------------------------------------------------------------------
@@ -188,40 +179,20 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
 
     # ---- Stream ------------------------------------------------------------------------
 
-    def _wake_reader(self) -> None:
-        waiter, self._read_waiter = self._read_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def _pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
 
-    async def read(self, max_bytes: int) -> bytes:
-        chunks = self._chunks
-        while not chunks:
-            if self._failure is not None:
-                raise TransportError(self._failure)
-            if self._close_rcvd is not None or self._eof:
-                return self._at_close()
-            waiter = self._loop.create_future()
-            self._read_waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._read_waiter = None
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        start = self._offset
-        if start or len(data) > max_bytes:
-            end = start + max_bytes
-            if end < len(data):
-                chunks.append(data)
-                self._offset = end
-            else:
-                self._offset = 0
-            data = data[start:end]
-        self._buffered = len(chunks[0]) - self._offset if chunks else 0
-        if self._read_paused and self._transport is not None:
-            self._read_paused = False
+    def _resume_reading(self) -> None:
+        if self._transport is not None:
             self._transport.resume_reading()
-        return data
+
+    def _at_end(self) -> bytes | None:
+        if self._failure is not None:
+            raise TransportError(self._failure)
+        if self._close_rcvd is not None or self._eof:
+            return self._at_close()
+        return None
 
     def _at_close(self) -> bytes:
         """EOF for a clean close (or a bare TCP end, as on a plain socket), else an error."""
@@ -232,7 +203,7 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
                 return b""
             raise TransportError(f"WebSocket {self.url} closed: {code} {reason}".rstrip())
         if self._error is not None:
-            raise TransportError(f"WebSocket {self.url} failed: {self._error}")
+            raise TransportError(f"WebSocket {self.url} failed: {describe_error(self._error)}")
         return b""
 
     async def write(self, data: bytes) -> None:
@@ -262,7 +233,9 @@ class WebSocketStream(FrameReader, asyncio.BufferedProtocol):
             self._write_waiter = waiter
             await waiter
             if self._error is not None:
-                raise TransportError(f"WebSocket {self.url} closed while writing: {self._error}")
+                raise TransportError(
+                    f"WebSocket {self.url} closed while writing: {describe_error(self._error)}"
+                )
 
     def abort(self) -> None:
         """Drop the TCP connection under the WebSocket at once, without a closing handshake."""
@@ -302,7 +275,7 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
     try:
         uri = parse_uri(url)
     except InvalidURI as exc:
-        raise TransportError(f"cannot open WebSocket {url}: {exc}") from exc
+        raise TransportError(f"cannot open WebSocket {url}: {describe_error(exc)}") from exc
     tls: ssl.SSLContext | None = None
     if uri.secure:  # the proxy's certificate is checked against this context, else the system's
         tls = ssl_context if ssl_context is not None else ssl.create_default_context()
@@ -316,7 +289,13 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
             server_hostname=uri.host if tls is not None else None,
         )
     except (OSError, ssl.SSLError) as exc:
-        raise TransportError(f"cannot open WebSocket {url}: {exc}") from exc
+        if tls is not None and _no_tls_there(exc):
+            raise TransportError(
+                f"cannot open WebSocket {url}: the TLS handshake with the proxy failed "
+                f"({describe_error(exc)}); a ws://-only proxy (like the demo's) does not "
+                "speak TLS: pass use_secure_websocket=False to connect with ws://"
+            ) from exc
+        raise TransportError(f"cannot open WebSocket {url}: {describe_error(exc)}") from exc
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -327,11 +306,24 @@ async def open_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None)
         raise TransportError(_refusal(url, exc.response)) from exc
     except (InvalidHandshake, ValueError) as exc:
         transport.abort()
-        raise TransportError(f"cannot open WebSocket {url}: {exc}") from exc
+        raise TransportError(f"cannot open WebSocket {url}: {describe_error(exc)}") from exc
     except BaseException:
         transport.abort()  # cancelled (a connect deadline): leave no socket behind
         raise
     return stream
+
+
+def _no_tls_there(exc: BaseException) -> bool:
+    """How a TLS ClientHello sent to a plain-HTTP server ends: its answer is no TLS record
+    (an HTTP 400), or it resets or closes the connection on the bytes it cannot parse."""
+    if isinstance(exc, ssl.SSLError):
+        return isinstance(exc, ssl.SSLEOFError) or exc.reason in (
+            "WRONG_VERSION_NUMBER",
+            "RECORD_LAYER_FAILURE",
+            "HTTP_REQUEST",
+            "UNEXPECTED_EOF_WHILE_READING",
+        )
+    return isinstance(exc, ConnectionResetError | ConnectionAbortedError)
 
 
 def _refusal(url: str, response: Response) -> str:

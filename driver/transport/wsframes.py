@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import struct
 
-from .base import CLEAN_CLOSE
+from .base import CLEAN_CLOSE, ChunkQueue
 
 try:
     from websockets.speedups import apply_mask
@@ -21,8 +21,11 @@ __all__ = [
     "CLEAN_CLOSE",
     "CLOSE_CODE",
     "MAX_FRAME",
+    "MAX_RECEIVE_FRAME",
+    "MAX_UNANSWERED_PINGS",
     "OP_BINARY",
     "OP_CLOSE",
+    "PONG_BACKLOG",
     "READ_SIZE",
     "FrameReader",
     "build_frame",
@@ -36,6 +39,16 @@ READ_SIZE = 256 * 1024 + 16
 # where messages end, and a proxy's per-message limit (wsproxy-style relays have one) is never
 # reached by a big COPY.
 MAX_FRAME = 64 * 1024
+
+# The largest frame the driver accepts. Postgres' own limit on a message is about 1 GiB, and
+# relays cut the stream into frames of what one read returned (ours: 256 KiB), so this leaves
+# room for any honest proxy while a header claiming more is refused before anything is
+# allocated for it (close code 1009, "message too big").
+MAX_RECEIVE_FRAME = 64 * 1024 * 1024
+# Pongs are not queued once this much is waiting to be sent: a peer that pings and never reads
+# must not grow the driver. After _MAX_UNANSWERED such pings the connection is closed (1008).
+PONG_BACKLOG = 256 * 1024
+MAX_UNANSWERED_PINGS = 64
 
 # Opcodes (RFC 6455 section 5.2).
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -82,22 +95,25 @@ def build_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
     return b"".join((head, mask, apply_mask(payload, mask) if n else b""))
 
 
-class FrameReader:
+class FrameReader(ChunkQueue):
     """Server frames in, binary payloads out: the receive side of a client WebSocket.
 
-    The class using it fills ``_buf`` (or ``_big``, for a frame larger than ``_buf``), calls
-    ``_parse()``, and supplies the three effects the rules call for: ``_control()`` sends a
-    control frame, ``_deliver()`` hands payloads to readers, ``_drop()`` ends the connection.
+    The class using it fills ``_buf`` and calls ``_parse()``; a frame larger than ``_buf`` is
+    gathered with ``_gather()`` into ``_big``, which grows with the bytes that arrived (never
+    to a size a header merely claims). It supplies the effects the rules call for:
+    ``_control()`` sends a control frame, ``_pong_room()`` says whether a pong may be queued,
+    ``_deliver()`` hands payloads to readers, ``_drop()`` ends the connection.
     """
 
     def __init__(self, url: str) -> None:
+        super().__init__()  # the read side: binary payloads waiting for read()
         self.url = url
         self._buf = bytearray(READ_SIZE)
         self._view = memoryview(self._buf)
         self._have = 0  # bytes in _buf not yet parsed (the start of an incomplete frame)
-        self._big: bytearray | None = None  # a frame larger than _buf, being gathered
-        self._chunks: list[bytes] = []  # binary payloads not yet read
-        self._buffered = 0  # their total size
+        self._big: bytearray | None = None  # a frame larger than _buf, as much as arrived
+        self._big_size = 0  # the whole size of that frame, header included
+        self._unanswered = 0  # pings not answered because our pongs were not being read
         self._close_rcvd: tuple[int, str] | None = None
         self._close_sent = False
         self._failure: str | None = None  # a protocol violation by the server, or a text frame
@@ -106,6 +122,11 @@ class FrameReader:
     def _control(self, opcode: int, payload: bytes) -> None:
         """Send a control frame now, unless the connection is already closing."""
         raise NotImplementedError
+
+    def _pong_room(self) -> bool:
+        """Whether a pong may be queued now (what waits to be sent is below PONG_BACKLOG);
+        a reader with no send buffer of its own always has room."""
+        return True
 
     def _deliver(self, got_data: bool) -> None:
         """Called after each parsed buffer: wake readers if payloads or an ending arrived."""
@@ -139,12 +160,15 @@ class FrameReader:
             if b1 & 0x80 or b0 & 0x70:
                 self._fail(1002, "the server sent a masked frame or one with RSV bits set")
                 return
+            if size > MAX_RECEIVE_FRAME:
+                self._fail(1009, f"a frame of {size} bytes is over the limit")
+                return
             stop = pos + head + size
             if stop > end:
-                if head + size > READ_SIZE:  # gather a big frame in a buffer of its own
-                    big = bytearray(head + size)
-                    big[:left] = data[pos:end]
-                    self._big, self._have = big, left
+                if head + size > READ_SIZE:  # gather a big frame as its bytes arrive
+                    self._big = bytearray(data[pos:end])
+                    self._big_size = head + size
+                    self._have = 0
                     self._deliver(got_data)
                     return
                 break
@@ -160,11 +184,17 @@ class FrameReader:
                     return
                 self._fragmented = not b0 & _FIN
                 if payload:
-                    self._chunks.append(payload)
-                    self._buffered += size
+                    self._received(payload)
                     got_data = True
             elif opcode == OP_PING:
-                self._control(OP_PONG, payload)
+                if self._pong_room():
+                    self._unanswered = 0
+                    self._control(OP_PONG, payload)
+                else:
+                    self._unanswered += 1
+                    if self._unanswered > MAX_UNANSWERED_PINGS:
+                        self._fail(1008, "pings keep coming while our pongs are not read")
+                        return
             elif opcode == OP_CLOSE:
                 self._on_close(payload)
                 break
@@ -180,6 +210,36 @@ class FrameReader:
             self._buf[:rest] = bytes(data[pos:end])
         self._have = rest
         self._deliver(got_data)
+
+    def _read_buffer(self) -> memoryview:
+        """Where the next bytes from the socket go (asyncio's ``get_buffer``)."""
+        if self._big is not None:  # a big frame: read into _buf, then appended by _gather
+            return self._view[: min(READ_SIZE, self._big_size - len(self._big))]
+        return self._view[self._have :]
+
+    def _filled(self, nbytes: int) -> None:
+        """``nbytes`` were written into ``_read_buffer()``: parse what is complete."""
+        if self._big is not None:
+            self._gather(nbytes)
+            return
+        self._have += nbytes
+        self._parse(self._view, self._have)
+
+    def _gather(self, nbytes: int) -> None:
+        """``nbytes`` more of a big frame arrived in ``_buf``: append them; parse the frame
+        (and whatever followed it in the same read) once it is whole."""
+        big = self._big
+        assert big is not None
+        big += self._view[:nbytes]
+        if len(big) < self._big_size:
+            return
+        self._big = None
+        rest = len(big) - self._big_size
+        frame = memoryview(big)
+        self._parse(frame, self._big_size)  # leaves no remainder: the frame is whole
+        if rest and self._failure is None:
+            self._buf[:rest] = big[self._big_size :]
+            self._parse(self._view, rest)
 
     def _on_close(self, payload: bytes) -> None:
         if len(payload) >= 2:

@@ -1,5 +1,8 @@
 """/api/nearest and friends against the real database through the real proxy, in both
-database modes: answers, cache truthfulness, HTTP caching headers, bad input, metrics."""
+database modes: answers, cache truthfulness, HTTP caching headers, bad input, metrics.
+
+The table holds the invented list (app/sample.py); expected answers come from `truth()` (a
+full-table ST_Distance) and, for the special cases, from a spherical distance computed here."""
 
 from __future__ import annotations
 
@@ -10,21 +13,38 @@ from typing import Any
 
 import pytest
 
+from app import sample
 from app.geo import Point, grid_key
 from app.ranking import Cell
 from app.sites import cell_candidates, nearest_exact
 from tests.app.apphelp import metric, serve
-from tests.app.conftest import DB
+from tests.app.conftest import DB, truth
 
-MODES = ["pool", "connect"]
+MODES = ["pool", "connect", "http"]
 
 
 async def exact(db: DB, lat: float, lon: float, k: int) -> list[tuple[int, float]]:
     conn = await db.connect()
     try:
-        return [(s.id_no, d) for s, d in await nearest_exact(conn, Point(lat, lon), k)]
+        return await truth(conn, Point(lat, lon), k)
     finally:
         await conn.close()
+
+
+def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle metres on a sphere of PostGIS's mean radius, by the haversine formula."""
+    (lat1, lon1), (lat2, lon2) = (tuple(map(math.radians, p)) for p in (a, b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
+        (lon2 - lon1) / 2
+    ) ** 2
+    return 2 * 6371008.8 * math.asin(math.sqrt(min(1.0, h)))
+
+
+def sample_points() -> dict[int, tuple[float, float]]:
+    return {
+        int(r["id_no"]): (float(r["latitude"]), float(r["longitude"]))
+        for r in sample.sample_rows()
+    }
 
 
 def same_ranking(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> bool:
@@ -59,9 +79,15 @@ async def test_explicit_coordinates_answer_the_exact_nearest(sites_db: DB, mode:
         assert set(sites[0]) >= {"id_no", "name_en", "category", "distance", "states_name_en",
                                  "date_inscribed", "iso_code", "latitude", "longitude"}
         got = [(s["id_no"], s["distance"]) for s in sites]
-        assert same_ranking(got, await exact(sites_db, 48.8566, 2.3522, 10))
-        assert sites[0]["name_en"] == "Paris, Banks of the Seine"
-        assert sites[0]["states_name_en"] == "France" and sites[0]["date_inscribed"] == 1991
+        want = await exact(sites_db, 48.8566, 2.3522, 10)
+        assert same_ranking(got, want)
+        first = sites_db.psql(
+            f"SELECT name_en, states_name_en, date_inscribed FROM whc_sites "
+            f"WHERE id_no = {want[0][0]}"
+        )
+        assert first == "|".join(
+            [sites[0]["name_en"], sites[0]["states_name_en"], str(sites[0]["date_inscribed"])]
+        )
 
         again = await client.get("/api/nearest", params={"lat": 48.8567, "lon": 2.3521})
         assert again.json()["cached"] is True
@@ -106,6 +132,8 @@ async def test_cached_answers_equal_exact_answers_for_many_random_points(sites_d
                     got = [(s.id_no, d) for s, d in cells[k].rank(p, k)]
                     want = [(s.id_no, d) for s, d in await nearest_exact(conn, p, k)]
                     assert same_ranking(got, want), (p, k, got[:3], want[:3])
+                    if checked % 25 == 0:  # and the KNN query against the full-table truth
+                        assert same_ranking(want, await truth(conn, p, k)), (p, k)
                     checked += 1
     finally:
         await conn.close()
@@ -170,7 +198,8 @@ async def test_no_coordinates_and_unknown_address_means_the_default_place(sites_
         body = (await client.get("/api/nearest")).json()
         assert body["viaIp"] is True
         assert body["location"].startswith("San Francisco (default")
-        assert body["nearestSites"][0]["name_en"] == "Yosemite National Park"
+        got = [(x["id_no"], x["distance"]) for x in body["nearestSites"]]
+        assert same_ranking(got, await exact(sites_db, 37.7749, -122.4194, 10))
 
 
 @pytest.mark.parametrize(
@@ -230,3 +259,57 @@ async def test_a_cell_keeps_two_candidate_tiers(sites_db: DB) -> None:
             assert len(r.json()["nearestSites"]) == limit
             assert metric(app, "whc_cache_lookups_total", source=source) == before + 1
         assert metric(app, "whc_db_query_seconds_count", outcome="ok") == 2
+
+
+async def _nearest(client: Any, lat: float, lon: float, limit: int) -> list[tuple[int, float]]:
+    r = await client.get("/api/nearest", params={"lat": lat, "lon": lon, "limit": limit})
+    assert r.status_code == 200
+    return [(x["id_no"], x["distance"]) for x in r.json()["nearestSites"]]
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "expect_first"),
+    [
+        (-17.0, 179.999, {10, 11, 12, 13}),  # the antimeridian, from the west side
+        (-17.0, -179.999, {10, 11, 12, 13}),  # and from the east side
+        (65.5, 180.0, {14, 15}),
+        (89.99, 45.0, {2, 4}),  # near the North Pole: the pole site, or the one past it
+        (-89.99, 100.0, {3, 5}),
+        (0.0, 0.0, {1}),
+        (0.0001, -0.0001, {1}),
+    ],
+)
+async def test_edge_places_answer_the_truth(
+    sites_db: DB, lat: float, lon: float, expect_first: set[int]
+) -> None:
+    """Across the antimeridian, at the poles and at (0, 0) the API, the full-table truth and a
+    spherical distance computed here agree; nearest sites on the other side of 180 count."""
+    points = sample_points()
+    async with serve(sites_db.settings()) as (_, client):
+        for limit in (5, 10):  # both candidate tiers of the cell cache
+            got = await _nearest(client, lat, lon, limit)
+            assert same_ranking(got, await exact(sites_db, lat, lon, limit))
+            assert got[0][0] in expect_first, got[:3]
+            # a sphere's distances computed here, independent of PostGIS, agree
+            spherical = sorted(points, key=lambda i: haversine_m((lat, lon), points[i]))
+            assert spherical[0] == got[0][0] or haversine_m(
+                (lat, lon), points[spherical[0]]
+            ) == pytest.approx(haversine_m((lat, lon), points[got[0][0]]), rel=0.01)
+            for i, d in got:
+                assert d == pytest.approx(haversine_m((lat, lon), points[i]), rel=1e-6, abs=0.01)
+
+
+async def test_equal_distances_and_shared_coordinates(sites_db: DB) -> None:
+    """Mirror-image sites are equally far and both come before anything farther; sites on one
+    coordinate all come back at distance 0, whatever their order."""
+    c_lat, c_lon = sample.EQUAL_CENTRE
+    async with serve(sites_db.settings()) as (_, client):
+        got = await _nearest(client, c_lat, c_lon, 4)
+        assert {i for i, _ in got[:2]} == {20, 21} and {i for i, _ in got[2:]} == {22, 23}
+        assert got[0][1] == pytest.approx(got[1][1], rel=1e-9)
+        assert got[2][1] == pytest.approx(got[3][1], rel=1e-9)
+        assert same_ranking(got, await exact(sites_db, c_lat, c_lon, 4))
+        got = await _nearest(client, -33.5, 18.25, 3)
+        assert {i for i, _ in got} == {30, 31, 32} and all(d == 0 for _, d in got)
+        got = await _nearest(client, 51.25, -0.75, 5)
+        assert {i for i, _ in got[:2]} == {33, 34} and got[1][1] == 0 < got[2][1]

@@ -9,17 +9,37 @@ from pathlib import Path
 
 import pytest
 
+from app import sample
 from app.sources import (
     USER_AGENT,
     SourceError,
+    TruncatedError,
     download,
     plain_text,
     read_csv,
     read_file,
     read_xml,
+    summarize,
     validate,
 )
 from tests.app.conftest import SAMPLE_XML
+
+
+def test_invented_sample_reads_back_whole_with_its_special_cases(sample_csv: Path) -> None:
+    """The sample round-trips through the CSV reader, is the same on every run, and holds
+    the cases nearest-neighbour answers get wrong first."""
+    sites, rejected = validate(read_file(sample_csv))
+    assert rejected == [] and len(sites) == len(sample.sample_rows()) > 1000
+    assert sample.sample_csv() == sample_csv.read_bytes()  # deterministic
+    by_id = {s.id_no: s for s in sites}
+    assert (by_id[1].latitude, by_id[1].longitude) == (0.0, 0.0)
+    assert by_id[2].latitude == 90.0 and by_id[3].latitude == -90.0
+    assert {by_id[12].longitude, by_id[13].longitude} == {180.0, -180.0}
+    assert len({(by_id[i].latitude, by_id[i].longitude) for i in (30, 31, 32)}) == 1
+    assert not any("<" in s.short_description_en for s in sites)
+    for lat, lon in sample.CLUSTERS:
+        near = [s for s in sites if abs(s.latitude - lat) < 0.3 and abs(s.longitude - lon) < 0.3]
+        assert len(near) >= sample.CLUSTER_SIZE
 
 
 def test_shared_csv_reads_every_row_without_rejections(whc_csv: Path) -> None:
@@ -48,6 +68,8 @@ def test_xml_sample_maps_feed_names_and_rejects_bad_rows() -> None:
     assert "latitude" in reasons["90005"] and "95.0" in reasons["90005"]
     assert "category" in reasons["90006"]
     assert "row 5" in str(rejected[0])
+    assert [r.kind for r in rejected] == ["bad latitude", "bad category"]
+    assert summarize(rejected) == "1 bad latitude, 1 bad category"
 
 
 @pytest.mark.parametrize(
@@ -100,8 +122,13 @@ def test_csv_with_bom_and_wrong_files_are_told_apart(tmp_path: Path) -> None:
         list(read_csv(b"a,b\n1,2\n"))
     with pytest.raises(SourceError, match="not UTF-8"):
         list(read_csv(b"id_no\n\xff\xfe\n"))
-    with pytest.raises(SourceError, match="cannot be parsed"):
+    with pytest.raises(TruncatedError, match="ends mid-record"):
         list(read_xml(b"<query><row>"))
+    with pytest.raises(SourceError, match="cannot be parsed"):
+        list(read_xml(b"<query><row></query>"))
+    with pytest.raises(TruncatedError, match="2 of 6 fields"):
+        list(read_csv(good.encode() + b"3,B\n"[:-1]))
+    assert list(read_csv(good.encode() + b"\n\n")) == rows  # blank lines are not rows
     with pytest.raises(SourceError, match="no <row>"):
         list(read_xml(b"<html><body>Access denied</body></html>"))
     with pytest.raises(SourceError, match="cannot read"):
@@ -154,7 +181,8 @@ def test_refused_download_explains_how_to_save_the_file(feed_server: str) -> Non
         download(feed_server + "/refused/", timeout=10)
     message = str(info.value)
     assert "Forbidden" in message or "403" in message
-    assert "web browser" in message and "--file" in message and "WHC_DATA" in message
+    assert "web browser" in message and "app.load whc-sites.xml" in message
+    assert "WHC_DATA" in message
 
 
 def test_entities_are_decoded_once_only() -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from driver.authpolicy import (
+from driver.auth.policy import (
     AUTH_CLEARTEXT,
     AUTH_GSS,
     AUTH_MD5,
@@ -305,3 +305,13 @@ def test_may_send_query_early_unless_authentication_is_the_proof_of_the_server(
         policy: AuthPolicy, verified: bool, early: bool) -> None:
     guard = policy.guard(encrypted=True, channel_binding=CB, server_verified=verified)
     assert guard.may_send_query_early() is early
+
+
+@pytest.mark.parametrize("code", [AUTH_CLEARTEXT, AUTH_MD5])
+def test_passwords_go_in_clear_over_direct_tcp_as_libpq_sends_them(code: int) -> None:
+    guard = AuthPolicy.parse().guard(encrypted=False, channel_binding=None, proxied=False)
+    assert guard.may_send_password_early()
+    guard.on_request(code)
+    with pytest.raises(AuthPolicyError, match="server requested"):  # require_auth restricts
+        AuthPolicy.parse("scram-sha-256").guard(
+            encrypted=False, channel_binding=None, proxied=False).on_request(code)

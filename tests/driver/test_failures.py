@@ -190,7 +190,7 @@ async def test_listening_connection_terminated_while_idle(
 ) -> None:
     victim = await driver.connect(**connect_args("trust_user", transport))
     await victim.add_listener("chan", lambda *_: None)
-    reader = victim._reader
+    reader = victim._session._reader
     assert reader is not None
     async with await driver.connect(**connect_args("trust_user", "tcp")) as killer:
         await killer.fetchval("select pg_terminate_backend($1, 5000)", victim.get_server_pid())

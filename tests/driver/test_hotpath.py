@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from driver.codecs import TypeRegistry, default_registry
 from driver.errors import InterfaceError, ProtocolError
-from driver.extended import _INFER_ON_SERVER, ExtendedQuery
-from driver.prepared import Statement
 from driver.protocol import NEED_DATA, PGProtocol, State
 from driver.protocol import messages as m
+from driver.query import _INFER_ON_SERVER, decode, encode
+from driver.statement import Statement
 from tests.driver import fakes as f
 
 Rows = list[tuple[bytes | None, ...]]
@@ -66,7 +66,7 @@ REPLIES = {
 }
 
 
-# What ExtendedQuery._exchange ignores, and read_result() skips without an event.
+# What query.exchange ignores, and read_result() skips without an event.
 _SKIPPED = (m.ParseComplete, m.BindComplete, m.CloseComplete, m.PortalSuspended)
 
 
@@ -79,7 +79,7 @@ def _core(ops: int = 1) -> PGProtocol:
 
 
 def _outcome(proto: PGProtocol, chunks: list[bytes], fast: bool) -> tuple[object, ...]:
-    """Drive one operation as ExtendedQuery._exchange does (``fast``), or with next_event()
+    """Drive one operation as query.exchange does (``fast``), or with next_event()
     alone; then report everything observable, the rest of the input included."""
     rows: Rows = []
     tag, error, kinds = "", None, []
@@ -248,13 +248,8 @@ def test_a_short_value_list_in_a_row_is_a_protocol_error(width: int) -> None:
 # ---- parameters: the quick encoding of str, int and float -----------------------------------
 
 
-class _Encoder(ExtendedQuery):
-    def __init__(self) -> None:
-        self._codecs = default_registry.copy()
-
-
 def _general(reg: TypeRegistry, args: tuple[object, ...]) -> tuple[tuple[int, ...], list[object]]:
-    """ExtendedQuery._encode's general path, value by value through the registry."""
+    """query.encode's general path, value by value through the registry."""
     types, values = [], []
     for value in args:
         oid, data = reg.encode(value, 0)
@@ -291,19 +286,19 @@ ARGS = [
 
 @pytest.mark.parametrize("args", ARGS, ids=repr)
 def test_quick_encoding_is_the_general_one(args: tuple[object, ...]) -> None:
-    enc = _Encoder()
-    assert enc._encode(args) == _general(enc._codecs, args)
+    codecs = default_registry.copy()
+    assert encode(codecs, args) == _general(codecs, args)
 
 
 def test_a_str_that_is_not_utf8_is_refused_as_before() -> None:
     with pytest.raises(InterfaceError, match=r"invalid argument \$2"):
-        _Encoder()._encode(("ok", "\ud800"))
+        encode(default_registry.copy(), ("ok", "\ud800"))
 
 
 def test_a_registered_python_type_overrides_the_quick_encoding() -> None:
-    enc = _Encoder()
-    enc._codecs.register(1700, encoder=lambda v: f"{v:.1f}", decoder=None, python_type=float)
-    assert enc._encode((1.25, 3)) == ((1700, 0), [b"1.2", b"3"])
+    codecs = default_registry.copy()
+    codecs.register(1700, encoder=lambda v: f"{v:.1f}", decoder=None, python_type=float)
+    assert encode(codecs, (1.25, 3)) == ((1700, 0), [b"1.2", b"3"])
     assert default_registry.untyped.get(float) is not None  # the copy only
 
 
@@ -367,7 +362,7 @@ _cells = st.one_of(st.none(), st.integers(-(2**40), 2**40).map(lambda i: b"%d" %
 def test_rows_of_any_width_decode_as_column_by_column(raw: list[tuple[bytes | None, ...]]) -> None:
     n = len(raw[0]) if raw else 3
     stmt = _stmt([20] * n)
-    rows = _Encoder()._decode(stmt, raw)
+    rows = decode(stmt, raw)
     assert [tuple(r) for r in rows] == _by_columns(stmt, raw)
     assert all(type(r) is stmt.record_cls for r in rows)
     if rows:
@@ -379,31 +374,31 @@ def test_rows_of_any_width_decode_as_column_by_column(raw: list[tuple[bytes | No
 def test_a_row_of_another_width_is_reported_as_such(n: int, bad: int) -> None:
     raw = [(b"1",) * n, (b"x",) * (n + bad)]  # the width error wins over the decode error
     with pytest.raises(InterfaceError, match=f"does not have the {n} values"):
-        _Encoder()._decode(_stmt([23] * n), raw)
+        decode(_stmt([23] * n), raw)
 
 
 @pytest.mark.parametrize("n", [1, 4, 33])
 def test_a_value_that_does_not_decode_is_reported_as_such(n: int) -> None:
     raw = [(b"1",) * n, (b"1",) * (n - 1) + (b"x",)]
     with pytest.raises(InterfaceError, match="cannot decode a result value"):
-        _Encoder()._decode(_stmt([23] * n), raw)
+        decode(_stmt([23] * n), raw)
 
 
 def test_mixed_types_and_nulls_decode() -> None:
     stmt = _stmt([23, 25, 701, 16, 17436])
     raw = [(b"7", "é".encode(), b"1.5", b"t", b"Natural"), (None, None, b"NaN", None, None)]
-    rows = _Encoder()._decode(stmt, raw)
+    rows = decode(stmt, raw)
     assert rows[0] == (7, "é", 1.5, True, "Natural")
     assert rows[1][:2] == (None, None) and rows[1][2] != rows[1][2]
     assert rows[1]["c4"] is None
 
 
 def test_no_columns_and_no_description() -> None:
-    assert _Encoder()._decode(_stmt([]), [(), ()]) == [(), ()]
+    assert decode(_stmt([]), [(), ()]) == [(), ()]
     with pytest.raises(InterfaceError, match="does not have the 0 values"):
-        _Encoder()._decode(_stmt([]), [(b"1",)])
+        decode(_stmt([]), [(b"1",)])
     with pytest.raises(InterfaceError, match="no row description"):
-        _Encoder()._decode(Statement("s", "select", ()), [(b"1",)])
+        decode(Statement("s", "select", ()), [(b"1",)])
 
 
 def test_rows_before_something_else_are_popped_by_the_fast_path() -> None:

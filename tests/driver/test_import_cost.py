@@ -18,10 +18,9 @@ from driver.protocol import messages as m
 # the transports themselves, and anything of websockets.
 NOT_ON_IMPORT = (
     "driver.pool",
-    "driver.poolquery",
     "driver.poolslots",
-    "driver.scram",
-    "driver.pbkdf2",
+    "driver.auth.scram",
+    "driver.auth.pbkdf2",
     "hashlib",
     "secrets",
     "driver.tlsconfig",

@@ -26,7 +26,7 @@ GOLDEN_FRONTEND = [
     (m.copy_fail("no"), b"f\0\0\0\x07no\0"),
     (m.password_message(b"pw"), b"p\0\0\0\x07pw\0"),
     (m.sasl_initial_response("M", b"xy"), b"p\0\0\0\x0cM\0\0\0\0\2xy"),
-    (m.ssl_request(), b"\0\0\0\x08\x04\xd2\x16\x2f"),
+    (m.SSL_REQUEST, b"\0\0\0\x08\x04\xd2\x16\x2f"),
     (m.cancel_request(1, 2), b"\0\0\0\x10\x04\xd2\x16\x2e\0\0\0\1\0\0\0\2"),
     (
         m.startup_message({"user": "u"}),
@@ -227,3 +227,20 @@ def test_read_rows_on_random_bytes_raises_only_protocol_error(data: bytes) -> No
             proto.read_rows([])
     except (ProtocolError, InterfaceError):
         pass
+
+
+def test_message_construction_by_position_and_keyword() -> None:
+    """@message builds __init__ from the declared fields: the same value either way, and a
+    TypeError (as a dataclass gives) for a wrong call."""
+    assert m.Field("a", 1, 2, 23, 4, -1, 0) == m.Field(
+        "a", 1, 2, 23, 4, type_modifier=-1, format=0
+    )
+    assert m.BackendKeyData(1, 2) == m.BackendKeyData(key=2, pid=1)
+    assert m.CopyData(b"x").data == b"x" and m.CopyData.__slots__ == ()
+    assert m.CopyInResponse.__match_args__ == ("format", "column_formats")
+    with pytest.raises(TypeError, match="missing"):
+        m.BackendKeyData(1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected"):
+        m.ReadyForQuery(state="I")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        m.NotificationResponse(1, "c", "p", "extra")  # type: ignore[call-arg]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from scramp import ScramMechanism
 
+from driver.auth.exchange import Mispredicted
 from driver.errors import InterfaceError
 from driver.protocol import PGProtocol, State
 from driver.protocol import messages as m
-from driver.protocol.auth import Mispredicted
 from tests.driver import fakes as f
 
 
@@ -52,7 +52,7 @@ def test_scram_client_first_rides_the_startup_and_the_query_rides_client_final()
 
 
 def test_trust_prediction_lets_the_query_ride_the_startup_message() -> None:
-    proto = PGProtocol("u", "db", None, predict="trust")
+    proto = PGProtocol("u", "db", None, predict="none")
     assert proto.startup_queued
     proto.send_query("select 1")
     assert f.tags(proto.data_to_send()) == [b"", b"Q"]
@@ -63,7 +63,7 @@ def test_trust_prediction_lets_the_query_ride_the_startup_message() -> None:
 @pytest.mark.parametrize(("reply", "method"), [
     (f.auth(5, b"salt"), "md5"),
     (f.auth(3), "password"),
-    (f.AUTH_OK, "trust"),
+    (f.AUTH_OK, "none"),
 ])
 def test_a_server_asking_otherwise_than_predicted_is_a_mispredict(reply: bytes,
                                                                   method: str) -> None:
@@ -105,7 +105,7 @@ def test_predicted_password_is_not_resent_and_a_wrong_method_is_caught() -> None
 
 
 def test_a_query_queued_behind_a_trust_prediction_cannot_answer_a_request() -> None:
-    proto = PGProtocol("u", "db", "pw", predict="trust")
+    proto = PGProtocol("u", "db", "pw", predict="none")
     proto.data_to_send()
     proto.send_query("select 1")
     proto.data_to_send()

@@ -257,7 +257,7 @@ async def _take(pool: driver.Pool) -> driver.Connection:
 async def _until_waiting(pool: driver.Pool, task: asyncio.Task[Any]) -> None:
     """Let the loop run until the task is parked on the pool (no clock involved)."""
     for _ in range(1000):
-        if any(not f.done() for f in pool._waiters):
+        if any(not f.done() for f in pool._slots.waiters):
             return
         await asyncio.sleep(0)
     raise AssertionError(f"{task} never queued on the pool")
@@ -285,7 +285,7 @@ async def test_cancel_and_timeouts_at_any_point_leak_nothing(
 async def _same(monitor: driver.Connection, pool: driver.Pool) -> bool:
     server = len(await backends(monitor, pool))  # first, so every check yields to the loop
     lent = pool.get_size() - pool.get_idle_size()
-    return not pool._tasks and not pool._opening and not lent and pool.get_size() == server
+    return not pool._tasks and not pool._slots.opening and not lent and pool.get_size() == server
 
 
 async def test_terminated_idle_backends_are_never_handed_out(

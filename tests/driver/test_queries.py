@@ -88,7 +88,7 @@ async def test_statement_cache_is_reused_and_bounded(connect_args: object, trans
     async with await driver.connect(**args) as c:
         for i in range(10):
             assert await c.fetchval(f"select {i} + $1::int", 1) == i + 1
-        assert len(c._cache) == 3
+        assert len(c._session.cache) == 3
         count = "select count(*) from pg_prepared_statements"
         assert await c.fetchval(count) == 4  # 3 cached + this one, before its eviction Close
         assert await c.fetchval(count) == 3  # evicted statements were closed on the server
@@ -318,7 +318,7 @@ async def test_notifications_arrive_while_idle(
             await arrived.wait()  # and the reader resumed after the operation
     assert payloads == ["first", "second"]
     await conn.remove_listener("idle_chan", on_notify)
-    assert conn._reader is None
+    assert conn._session._reader is None
 
 
 async def test_large_copy_streams_in_bounded_pieces(conn: driver.Connection) -> None:

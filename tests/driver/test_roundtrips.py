@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import driver
-from driver.startup import forget_auth_methods
+from driver.connect import forget_auth_methods
 from tests.conftest import ProxyProcess
 from tools.pgbouncer import Bouncer
 from tools.pgcluster import Cluster

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from scramp import ScramException, ScramMechanism
 
-import driver.scram as scram
-from driver.authpolicy import AuthPolicy
+import driver.auth.scram as scram
+from driver.auth.policy import AuthPolicy
+from driver.auth.scram import SCRAMClient, clear_key_cache
 from driver.errors import InterfaceError, ProtocolError
-from driver.scram import SCRAMClient, clear_key_cache
 from driver.tlsconfig import TLSSettings
 from driver.tlsconnect import negotiate
 from driver.transport.tcp import open_tcp
@@ -157,7 +157,7 @@ def test_saslprep_shortcut_agrees_with_scramp() -> None:
     (non-ASCII spaces map to a space, soft hyphens vanish, refused ones stay as they are)."""
     from scramp.utils import saslprep
 
-    from driver.scram import _saslprep
+    from driver.auth.scram import _saslprep
 
     for pw in [
         "plain pass",

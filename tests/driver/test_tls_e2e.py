@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import driver
-from driver.authpolicy import AuthPolicyError
+from driver.auth.policy import AuthPolicyError
 from driver.errors import TransportError
 from tests.driver.conftest import ConnectArgs
 from tools.pgcluster import Cluster, make_certs
@@ -101,9 +101,16 @@ async def test_channel_binding_required_and_used(
 @pytest.mark.parametrize("role", ["clear_user", "md5_user"])
 async def test_password_refused_in_clear_by_default(connect_args: ConnectArgs, transport: str,
                                                     role: str) -> None:
+    """Through a WebSocket proxy without TLS, refused by default; over direct TCP sent, as
+    libpq and asyncpg send it (issue 12)."""
+    args = connect_args(role, transport, sslmode="disable", allow_unencrypted_password=False)
+    if transport == "tcp":
+        conn = await connect(args)
+        assert await conn.fetchval("select current_user") == role
+        await conn.close()
+        return
     with pytest.raises(AuthPolicyError, match="allow_unencrypted_password=True"):
-        await connect(connect_args(role, transport, sslmode="disable",
-                                   allow_unencrypted_password=False))
+        await connect(args)
 
 
 async def test_require_auth_refusal(connect_args: ConnectArgs, transport: str) -> None:

@@ -47,11 +47,12 @@ async def test_prefer_retries_in_clear_for_a_hostnossl_role(strict_pg: Cluster) 
     assert await ssl_in_use(strict_pg, "scram_user", "prefer") is False
 
 
-async def test_allow_retries_with_tls_when_the_password_may_not_go_in_clear(
+async def test_allow_sends_a_cleartext_password_in_clear_over_direct_tcp(
         strict_pg: Cluster) -> None:
-    # The first attempt (clear) meets a cleartext password request the policy refuses;
-    # the TLS attempt then sends it encrypted.
-    assert await ssl_in_use(strict_pg, "clear_user", "allow") is True
+    # As libpq and asyncpg do (issue 12): on a direct TCP connection the first attempt
+    # (clear) answers the cleartext password request; through a WebSocket proxy it would be
+    # refused and the TLS attempt would send it (test_pipeline.py checks that path).
+    assert await ssl_in_use(strict_pg, "clear_user", "allow") is False
 
 
 async def test_require_does_not_fall_back(strict_pg: Cluster) -> None:

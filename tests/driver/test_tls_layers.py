@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import driver
-from driver.authpolicy import AuthPolicyError
+from driver.auth.policy import AuthPolicyError
 from driver.errors import TransportError
 from tests.conftest import running_proxy
 from tools.pgbouncer import Bouncer

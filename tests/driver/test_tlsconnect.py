@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from driver.authpolicy import AuthPolicy, AuthPolicyError
+from driver.auth.policy import AuthPolicy, AuthPolicyError
 from driver.errors import TransportError
 from driver.tlsconfig import TLSSettings
 from driver.tlsconnect import Negotiated, negotiate, tls_attempts

@@ -203,6 +203,11 @@ class RawWS:
         return status, resp, cls(reader, writer)
 
     def send_frame(self, payload: bytes, opcode: int = 2) -> None:
+        self.writer.write(self.frame(payload, opcode))
+
+    @staticmethod
+    def frame(payload: bytes, opcode: int = 2) -> bytes:
+        """A final masked client frame (RFC 6455 5.2)."""
         mask = os.urandom(4)
         n = len(payload)
         if n < 126:
@@ -211,7 +216,7 @@ class RawWS:
             head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
         else:
             head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        self.writer.write(head + mask + apply_mask(payload, mask))
+        return head + mask + apply_mask(payload, mask)
 
     async def read_frame(self) -> tuple[int, bytes]:
         b0, b1 = await self.reader.readexactly(2)

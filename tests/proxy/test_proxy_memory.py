@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import time
 from pathlib import Path
 
+import httpx
+import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import ProxyProcess
 from tests.proxy.conftest import ProxyProc, RawWS, Target, pg_query, pg_startup, rss_kib
-from tools.pgcluster import Cluster
+from tools.pgcluster import Cluster, free_port
 
 ROWS, ROW_BYTES = 300, 1_000_000  # ~300 MB streamed by the server
 
@@ -117,3 +121,142 @@ async def test_memory_stays_flat_when_the_target_stops_reading(target: Target) -
         writer.close()
     finally:
         p.stop()
+
+
+async def test_a_client_that_pings_and_never_reads_is_paused_then_closed_1008(
+    target: Target,
+) -> None:
+    """Every ping asks for a pong; a client that never reads them must not grow the proxy
+    (before the fix: 30 -> 235 MiB in 10 s from this one connection). Reading it pauses once
+    its write buffer is full, and pongs that still pile up past a bound close it with 1008."""
+    p = ProxyProc({"ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}"})
+    try:
+        status, _, raw = await RawWS.connect(p.port, f"/v2?address=127.0.0.1:{target.port}")
+        assert status == 101
+        _, writer = await target.next()
+        raw.writer.transport.set_write_buffer_limits(high=1 << 20)
+        before = rss_kib(p.proc.pid)
+        mark = p.mark()
+        ping = raw.frame(b"p" * 125, opcode=0x9)
+        burst = ping * 4000  # 0.5 MB of pings per write: 0.5 MB of pongs nobody reads
+        deadline, sent = time.monotonic() + 30, 0
+        closed: str | None = None
+        while closed is None:
+            assert time.monotonic() < deadline, f"never closed; RSS {rss_kib(p.proc.pid)} KiB"
+            grown = rss_kib(p.proc.pid) - before
+            assert grown < 32 * 1024, f"proxy RSS grew {grown} KiB after {sent} pings"
+            if any(" 1008 " in line for line in p.lines[mark:]):
+                closed = "logged"
+                break
+            try:
+                raw.writer.write(burst)
+                async with asyncio.timeout(0.2):
+                    await raw.writer.drain()
+                sent += 4000
+            except TimeoutError:
+                pass  # the proxy stopped reading us: keep checking its log and memory
+            except OSError:
+                closed = "reset"
+        line = await p.await_line(r"conn \d+ close .*reason=closed by proxy 1008", start=mark)
+        assert "client does not read" in line
+        grown = rss_kib(p.proc.pid, "VmHWM") - before
+        assert grown < 32 * 1024, f"proxy peak RSS {grown} KiB above start"
+        raw.close()
+        writer.close()
+    finally:
+        p.stop()
+
+
+async def test_memory_budget_refuses_new_upgrades_and_is_a_metric(target: Target) -> None:
+    """A client that stops reading fills its relay's write buffer (1 MiB); with a 256 KiB
+    budget the next upgrade gets 503 until the bytes are read, and /metrics shows the bytes."""
+    metrics_port = free_port()
+    p = ProxyProc(
+        {
+            "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}",
+            "MEMORY_BUDGET": "256KiB",
+            "PROMETHEUS_BIND": f"127.0.0.1:{metrics_port}",
+        }
+    )
+
+    async def buffered(name: str = "wsproxy_buffered_bytes") -> float:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        line = next(ln for ln in text.splitlines() if ln.startswith(name + " "))
+        return float(line.split()[-1])
+
+    try:
+        status, _, raw = await RawWS.connect(p.port, f"/v2?address=127.0.0.1:{target.port}")
+        assert status == 101
+        _, writer = await target.next()
+        assert await buffered() == 0
+        raw.writer.transport.pause_reading()  # the client reads nothing for now
+        writer.write(os.urandom(8 << 20))
+        deadline = time.monotonic() + 30
+        while (held := await buffered()) <= 256 * 1024:
+            assert time.monotonic() < deadline, f"buffers never filled: {held}"
+            await asyncio.sleep(0.05)  # polling an observable condition, bounded
+        # One relay holds it all, bounded by its write buffer's limit (1 MiB) and a read.
+        largest = await buffered("wsproxy_relay_buffered_bytes_max")
+        assert 256 * 1024 < largest < 2 * 1024 * 1024, largest
+        with pytest.raises(InvalidStatus) as info:
+            await connect(p.url(f"127.0.0.1:{target.port}"))
+        assert info.value.response.status_code == 503
+        assert b"memory budget" in info.value.response.body
+        raw.writer.transport.resume_reading()
+        received = 0
+        while received < 8 << 20:
+            _, payload = await raw.read_frame()
+            received += len(payload)
+        while await buffered() > 256 * 1024:
+            assert time.monotonic() < deadline, "buffers never drained"
+            await asyncio.sleep(0.05)  # polling an observable condition, bounded
+        async with connect(p.url(f"127.0.0.1:{target.port}")):
+            await target.next()
+        raw.close()
+        writer.close()
+    finally:
+        p.stop()
+
+
+async def test_a_huge_frame_header_allocates_nothing_up_front(target: Target) -> None:
+    """Frame headers claiming 4 GiB and 2^62 bytes: with no size limit set (MAX_MESSAGE_SIZE=0)
+    the proxy holds what arrived, no more; with the default limit it closes 1009 at once."""
+    unlimited = ProxyProc(
+        {"ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}", "MAX_MESSAGE_SIZE": "0"}
+    )
+    limited = ProxyProc({"ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{target.port}"})
+    try:
+        for claimed in (1 << 32, 1 << 62):
+            status, _, raw = await RawWS.connect(
+                unlimited.port, f"/v2?address=127.0.0.1:{target.port}"
+            )
+            assert status == 101
+            _, writer = await target.next()
+            before = rss_kib(unlimited.proc.pid)
+            raw.writer.write(struct.pack("!BBQ", 0x82, 0xFF, claimed) + b"\0\0\0\0")
+            raw.writer.write(b"x" * (1 << 20))
+            raw.send_frame(b"", opcode=0x9)  # part of the payload, as far as the proxy knows
+            await raw.writer.drain()
+            deadline = time.monotonic() + 30
+            # The proxy has read it all (nothing left in its socket's receive queue).
+            while _recv_queue(unlimited.proc.pid, unlimited.port, side="local"):
+                assert time.monotonic() < deadline, "the proxy stopped reading"
+                await asyncio.sleep(0.05)  # polling an observable condition, bounded
+            grown = rss_kib(unlimited.proc.pid) - before
+            assert grown < 16 * 1024, f"RSS grew {grown} KiB for a {claimed}-byte header"
+            raw.close()
+            writer.close()
+        status, _, raw = await RawWS.connect(limited.port, f"/v2?address=127.0.0.1:{target.port}")
+        assert status == 101
+        _, writer = await target.next()
+        raw.writer.write(struct.pack("!BBQ", 0x82, 0xFF, 1 << 62) + b"\0\0\0\0")
+        opcode, payload = await raw.read_frame()
+        while opcode == 0x9:
+            opcode, payload = await raw.read_frame()
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1009
+        raw.close()
+        writer.close()
+    finally:
+        unlimited.stop()
+        limited.stop()

@@ -4,6 +4,8 @@ same proxy proves the target was reachable, so the zero count means something)."
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
@@ -311,3 +313,87 @@ async def test_refused_clients_do_not_hold_connection_slots(tgt: Target) -> None
         for raw in held:
             raw.close()
         p.stop()
+
+
+# Each spelling reaches (or would reach, through a translator) an address no relay should:
+# the open proxy (allow-all regex, default ALLOW_SPECIAL_NETWORKS) refuses every one with 403.
+SPECIAL_TARGETS = [
+    "0.0.0.0",  # "this host": connects to local services
+    "[::]",
+    "[::ffff:127.0.0.1]",  # IPv4-mapped: the wrapper is not listed, though loopback is
+    "[::ffff:169.254.169.254]",
+    "[::a9fe:a9fe]",  # IPv4-compatible 169.254.169.254
+    "[::7f00:1]",  # IPv4-compatible 127.0.0.1
+    "[64:ff9b::a9fe:a9fe]",  # NAT64
+    "[64:ff9b:1::a9fe:a9fe]",  # local-use NAT64
+    "[2002:a9fe:a9fe::1]",  # 6to4
+    "[2001:0:4136:e378:8000:63bf:3fff:fdd2]",  # Teredo
+    "[fd00::1]",  # unique-local
+    "[fc00::1]",
+    "[fe80::1]",  # link-local
+    "169.254.169.254",
+    "100.100.100.200",  # CGNAT-space metadata endpoint
+    "100.64.0.1",
+    "192.0.0.8",
+    "192.0.2.1",  # documentation
+    "198.18.0.1",  # benchmarking
+    "240.0.0.1",  # reserved
+    "255.255.255.255",
+    "224.0.0.1",  # multicast
+    "[ff02::1]",
+    "[2001:db8::1]",
+    "[100::1]",
+]
+
+
+@pytest.mark.parametrize("address", SPECIAL_TARGETS)
+async def test_special_purpose_addresses_are_refused_under_an_allow_all_regex(
+    open_proxy: ProxyProc, tgt: Target, address: str
+) -> None:
+    await _refused(open_proxy, tgt, f"?address={address}:{tgt.port}", 403, "denied address")
+
+
+async def test_loopback_is_refused_when_not_excepted(tgt: Target) -> None:
+    """With ALLOW_SPECIAL_NETWORKS empty nothing special is reached, whatever the spelling;
+    naming a range (here the IPv4-mapped wrapper and loopback) lets exactly that through."""
+    closed = ProxyProc({"ALLOW_ADDR_REGEX": ".*", "ALLOW_SPECIAL_NETWORKS": ""})
+    mapped = ProxyProc(
+        {"ALLOW_ADDR_REGEX": ".*", "ALLOW_SPECIAL_NETWORKS": "::ffff:0:0/96,127.0.0.0/8"}
+    )
+    try:
+        before = tgt.count
+        for host in ("127.0.0.1", "127.0.0.2", "localhost", "[::1]", "0.0.0.0", "[::]"):
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(closed.url(f"{host}:{tgt.port}")):
+                    pass
+            assert info.value.response.status_code == 403, host
+            assert b"denied address" in info.value.response.body
+        assert tgt.count == before
+        await _control(mapped, tgt, host="[::ffff:127.0.0.1]")
+        assert tgt.count == before + 1
+    finally:
+        closed.stop()
+        mapped.stop()
+
+
+async def test_duplicate_host_headers_get_400_with_a_reason(tgt: Target) -> None:
+    p = ProxyProc({"USE_HOST_HEADER": "true", "ALLOW_ADDR_REGEX": rf"localhost:{tgt.port}"})
+    try:
+        before = tgt.count
+        reader, writer = await asyncio.open_connection("127.0.0.1", p.port)
+        host = f"Host: localhost:{tgt.port}\r\n"
+        writer.write(
+            (
+                f"GET /v2 HTTP/1.1\r\n{host}{host}Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        body = await reader.read(200)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 400 "), head
+        assert b"exactly one Host header" in body
+        await p.await_line(r"refused client=127\.0\.0\.1:\d+ status=400")
+        assert tgt.count == before
+    finally:
+        p.stop()  # also asserts no traceback reached the log

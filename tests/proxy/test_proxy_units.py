@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from websockets.datastructures import Headers
 
 from proxy.admission import client_ip
+from proxy.allowlist import never_matches_host_port
 from proxy.config import ConfigError, load, parse_duration, parse_networks
+from proxy.policy import DEFAULT_ALLOW_SPECIAL_NETWORKS, denial, forms
 from proxy.target import Refused, check_allowed, is_denied, parse_target
 from proxy.traffic import TrafficLog
 from tests.proxy.conftest import ROOT, pg_query, pg_startup
@@ -62,8 +64,10 @@ def test_deny_list_covers_mapped_ipv4() -> None:
     deny = parse_networks("169.254.0.0/16,fe80::/10,fd00:ec2::254/128")
     for ip in ("169.254.169.254", "::ffff:169.254.169.254", "fe80::1", "fd00:ec2::254"):
         assert is_denied(ipaddress.ip_address(ip), deny)
-    for ip in ("127.0.0.1", "::1", "10.1.2.3", "fd00:ec2::253"):
+    for ip in ("127.0.0.1", "::1", "10.1.2.3", "8.8.8.8"):
         assert not is_denied(ipaddress.ip_address(ip), deny)
+    # Unique-local is special-purpose now: denied with or without DENY_NETWORKS.
+    assert is_denied(ipaddress.ip_address("fd00:ec2::253"), ())
 
 
 def test_forwarded_for_is_believed_only_from_trusted_peers() -> None:
@@ -152,6 +156,11 @@ def test_help_documents_every_setting_with_its_default() -> None:
         "AUTH_TOKEN",
         "TRUSTED_PROXIES",
         "DENY_NETWORKS",
+        "ALLOW_SPECIAL_NETWORKS",
+        "MAX_CONNECTIONS_PER_NET",
+        "RESERVED_CONNECTIONS",
+        "NO_TRAFFIC_TIMEOUT",
+        "MEMORY_BUDGET",
     ):
         assert f"--{name.lower().replace('_', '-')}" in flat
         assert re.search(rf"env {name}, default: \S+", flat), name
@@ -213,3 +222,110 @@ def test_console_script_wsproxy_runs() -> None:
     script = Path(sys.executable).parent / "wsproxy"
     out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("usage: wsproxy")
+
+
+@pytest.mark.parametrize(
+    ("ip", "carried"),
+    [
+        ("::ffff:169.254.169.254", "169.254.169.254"),
+        ("::a9fe:a9fe", "169.254.169.254"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("64:ff9b:1::a9fe:a9fe", "169.254.169.254"),
+        ("2002:a9fe:a9fe::1", "169.254.169.254"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),  # Teredo client (RFC 4380)
+    ],
+)
+def test_every_ipv4_an_ipv6_address_carries_is_judged(ip: str, carried: str) -> None:
+    addr = ipaddress.ip_address(ip)
+    assert ipaddress.ip_address(carried) in forms(addr)
+    # Even with the wrapper's range excepted, the IPv4 inside is judged on its own.
+    wrapper = ipaddress.ip_network(f"{ip}/128")
+    allow = (*DEFAULT_ALLOW_SPECIAL_NETWORKS, wrapper)
+    why = denial(addr, (), allow)
+    assert why is not None and carried in why, why
+    assert not is_denied(ipaddress.ip_address("8.8.8.8"), (), allow)
+
+
+def test_loopback_and_unspecified_are_not_ipv4_compatible_forms() -> None:
+    assert forms(ipaddress.ip_address("::1")) == [ipaddress.ip_address("::1")]
+    assert denial(ipaddress.ip_address("::1"), (), DEFAULT_ALLOW_SPECIAL_NETWORKS) is None
+    assert denial(ipaddress.ip_address("::"), (), DEFAULT_ALLOW_SPECIAL_NETWORKS) is not None
+
+
+@pytest.mark.parametrize(
+    ("ip", "allowed"),
+    [
+        ("127.0.0.1", True),  # default exceptions: loopback and RFC 1918
+        ("10.1.2.3", True),
+        ("192.168.1.1", True),
+        ("8.8.8.8", True),
+        ("2606:4700::1111", True),
+        ("0.0.0.0", False),
+        ("0.1.2.3", False),
+        ("100.100.100.200", False),
+        ("fd00::1", False),
+        ("fe80::1", False),
+        ("::ffff:127.0.0.1", False),  # an exception is never taken through a wrapper
+        ("192.0.2.1", False),
+        ("ff02::1", False),
+    ],
+)
+def test_default_address_policy(ip: str, allowed: bool) -> None:
+    why = denial(ipaddress.ip_address(ip), (), DEFAULT_ALLOW_SPECIAL_NETWORKS)
+    assert (why is None) is allowed, why
+
+
+@pytest.mark.parametrize(
+    ("regex", "never"),
+    [
+        (r"localhost", True),
+        (r"db\.internal", True),
+        (r"db.example.com", True),  # cannot end with the port's digit
+        (r"[a-z.]+", True),
+        (r"(localhost|127\.0\.0\.1|\[::1\]):5432", False),
+        (r".*", False),
+        (r"db\.x(:5432)?", False),
+        (r"\S+", False),
+        (r"(a)\1:1", False),  # back-references are not modelled: no warning
+    ],
+)
+def test_regexes_that_can_never_match_host_port_are_recognised(regex: str, never: bool) -> None:
+    assert (never_matches_host_port(re.compile(regex)) is not None) is never
+
+
+def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "proxy"],
+        env={"PATH": "", "LISTEN_PORT": "127.0.0.1:0", **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+
+
+def test_a_missing_tls_file_is_named_without_a_traceback(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not used")
+    r = _start({"TLS_CERT": str(cert), "TLS_KEY": str(tmp_path / "nope.key")})
+    assert r.returncode == 2
+    assert f"TLS_KEY: file not found: {tmp_path / 'nope.key'}" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = _start({"TLS_CERT": str(cert), "TLS_KEY": str(cert)})  # present but not PEM
+    assert r.returncode == 1 and "cannot start: TLS_CERT" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_bad_regex_is_reported_once() -> None:
+    r = _start({"ALLOW_ADDR_REGEX": "(db"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("ALLOW_ADDR_REGEX") == 1, r.stderr
+    assert "'(db' is not a regular expression" in r.stderr
+
+
+def test_a_regex_without_port_warns_at_start_up(proxy_factory: type) -> None:
+    p = proxy_factory({"ALLOW_ADDR_REGEX": r"db\.internal"})
+    line = p.wait_for("can never match")
+    assert "WARNING" in line and "':5432'" in line
+    q = proxy_factory({"ALLOW_ADDR_REGEX": r"db\.internal:5432"})
+    assert "can never match" not in q.log

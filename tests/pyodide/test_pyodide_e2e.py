@@ -52,7 +52,7 @@ times = [first_ms]
 for _ in range(ROUNDS - 1):
     times.append((await one_round(True))[1])
 import hashlib
-# The SCRAM logins above ran where hashlib has no pbkdf2_hmac: driver.pbkdf2 derived the keys.
+# The SCRAM logins above ran where hashlib has no pbkdf2_hmac: driver.auth.pbkdf2 derived the keys.
 fallback = not hasattr(hashlib, "pbkdf2_hmac")
 json.dumps({"rows": rows, "times": times, "pbkdf2_fallback": fallback, "hop": hop_warnings})
 """

@@ -53,7 +53,7 @@ def test_import_driver_without_websockets_installed() -> None:
         BLOCK_WEBSOCKETS
         + """
 import json
-import driver, driver.transport, driver.transport.pyodide, driver.pbkdf2
+import driver, driver.transport, driver.transport.pyodide, driver.auth.pbkdf2
 try:
     import websockets
     blocked = False

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from driver.pbkdf2 import pbkdf2_hmac, select_pbkdf2_hmac
+from driver.auth.pbkdf2 import pbkdf2_hmac, select_pbkdf2_hmac
 
 
 @pytest.mark.parametrize("hash_name", ["sha256", "sha1", "sha512"])

@@ -62,7 +62,7 @@ async def test_pbkdf2_fallback_under_pyodide(loaded_page: LoadedPage) -> None:
     got = await loaded_page.python(
         """
 import hashlib, json, time
-from driver.pbkdf2 import pbkdf2_hmac, select_pbkdf2_hmac
+from driver.auth.pbkdf2 import pbkdf2_hmac, select_pbkdf2_hmac
 from scramp.utils import pbkdf2_hmac_pure_python
 missing = not hasattr(hashlib, "pbkdf2_hmac") and select_pbkdf2_hmac() is pbkdf2_hmac
 t0 = time.perf_counter()
@@ -74,11 +74,11 @@ json.dumps({"missing": missing, "ours": ours, "theirs": theirs,
             "ours_ms": (t1 - t0) * 1000, "scramp_ms": (t2 - t1) * 1000})
 """
     )
-    assert got["missing"] is True  # the reason driver.pbkdf2 exists
+    assert got["missing"] is True  # the reason driver.auth.pbkdf2 exists
     assert got["ours"] == want
     assert got["theirs"] == want
     print(
-        f"\nPBKDF2-SHA256 x4096 in Pyodide: driver.pbkdf2 {got['ours_ms']:.1f} ms, "
+        f"\nPBKDF2-SHA256 x4096 in Pyodide: driver.auth.pbkdf2 {got['ours_ms']:.1f} ms, "
         f"scramp's pure-Python fallback {got['scramp_ms']:.1f} ms"
     )
 

@@ -1,5 +1,10 @@
 """Which authentication the client accepts: libpq 16's ``require_auth`` and ``channel_binding``,
-plus this driver's rule that a password never crosses a path not encrypted end to end.
+plus this driver's rule that a password never crosses a WebSocket proxy in clear.
+
+On a direct TCP (or Unix-socket) connection cleartext and MD5 passwords are sent when asked, as
+libpq and asyncpg do (``require_auth`` restricts them). Through a WebSocket proxy without TLS to
+Postgres the proxy is a third party on the path, able to read or replay the password, so it is
+refused unless ``allow_unencrypted_password=True``.
 
 The server picks the method; a hostile server (or a proxy pretending to be one) can pick a
 weak one to harvest a password, or skip authentication to impersonate the database. The
@@ -12,58 +17,49 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from driver.errors import InterfaceError
+from ..errors import AuthPolicyError, InterfaceError
+from .methods import (
+    AUTH_CLEARTEXT,
+    AUTH_GSS,
+    AUTH_GSS_CONTINUE,
+    AUTH_MD5,
+    AUTH_OK,
+    AUTH_SASL,
+    AUTH_SASL_CONTINUE,
+    AUTH_SASL_FINAL,
+    AUTH_SSPI,
+    GSS,
+    MD5,
+    METHODS,
+    NONE,
+    PASSWORD,
+    REQUESTS,
+    SCRAM,
+    SCRAM_MECHANISM,
+    SCRAM_PLUS_MECHANISM,
+    SSPI,
+)
 
 __all__ = [
-    "AUTH_METHODS",
+    "AUTH_CLEARTEXT",
+    "AUTH_GSS",
+    "AUTH_GSS_CONTINUE",
+    "AUTH_MD5",
+    "AUTH_OK",
+    "AUTH_SASL",
+    "AUTH_SASL_CONTINUE",
+    "AUTH_SASL_FINAL",
+    "AUTH_SSPI",
     "CHANNEL_BINDING_MODES",
     "AuthGuard",
     "AuthPolicy",
     "AuthPolicyError",
 ]
 
-AUTH_METHODS = ("password", "md5", "gss", "sspi", "scram-sha-256", "none")
 CHANNEL_BINDING_MODES = ("disable", "prefer", "require")
 ALLOW_OPTION = "allow_unencrypted_password"
-
-# AuthenticationRequest codes ("Message Formats": Authentication*)
-AUTH_OK, AUTH_KRB5, AUTH_CLEARTEXT, AUTH_MD5, AUTH_SCM = 0, 2, 3, 5, 6
-AUTH_GSS, AUTH_GSS_CONTINUE, AUTH_SSPI = 7, 8, 9
-AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL = 10, 11, 12
-
-_METHOD_OF_CODE = {
-    AUTH_CLEARTEXT: "password",
-    AUTH_MD5: "md5",
-    AUTH_GSS: "gss",
-    AUTH_GSS_CONTINUE: "gss",
-    AUTH_SSPI: "sspi",
-    AUTH_SASL: "scram-sha-256",
-    AUTH_SASL_CONTINUE: "scram-sha-256",
-    AUTH_SASL_FINAL: "scram-sha-256",
-}
-_WHAT_SERVER_ASKED = {
-    "password": "server requested a cleartext password",
-    "md5": "server requested a hashed password",
-    "gss": "server requested GSSAPI authentication",
-    "sspi": "server requested SSPI authentication",
-    "scram-sha-256": "server requested SASL authentication",
-}
-SCRAM = "SCRAM-SHA-256"
-SCRAM_PLUS = "SCRAM-SHA-256-PLUS"
 # methods in which the server proves it knows the password (mutual authentication)
-_SERVER_PROVING = frozenset({"scram-sha-256", "gss", "sspi"})
-
-
-class AuthPolicyError(InterfaceError):
-    """The client refused the server's way of authenticating (nothing secret was sent).
-
-    ``needs_encryption`` is True when the same request would be accepted over TLS, so that
-    ``sslmode=allow`` may retry with TLS, as libpq retries after an authentication failure.
-    """
-
-    def __init__(self, message: str, *, needs_encryption: bool = False) -> None:
-        super().__init__(message)
-        self.needs_encryption = needs_encryption
+_SERVER_PROVING = frozenset({SCRAM, GSS, SSPI})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +102,10 @@ class AuthPolicy:
             item = raw.strip()
             neg = item.startswith("!")
             method = item[1:] if neg else item
-            if method not in AUTH_METHODS:
+            if method not in METHODS:
                 raise InterfaceError(
                     f"invalid require_auth value: {item!r} "
-                    f"(methods: {', '.join(AUTH_METHODS)}, each may be "
+                    f"(methods: {', '.join(METHODS)}, each may be "
                     "negated with !)"
                 )
             if negated is not None and neg != negated:
@@ -123,16 +119,24 @@ class AuthPolicy:
                 raise InterfaceError(f"require_auth method {method!r} is specified more than once")
             negated = neg
             seen.add(method)
-        allowed = frozenset(AUTH_METHODS) - seen if negated else frozenset(seen)
+        allowed = frozenset(METHODS) - seen if negated else frozenset(seen)
         return cls(allowed, require_auth, channel_binding, allow_unencrypted_password)
 
     def guard(
-        self, *, encrypted: bool, channel_binding: bytes | None, server_verified: bool = False
+        self,
+        *,
+        encrypted: bool,
+        channel_binding: bytes | None,
+        server_verified: bool = False,
+        proxied: bool = True,
     ) -> AuthGuard:
         """Start checking one connection attempt.
 
         Args:
             encrypted: TLS is up between this client and the Postgres server itself.
+            proxied: the bytes pass through a WebSocket proxy (a third party on the path);
+                False for a direct TCP or Unix-socket connection. Unknown paths count as
+                proxied.
             channel_binding: the ``tls-server-end-point`` data, None without TLS.
             server_verified: TLS checked the server's certificate chain
                 (``Negotiated.verified``).
@@ -147,7 +151,7 @@ class AuthPolicy:
                 "(use sslmode=require or stronger)",
                 needs_encryption=True,
             )
-        return AuthGuard(self, encrypted, channel_binding, server_verified)
+        return AuthGuard(self, encrypted, channel_binding, server_verified, proxied)
 
     @property
     def demands_server_proof(self) -> bool:
@@ -174,9 +178,12 @@ class AuthGuard:
         encrypted: bool,
         channel_binding: bytes | None,
         server_verified: bool = False,
+        proxied: bool = True,
     ) -> None:
         self.policy = policy
         self.encrypted = encrypted
+        # a password may go out in clear: no third party on the path, or the caller said so
+        self.clear_ok = encrypted or not proxied or policy.allow_unencrypted_password
         self.channel_binding = channel_binding
         self.server_verified = server_verified
         self.method: str | None = None  # the method the server asked for, once known
@@ -185,38 +192,39 @@ class AuthGuard:
 
     def on_request(self, code: int) -> None:
         """Accept or refuse an authentication request before anything is sent in reply."""
-        method = _METHOD_OF_CODE.get(code)
-        if method is None:
-            self._fail("server requested an unknown authentication type")
-        assert method is not None
+        request = REQUESTS.get(code)
+        if request is None or request.method is None:
+            what = request.asked if request is not None else f"authentication type {code}"
+            self._fail(f"server requested an unknown authentication type ({what})")
+            return
+        method = request.method
         if code in (AUTH_SASL_CONTINUE, AUTH_SASL_FINAL):
-            if self.method != "scram-sha-256" or self.sasl_done:
+            if self.method != SCRAM or self.sasl_done:
                 raise AuthPolicyError("the server sent a SASL message out of order")
             self.sasl_done = code == AUTH_SASL_FINAL
             return
-        if code == AUTH_GSS_CONTINUE and self.method == "gss":
+        if code == AUTH_GSS_CONTINUE and self.method == GSS:
             return
         if self.method is not None:
             raise AuthPolicyError(
                 f"the server asked for {method} authentication after {self.method} had started"
             )
         allowed = self.policy.allowed
+        asked = f"server requested {request.asked}"
         if allowed is not None and method not in allowed:
-            self._fail(_WHAT_SERVER_ASKED[method])
-        if self.policy.channel_binding == "require" and method != "scram-sha-256":
+            self._fail(asked)
+        if self.policy.channel_binding == "require" and method != SCRAM:
             raise AuthPolicyError(
-                "channel binding required but not supported by server's "
-                f"authentication request ({_WHAT_SERVER_ASKED[method]})"
+                f"channel binding required but not supported by server's authentication request "
+                f"({asked})"
             )
-        if method in ("password", "md5") and not (
-            self.encrypted or self.policy.allow_unencrypted_password
-        ):
-            kind = "a cleartext" if method == "password" else "an MD5-hashed"
+        if method in (PASSWORD, MD5) and not self.clear_ok:
+            kind = "a cleartext" if method == PASSWORD else "an MD5-hashed"
             raise AuthPolicyError(
-                f"the server asked for {kind} password, and this connection is not encrypted "
-                "end to end to PostgreSQL (a proxy or anyone on the path could read or replay "
-                "it): refusing to send it. Use sslmode=require (or verify-full), or pass "
-                f"{ALLOW_OPTION}=True to send it anyway",
+                f"the server asked for {kind} password, and this connection runs through a "
+                "WebSocket proxy without TLS to PostgreSQL (the proxy, or anyone on its path, "
+                "could read or replay it): refusing to send it. Use sslmode=require (or "
+                f"verify-full), or pass {ALLOW_OPTION}=True to send it anyway",
                 needs_encryption=True,
             )
         self.method = method
@@ -232,9 +240,9 @@ class AuthGuard:
         allowed = self.policy.allowed
         return (
             self.method is None
-            and (allowed is None or "password" in allowed)
+            and (allowed is None or PASSWORD in allowed)
             and self.policy.channel_binding != "require"
-            and (self.encrypted or self.policy.allow_unencrypted_password)
+            and self.clear_ok
         )
 
     def may_send_query_early(self) -> bool:
@@ -258,7 +266,7 @@ class AuthGuard:
         without -PLUS (pgbouncer) cannot accept a -PLUS client-first.
         """
         cb = self.channel_binding if self.policy.channel_binding != "disable" else None
-        return (SCRAM_PLUS, cb) if cb is not None else (SCRAM, None)
+        return (SCRAM_PLUS_MECHANISM, cb) if cb is not None else (SCRAM_MECHANISM, None)
 
     def choose_mechanism(self, mechanisms: Sequence[str]) -> tuple[str, bytes | None]:
         """Pick the SASL mechanism from the server's list ("SASL Authentication").
@@ -270,31 +278,31 @@ class AuthGuard:
             'y' (it supports binding), which lets the server detect a downgrade.
         """
         cb = self.channel_binding if self.policy.channel_binding != "disable" else None
-        if cb is not None and SCRAM_PLUS in mechanisms:
-            self.mechanism = SCRAM_PLUS
-            return SCRAM_PLUS, cb
+        if cb is not None and SCRAM_PLUS_MECHANISM in mechanisms:
+            self.mechanism = SCRAM_PLUS_MECHANISM
+            return SCRAM_PLUS_MECHANISM, cb
         if self.policy.channel_binding == "require":
             raise AuthPolicyError(
                 "channel binding is required, but the server does not offer "
-                f"{SCRAM_PLUS} (it offers {', '.join(mechanisms) or 'none'})"
+                f"{SCRAM_PLUS_MECHANISM} (it offers {', '.join(mechanisms) or 'none'})"
             )
-        if SCRAM not in mechanisms:
+        if SCRAM_MECHANISM not in mechanisms:
             raise AuthPolicyError(
                 "none of the server's SASL mechanisms is supported: "
                 + (", ".join(mechanisms) or "(empty list)")
             )
-        self.mechanism = SCRAM
-        return SCRAM, cb
+        self.mechanism = SCRAM_MECHANISM
+        return SCRAM_MECHANISM, cb
 
     def on_ok(self) -> None:
         """Check, on AuthenticationOk, that the authentication the policy demands happened."""
         if self.method is None:
             allowed = self.policy.allowed
-            if allowed is not None and "none" not in allowed:
+            if allowed is not None and NONE not in allowed:
                 self._fail("server did not complete authentication")
-        elif self.method == "scram-sha-256" and not self.sasl_done:
+        elif self.method == SCRAM and not self.sasl_done:
             self._fail("server did not complete authentication")
-        if self.policy.channel_binding == "require" and self.mechanism != SCRAM_PLUS:
+        if self.policy.channel_binding == "require" and self.mechanism != SCRAM_PLUS_MECHANISM:
             raise AuthPolicyError(
                 "channel binding required, but server authenticated client without channel binding"
             )

@@ -15,49 +15,36 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import InterfaceError, ProtocolError
-from . import messages as m
+from ..protocol.backend import (
+    AuthenticationCleartextPassword,
+    AuthenticationMD5Password,
+    AuthenticationOther,
+    AuthenticationSASL,
+    AuthenticationSASLContinue,
+    AuthenticationSASLFinal,
+    BackendMessage,
+)
+from ..protocol.frontend import password_message, sasl_initial_response, sasl_response
+from .methods import MD5, NONE, PASSWORD, REQUESTS, SCRAM, SCRAM_MECHANISM, SCRAM_PLUS_MECHANISM
 
 if TYPE_CHECKING:
-    from ..scram import SCRAMClient
+    from .scram import SCRAMClient
 
-__all__ = [
-    "MD5",
-    "PASSWORD",
-    "SCRAM",
-    "SCRAM_MECHANISM",
-    "SCRAM_PLUS",
-    "TRUST",
-    "AuthGuard",
-    "Authenticator",
-    "Mispredicted",
-    "choose_mechanism",
-    "md5_password",
-]
+__all__ = ["AuthGuard", "Authenticator", "Learn", "Mispredicted", "md5_password"]
 
-SCRAM_MECHANISM = "SCRAM-SHA-256"
-SCRAM_PLUS = "SCRAM-SHA-256-PLUS"
-# Methods, named as in pg_hba.conf (and libpq's require_auth, but "none" is "trust" here).
-TRUST, PASSWORD, MD5, SCRAM = "trust", "password", "md5", "scram-sha-256"
-
-# AuthenticationRequest codes ("Message Formats")
-_AUTH_CODES: dict[type, int] = {
-    m.AuthenticationCleartextPassword: 3, m.AuthenticationMD5Password: 5,
-    m.AuthenticationSASL: 10, m.AuthenticationSASLContinue: 11, m.AuthenticationSASLFinal: 12,
-}  # fmt: skip
-_METHODS: dict[type, str] = {
-    m.AuthenticationCleartextPassword: PASSWORD, m.AuthenticationMD5Password: MD5,
-    m.AuthenticationSASL: SCRAM,
-}  # fmt: skip
-_AUTH_NAMES = {2: "Kerberos V5", 6: "SCM credentials", 7: "GSSAPI", 8: "GSSAPI", 9: "SSPI"}
-_ASKED = {TRUST: "no authentication", PASSWORD: "a cleartext password", MD5: "an MD5 password",
-          SCRAM: "SCRAM-SHA-256"}  # fmt: skip
-
+# What each predicted answer is, for error messages.
 _EARLY = {PASSWORD: "the cleartext password", SCRAM: "the SCRAM client-first message"}
+_SUPPORTED = ", ".join((NONE, PASSWORD, MD5, SCRAM))
 Learn = Callable[[str, tuple[str, ...]], None]
+AuthRequest = (
+    AuthenticationCleartextPassword | AuthenticationMD5Password | AuthenticationSASL
+    | AuthenticationSASLContinue | AuthenticationSASLFinal | AuthenticationOther
+)  # fmt: skip
 
 
 class AuthGuard(Protocol):
-    """Vets each authentication step (``driver.authpolicy.AuthGuard`` implements it)."""
+    """The policy for one connection attempt (``driver.auth.policy.AuthGuard``): it decides,
+    and keeps the one record of which method and SASL step the server is at."""
 
     def on_request(self, code: int) -> None: ...
 
@@ -92,30 +79,12 @@ def md5_password(user: str, password: str, salt: bytes) -> bytes:
 
 
 def _scram_client(mechanism: str, user: str, password: str, binding: bytes | None) -> SCRAMClient:
-    """A new SCRAM exchange. ``driver.scram`` (hashlib, secrets, the key cache) is imported
+    """A new SCRAM exchange. ``driver.auth.scram`` (hashlib, secrets, the key cache) is imported
     here, on the first SCRAM authentication, not with the driver: trust, password and md5
     connections never need it."""
-    from ..scram import SCRAMClient
+    from .scram import SCRAMClient
 
     return SCRAMClient(mechanism, user, password, binding)
-
-
-def choose_mechanism(
-    mechanisms: Sequence[str], channel_binding: bytes | None
-) -> tuple[str, bytes | None]:
-    """The SASL mechanism when no AuthGuard decides: -PLUS over TLS if the server offers it.
-
-    The exchange itself is ``driver.scram.SCRAMClient`` (it caches derived keys, so a
-    reconnect pays no PBKDF2).
-    """
-    if channel_binding is not None and SCRAM_PLUS in mechanisms:
-        return SCRAM_PLUS, channel_binding
-    if SCRAM_MECHANISM not in mechanisms:
-        raise InterfaceError(
-            f"server offers SASL mechanisms {list(mechanisms)}; this driver supports "
-            f"{SCRAM_MECHANISM}, and {SCRAM_PLUS} only over TLS"
-        )
-    return SCRAM_MECHANISM, None
 
 
 class Authenticator:
@@ -124,8 +93,9 @@ class Authenticator:
     Args:
         predict: the method the server is expected to ask for: ``"scram-sha-256"`` (send
             client-first now), ``"password"`` (send the password now; the caller has checked
-            that the policy allows it), ``"trust"`` (nothing to send, ever), or None (wait
+            that the policy allows it), ``"none"`` (nothing to send, ever), or None (wait
             and answer whatever comes).
+        guard: the policy's guard; without one (tests), any method is answered.
         mechanisms: the SASL mechanisms the server offered last time, if known.
         learn: called once with the method the server actually uses (and its mechanisms).
     """
@@ -144,43 +114,47 @@ class Authenticator:
         self._user = user
         self._password = password
         self._channel_binding = channel_binding
-        self._guard = guard
+        if guard is None:
+            from .policy import AuthPolicy
+
+            guard = AuthPolicy(allow_unencrypted_password=True).guard(
+                encrypted=False, channel_binding=channel_binding, proxied=False
+            )
+        self._guard: AuthGuard = guard
         self._learn = learn
         self._predicted = predict
         self._offered = tuple(mechanisms)
         self._sent: str | None = None  # the method whose answer already went out unasked
         self._scram: SCRAMClient | None = None
-        self._scram_verified = False
+        self._server_first: bytes | None = None  # waiting for its keys (``work``)
+        self.work: Callable[[], None] | None = None  # PBKDF2 to run off the event loop
         self.method: str | None = None  # what the server asked for, once it has
-        self.complete = password is None or predict == TRUST
+        self.complete = password is None or predict == NONE
 
     def start(self) -> list[bytes]:
         """The messages that follow the StartupMessage in the same flight."""
         password, guard = self._password, self._guard
         if password is None:
             return []
-        if self._predicted == PASSWORD and (guard is None or guard.may_send_password_early()):
+        if self._predicted == PASSWORD and guard.may_send_password_early():
             self._sent, self.complete = PASSWORD, True
-            return [m.password_message(password.encode())]
+            return [password_message(password.encode())]
         if self._predicted == SCRAM:
             offered = self._offered or (
-                (SCRAM_PLUS, SCRAM_MECHANISM) if self._channel_binding else (SCRAM_MECHANISM,)
+                (SCRAM_PLUS_MECHANISM, SCRAM_MECHANISM)
+                if self._channel_binding
+                else (SCRAM_MECHANISM,)
             )
             try:
-                mechanism, binding = self._choose(offered)
+                mechanism, binding = guard.choose_mechanism(offered)
             except InterfaceError:
                 return []  # the policy will refuse whatever the server offers: let it say so
             self._scram = _scram_client(mechanism, self._user, password, binding)
             self._sent = SCRAM
-            return [m.sasl_initial_response(mechanism, self._scram.first_message())]
+            return [sasl_initial_response(mechanism, self._scram.first_message())]
         return []
 
-    def _choose(self, mechanisms: Sequence[str]) -> tuple[str, bytes | None]:
-        if self._guard is not None:
-            return self._guard.choose_mechanism(mechanisms)
-        return choose_mechanism(mechanisms, self._channel_binding)
-
-    def on_request(self, msg: m.BackendMessage, *, committed: bool) -> list[bytes]:
+    def on_request(self, msg: BackendMessage, *, committed: bool) -> list[bytes]:
         """Answer an authentication request ("Message Flow", "SASL Authentication").
 
         Args:
@@ -197,24 +171,22 @@ class Authenticator:
             InterfaceError: unsupported method, or a password is needed and none was given.
             ProtocolError: out-of-order SASL messages or a wrong server signature.
         """
-        if self._guard is not None:
-            code = (
-                msg.code if isinstance(msg, m.AuthenticationOther) else _AUTH_CODES.get(type(msg))
-            )
-            if code is not None:
-                self._guard.on_request(code)
-        if isinstance(msg, m.AuthenticationOther):
-            name = _AUTH_NAMES.get(msg.code, f"method code {msg.code}")
-            raise InterfaceError(
-                f"server requested {name} authentication, which this driver does not support "
-                "(supported: trust, password, md5, scram-sha-256)"
-            )
-        if isinstance(msg, m.AuthenticationSASLContinue | m.AuthenticationSASLFinal):
-            return self._sasl_step(msg)
-        method = _METHODS.get(type(msg))
-        if method is None:
+        if not isinstance(msg, AuthRequest):
             raise ProtocolError(f"unexpected {type(msg).__name__} during authentication")
-        offered = tuple(msg.mechanisms) if isinstance(msg, m.AuthenticationSASL) else ()
+        code = msg.code if isinstance(msg, AuthenticationOther) else msg.CODE
+        self._guard.on_request(code)  # the policy first: it may refuse before anything else
+        request = REQUESTS.get(code)
+        if isinstance(msg, AuthenticationOther):
+            name = request.asked if request is not None else f"method code {code}"
+            raise InterfaceError(
+                f"server requested {name}, which this driver does not support "
+                f"(supported: {_SUPPORTED})"
+            )
+        if isinstance(msg, AuthenticationSASLContinue | AuthenticationSASLFinal):
+            return self._sasl_step(msg)
+        assert request is not None and request.method is not None  # codes 3, 5, 10
+        method = request.method
+        offered = tuple(msg.mechanisms) if isinstance(msg, AuthenticationSASL) else ()
         self._found(method, offered)
         if self._password is None:
             raise InterfaceError(
@@ -224,14 +196,13 @@ class Authenticator:
             raise self._missed(method, offered)
         if self._sent is None and committed:
             raise self._missed(method, offered)
-        if isinstance(msg, m.AuthenticationCleartextPassword):
+        if isinstance(msg, AuthenticationCleartextPassword):
             self.complete = True
-            return [] if self._sent else [m.password_message(self._password.encode())]
-        if isinstance(msg, m.AuthenticationMD5Password):
+            return [] if self._sent else [password_message(self._password.encode())]
+        if isinstance(msg, AuthenticationMD5Password):
             self.complete = True
-            return [m.password_message(md5_password(self._user, self._password, msg.salt))]
-        assert isinstance(msg, m.AuthenticationSASL)
-        mechanism, binding = self._choose(msg.mechanisms)
+            return [password_message(md5_password(self._user, self._password, msg.salt))]
+        mechanism, binding = self._guard.choose_mechanism(msg.mechanisms)
         if self._scram is not None:  # client-first went out with the StartupMessage
             if (mechanism, self._scram.gs2_header) != (
                 self._scram.mechanism,
@@ -240,19 +211,29 @@ class Authenticator:
                 raise self._missed(SCRAM, offered)
             return []
         self._scram = _scram_client(mechanism, self._user, self._password, binding)
-        return [m.sasl_initial_response(mechanism, self._scram.first_message())]
+        return [sasl_initial_response(mechanism, self._scram.first_message())]
 
-    def _sasl_step(
-        self, msg: m.AuthenticationSASLContinue | m.AuthenticationSASLFinal
-    ) -> list[bytes]:
-        if self._scram is None or self.method != SCRAM:
+    def _sasl_step(self, msg: AuthenticationSASLContinue | AuthenticationSASLFinal) -> list[bytes]:
+        # the guard has checked the order of SASL steps; without a client there is no exchange
+        if self._scram is None:
             raise ProtocolError("SASL message without a SASL exchange in progress")
-        if isinstance(msg, m.AuthenticationSASLContinue):
+        if isinstance(msg, AuthenticationSASLContinue):
             self.complete = True
-            return [m.sasl_response(self._scram.final_message(msg.data))]
+            self.work = self._scram.key_job(msg.data)
+            if self.work is not None:  # answered by resume(), once the keys are derived
+                self._server_first = msg.data
+                return []
+            return [sasl_response(self._scram.final_message(msg.data))]
         self._scram.verify(msg.data)  # raises ProtocolError if the server lacks the key
-        self._scram_verified = True
         return []
+
+    def resume(self) -> list[bytes]:
+        """The answer held back while ``work`` ran; ``work`` is done (or ran inline)."""
+        server_first, self._server_first = self._server_first, None
+        if self._scram is None or server_first is None:
+            return []
+        self.work = None
+        return [sasl_response(self._scram.final_message(server_first))]
 
     def on_ok(self) -> None:
         """AuthenticationOk: check that what had to happen did (SCRAM proof, the policy).
@@ -264,16 +245,14 @@ class Authenticator:
             ProtocolError: AuthenticationOk before the server proved it knows the password.
         """
         if self.method is None:
-            if self._guard is not None:
-                self._guard.on_ok()
-            self._found(TRUST, ())
-            if self._sent is not None:
-                raise self._missed(TRUST, ())
-            return
-        if self._scram is not None and not self._scram_verified:
-            raise ProtocolError("AuthenticationOk before the server proved its SCRAM key")
-        if self._guard is not None:
             self._guard.on_ok()
+            self._found(NONE, ())
+            if self._sent is not None:
+                raise self._missed(NONE, ())
+            return
+        if self._scram is not None and not self._scram.verified:
+            raise ProtocolError("AuthenticationOk before the server proved its SCRAM key")
+        self._guard.on_ok()
 
     def _found(self, method: str, mechanisms: tuple[str, ...]) -> None:
         if self.method is None:
@@ -283,9 +262,9 @@ class Authenticator:
 
     def _missed(self, method: str, mechanisms: tuple[str, ...]) -> Mispredicted:
         early = _EARLY.get(self._sent or "", "the first query")
-        predicted = _ASKED.get(self._predicted or TRUST, self._predicted)
+        predicted = _asked(self._predicted or NONE)
         return Mispredicted(
-            f"the server asked for {_ASKED[method]}"
+            f"the server asked for {_asked(method)}"
             + (f" (mechanisms {', '.join(mechanisms)})" if mechanisms else "")
             + f", but {early} had already been sent, predicting {predicted} (pipelined "
             "start-up); the server ends such a session, so connect again (the driver now "
@@ -293,3 +272,11 @@ class Authenticator:
             method,
             mechanisms,
         )
+
+
+def _asked(method: str) -> str:
+    """How error messages name what the server asked for with ``method``."""
+    for request in REQUESTS.values():
+        if request.method == method and not request.continues:
+            return request.asked
+    return "no authentication" if method == NONE else method

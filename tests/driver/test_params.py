@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import driver
-from driver.dsn import resolve
+from driver.params import resolve
 
 
 def test_url_parts_are_percent_decoded() -> None:
@@ -89,7 +89,7 @@ def test_asyncpg_ssl_argument() -> None:
 
 
 def test_sslrootcert_system_defaults_to_verify_full() -> None:
-    from driver.dsn import resolve
+    from driver.params import resolve
 
     assert resolve("postgresql://u@h/db?sslrootcert=system").sslmode == "verify-full"
     assert resolve("postgresql://u@h/db").sslmode == "prefer"

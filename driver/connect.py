@@ -1,4 +1,4 @@
-"""connect(): resolve parameters, open the transport, negotiate TLS, run startup and auth."""
+"""connect(): resolve parameters, try each TLS attempt (dial.py), predict auth, run start-up."""
 
 # ruff: noqa: ASYNC109 - asyncpg's connect() takes timeout=
 from __future__ import annotations
@@ -10,16 +10,16 @@ import sys
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from .auth.exchange import Mispredicted
+from .auth.methods import MD5, NONE, PASSWORD, SCRAM
 from .connection import Connection
-from .dsn import ConnectParams, resolve
-from .errors import AuthenticationError, Error, InterfaceError, TransportError
+from .dial import cancel, close_quietly, open_channel, tls_attempts
+from .errors import AuthenticationError, InterfaceError, TransportError
+from .params import ConnectParams, resolve
 from .protocol import PGProtocol
-from .protocol.auth import MD5, PASSWORD, SCRAM, TRUST, Mispredicted
-from .protocol.messages import cancel_request
-from .transport import open_stream
 
 if TYPE_CHECKING:
-    from .authpolicy import AuthGuard
+    from .auth.policy import AuthGuard
     from .transport.base import Stream
 
 __all__ = ["cancel", "connect", "forget_auth_methods"]
@@ -109,20 +109,6 @@ def check_connection_class(cls: object) -> None:
         )
 
 
-def _attempts(sslmode: str, url: str | None) -> tuple[bool, ...]:
-    if sys.platform == "emscripten":  # Pyodide's ssl is a stub: no TLS to the server there
-        from .transport.pyodide import browser_tls_attempts
-
-        attempts = browser_tls_attempts(sslmode, url)
-        if attempts is not None:
-            return attempts
-    if sslmode == "disable":
-        return (False,)
-    from .tlsconnect import tls_attempts
-
-    return tls_attempts(sslmode)
-
-
 async def _connect(
     params: ConnectParams,
     when: float | None,
@@ -131,15 +117,14 @@ async def _connect(
     cls: type[Connection],
 ) -> Connection:
     url = params.proxy_url()
-    attempts = _attempts(params.sslmode, url)
+    attempts = tls_attempts(params.sslmode, url)
     for i, use_tls in enumerate(attempts):
         last = i == len(attempts) - 1
         missed = False
         while True:
             stream: Stream | None = None
             try:
-                stream = await open_stream(params.host, params.port, url, params.ws_ssl_context)
-                stream, encrypted, binding, verified = await _secure(stream, params, use_tls)
+                stream, encrypted, binding, verified = await open_channel(params, use_tls)
                 guard = _guard(params, encrypted, binding, verified)
                 target = (params.host, params.port, params.user, params.database, url,
                           encrypted)  # fmt: skip
@@ -163,14 +148,14 @@ async def _connect(
                 return conn
             except Mispredicted as exc:
                 if stream is not None:
-                    await _close_quietly(stream)
+                    await close_quietly(stream)
                 if missed:
                     raise
                 missed = True  # the server's method is known now: once more, predicting it
                 log.debug("pipelined start-up mispredicted, reconnecting: %s", exc)
             except BaseException as exc:
                 if stream is not None:
-                    await _close_quietly(stream)
+                    await close_quietly(stream)
                 if last or not _retryable(exc):
                     raise
                 log.debug("connect attempt with TLS=%s failed, retrying: %r", use_tls, exc)
@@ -211,7 +196,7 @@ def _prediction(
     if mode in _OFF:
         return None, (), False
     if params.password is None:
-        return TRUST, (), True  # nothing to send, whatever the server asks
+        return NONE, (), True  # nothing to send, whatever the server asks
     method, mechanisms = _methods.get(target) or ((PASSWORD if mode == "password" else SCRAM), ())
     allowed = guard.policy.allowed
     if method == PASSWORD and not guard.may_send_password_early():
@@ -224,7 +209,7 @@ def _prediction(
 def _retryable(exc: BaseException) -> bool:
     """libpq's sslmode=prefer/allow retry: TLS trouble, a pg_hba line only for the other mode,
     or (allow) a password the auth policy would not send without TLS."""
-    from .authpolicy import AuthPolicyError
+    from .errors import AuthPolicyError
 
     if isinstance(exc, AuthPolicyError):
         # only a refusal TLS would lift is worth another attempt; any other keeps its message
@@ -234,67 +219,19 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, AuthenticationError) and exc.sqlstate == "28000"
 
 
-async def _secure(
-    stream: Stream, params: ConnectParams, use_tls: bool
-) -> tuple[Stream, bool, bytes | None, bool]:
-    """The seam for TLS: the SSLRequest exchange and handshake live in driver.tlsconnect.
-
-    Returns the stream, whether nobody but the server can read it (TLS, or a Unix socket),
-    the channel binding data and whether TLS verified the server's certificate.
-    """
-    if not use_tls:
-        return stream, params.host.startswith("/"), None, False
-    from .tlsconfig import TLSSettings
-    from .tlsconnect import negotiate
-
-    settings = TLSSettings(
-        sslmode=params.sslmode,
-        sslrootcert=params.sslrootcert,
-        root_certs=params.root_certs,
-        sslcert=params.sslcert,
-        sslkey=params.sslkey,
-        sslpassword=params.sslpassword,
-        ssl_min_protocol_version=params.ssl_min_protocol_version,
-        ssl_max_protocol_version=params.ssl_max_protocol_version,
-        ssl_context=params.ssl_context,
-    )
-    result = await negotiate(stream, settings, params.host, use_tls=True)
-    return result.stream, result.confidential, result.channel_binding, result.verified
-
-
 def _guard(
     params: ConnectParams, encrypted: bool, binding: bytes | None, verified: bool = False
 ) -> AuthGuard:
-    from .authpolicy import AuthPolicy
+    from .auth.policy import AuthPolicy
 
     policy = AuthPolicy.parse(
         params.require_auth,
         channel_binding=params.channel_binding,
         allow_unencrypted_password=params.allow_unencrypted_password,
     )
-    return policy.guard(encrypted=encrypted, channel_binding=binding, server_verified=verified)
-
-
-async def _close_quietly(stream: Stream) -> None:
-    try:
-        async with asyncio.timeout(1.0):
-            await stream.close()
-    except (Error, OSError, TimeoutError) as exc:
-        log.debug("closing a failed connection attempt: %r", exc)
-
-
-async def cancel(params: ConnectParams, pid: int, key: int) -> None:
-    """Send a CancelRequest for backend ``pid`` on a new stream, the way the connection went.
-
-    Waits until the server closes that stream, which it does after signalling the backend,
-    so the cancel cannot hit a later query ("Canceling Requests in Progress").
-    """
-    stream = await open_stream(params.host, params.port, params.proxy_url(), params.ws_ssl_context)
-    try:
-        use_tls = _attempts(params.sslmode, params.proxy_url())[0]
-        stream, _, _, _ = await _secure(stream, params, use_tls)
-        await stream.write(cancel_request(pid, key))
-        while await stream.read(1024):
-            pass
-    finally:
-        await _close_quietly(stream)
+    return policy.guard(
+        encrypted=encrypted,
+        channel_binding=binding,
+        server_verified=verified,
+        proxied=params.proxy_url() is not None or sys.platform == "emscripten",
+    )
