@@ -1,30 +1,29 @@
 # syntax=docker/dockerfile:1
 # The app image; the same image also runs the proxy (`python -m proxy`) and the loader
-# (`python -m app.load`) in compose.yaml. Dependencies come from pyproject.toml's `app` extra,
-# the same list the test suite installs, in a layer cached until pyproject.toml changes.
+# (`python -m app.load`) in compose.yaml. Python dependencies come from requirements.lock
+# (every package pinned with its hashes; regenerate as deploy/README.md says), so two builds of
+# one commit install the same bytes. tests/deploy/test_image_tree.py builds this file tree
+# without Docker and runs the CMD and HEALTHCHECK below from it.
 
-# --- offline map outlines, pinned by app/map/package-lock.json --------------------------------
-FROM node:20-bookworm-slim AS map
-WORKDIR /build/app/map
-COPY app/map/package.json app/map/package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
+# --- npm packages pinned by their lock files: map outlines, Swagger UI, Pyodide ---------------
+FROM node:20-bookworm-slim AS npm
+WORKDIR /build
+COPY app/map/package.json app/map/package-lock.json ./app/map/
+COPY app/swagger/package.json app/swagger/package-lock.json ./app/swagger/
+COPY web/pyodide/package.json web/pyodide/package-lock.json ./web/pyodide/
+RUN npm ci --prefix app/map --no-audit --no-fund --loglevel=error \
+    && npm ci --prefix app/swagger --no-audit --no-fund --loglevel=error \
+    && npm ci --prefix web/pyodide --no-audit --no-fund --loglevel=error
 
-# --- Python dependencies in a virtualenv ---------------------------------------------------
+# --- Python dependencies in a virtualenv, from the lock file only ----------------------------
 FROM python:3.11-slim-bookworm AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /build
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY pyproject.toml README.md ./
-# Empty packages let pip resolve the project's own metadata without copying the sources, so
-# this layer is rebuilt only when pyproject.toml changes; the project itself is not installed
-# (the final stage runs from source, next to sql/). Versions are the ranges in pyproject.toml,
-# exactly what `make test` installs, hence no pins here.
-# hadolint ignore=DL3013
-RUN mkdir driver proxy app \
-    && touch driver/__init__.py proxy/__init__.py app/__init__.py \
-    && pip install ".[app]" \
-    && pip uninstall -y pgws
+COPY requirements.lock /build/requirements.lock
+# --require-hashes: a package whose bytes differ from the lock fails the build. --no-deps: the
+# lock already lists every package. The project itself is not installed: it runs from source.
+RUN pip install --require-hashes --no-deps -r /build/requirements.lock
 
 # --- runtime -------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm AS runtime
@@ -41,11 +40,15 @@ COPY driver ./driver
 COPY proxy ./proxy
 COPY app ./app
 COPY sql ./sql
-COPY --from=map /build/app/map/node_modules/world-atlas/countries-110m.json \
+COPY web ./web
+COPY --from=npm /build/app/map/node_modules/world-atlas/countries-110m.json \
      ./app/map/node_modules/world-atlas/countries-110m.json
+COPY --from=npm /build/app/swagger/node_modules/swagger-ui-dist ./app/swagger/node_modules/swagger-ui-dist
+COPY --from=npm /build/web/pyodide/node_modules/pyodide ./web/pyodide/node_modules/pyodide
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/healthz\", timeout=2)"]
-# X-Forwarded-For is handled by the app (TRUSTED_PROXIES), so uvicorn must not rewrite it.
-CMD ["sh", "-c", "exec uvicorn app.main:create_app --factory --host 0.0.0.0 --port \"$PORT\" --no-proxy-headers --no-server-header"]
+# uvicorn with its limits from the settings (app/serve.py): one worker per core, bounded
+# headers, connections and keep-alive; X-Forwarded-For is left to the app (TRUSTED_PROXIES).
+CMD ["python", "-m", "app.serve"]

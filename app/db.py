@@ -55,6 +55,8 @@ class Database:
         return {
             "ws_proxy": self.settings.ws_proxy,
             "use_secure_websocket": self.settings.ws_secure,
+            # 0 behind PgBouncer in transaction mode: named statements do not survive there
+            "statement_cache_size": self.settings.statement_cache_size,
         }
 
     async def start(self) -> None:

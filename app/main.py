@@ -14,13 +14,16 @@ from fastapi.responses import JSONResponse
 
 import driver
 from app import meta, page, routes
+from app.assets import Assets, assets_router
 from app.cache import CellCache, SharedCache
 from app.db import Connector, Database, PoolFactory
 from app.deps import Services
+from app.docs import mount_docs
 from app.locate import open_reader
 from app.metrics import Metrics, RequestMetrics
 from app.playground import PlaygroundConfig, playground_router
 from app.settings import Settings, get_settings
+from app.shedding import LoadShedding
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ def create_app(
         title="Nearest UNESCO World Heritage sites",
         version="1.0",
         lifespan=lifespan,
+        docs_url=None,  # app/docs.py serves Swagger UI from a local package, not a CDN
+        redoc_url=None,
         summary="The World Heritage sites nearest to you, from PostGIS over a WebSocket driver.",
     )
     app.state.settings = settings
@@ -77,16 +82,38 @@ def create_app(
     app.add_exception_handler(Exception, internal_error)
     app.include_router(routes.router)
     app.include_router(meta.router)
-    app.include_router(page.router)
+    assets = Assets()  # hashes are computed on the first request that needs them
+    app.include_router(
+        page.page_router(
+            assets,
+            tiles_url=settings.map_tiles_url,
+            tiles_attribution=settings.map_tiles_attribution,
+        )
+    )
     app.include_router(
         playground_router(
             PlaygroundConfig(
                 database_url=settings.playground_database_url,
                 ws_proxy=settings.playground_ws_proxy or settings.ws_proxy,
-                use_secure_websocket=settings.ws_secure,
-            )
+                use_secure_websocket=(
+                    settings.ws_secure
+                    if settings.playground_ws_secure is None
+                    else settings.playground_ws_secure
+                ),
+            ),
+            assets=assets,
         )
     )
+    app.include_router(assets_router(assets))
     page.mount_static(app)
+    mount_docs(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    # Outermost: a shed request costs no metrics bookkeeping and no routing.
+    app.add_middleware(
+        LoadShedding,
+        max_active=settings.max_active_requests,
+        max_queued=settings.max_queued_requests,
+        queue_timeout_s=settings.queue_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
     return app

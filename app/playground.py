@@ -20,7 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from app.assets import Assets, Generated, assets_router
 
 __all__ = ["PlaygroundConfig", "create_playground_app", "playground_router"]
 
@@ -32,6 +34,7 @@ _DISTRIBUTIONS = {"scramp": "scramp", "asn1crypto": "asn1crypto"}
 # The page's own Python module, shipped in the same zip so one fetch brings all the code.
 PAGE_MODULE = "pgws_playground.py"
 PAGE_FILES = {"": "playground.html", "playground.js": "playground.js"}
+STORED_SUFFIXES = (".py", ".typed")
 
 # Module scripts and streaming wasm compilation need exact types; don't trust /etc/mime.types.
 _MEDIA_TYPES = {
@@ -66,7 +69,8 @@ class PlaygroundConfig:
 def _bundle(packages: Iterable[str], page_module: Path) -> bytes:
     """Zip the packages' source files as installed here, for `pyodide.unpackArchive`."""
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    # Stored, not deflated: the whole zip is gzipped once for HTTP, which compresses better.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for name in packages:
             spec = importlib.util.find_spec(name)
             if spec is None or not spec.submodule_search_locations:
@@ -85,19 +89,29 @@ def _bundle(packages: Iterable[str], page_module: Path) -> bytes:
     return buf.getvalue()
 
 
-def playground_router(config: PlaygroundConfig, *, web_dir: Path = WEB_DIR) -> APIRouter:
+def playground_router(
+    config: PlaygroundConfig, *, web_dir: Path = WEB_DIR, assets: Assets | None = None
+) -> APIRouter:
     """Build the router serving /playground/ and its files.
 
-    Include it with `app.include_router(playground_router(config))`. Everything is read from
-    disk on first use, so building the router costs nothing at import or startup.
+    Include it with `app.include_router(playground_router(config, assets=assets))` next to
+    `assets_router(assets)`, which serves Pyodide, CodeMirror and the driver bundle under
+    hashed, immutable URLs. Everything is read from disk on first use, so building the router
+    costs nothing at import or startup.
 
     Args:
         config: connection settings handed to the page.
         web_dir: the directory holding the page files and node_modules/pyodide (tests only).
+        assets: the app's asset registry (a new one when omitted).
     """
     router = APIRouter(prefix="/playground", tags=["playground"])
     pyodide_dir = web_dir / "node_modules" / "pyodide"
     cache: dict[str, bytes] = {}
+    assets = assets or Assets()
+    assets.generated["driver"] = Generated(
+        "driver.zip", lambda: _bundle(BUNDLED_PACKAGES, web_dir / PAGE_MODULE)
+    )
+    rendered: dict[str, str] = {}
 
     @router.get("", include_in_schema=False)
     async def _redirect() -> RedirectResponse:
@@ -105,8 +119,11 @@ def playground_router(config: PlaygroundConfig, *, web_dir: Path = WEB_DIR) -> A
         return RedirectResponse("playground/", status_code=308)
 
     @router.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return _file(web_dir / PAGE_FILES[""])
+    async def page() -> HTMLResponse:
+        # Revalidated on every visit; the hashed asset URLs inside it are cached for good.
+        if "page" not in rendered:
+            rendered["page"] = assets.render((web_dir / PAGE_FILES[""]).read_text())
+        return HTMLResponse(rendered["page"], headers={"Cache-Control": "no-cache"})
 
     @router.get("/playground.js", include_in_schema=False)
     async def script() -> FileResponse:
@@ -114,7 +131,9 @@ def playground_router(config: PlaygroundConfig, *, web_dir: Path = WEB_DIR) -> A
 
     @router.get("/config.json")
     async def page_config() -> Response:
-        body = json.dumps({**asdict(config), "bundle": "driver.zip", "pyodide": "pyodide/"})
+        body = json.dumps(
+            {**asdict(config), "bundle": assets.url("driver"), "pyodide": assets.url("pyodide")}
+        )
         return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
     @router.get("/driver.zip", include_in_schema=False)
@@ -153,5 +172,7 @@ def create_playground_app(config: PlaygroundConfig | None = None) -> FastAPI:
             use_secure_websocket=os.environ.get("PLAYGROUND_WS_SECURE", "1") == "1",
         )
     app = FastAPI(title="pgws playground")
-    app.include_router(playground_router(config))
+    assets = Assets()
+    app.include_router(playground_router(config, assets=assets))
+    app.include_router(assets_router(assets))
     return app

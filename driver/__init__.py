@@ -2,7 +2,7 @@
 
 import typing as _typing
 
-from . import errors
+from . import errors, exceptions
 from .batch import BatchResult
 from .connect import connect
 from .connection import Connection
@@ -15,6 +15,7 @@ from .errors import (
     ProtocolError,
     TransportError,
 )
+from .exceptions import *  # noqa: F403  (asyncpg's exception names at the top, as asyncpg)
 from .params import Config, config
 from .prepared import PreparedStatement
 from .record import Record
@@ -42,7 +43,9 @@ __all__ = [
     "connect",
     "create_pool",
     "errors",
+    "exceptions",
 ]
+__all__ += [n for n in exceptions.__all__ if n not in __all__]
 
 
 # Imported on first use: a process that never opens a pool (a serverless handler with one

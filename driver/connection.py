@@ -7,6 +7,7 @@ from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import copy as _copy
+from .argcheck import executemany_rows
 from .batch import BatchResult, BatchStatement, batch
 from .errors import InterfaceError
 from .listen import Listener, Listeners, LogListener
@@ -78,7 +79,7 @@ class Connection:
         self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
     ) -> None:
         """Run a command once per argument tuple, all pipelined before a single Sync."""
-        rows = [tuple(a) for a in args]
+        rows = [tuple(a) for a in executemany_rows(args)]
         if not rows:
             return
         session = self._session

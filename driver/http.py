@@ -350,7 +350,8 @@ class HTTPClient:
         if status == 200 and isinstance(doc, dict):
             return doc
         if status == 400 and isinstance(doc, dict) and doc.get("code"):
-            raise _postgres_error(doc)
+            query = body.get("query")
+            raise _postgres_error(doc, query if isinstance(query, str) else None)
         reason = doc.get("message") if isinstance(doc, dict) else None
         reason = reason or answer.decode("utf-8", "replace")[:500].strip()
         if 400 <= status < 500:
@@ -395,10 +396,12 @@ def _tag(command: str, count: Any) -> str:
     return f"{command} {count}"
 
 
-def _postgres_error(doc: dict[str, Any]) -> PostgresError:
+def _postgres_error(doc: dict[str, Any], query: str | None = None) -> PostgresError:
     fields = {attr: str(doc[key]) for key, attr in _ERROR_ATTRS.items() if doc.get(key) is not None}
     sqlstate = fields.get("sqlstate", "")
-    return lookup(sqlstate)(str(doc.get("message", "")), **fields)
+    if "severity" in fields:  # the endpoint sends one severity; asyncpg's errors carry both
+        fields["severity_en"] = fields["severity"]
+    return lookup(sqlstate)(str(doc.get("message", "")), query=query, **fields)
 
 
 def connect(

@@ -13,7 +13,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import InterfaceError
 
-__all__ = ["SSL_MODES", "Config", "ConnectParams", "WSProxy", "config", "resolve"]
+__all__ = [
+    "SSL_MODES",
+    "Config",
+    "ConnectParams",
+    "WSProxy",
+    "config",
+    "resolve",
+    "sslmode_from_ssl_argument",
+]
 
 WSProxy = str | Callable[[str, int], str]
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -173,13 +181,21 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
         raise InterfaceError(f"invalid port, connect_timeout or command_timeout: {exc}") from exc
     if command_timeout is not None and command_timeout <= 0:
         raise InterfaceError(f"command_timeout must be positive, got {command_timeout}")
-    # asyncpg's ssl=: False/True, or an SSLContext used as given.
+    # asyncpg's loop=: accepted for its API; the driver always runs on the running loop.
+    merged.pop("loop", None)
+    # asyncpg's ssl= (tlsconfig has its meanings): wins over the DSN and PGSSLMODE; an
+    # explicit sslmode= keyword may only restate it (or choose the mode for a given context).
     ssl_arg = merged.pop("ssl", None)
-    if isinstance(ssl_arg, ssl.SSLContext):
-        merged["ssl_context"] = ssl_arg
-        merged.setdefault("sslmode", "verify-full")
-    elif ssl_arg is not None and "sslmode" not in kwargs:
-        merged["sslmode"] = "require" if ssl_arg else "disable"
+    if ssl_arg is not None:
+        mode, context = sslmode_from_ssl_argument(ssl_arg)
+        explicit = kwargs.get("sslmode")
+        if context is not None:
+            merged["ssl_context"] = context
+            merged["sslmode"] = explicit or mode
+        elif explicit is not None and explicit != mode:
+            raise InterfaceError(f"ssl={ssl_arg!r} and sslmode={explicit!r} contradict each other")
+        else:
+            merged["sslmode"] = mode
     # libpq 16: sslrootcert=system means "trust the system store", and defaults to verify-full
     # (weaker modes would make naming the trust store pointless, so libpq refuses them).
     default_mode = "verify-full" if merged.get("sslrootcert") == "system" else "prefer"
@@ -220,3 +236,38 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
 def apply(params: ConnectParams, overrides: Mapping[str, Any]) -> ConnectParams:
     """A copy of params with some fields replaced (used by pools for per-connection tweaks)."""
     return dataclasses.replace(params, **overrides)
+
+
+def sslmode_from_ssl_argument(value: object) -> tuple[str, ssl.SSLContext | None]:
+    """asyncpg's ``ssl=`` connect argument as (sslmode, context), with asyncpg's meanings.
+
+    A security setting must never be read loosely: ``ssl=True`` means what it means in
+    asyncpg (``create_default_context()``: the certificate chain AND the host name are
+    verified), not "encrypt somehow", and ``ssl="disable"`` is plain TCP even though the
+    string is truthy.
+
+    * ``True``: ``verify-full``; ``False``: ``disable`` (no SSLRequest is sent);
+    * a string: the sslmode of that name (``verify_full`` is accepted as asyncpg's enum
+      spelling), with libpq's meanings (``allow``/``prefer`` fall back, ``require``
+      encrypts without verifying unless a CA is named, ``verify-ca`` checks the chain,
+      ``verify-full`` the chain and the host name);
+    * an ``ssl.SSLContext``: used exactly as given, TLS required (asyncpg's ``require``),
+      so the context's own ``verify_mode`` and ``check_hostname`` decide what is checked.
+
+    Raises:
+        InterfaceError: any other value, or an unknown mode name.
+    """
+    if isinstance(value, ssl.SSLContext):
+        return "require", value
+    if value is True:
+        return "verify-full", None
+    if value is False:
+        return "disable", None
+    if isinstance(value, str):
+        mode = value.strip().lower().replace("_", "-")
+        if mode in SSL_MODES:
+            return mode, None
+        raise InterfaceError(f"invalid ssl={value!r}: expected one of {', '.join(SSL_MODES)}")
+    raise InterfaceError(
+        f"ssl= must be a bool, an sslmode name or an ssl.SSLContext, not {type(value).__name__}"
+    )

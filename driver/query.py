@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from .argcheck import check_arg_count, executemany_rows
 from .codecs import DecodeError, TypeRegistry
 from .errors import InterfaceError, InvalidCachedStatement, PostgresError
 from .protocol import State
@@ -93,7 +94,7 @@ def encode(
         if None not in quick:
             return (0,) * len(quick), quick
     elif len(args) != len(oids):
-        raise InterfaceError(f"the statement expects {len(oids)} arguments, got {len(args)}")
+        check_arg_count(len(oids), len(args))
     encode_value = codecs.encode
     types: list[int] = []
     values: list[bytes | None] = []
@@ -120,7 +121,7 @@ async def simple(session: Session, sql: str) -> str:
         elif isinstance(event, m.CopyInResponse):
             proto.send_copy_fail("use copy_to_table() or copy_records_to_table() for COPY IN")
 
-    await session.until_ready(on_event)
+    await session.until_ready(on_event, query=sql)
     return tag
 
 
@@ -171,7 +172,7 @@ async def exchange(
         elif isinstance(msg, m.ErrorResponse):
             error = msg
     if error is not None:
-        raise PostgresError.from_fields(error.fields)
+        raise PostgresError.from_fields(error.fields, stmt.sql)
     return rows, tag
 
 
@@ -296,7 +297,7 @@ async def prepare(session: Session, stmt: Statement) -> tuple[int, ...]:
         elif isinstance(event, m.NoData):
             stmt.set_fields((), decoder)
 
-    await session.until_ready(on_event)
+    await session.until_ready(on_event, query=stmt.sql)
     return types
 
 
@@ -326,7 +327,9 @@ async def execute_many(
     parse: bool = False,
 ) -> None:
     """Execute once per argument tuple, every Bind/Execute pipelined before one Sync."""
-    encoded = [encode(session.codecs, a, types if types else None)[1] for a in args]
+    encoded = [
+        encode(session.codecs, a, types if types else None)[1] for a in executemany_rows(args)
+    ]
     parse = parse or not stmt.name
     await session.run(_many, session, stmt, encoded, parse, timeout=timeout)
 
@@ -337,7 +340,7 @@ async def _many(
     session.proto.send_execute_many(
         stmt.name, rows, parse=(stmt.sql, stmt.param_oids) if parse else None
     )
-    await session.until_ready()
+    await session.until_ready(query=stmt.sql)
 
 
 _TYPE_QUERY = """

@@ -188,7 +188,9 @@ class Session:
             if msg is not None:
                 return msg
 
-    async def until_ready(self, on_event: EventHandler | None = None) -> None:
+    async def until_ready(
+        self, on_event: EventHandler | None = None, *, query: str | None = None
+    ) -> None:
         """Wait for the operation's ReadyForQuery, handing every other event to ``on_event``
         (which may be a coroutine function).
 
@@ -215,7 +217,7 @@ class Session:
                 if pending is not None:
                     await pending
         if error is not None:
-            raise PostgresError.from_fields(error.fields)
+            raise PostgresError.from_fields(error.fields, query)
 
     def lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError:
         return ConnectionLostError(

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, and nothing twice: Debian packages (PostgreSQL 15
-# with PostGIS, Redis, PgBouncer, Chromium), a .venv with this project, and the pinned npm
-# packages used by the tests. Safe to run again: each step checks first.
+# with PostGIS, Redis, PgBouncer, Chromium, nginx for the front), a .venv with this project,
+# and the pinned npm packages used by the tests. Safe to run again: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(postgresql-15 postgresql-15-postgis-3 redis-server pgbouncer chromium iproute2)
+APT_PKGS=(postgresql-15 postgresql-15-postgis-3 redis-server pgbouncer chromium iproute2 nginx-light)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,3 +42,7 @@ for lock in $(git ls-files '*package-lock.json' 2>/dev/null || true); do
     echo "$lwant" > "$lstamp"
   fi
 done
+
+# gzip copies of the front-end files (Pyodide, Leaflet, CodeMirror, outlines) in var/assets/,
+# named by content hash; files already compressed are skipped, so this is quick when done.
+.venv/bin/python -m app.assets > /dev/null

@@ -91,11 +91,13 @@ def pgbouncer(pg: Cluster) -> Iterator[Bouncer]:
 
 @dataclass(frozen=True)
 class Demo:
-    """A running `make demo` (tools.demo): its database, proxy and app ports."""
+    """A running `make demo` (tools.demo): its database, proxy (WebSocket and SQL over HTTP)
+    and app ports."""
 
     pg: int
     proxy: int
     app: int
+    sql: int
 
     @property
     def dsn(self) -> str:
@@ -112,10 +114,11 @@ def demo() -> Iterator[Demo]:
     stopped by Ctrl-C (SIGINT) as a user would, and its cluster removed."""
     d = Path(tempfile.mkdtemp(prefix="pgws-demo-"))
     d.chmod(0o755)  # its cluster runs as the postgres user, which must enter it
-    ports = Demo(free_port(), free_port(), free_port())
+    ports = Demo(free_port(), free_port(), free_port(), free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "WHC_"))}
     env.update(DEMO_DIR=str(d), WHC_DATA="sample", DEMO_PG_PORT=str(ports.pg),
-               DEMO_PROXY_PORT=str(ports.proxy), DEMO_PORT=str(ports.app))
+               DEMO_PROXY_PORT=str(ports.proxy), DEMO_SQL_PORT=str(ports.sql),
+               DEMO_PORT=str(ports.app))
     proc, _ = start_and_wait([sys.executable, "-m", "tools.demo"], "demo: open http://",
                              env=env, timeout=150)
     try:

@@ -22,7 +22,7 @@ def test_the_readmes_have_examples_for_both_runtimes() -> None:
 
 @pytest.mark.parametrize("snippet", CPYTHON, ids=[s.name for s in CPYTHON])
 def test_readme_example_runs_against_the_demo(snippet: Snippet, demo: Demo) -> None:
-    code = snippet.for_ports(demo.pg, demo.proxy, demo.app)
+    code = snippet.for_ports(demo.pg, demo.proxy, demo.app, sql=demo.sql)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60, cwd=ROOT)
     assert r.returncode == 0, f"{snippet.name} failed:\n{r.stderr}"

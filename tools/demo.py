@@ -12,9 +12,10 @@ Environment:
     DEMO_DIR        where the cluster lives (default var/demo). When the `postgres` user cannot
                     enter it (a clone under /root, mode 700), the cluster lives in
                     /var/tmp/pgws-demo-<hash of DEMO_DIR> instead, and the log says so.
-    DEMO_PG_PORT, DEMO_PROXY_PORT, DEMO_PORT
-                    Postgres, proxy and app ports (defaults 5433, 9876, 8000; a default that is
-                    taken on the first run is replaced by a free port). Kept for the next run.
+    DEMO_PG_PORT, DEMO_PROXY_PORT, DEMO_SQL_PORT, DEMO_PORT
+                    Postgres, proxy (WebSocket), proxy (SQL over HTTP, POST /sql) and app ports
+                    (defaults 5433, 9876, 9877, 8000; a default that is taken on the first run
+                    is replaced by a free port). Kept for the next run.
     DEMO_RELOAD=1   load the list again even if the table has rows.
 """
 
@@ -45,8 +46,9 @@ SHARED_CSV = ROOT.parent / "shared" / "data" / "whc-sites-2021.csv"
 DB_NAME = "whc"
 # A role and password fine to print: the cluster listens on loopback only.
 ROLE = PASSWORD = "whc"
-DEFAULT_PORTS = {"pg": 5433, "proxy": 9876, "app": 8000}
-PORT_ENV = {"pg": "DEMO_PG_PORT", "proxy": "DEMO_PROXY_PORT", "app": "DEMO_PORT"}
+DEFAULT_PORTS = {"pg": 5433, "proxy": 9876, "sql": 9877, "app": 8000}
+PORT_ENV = {"pg": "DEMO_PG_PORT", "proxy": "DEMO_PROXY_PORT", "sql": "DEMO_SQL_PORT",
+            "app": "DEMO_PORT"}
 # A fresh backend's first PostGIS query otherwise pays for loading the library (README,
 # "Fresh backends and PostGIS").
 PG_CONF = {"shared_preload_libraries": "'postgis-3'"}
@@ -62,6 +64,7 @@ class DemoError(Exception):
 class Ports:
     pg: int
     proxy: int
+    sql: int  # the proxy's SQL-over-HTTP listener (POST /sql)
     app: int
 
 
@@ -258,18 +261,23 @@ def _run() -> int:
     proxy: subprocess.Popen[bytes] | None = None
     try:
         _database(cluster)
-        if not _port_free(ports.proxy):
-            ports.proxy = _replacement("proxy", ports.proxy)
-            save_ports(base, ports)
+        for name in ("proxy", "sql"):
+            if not _port_free(getattr(ports, name)):
+                setattr(ports, name, _replacement(name, getattr(ports, name)))
+                save_ports(base, ports)
+        # One proxy process, loopback only, allowed to reach this cluster alone: the WebSocket
+        # relay and the SQL-over-HTTP endpoint (the README's `driver.http` example uses it).
         proxy, _ = start_and_wait(
-            [sys.executable, "-m", "proxy"], "listening",
+            [sys.executable, "-m", "proxy"], "wsproxy listening",
             env={
                 "LISTEN_PORT": f"127.0.0.1:{ports.proxy}",
+                "SQL_HTTP_LISTEN": f"127.0.0.1:{ports.sql}",
                 "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:{cluster.port}",
                 "PYTHONPATH": str(ROOT),
             },
         )
-        log.info("proxy listening on 127.0.0.1:%d", ports.proxy)
+        log.info("proxy listening on 127.0.0.1:%d (WebSocket) and 127.0.0.1:%d (POST /sql)",
+                 ports.proxy, ports.sql)
         return _serve(cluster, ports, path, sample)
     finally:
         log.info("stopping the proxy and the cluster")
@@ -341,6 +349,7 @@ def usage(ports: Ports) -> str:
   API docs   http://127.0.0.1:{ports.app}/docs
   database   {db}
   proxy      ws://127.0.0.1:{ports.proxy}/v2  (ws://, not wss://: use_secure_websocket=False)
+  sql        http://127.0.0.1:{ports.sql}/sql  (SQL over HTTP: driver.http, neon())
 demo: the driver through the proxy (paste into .venv/bin/python):
 import asyncio
 import driver

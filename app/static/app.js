@@ -1,11 +1,16 @@
-// The page: find the visitor (browser geolocation or IP), ask /api/nearest, draw cards and
-// an offline SVG map. Every piece of data goes into the DOM as text, never as HTML.
+// The page: find the visitor (browser geolocation or IP), ask /api/nearest, draw cards and a
+// Leaflet map on offline Natural Earth outlines. Every piece of data goes into the DOM as text,
+// never as HTML. `window.whc` exposes the map and the last answer for the browser tests.
 "use strict";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
 const GEO_TIMEOUT_MS = 8000;
 const LIMIT = 10;
-const state = { seq: 0, retry: null };
+const BACKOFF_S = [1, 2, 4, 8, 15, 30];
+const state = {
+  seq: 0, retryTimer: null, tick: null, failures: 0, coords: null, note: "",
+  map: null, markers: [], you: null, selected: -1, detail: null, data: null,
+};
+window.whc = state;
 
 function $(id) { return document.getElementById(id); }
 
@@ -13,12 +18,6 @@ function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
   for (const c of children) node.append(c);
-  return node;
-}
-
-function svg(tag, attrs) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
   return node;
 }
 
@@ -67,7 +66,10 @@ function useBrowser() {
 
 async function start() {
   $("use-browser").addEventListener("click", useBrowser);
+  $("default-browser").addEventListener("click", useBrowser);
   $("use-ip").addEventListener("click", () => useIp(""));
+  $("retry-now").addEventListener("click", () => load(state.coords, state.note));
+  initMap();
   let mode = null;
   try { mode = localStorage.getItem("whc-mode"); } catch (e) { mode = null; }
   if (!mode && navigator.permissions) {
@@ -76,54 +78,112 @@ async function start() {
       mode = p.state === "granted" ? "browser" : "ip";
     } catch (e) { mode = "ip"; }
   }
-  loadMap();
   if (mode === "browser") useBrowser(); else useIp("");
 }
 
-// --- the API ------------------------------------------------------------------------------
+// --- the API: loading state, retry with back-off -----------------------------------------
+
+function fmtCoord(v, pos, neg) { return `${Math.abs(v).toFixed(2)}° ${v >= 0 ? pos : neg}`; }
+
+function describe(data, coords) {
+  if (coords) {
+    return `near ${fmtCoord(coords.lat, "N", "S")}, ${fmtCoord(coords.lon, "E", "W")}, ` +
+      "the position your browser gave";
+  }
+  const loc = String(data.location || "");
+  const m = /^(.*) \(default: .*\)$/.exec(loc);
+  if (m) return `near ${m[1]}, a default place`;
+  const ip = /^(.*) \(from your IP address(, via .*)?\)$/.exec(loc);
+  if (ip) return `near ${ip[1]}, located from your IP address`;
+  return `near ${loc}`;
+}
+
+function showLoading(text) {
+  $("main").setAttribute("aria-busy", "true");
+  $("sites").classList.add("loading");
+  setStatus(text);
+}
+
+function scheduleRetry(coords, note, reason, retryAfter) {
+  const wait = retryAfter || BACKOFF_S[Math.min(state.failures, BACKOFF_S.length - 1)];
+  state.failures += 1;
+  let left = wait;
+  const show = () => {
+    $("retry-text").textContent =
+      `${note}${reason} Trying again in ${left} s (attempt ${state.failures + 1}).`;
+  };
+  $("retry-box").hidden = false;
+  show();
+  setStatus(`${note}${reason}`, true);
+  clearInterval(state.tick);
+  state.tick = setInterval(() => { left = Math.max(0, left - 1); show(); }, 1000);
+  state.retryTimer = setTimeout(() => load(coords, note), wait * 1000);
+}
 
 async function load(coords, note) {
   const seq = ++state.seq;
-  clearTimeout(state.retry);
+  clearTimeout(state.retryTimer);
+  clearInterval(state.tick);
+  state.coords = coords; state.note = note;
   const q = new URLSearchParams({ limit: String(LIMIT) });
   if (coords) { q.set("lat", coords.lat.toFixed(6)); q.set("lon", coords.lon.toFixed(6)); }
+  showLoading(`${note}Looking up the nearest sites…`);
   let resp, data;
   try {
     resp = await fetch("/api/nearest?" + q.toString(), { headers: { Accept: "application/json" } });
     data = await resp.json();
   } catch (e) {
-    if (seq === state.seq) setStatus(note + "The service cannot be reached. Try again later.", true);
+    if (seq === state.seq) scheduleRetry(coords, note, "The service cannot be reached.", 0);
     return;
   }
   if (seq !== state.seq) return;  // a newer request is on its way
   if (!resp.ok) {
-    const wait = Number(resp.headers.get("Retry-After")) || 10;
-    const reason = data && data.reason ? data.reason : "HTTP " + resp.status;
-    setStatus(`${note}Sites are unavailable right now (${reason}); retrying in ${wait} s.`, true);
-    state.retry = setTimeout(() => load(coords, note), wait * 1000);
+    if (resp.status >= 500) {
+      const reason = data && data.reason ? `Sites are unavailable right now (${data.reason}).`
+        : `Sites are unavailable right now (HTTP ${resp.status}).`;
+      return scheduleRetry(coords, note, reason, Number(resp.headers.get("Retry-After")) || 0);
+    }
+    setStatus(`${note}The service refused the request (HTTP ${resp.status}).`, true);
     return;
   }
-  setStatus(`${note}Showing sites near ${data.location}${data.cached ? " · served from cache" : ""}.`);
+  state.failures = 0;
+  $("retry-box").hidden = true;
+  state.data = data;
+  const isDefault = data.viaIp && /\(default: /.test(String(data.location || ""));
+  $("default-box").hidden = !isDefault;
+  if (isDefault) {
+    $("default-text").textContent = "Your network address cannot be located (a local or " +
+      "private address, or one missing from the GeoIP database), so the sites shown are " +
+      "near a default place. Your browser can tell the page where you are instead.";
+  }
+  setStatus(`${note}Showing the ${data.nearestSites.length} sites ${describe(data, coords)}` +
+    `${data.cached ? " (served from cache)" : ""}.`);
   renderCards(data.nearestSites);
-  renderMarkers(data, data.nearestSites);
+  renderMap(data, data.nearestSites);
+  if (!performance.getEntriesByName("whc-sites-shown").length) performance.mark("whc-sites-shown");
+  $("main").setAttribute("aria-busy", "false");
+  $("sites").classList.remove("loading");
 }
 
 // --- cards --------------------------------------------------------------------------------
 
-function placeholder(site) {
-  const initial = site.category ? site.category.charAt(0) : "?";
-  return el("div", { class: "placeholder " + site.category, role: "img",
-    "aria-label": "No photo available" }, initial);
-}
-
 function thumbnail(site) {
-  if (navigator.onLine === false) return placeholder(site);
+  // One alt-text policy: photos are decorative (the heading names the site), so alt="".
+  const box = el("div", { class: "thumb-box " + site.category, "aria-hidden": "true" });
+  if (navigator.onLine === false) return box;
   const img = el("img", {
     class: "thumb", alt: "", loading: "lazy", referrerpolicy: "no-referrer",
     src: `https://whc.unesco.org/uploads/sites/site_${encodeURIComponent(site.id_no)}.jpg`,
   });
-  img.addEventListener("error", () => img.replaceWith(placeholder(site)), { once: true });
-  return img;
+  img.addEventListener("error", () => { img.remove(); box.classList.add("no-photo"); },
+    { once: true });
+  box.append(img);
+  return box;
+}
+
+function kmText(m) {
+  const km = m / 1000;
+  return km < 10 ? km.toFixed(1) : Math.round(km).toLocaleString("en");
 }
 
 function renderCards(sites) {
@@ -131,73 +191,26 @@ function renderCards(sites) {
   list.replaceChildren();
   sites.forEach((site, i) => {
     const url = `https://whc.unesco.org/en/list/${encodeURIComponent(site.id_no)}/`;
-    const km = site.distance / 1000;
-    const dist = km < 10 ? km.toFixed(1) : Math.round(km).toLocaleString("en");
+    const show = el("button", { type: "button", class: "badge " + site.category,
+      "aria-label": `Show ${i + 1}. ${site.name_en} on the map` }, String(i + 1));
+    show.addEventListener("click", (ev) => { ev.stopPropagation(); select(i, "card"); });
     const body = el("div", { class: "card-body" },
-      el("h2", {}, `${i + 1}. `, el("a", { href: url, rel: "noopener", target: "_blank" }, site.name_en)),
-      el("p", { class: "meta" }, el("span", { class: "distance" }, `${dist} km`), ` · ${site.category}`),
+      el("h3", {}, el("a", { href: url, rel: "noopener", target: "_blank" }, site.name_en)),
+      el("p", { class: "meta" }, el("span", { class: "distance" }, `${kmText(site.distance)} km`),
+        ` · ${site.category} · Inscribed ${site.date_inscribed}`),
       el("p", { class: "meta country" }, site.states_name_en),
-      el("p", { class: "meta" }, `Inscribed ${site.date_inscribed}`),
     );
-    const card = el("li", { class: "card", "data-id": String(site.id_no) }, thumbnail(site), body);
+    const card = el("li", { class: "card", "data-id": String(site.id_no), "data-rank": String(i) },
+      show, body, thumbnail(site));
+    card.addEventListener("click", (ev) => {
+      if (ev.target.closest("a")) return;  // the link opens the site's page
+      select(i, "card");
+    });
     list.append(card);
   });
 }
 
-// --- the map (equirectangular SVG from TopoJSON, no tiles) -------------------------------
-
-function decodeArcs(topo) {
-  const [sx, sy] = topo.transform ? topo.transform.scale : [1, 1];
-  const [tx, ty] = topo.transform ? topo.transform.translate : [0, 0];
-  return topo.arcs.map((arc) => {
-    let x = 0, y = 0;
-    return arc.map(([dx, dy]) => {
-      if (topo.transform) { x += dx; y += dy; } else { x = dx; y = dy; }
-      return [x * sx + tx, y * sy + ty];
-    });
-  });
-}
-
-function ringPath(arcs, indexes) {
-  let pts = [];
-  for (const i of indexes) {
-    let a = i < 0 ? arcs[~i].slice().reverse() : arcs[i];
-    if (pts.length) a = a.slice(1);
-    pts = pts.concat(a);
-  }
-  let d = "", prev = null;
-  for (const [lon, lat] of pts) {
-    const jump = prev === null || Math.abs(lon - prev) > 180;
-    d += (jump ? "M" : "L") + lon.toFixed(2) + " " + (-lat).toFixed(2);
-    prev = lon;
-  }
-  return d + "Z";
-}
-
-async function loadMap() {
-  let topo;
-  try {
-    const resp = await fetch("/map/countries-110m.json");
-    if (!resp.ok) return;  // outlines not installed: markers on a plain sea still work
-    topo = await resp.json();
-  } catch (e) { return; }
-  const arcs = decodeArcs(topo);
-  const world = svg("g", { id: "world" });
-  for (const g of topo.objects.countries.geometries) {
-    const polys = g.type === "Polygon" ? [g.arcs] : g.type === "MultiPolygon" ? g.arcs : [];
-    let d = "";
-    for (const poly of polys) for (const ring of poly) d += ringPath(arcs, ring);
-    if (d) world.append(svg("path", { d }));
-  }
-  const land = $("land");
-  land.replaceChildren(world);
-  for (const shift of [-360, 360]) {  // copies so views across the antimeridian stay filled
-    const copy = world.cloneNode(true);
-    copy.removeAttribute("id");
-    copy.setAttribute("transform", `translate(${shift} 0)`);
-    land.append(copy);
-  }
-}
+// --- the map ------------------------------------------------------------------------------
 
 function unwrap(lon, around) {
   while (lon - around > 180) lon -= 360;
@@ -205,33 +218,165 @@ function unwrap(lon, around) {
   return lon;
 }
 
-function renderMarkers(data, sites) {
-  const you = [data.longitude, -data.latitude];
-  const pts = sites.map((s) => [unwrap(s.longitude, data.longitude), -s.latitude]);
-  const xs = [you[0], ...pts.map((p) => p[0])], ys = [you[1], ...pts.map((p) => p[1])];
-  let minX = Math.min(...xs), maxX = Math.max(...xs), minY = Math.min(...ys), maxY = Math.max(...ys);
-  let w = Math.max(maxX - minX, 2) * 1.3, h = Math.max(maxY - minY, 1) * 1.3;
-  if (w < 2 * h) w = 2 * h; else h = w / 2;
-  const cx = (minX + maxX) / 2, cy = (minY + maxY) / 2;
-  const map = $("map");
-  map.setAttribute("viewBox", `${cx - w / 2} ${cy - h / 2} ${w} ${h}`);
-  const r = w / 90;
-  const g = $("markers");
-  g.replaceChildren();
-  pts.forEach((p, i) => {
-    const dot = svg("circle", { cx: p[0], cy: p[1], r, class: "marker " + sites[i].category });
-    const title = svg("title");
-    title.textContent = `${i + 1}. ${sites[i].name_en}`;
-    dot.append(title);
-    const label = svg("text", { x: p[0], y: p[1], class: "marker-label", "font-size": r * 1.2 });
-    label.textContent = String(i + 1);
-    g.append(dot, label);
+function unwrapRings(geo) {
+  // A ring crossing the antimeridian jumps from +180 to -180; drawn as is, it streaks across
+  // the world. Make each ring continuous (longitudes past 180); the shifted copies fill in.
+  const fix = (ring) => {
+    for (let k = 1; k < ring.length; k++) {
+      const d = ring[k][0] - ring[k - 1][0];
+      if (d > 180 || d < -180) ring[k] = [ring[k][0] - 360 * Math.round(d / 360), ring[k][1]];
+    }
+  };
+  for (const f of geo.features) {
+    const g = f.geometry;
+    if (!g) continue;
+    const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+    for (const poly of polys) for (const ring of poly) fix(ring);
+  }
+  return geo;
+}
+
+function outlineLayer(geo, shift) {
+  return L.geoJSON(geo, {
+    interactive: false, pane: "outlines",
+    style: { color: "#8c977f", weight: 0.8, fillColor: "#eef0e6", fillOpacity: 1 },
+    coordsToLatLng: (c) => L.latLng(c[1], c[0] + shift),
   });
-  const me = svg("circle", { cx: you[0], cy: you[1], r: r * 0.8, class: "marker you" });
-  const t = svg("title");
-  t.textContent = "You";
-  me.append(t);
-  g.append(me);
+}
+
+async function loadOutlines(scale) {
+  // world copies either side, so views across the antimeridian stay filled
+  const resp = await fetch(state.worldUrl + `countries-${scale}.json`);
+  if (!resp.ok) throw new Error(`outlines ${scale}: HTTP ${resp.status}`);
+  const topo = await resp.json();
+  const geo = unwrapRings(topojson.feature(topo, topo.objects.countries));
+  return L.layerGroup([-360, 0, 360].map((s) => outlineLayer(geo, s)));
+}
+
+function initMap() {
+  const map = L.map("map", {
+    worldCopyJump: false, zoomSnap: 0.25, minZoom: 1, maxZoom: 14, preferCanvas: true,
+    attributionControl: true, zoomControl: true, tapTolerance: 20,
+  });
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com/">Leaflet</a>');
+  map.attributionControl.addAttribution("Natural Earth");
+  L.control.scale({ metric: true, imperial: true }).addTo(map);
+  map.setView([20, 0], 2);
+  map.createPane("outlines").style.zIndex = "150";  // under the tiles (200), if any
+  state.map = map;
+  // Online raster tiles only when the operator opted in (MAP_TILES_URL); the offline outlines
+  // stay underneath, so the map still draws when the tile server cannot be reached.
+  const tiles = document.querySelector('meta[name="whc-tiles"]');
+  if (tiles && tiles.content) {
+    L.tileLayer(tiles.content, { attribution: tiles.dataset.attribution || "", maxZoom: 18 })
+      .addTo(map);
+  }
+  state.worldUrl = document.querySelector('meta[name="whc-world"]').content;
+  // Coarse outlines first (small, quick), the 1:10m ones once the view is close enough.
+  const coarse = loadOutlines("50m").then((g) => { g.addTo(map); return g; })
+    .catch(() => null);  // no outlines: markers on a plain sea still work
+  const fine = () => {
+    if (state.detail || map.getZoom() < 4.5) return;
+    state.detail = loadOutlines("10m").then(async (g) => {
+      g.addTo(map);
+      const c = await coarse;
+      if (c) map.removeLayer(c);
+      state.detailReady = true;
+      return g;
+    }).catch(() => null);
+  };
+  map.on("zoomend", fine);
+  map.on("zoomend moveend", placeLabels);
+}
+
+function markerIcon(site, i) {
+  return L.divIcon({
+    className: "site-marker " + site.category, iconSize: [34, 34], iconAnchor: [17, 17],
+    html: `<span aria-hidden="true">${i + 1}</span>`,
+  });
+}
+
+function renderMap(data, sites) {
+  const map = state.map;
+  for (const m of state.markers) m.remove();
+  if (state.you) state.you.remove();
+  state.markers = [];
+  state.selected = -1;
+  const here = L.latLng(data.latitude, data.longitude);
+  state.you = L.marker(here, {
+    icon: L.divIcon({ className: "you-marker", iconSize: [22, 22], iconAnchor: [11, 11] }),
+    keyboard: false, interactive: false, zIndexOffset: -100,
+  }).bindTooltip("You are here", { permanent: true, direction: "left", offset: [-12, 0],
+    className: "map-label you-label" }).addTo(map);
+  const points = [here];
+  sites.forEach((site, i) => {
+    const ll = L.latLng(site.latitude, unwrap(site.longitude, data.longitude));
+    points.push(ll);
+    const m = L.marker(ll, { icon: markerIcon(site, i), title: `${i + 1}. ${site.name_en}`,
+      alt: `${i + 1}. ${site.name_en}`, keyboard: true, riseOnHover: true,
+      zIndexOffset: (LIMIT - i) * 10 })
+      // a text node, never a string: Leaflet would parse a string as HTML
+      .bindTooltip(el("span", {}, site.name_en), { permanent: true, direction: "right",
+        offset: [16, 0],
+        className: "map-label" })
+      .addTo(map);
+    const node = m.getElement();
+    node.setAttribute("role", "button");
+    node.setAttribute("aria-label", `${i + 1}. ${site.name_en}, ${kmText(site.distance)} km`);
+    node.dataset.rank = String(i);
+    m.on("click", () => select(i, "map"));
+    node.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(i, "map"); }
+    });
+    state.markers.push(m);
+  });
+  map.fitBounds(L.latLngBounds(points), { padding: [36, 36], maxZoom: 11, animate: false });
+  placeLabels();
+}
+
+function overlaps(a, b) {
+  return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+}
+
+function placeLabels() {
+  // In rank order, keep a label only where it hits no kept label and no marker but its own.
+  if (!state.markers.length) return;
+  const box = $("map").getBoundingClientRect();
+  const marks = state.markers.map((m) => m.getElement().getBoundingClientRect());
+  const kept = [];
+  const items = state.markers.map((m, i) => [m.getTooltip(), i]);
+  if (state.you) items.unshift([state.you.getTooltip(), -1]);
+  for (const [tip, i] of items) {
+    const node = tip && tip.getElement();
+    if (!node) continue;
+    node.classList.remove("hidden-label");
+    const r = node.getBoundingClientRect();
+    const inside = r.left >= box.left && r.right <= box.right && r.top >= box.top &&
+      r.bottom <= box.bottom;
+    const hit = kept.some((k) => overlaps(k, r)) ||
+      marks.some((mr, j) => j !== i && overlaps(mr, r));
+    if (!inside || hit) node.classList.add("hidden-label"); else kept.push(r);
+  }
+}
+
+function select(i, from) {
+  const cards = [...document.querySelectorAll("#sites li.card")];
+  state.selected = i;
+  cards.forEach((c, j) => {
+    c.classList.toggle("selected", j === i);
+    if (j === i) c.setAttribute("aria-current", "true"); else c.removeAttribute("aria-current");
+  });
+  state.markers.forEach((m, j) => {
+    m.getElement().classList.toggle("selected", j === i);
+    m.setZIndexOffset(j === i ? 1000 : (LIMIT - j) * 10);
+  });
+  const site = state.data && state.data.nearestSites[i];
+  if (site) setStatus(`Selected ${i + 1}. ${site.name_en}, ${kmText(site.distance)} km away.`);
+  if (from === "map") cards[i].scrollIntoView({ block: "nearest", behavior: "smooth" });
+  else {
+    const ll = state.markers[i].getLatLng();
+    if (!state.map.getBounds().pad(-0.1).contains(ll)) state.map.panTo(ll);
+  }
 }
 
 document.addEventListener("DOMContentLoaded", start);

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,15 @@ def _get(url: str) -> bytes:
         return bytes(r.read())
 
 
+def _post_sql(endpoint: str, dsn: str, query: str) -> bytes:
+    request = urllib.request.Request(
+        endpoint, data=json.dumps({"query": query, "params": []}).encode(),
+        headers={"Neon-Connection-String": dsn, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return bytes(r.read())
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -90,7 +100,8 @@ def _interrupt(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_demo_with_no_data_loads_the_sample_and_says_how_to_use_it(demo_dir: Path) -> None:
-    ports = {"DEMO_PG_PORT": free_port(), "DEMO_PROXY_PORT": free_port(), "DEMO_PORT": free_port()}
+    ports = {"DEMO_PG_PORT": free_port(), "DEMO_PROXY_PORT": free_port(),
+             "DEMO_SQL_PORT": free_port(), "DEMO_PORT": free_port()}
     proc, lines, app_port = _start(_env(demo_dir, **{k: str(v) for k, v in ports.items()}))
     try:
         text = "\n".join(lines)
@@ -104,6 +115,7 @@ def test_demo_with_no_data_loads_the_sample_and_says_how_to_use_it(demo_dir: Pat
         assert f"API docs   http://127.0.0.1:{app_port}/docs" in text
         assert f"database   {db}" in text
         assert f"proxy      ws://127.0.0.1:{ports['DEMO_PROXY_PORT']}/v2" in text
+        assert f"sql        http://127.0.0.1:{ports['DEMO_SQL_PORT']}/sql" in text
         meta = json.loads(_get(f"http://127.0.0.1:{app_port}/api/meta"))
         assert meta["sample"] is True and "app.load" in meta["howToLoad"]
         assert b"sample-banner" in _get(f"http://127.0.0.1:{app_port}/")
@@ -116,6 +128,14 @@ def test_demo_with_no_data_loads_the_sample_and_says_how_to_use_it(demo_dir: Pat
                              timeout=60, cwd=ROOT)
         assert run.returncode == 0, run.stderr
         assert "<Record id_no=1 " in run.stdout and run.stdout.count("<Record") == 3
+        # the printed SQL-over-HTTP endpoint answers for the demo's database, and only for it
+        endpoint = f"http://127.0.0.1:{ports['DEMO_SQL_PORT']}/sql"
+        doc = json.loads(_post_sql(endpoint, db, "select count(*) as n from whc_sites"))
+        assert doc["rowCount"] == 1 and doc["fields"][0]["name"] == "n"
+        other = f"postgresql://whc:whc@127.0.0.1:{free_port()}/whc"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _post_sql(endpoint, other, "select 1")
+        assert 400 <= refused.value.code < 500
         # and so does the printed psql command
         psql = subprocess.run([*printed_psql(lines), "-XAtc", "SELECT count(*) FROM whc_sites"],
                               capture_output=True, text=True, timeout=60)
@@ -135,6 +155,7 @@ def test_demo_with_no_data_loads_the_sample_and_says_how_to_use_it(demo_dir: Pat
         assert again == ports["DEMO_PORT"]
         assert f":{ports['DEMO_PG_PORT']}/whc" in text
         assert f"ws://127.0.0.1:{ports['DEMO_PROXY_PORT']}/v2" in text
+        assert f"http://127.0.0.1:{ports['DEMO_SQL_PORT']}/sql" in text
         _interrupt(proc)
     finally:
         stop(proc)

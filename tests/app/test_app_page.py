@@ -96,13 +96,13 @@ async def test_granted_geolocation_shows_the_ten_nearest_in_order(
         page, watch = await open_page(browser, base, granted=True,
                                       viewport={"width": 1280, "height": 900})
         await page.wait_for_selector("#sites li.card >> nth=9")
-        await page.wait_for_function("document.querySelectorAll('#land path').length > 100")
+        await page.wait_for_selector(".leaflet-outlines-pane canvas")
         ids = await page.eval_on_selector_all("#sites li.card", "els => els.map(e => e.dataset.id)")
         assert ids == [str(s.id_no) for s in want]
-        names = await page.eval_on_selector_all("#sites h2 a", "els => els.map(e => e.textContent)")
+        names = await page.eval_on_selector_all("#sites h3 a", "els => els.map(e => e.textContent)")
         assert names == [s.name_en for s in want]
         first = page.locator("#sites li.card").first
-        assert await first.locator("h2 a").get_attribute("href") == (
+        assert await first.locator("h3 a").get_attribute("href") == (
             f"https://whc.unesco.org/en/list/{want[0].id_no}/"
         )
         assert "km" in await first.locator(".distance").inner_text()
@@ -111,7 +111,8 @@ async def test_granted_geolocation_shows_the_ten_nearest_in_order(
         status = await page.locator("#status").inner_text()
         assert "browser" in status
         assert await page.locator("#use-browser").get_attribute("aria-pressed") == "true"
-        assert await page.locator("#markers circle").count() == 11
+        assert await page.locator("#map .site-marker").count() == 10
+        assert await page.locator("#map .you-marker").count() == 1
         await page.wait_for_function(
             "[...document.querySelectorAll('#sites img.thumb')].every(i => i.complete)"
         )
@@ -137,16 +138,17 @@ async def test_refused_geolocation_falls_back_to_ip_without_thumbnails(
         assert "San Francisco" in await page.locator("#status").inner_text()
         await page.locator("#use-browser").click()
         await page.wait_for_function(
-            "document.querySelector('#status').textContent.includes('refused')"
+            "document.querySelector('#status').textContent.includes('refused') &&"
+            "document.querySelector('#status').textContent.includes('Showing the')"
         )
         status = await page.locator("#status").inner_text()
-        assert "Showing sites near San Francisco" in status
+        assert "sites near San Francisco" in status
         assert await page.locator("#use-ip").get_attribute("aria-pressed") == "true"
-        # offline thumbnails become tidy placeholders (lazy images load when scrolled to)
+        # offline thumbnails leave compact cards (lazy images load when scrolled to)
         for card in await page.locator("#sites li.card").all():
             await card.scroll_into_view_if_needed()
         await page.wait_for_function(
-            "document.querySelectorAll('#sites .placeholder').length === 10"
+            "document.querySelectorAll('#sites .thumb-box.no-photo').length === 10"
         )
         # usable at phone width: nothing wider than the screen
         overflow = await page.evaluate(
@@ -176,9 +178,13 @@ async def test_site_text_is_escaped(scratch_db: DB, browser: Browser) -> None:
     with uvicorn_server(scratch_db.settings()) as base:
         page, watch = await open_page(browser, base, granted=True)
         await page.wait_for_selector("#sites li.card")
-        link = page.locator("#sites h2 a").first
+        link = page.locator("#sites h3 a").first
         assert await link.text_content() == "<img src=x onerror=\"window.pwned=1\"> & <b>bold</b>"
         assert await page.locator("#sites img:not(.thumb), #sites b, #sites i").count() == 0
+        label = page.locator("#map .map-label:not(.you-label)").first
+        await label.wait_for(state="attached")
+        assert await page.locator("#map .map-label img, #map b, #map i").count() == 0
+        assert "<b>bold</b>" in (await label.text_content() or "")
         assert await page.evaluate("window.pwned === undefined")
         assert await page.locator("#sites .country").first.text_content() == "<i>State</i>"
         assert watch.errors == []
@@ -198,11 +204,12 @@ async def test_unanswered_geolocation_falls_back_to_ip(sites_db: DB, browser: Br
         )
         await page.goto(base + "/")
         await page.wait_for_function(
-            "document.querySelector('#status').textContent.includes('No answer')",
+            "document.querySelector('#status').textContent.includes('No answer') &&"
+            "document.querySelector('#status').textContent.includes('Showing the')",
             timeout=20000,
         )
         status = await page.locator("#status").inner_text()
-        assert "Showing sites near San Francisco" in status
+        assert "sites near San Francisco" in status
         assert await page.locator("#sites li.card").count() == 10
         assert watch.errors == []
         await context.close()

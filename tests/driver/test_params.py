@@ -82,10 +82,10 @@ def test_asyncpg_ssl_argument() -> None:
     import ssl
 
     assert resolve("postgres://u@h/d", ssl=False).sslmode == "disable"
-    assert resolve("postgres://u@h/d", ssl=True).sslmode == "require"
+    assert resolve("postgres://u@h/d", ssl=True).sslmode == "verify-full"
     ctx = ssl.create_default_context()
     p = resolve("postgres://u@h/d", ssl=ctx)
-    assert p.ssl_context is ctx and p.sslmode == "verify-full"
+    assert p.ssl_context is ctx and p.sslmode == "require"
 
 
 def test_sslrootcert_system_defaults_to_verify_full() -> None:

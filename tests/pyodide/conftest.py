@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from app.assets import Assets
 from tools.pgcluster import Cluster, free_port
 from tools.procs import start_and_wait, stop
 
@@ -81,6 +82,7 @@ def playground_server(playground_db: PlaygroundDB, proxy: Any) -> Iterator[Serve
     """The real playground router in its own uvicorn process, on a free loopback port."""
     if not (ROOT / "web" / "pyodide" / "node_modules" / "pyodide" / "pyodide.mjs").exists():
         pytest.fail("web/pyodide/node_modules is missing: run scripts/bootstrap.sh (npm ci)")
+    Assets().build(log=lambda _: None)  # precompressed copies, as scripts/bootstrap.sh makes
     port = free_port()
     env = {
         "PLAYGROUND_DATABASE_URL": playground_db.playground_dsn,

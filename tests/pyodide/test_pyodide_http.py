@@ -75,7 +75,7 @@ async def test_query_over_http_in_chromium_equals_cpython(
     assert browser["rows"] == json.loads(json.dumps(expected))
     assert len(browser["rows"]) == 10 and browser["rows"][0][2].startswith("POINT(")
     assert browser["tx"] == [count, 42]
-    assert browser["error"] == ["DivisionByZero", "22012"]
+    assert browser["error"] == ["DivisionByZeroError", "22012"]
     # the requests really went over /sql, from the browser
     line = await page_sqlp.proc.await_line(r"sql \d+ .*status=200 queries=1 rows=10", start=mark)
     assert "target=127.0.0.1:" in line

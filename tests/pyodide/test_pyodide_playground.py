@@ -123,11 +123,11 @@ async def test_statement_timeout_is_enforced(loaded_page: LoadedPage) -> None:
 
 async def test_errors_are_shown_on_the_page(loaded_page: LoadedPage) -> None:
     page = loaded_page.page
-    await page.fill("#sql", "select * from secret")
+    await page.evaluate("window.playground.editors.sql.setValue('select * from secret')")
     await page.evaluate("document.getElementById('error').hidden = true")
     await page.click("#run")
     await page.wait_for_selector("#error:not([hidden])")
-    assert "42501" in (await page.text_content("#error") or "")
+    assert "SQLSTATE 42501" in (await page.text_content("#error") or "")
 
 
 async def test_the_server_serves_only_what_the_page_needs(playground_server: Server) -> None:

@@ -29,7 +29,7 @@ async def test_pyodide_comes_from_this_server_only(
     origin = urlsplit(playground_server.url).netloc
     hosts = {urlsplit(u).netloc for u in loaded_page.requests if u.startswith("http")}
     assert hosts == {origin}, loaded_page.requests
-    assert loaded_page.boot["python"] == pinned_pyodide_version()
+    assert loaded_page.boot["pyodide"] == pinned_pyodide_version()
     print(
         f"\nPyodide {loaded_page.boot['python']} + driver bundle ready in "
         f"{loaded_page.boot['loadMs']:.0f} ms"

@@ -111,7 +111,7 @@ def test_connect_under_pyodide_uses_the_browser_websocket_without_tls() -> None:
     # prefer: the browser WebSocket to the proxy, no SSLRequest (no TLS in Pyodide), and the
     # server's answer to the startup message surfaces as the typed error.
     assert got["urls"] == ["ws://proxy.internal:9/v2?address=db.internal:5432"]
-    assert got["prefer"]["error"][0] == "InvalidPassword", got["prefer"]
+    assert got["prefer"]["error"][0] == "InvalidPasswordError", got["prefer"]
     hop = [w for w in got["prefer"]["warnings"] if w[0] == "ProxyHopWarning"]
     assert len(hop) == 1 and "not encrypted at all" in hop[0][1]
 
