@@ -72,7 +72,7 @@ def test_sqlmodel_app_answers_from_the_site_table(
     )
     pg.psql(
         "INSERT INTO whc_sites (id_no, name_en, category, date_inscribed, location) "
-        f"VALUES {values}",
+        f"VALUES {values}; GRANT SELECT ON whc_sites TO scram_user",
         db=scratch_db,
     )
     here = "ST_SetSRID(ST_MakePoint(2.30, 48.85), 4326)::geography"
