@@ -178,6 +178,12 @@ class PGDialect_pgws(PGDialect_asyncpg):
 
         return AsyncAdapt_pgws_dbapi(driver)
 
+    @classmethod
+    def load_provisioning(cls) -> None:
+        """SQLAlchemy's test harness looks for ``<dialect package>.provision``; PostgreSQL's
+        own provisioning hooks (temp tables, schemas, follower databases) serve this dialect."""
+        import sqlalchemy.dialects.postgresql.provision  # noqa: F401
+
     def create_connect_args(self, url: URL) -> tuple[list[Any], dict[str, Any]]:
         args, opts = super().create_connect_args(url)
         for key, value in list(opts.items()):

@@ -22,6 +22,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -127,12 +128,19 @@ def run_mode(tree: Path, mode: str, url: str, extra: list[str], timeout: int) ->
     return read_junit(xml)
 
 
+_DIALECT_IN_ID = re.compile(r"_postgresql\+\w+?_async")
+
+
 def read_junit(xml: Path) -> dict[str, Outcome]:
     results: dict[str, Outcome] = {}
     if not xml.is_file():
         return results
     for case in ET.parse(xml).iter("testcase"):
-        test_id = f"{case.get('classname')}::{case.get('name')}"
+        # class names carry the dialect and server version (SomeTest_postgresql+pgws_async_15_18):
+        # one name per test across modes
+        test_id = _DIALECT_IN_ID.sub(
+            "_postgresql", f"{case.get('classname')}::{case.get('name')}"
+        )
         status, message = "passed", ""
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
