@@ -188,7 +188,9 @@ async def test_pgbouncer_transaction_mode_with_cache_off_from_the_url(
     try:
         for _ in range(3):  # each transaction may land on another server connection
             async with eng.begin() as conn:
-                got = await conn.execute(text("select cast(:a as int) + 1, cast(:b as text)"), {"a": 41, "b": "x"})
+                got = await conn.execute(
+                    text("select cast(:a as int) + 1, cast(:b as text)"), {"a": 41, "b": "x"}
+                )
                 assert got.one() == (42, "x")
     finally:
         await eng.dispose()

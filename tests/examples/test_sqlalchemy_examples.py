@@ -52,7 +52,11 @@ def test_alembic_upgrade_and_downgrade_through_the_proxy(
     def alembic(*args: str) -> None:
         subprocess.run(
             [sys.executable, "-m", "alembic", "-c", ini, *args],
-            check=True, env=env, cwd=ROOT, timeout=120, capture_output=True,
+            check=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+            capture_output=True,
         )
 
     alembic("upgrade", "head")

@@ -54,8 +54,19 @@ def sdist_tree() -> Path:
         return tree
     WORK.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
-         f"sqlalchemy=={version}", "-d", str(WORK)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            f"sqlalchemy=={version}",
+            "-d",
+            str(WORK),
+        ],
         check=True,
     )
     (archive,) = WORK.glob(f"[sS][qQ][lL][aA]lchemy-{version}.tar.gz")
@@ -116,9 +127,22 @@ def run_mode(tree: Path, mode: str, url: str, extra: list[str], timeout: int) ->
     xml = out_dir / f"{mode}.xml"
     xml.unlink(missing_ok=True)
     argv = [
-        sys.executable, "-m", "pytest", *TARGETS, "--dburi", url,
-        "-p", "no:cacheprovider", "--maxfail=100000", "-q", "--tb=line",
-        f"--timeout={timeout}", f"--junitxml={xml}", "-o", "junit_family=xunit1", *extra,
+        sys.executable,
+        "-m",
+        "pytest",
+        *TARGETS,
+        "--dburi",
+        url,
+        "-p",
+        "no:cacheprovider",
+        "--maxfail=100000",
+        "-q",
+        "--tb=line",
+        f"--timeout={timeout}",
+        f"--junitxml={xml}",
+        "-o",
+        "junit_family=xunit1",
+        *extra,
     ]
     log = out_dir / f"{mode}.log"
     print(f"[{mode}] {' '.join(argv[3:6])} ... (log: {log})", flush=True)
@@ -138,9 +162,7 @@ def read_junit(xml: Path) -> dict[str, Outcome]:
     for case in ET.parse(xml).iter("testcase"):
         # class names carry the dialect and server version (SomeTest_postgresql+pgws_async_15_18):
         # one name per test across modes
-        test_id = _DIALECT_IN_ID.sub(
-            "_postgresql", f"{case.get('classname')}::{case.get('name')}"
-        )
+        test_id = _DIALECT_IN_ID.sub("_postgresql", f"{case.get('classname')}::{case.get('name')}")
         status, message = "passed", ""
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
@@ -212,12 +234,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", action="append", choices=MODES, help="default: all three")
     parser.add_argument("--timeout", type=int, default=60, help="per test, seconds")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a summary.json of an earlier run: its asyncpg results are the comparison "
+        "(instead of running the asyncpg mode again)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args(argv)
     modes = args.mode or list(MODES)
     tree = sdist_tree()
     pg = start_temp_cluster()
     results: dict[str, dict[str, Outcome]] = {}
+    if args.baseline:
+        saved = json.loads(args.baseline.read_text())["asyncpg"]
+        results["asyncpg"] = {
+            _DIALECT_IN_ID.sub("_postgresql", t): Outcome(st, msg) for t, (st, msg) in saved.items()
+        }
+        modes = [m for m in modes if m != "asyncpg"]
     try:
         prepare_database(pg)
         with proxy_for(pg) as ws_proxy:
