@@ -45,7 +45,7 @@ class Collector(list[Any]):
     """A callback that keeps what it is called with; ``wait(n)`` waits for the n-th call."""
 
     # a callback is found again by equality (asyncpg keeps them in a set): by identity here
-    __eq__ = object.__eq__  # type: ignore[assignment]
+    __eq__ = object.__eq__
     __hash__ = object.__hash__  # type: ignore[assignment]
 
     def __init__(self) -> None:
