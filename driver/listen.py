@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +39,29 @@ class Listeners:
         self._owner = owner  # passed to every callback: the Connection
         self.log_listeners: list[LogListener] = []
         self.channels: dict[str, list[Listener]] = {}
+        # tasks of coroutine callbacks (asyncpg schedules them as tasks): kept referenced
+        # until done, so none is collected mid-flight
+        self._tasks: set[asyncio.Future[Any]] = set()
         session.on_notice = self._on_notice
         session.on_notification = self._on_notification
+
+    def _call(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Call a user callback; a coroutine it returns runs as a task. Its failure is
+        logged and never reaches the connection (as with asyncpg)."""
+        try:
+            result = callback(self._owner, *args)
+        except Exception:
+            log.exception("listener %r failed", callback)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("listener task failed", exc_info=exc)
 
     def _on_notice(self, msg: m.NoticeResponse) -> None:
         if not self.log_listeners:
@@ -46,17 +69,11 @@ class Listeners:
             return
         notice = PostgresError.from_fields(msg.fields)
         for callback in list(self.log_listeners):
-            try:
-                callback(self._owner, notice)
-            except Exception:
-                log.exception("log listener %r failed", callback)
+            self._call(callback, notice)
 
     def _on_notification(self, msg: m.NotificationResponse) -> None:
         for callback in list(self.channels.get(msg.channel, ())):
-            try:
-                callback(self._owner, msg.pid, msg.channel, msg.payload)
-            except Exception:
-                log.exception("listener %r for channel %r failed", callback, msg.channel)
+            self._call(callback, msg.pid, msg.channel, msg.payload)
 
     def _changed(self) -> None:
         self._session.listening = bool(self.channels)
