@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -79,13 +80,15 @@ class Connection:
         self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
     ) -> None:
         """Run a command once per argument tuple, all pipelined before a single Sync."""
-        rows = [tuple(a) for a in executemany_rows(args)]
-        if not rows:
+        rows = executemany_rows(args)  # lazily: a row that fails later is asyncpg's case
+        first = next(rows, None)
+        if first is None:
             return
         session = self._session
-        oids, _ = encode(session.codecs, rows[0])
+        oids, _ = encode(session.codecs, first)
         stmt = Statement("", command, oids)
-        await execute_many(session, stmt, oids, rows, timeout, parse=True)
+        await execute_many(session, stmt, oids, itertools.chain((first,), rows), timeout,
+                           parse=True)  # fmt: skip
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Record]:
         rows, _ = await _query(self._session, query, args, 0, timeout)

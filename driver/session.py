@@ -248,7 +248,9 @@ class Session:
         within its own timeout, or finds the connection closed if it failed. A transport or
         protocol failure breaks the session.
         """
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float)
+        ):
             raise ValueError(f"invalid timeout value: {timeout!r} (expected a number of seconds)")
         self._begin()
         try:
