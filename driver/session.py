@@ -395,7 +395,8 @@ class Session:
         return self.closed or self.broken is not None
 
     async def close(self, timeout: float | None) -> None:
-        """Send Terminate and close the stream, within ``timeout`` seconds.
+        """Send Terminate and close the stream, within ``timeout`` seconds (past it the stream
+        is dropped and ``TimeoutError`` raised, as asyncpg does).
 
         An operation running in another task is cancelled on the server first (it ends
         with ``QueryCanceledError``, as with asyncpg) and a background drain is let finish;
@@ -417,7 +418,15 @@ class Session:
                     self.proto.send_terminate()
                     await self._stream.write(self.proto.data_to_send())
                 await self._stream.close()
-        except (Error, OSError, TimeoutError) as exc:
+        except TimeoutError:
+            # As asyncpg: the deadline is reported, and whatever still runs (another task's
+            # operation, a background cancel) ends now, on a dropped stream.
+            self._abort_stream()
+            raise
+        except asyncio.CancelledError:
+            self._abort_stream()
+            raise
+        except (Error, OSError) as exc:
             log.debug("closing connection to %s: %r", self.params.describe(), exc)
             if self.busy or self._drain is not None:
                 self._abort_stream()  # wakes the task still reading
@@ -425,9 +434,13 @@ class Session:
                 await self._close_stream()
 
     def _abort_stream(self) -> None:
+        """Drop the stream at once (a task blocked reading it wakes up with an error)."""
         abort = getattr(self._stream, "abort", None)
         if abort is not None:
             abort()
+            return
+        task = self.loop.create_task(self._close_stream())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def terminate(self) -> None:
         """Close at once without a goodbye (for callers that cannot await)."""
@@ -435,12 +448,7 @@ class Session:
         if self._reader is not None:
             self._reader.cancel()
             self._reader = None
-        abort = getattr(self._stream, "abort", None)
-        if abort is not None:
-            abort()
-            return
-        task = self.loop.create_task(self._close_stream())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._abort_stream()
 
     # ---- start-up, and the pipelined start-up's deferred flush -------------------------
 

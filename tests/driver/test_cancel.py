@@ -304,3 +304,34 @@ async def test_stopped_backend_timeout_then_recovery(
             await conn.fetchval("select 1")
     finally:
         await conn.close()
+
+
+async def test_close_is_bounded_by_its_timeout_when_the_server_ignores_the_cancel() -> None:
+    async with silent_postgres() as (port, cancelled):
+        conn = await driver.connect(
+            host="127.0.0.1", port=port, user="u", database="d", sslmode="disable"
+        )
+        # a query in another task: close() cancels it, the server ignores that, and close's
+        # deadline ends both (asyncpg's test_close_timeout_resolves_running_query)
+        task = asyncio.ensure_future(conn.fetchval("select 1"))
+        await until(lambda: conn._session.busy, "the query to start")  # noqa: SLF001
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await conn.close(timeout=0.3)
+        assert time.monotonic() - start < 1.0 and conn.is_closed()
+        with pytest.raises(driver.Error):
+            await asyncio.wait_for(task, 2)
+        assert cancelled.is_set()
+
+
+async def test_close_is_bounded_while_a_background_cancel_is_pending() -> None:
+    async with silent_postgres() as (port, _cancelled):
+        conn = await driver.connect(
+            host="127.0.0.1", port=port, user="u", database="d", sslmode="disable"
+        )
+        with pytest.raises(TimeoutError):
+            await conn.fetchval("select 1", timeout=0.05)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await conn.close(timeout=0.2)  # asyncpg's test_close_times_out_pending_cancel
+        assert time.monotonic() - start < 1.0 and conn.is_closed()
