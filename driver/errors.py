@@ -143,19 +143,6 @@ class TransportError(Error, ConnectionError):
     """
 
 
-class ConnectionLostError(TransportError):
-    """The stream died during an operation.
-
-    ``unsent`` is true only when the driver knows the server never processed the operation
-    (the write failed, or the server had already announced its shutdown), so that a pool may
-    safely retry it on another connection.
-    """
-
-    def __init__(self, message: str, *, unsent: bool = False) -> None:
-        super().__init__(message)
-        self.unsent = unsent
-
-
 # ErrorResponse / NoticeResponse field codes ("Error and Notice Message Fields" in the
 # PostgreSQL docs), under asyncpg's attribute names.
 _FIELDS = {
@@ -605,6 +592,21 @@ class ConnectionDoesNotExistError(PostgresConnectionError, sqlstate="08003"): ..
 
 
 class ConnectionFailureError(PostgresConnectionError, sqlstate="08006"): ...
+
+
+class ConnectionLostError(TransportError, ConnectionDoesNotExistError):
+    """The stream died during an operation.
+
+    Also asyncpg's ``ConnectionDoesNotExistError`` (what asyncpg raises when a connection is
+    closed in the middle of an operation) and a ``ConnectionError``. ``unsent`` is true only
+    when the driver knows the server never processed the operation (the write failed, or the
+    server had already announced its shutdown), so that a pool may safely retry it on
+    another connection.
+    """
+
+    def __init__(self, message: str, *, unsent: bool = False) -> None:
+        super().__init__(message)
+        self.unsent = unsent
 
 
 class ClientCannotConnectError(PostgresConnectionError, sqlstate="08001"): ...

@@ -27,6 +27,7 @@ from .errors import (
     InterfaceError,
     PostgresError,
     ProtocolError,
+    TransportError,
 )
 from .params import ConnectParams
 from .protocol import NEED_DATA, PGProtocol, State
@@ -230,7 +231,9 @@ class Session:
 
     def lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError:
         return ConnectionLostError(
-            f"connection to {self.params.describe()} was lost: {reason}", unsent=unsent
+            f"connection to {self.params.describe()} was lost, closed in the middle of operation: "
+            f"{reason}",
+            unsent=unsent,
         )
 
     # ---- one operation at a time -------------------------------------------------------
@@ -269,7 +272,9 @@ class Session:
                 return await fn(*args)
         except BaseException as exc:
             proto = self.proto
-            if isinstance(exc, Error) and not isinstance(exc, PostgresError | InterfaceError):
+            if isinstance(exc, TransportError) or (
+                isinstance(exc, Error) and not isinstance(exc, PostgresError | InterfaceError)
+            ):
                 await self._mark_broken(exc)  # transport or protocol: the stream is not trusted
             elif not (proto.state is State.READY and not proto.pending):
                 if self._can_drain(exc):
