@@ -314,7 +314,7 @@ async def test_close_is_bounded_by_its_timeout_when_the_server_ignores_the_cance
         # a query in another task: close() cancels it, the server ignores that, and close's
         # deadline ends both (asyncpg's test_close_timeout_resolves_running_query)
         task = asyncio.ensure_future(conn.fetchval("select 1"))
-        await until(lambda: conn._session.busy, "the query to start")  # noqa: SLF001
+        await until(lambda: conn._session.busy, "the query to start")
         start = time.monotonic()
         with pytest.raises(TimeoutError):
             await conn.close(timeout=0.3)
@@ -335,3 +335,24 @@ async def test_close_is_bounded_while_a_background_cancel_is_pending() -> None:
         with pytest.raises(TimeoutError):
             await conn.close(timeout=0.2)  # asyncpg's test_close_times_out_pending_cancel
         assert time.monotonic() - start < 1.0 and conn.is_closed()
+
+
+async def test_backend_terminated_mid_query_is_connection_does_not_exist(connect: Connect) -> None:
+    """asyncpg's test_execute_script_interrupted_by_server: the server's reason is kept."""
+    conn = await connect()
+    other = await connect()
+    try:
+        task = asyncio.ensure_future(conn.execute("select pg_sleep(30)"))
+        await until_sleeping(connect, conn)
+        await other.execute("select pg_terminate_backend($1)", conn.get_server_pid())
+        gone = (
+            asyncpg.ConnectionDoesNotExistError
+            if isinstance(conn, asyncpg.Connection)
+            else driver.exceptions.ConnectionDoesNotExistError
+        )
+        with pytest.raises(gone, match="closed in the middle of operation: terminating connection"):
+            await asyncio.wait_for(task, 5)
+        assert conn.is_closed()
+    finally:
+        await other.close()
+        await conn.close()
