@@ -250,7 +250,12 @@ class PostgresError(PostgresMessage, Error):
             "PANIC",
         ):
             exc_cls = FatalPostgresError
-        return exc_cls(fields.get("M", ""), query=query, **_kwargs(fields))
+        message = fields.get("M", "")
+        if exc_cls is FeatureNotSupportedError and fields.get("R") == "RevalidateCachedQuery":
+            # a prepared statement whose result types changed under it (asyncpg's reading:
+            # the routine, not the message, which the server may localize)
+            exc_cls, message = InvalidCachedStatementError, _INVALID_CACHED_STATEMENT
+        return exc_cls(message, query=query, **_kwargs(fields))
 
     # asyncpg's spelling of from_fields
     new = from_fields
@@ -1371,7 +1376,12 @@ class FileNameTooLongError(PostgresSystemError, sqlstate="58P03"): ...
 
 
 # asyncpg raises this one itself: a cached statement went stale inside a transaction block,
-# where it cannot be retried.
+# where it cannot be retried, or a prepared statement's result types changed.
+_INVALID_CACHED_STATEMENT = (
+    "cached statement plan is invalid due to a database schema or configuration change"
+)
+
+
 class InvalidCachedStatementError(FeatureNotSupportedError):
     """A cached statement's result types changed (``cached plan must not change result type``)."""
 

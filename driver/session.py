@@ -315,8 +315,8 @@ class Session:
             await asyncio.shield(drain)  # a timed-out waiter leaves the drain running
         if self.broken is not None:
             raise InterfaceError(
-                f"connection to {self.params.describe()} is closed after an earlier "
-                f"failure: {self.broken!r}"
+                f"cannot perform operation: connection is closed ({self.params.describe()}) "
+                f"after an earlier failure: {self.broken!r}"
             )
         if timeout is None:
             return None
@@ -334,7 +334,9 @@ class Session:
             self._check_idle_failure()  # found by the LISTEN reader: report it once, as it was
         if self.closed or self.broken is not None:
             why = f" after an earlier failure: {self.broken!r}" if self.broken else ""
-            raise InterfaceError(f"connection to {self.params.describe()} is closed{why}")
+            raise InterfaceError(
+                f"cannot perform operation: connection is closed ({self.params.describe()}){why}"
+            )
         if asyncio.get_running_loop() is not self.loop:
             raise InterfaceError("this connection belongs to a different event loop")
         self.busy = True
