@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -133,15 +134,19 @@ class Connection:
     ) -> None:
         """Run a command once per argument tuple, all pipelined before a single Sync."""
         self._check_open()
-        rows = [tuple(a) for a in executemany_rows(args)]
-        if not rows:
+        rows = executemany_rows(args)  # lazily: a row that fails later is asyncpg's case
+        first = next(rows, None)
+        if first is None:
             return
         session = self._session
-        oids, _ = encode(session.codecs, rows[0])
+        oids, _ = encode(session.codecs, first)
         stmt = Statement("", command, oids)
-        operation = execute_many(session, stmt, oids, rows, timeout, parse=True)
+        operation = execute_many(
+            session, stmt, oids, itertools.chain((first,), rows), timeout, parse=True
+        )
         if self._listeners.query_loggers:
-            await self._listeners.log_query(operation, command, tuple(rows), timeout)
+            logged = tuple(args) if isinstance(args, list | tuple) else (first,)
+            await self._listeners.log_query(operation, command, logged, timeout)
         else:
             await operation
 

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 from . import query
 from .errors import InterfaceError, PostgresError
 from .protocol import messages as m
-from .session import Session
+from .session import Session, is_message
 
 __all__ = ["copy_from_query", "copy_from_table", "copy_records_to_table", "copy_to_table"]
 
@@ -73,6 +73,8 @@ def _options(
 
 
 async def _chunks(source: Source) -> AsyncIterable[bytes]:
+    """The source's bytes in pieces of at most 64 KiB (asyncpg's kinds of source: a path, a
+    binary file, an async iterable, a bytes-like object; also a plain iterable of bytes)."""
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as f:  # noqa: ASYNC230 - local file, read in 64 KiB pieces
             while chunk := f.read(_FLUSH_AT):
@@ -83,9 +85,41 @@ async def _chunks(source: Source) -> AsyncIterable[bytes]:
     elif isinstance(source, AsyncIterable):
         async for chunk in source:
             yield bytes(chunk)
+    elif isinstance(source, bytes | bytearray | memoryview):
+        view = memoryview(source).cast("B")
+        for start in range(0, len(view), _FLUSH_AT):
+            yield bytes(view[start : start + _FLUSH_AT])
     else:
         for chunk in source:
             yield bytes(chunk)
+
+
+def _check_source(source: object) -> None:
+    """Refuse, before anything is sent, a source none of ``_chunks``' branches can read."""
+    if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview | AsyncIterable):
+        return
+    if hasattr(source, "read") or isinstance(source, Iterable):
+        return
+    raise TypeError(
+        "source is expected to be a file-like object, a path-like object, an asynchronous "
+        f"iterable or a bytes-like object, not {type(source).__name__}"
+    )
+
+
+def _writer(output: object) -> tuple[Callable[[bytes], Any], BinaryIO | None]:
+    """The callable COPY data goes to, and the file to close afterwards (opened here for a
+    path); checked before anything is sent, with asyncpg's message."""
+    if isinstance(output, str | os.PathLike):
+        f = open(output, "wb")  # the caller closes it
+        return f.write, f
+    if hasattr(output, "write"):
+        return output.write, None
+    if callable(output):
+        return output, None
+    raise TypeError(
+        "output is expected to be a file-like object, a path-like object or a coroutine "
+        f"function, not {type(output).__name__}"
+    )
 
 
 async def _copy_in(session: Session, sql: str, chunks: AsyncIterable[bytes]) -> str:
@@ -124,33 +158,56 @@ async def _copy_in(session: Session, sql: str, chunks: AsyncIterable[bytes]) -> 
     return tag
 
 
-async def _copy_out(session: Session, sql: str, output: Output) -> str:
-    close = None
-    if isinstance(output, str | os.PathLike):
-        close = f = open(output, "wb")  # noqa: ASYNC230 - closed below
-        write: Callable[[bytes], Any] = f.write
-    elif hasattr(output, "write"):
-        write = output.write
-    else:
-        write = output
+async def _copy_out(session: Session, sql: str, write: Callable[[bytes], Any]) -> str:
+    """COPY TO STDOUT, handing ``write`` the data in chunks: everything that arrived in one
+    read of the stream goes in one call (asyncpg's granularity), not one call per row."""
+    proto = session.proto
+    proto.send_query(sql)
+    next_event, filter_event = proto.next_event, session.filter
     tag = ""
+    error: m.ErrorResponse | None = None
+    buffered: list[bytes] = []
 
-    async def on_event(event: m.BackendMessage) -> None:
-        nonlocal tag
-        if isinstance(event, m.CopyData):
-            result = write(event.data)
-            if inspect.isawaitable(result):
-                await result
-        elif isinstance(event, m.CommandComplete):
-            tag = event.tag
+    async def deliver() -> None:
+        data = b"".join(buffered)
+        buffered.clear()
+        result = write(data)
+        if inspect.isawaitable(result):
+            await result
 
-    try:
-        session.proto.send_query(sql)
-        await session.until_ready(on_event)
-    finally:
-        if close is not None:
-            close.close()
+    while True:
+        event = next_event()
+        if not is_message(event):
+            if buffered:
+                await deliver()
+            await session.fill()
+            continue
+        msg = filter_event(event)
+        if msg is None:
+            continue
+        if isinstance(msg, m.CopyData):
+            buffered.append(msg.data)
+            continue
+        if buffered:
+            await deliver()
+        if isinstance(msg, m.ReadyForQuery):
+            break
+        if isinstance(msg, m.ErrorResponse):
+            error = msg
+        elif isinstance(msg, m.CommandComplete):
+            tag = msg.tag
+    if error is not None:
+        raise PostgresError.from_fields(error.fields, sql)
     return tag
+
+
+async def _copy_out_to(session: Session, sql: str, output: Output, timeout: float | None) -> str:
+    write, opened = _writer(output)
+    try:
+        return await session.run(_copy_out, session, sql, write, timeout=timeout)
+    finally:
+        if opened is not None:
+            opened.close()
 
 
 async def copy_to_table(
@@ -168,6 +225,7 @@ async def copy_to_table(
     ``options`` are asyncpg's: format ('text', 'csv', 'binary'), delimiter, null, header,
     quote, escape, force_not_null, force_null, encoding. Returns the tag, e.g. "COPY 3".
     """
+    _check_source(source)
     sql = f"COPY {_target(table_name, schema_name, columns)} FROM STDIN{_options(**options)}"
     return await session.run(_copy_in, session, sql, _chunks(source), timeout=timeout)
 
@@ -253,7 +311,7 @@ async def copy_from_table(
 ) -> str:
     """COPY a table to ``output``: a path, a binary file, or a (coroutine) callable."""
     sql = f"COPY {_target(table_name, schema_name, columns)} TO STDOUT{_options(**options)}"
-    return await session.run(_copy_out, session, sql, output, timeout=timeout)
+    return await _copy_out_to(session, sql, output, timeout)
 
 
 async def copy_from_query(
@@ -276,4 +334,4 @@ async def copy_from_query(
             texts.append("NULL" if data is None else _literal(data.decode()))
         sql_query = _PARAM.sub(lambda mt: texts[int(mt.group(1)) - 1], sql_query)
     sql = f"COPY ({sql_query}) TO STDOUT{_options(**options)}"
-    return await session.run(_copy_out, session, sql, output, timeout=timeout)
+    return await _copy_out_to(session, sql, output, timeout)

@@ -143,19 +143,6 @@ class TransportError(Error, ConnectionError):
     """
 
 
-class ConnectionLostError(TransportError):
-    """The stream died during an operation.
-
-    ``unsent`` is true only when the driver knows the server never processed the operation
-    (the write failed, or the server had already announced its shutdown), so that a pool may
-    safely retry it on another connection.
-    """
-
-    def __init__(self, message: str, *, unsent: bool = False) -> None:
-        super().__init__(message)
-        self.unsent = unsent
-
-
 # ErrorResponse / NoticeResponse field codes ("Error and Notice Message Fields" in the
 # PostgreSQL docs), under asyncpg's attribute names.
 _FIELDS = {
@@ -269,10 +256,7 @@ class PostgresError(PostgresMessage, Error):
             exc_cls is FeatureNotSupportedError
             and kwargs.get("server_source_function") == "RevalidateCachedQuery"
         ):  # as asyncpg: by where it was raised, not by the text
-            exc_cls = InvalidCachedStatementError
-            message = (
-                "cached statement plan is invalid due to a database schema or configuration change"
-            )
+            exc_cls, message = InvalidCachedStatementError, _INVALID_CACHED_STATEMENT
         if fields.get("C") in _PGBOUNCER_CODES:
             kwargs["hint"] = (kwargs.get("hint") or "") + _PGBOUNCER_NOTE
         return exc_cls(message, query=query, **kwargs)
@@ -629,6 +613,21 @@ class ConnectionDoesNotExistError(PostgresConnectionError, sqlstate="08003"): ..
 
 
 class ConnectionFailureError(PostgresConnectionError, sqlstate="08006"): ...
+
+
+class ConnectionLostError(TransportError, ConnectionDoesNotExistError):
+    """The stream died during an operation.
+
+    Also asyncpg's ``ConnectionDoesNotExistError`` (what asyncpg raises when a connection is
+    closed in the middle of an operation) and a ``ConnectionError``. ``unsent`` is true only
+    when the driver knows the server never processed the operation (the write failed, or the
+    server had already announced its shutdown), so that a pool may safely retry it on
+    another connection.
+    """
+
+    def __init__(self, message: str, *, unsent: bool = False) -> None:
+        super().__init__(message)
+        self.unsent = unsent
 
 
 class ClientCannotConnectError(PostgresConnectionError, sqlstate="08001"): ...
@@ -1393,7 +1392,12 @@ class FileNameTooLongError(PostgresSystemError, sqlstate="58P03"): ...
 
 
 # asyncpg raises this one itself: a cached statement went stale inside a transaction block,
-# where it cannot be retried.
+# where it cannot be retried, or a prepared statement's result types changed.
+_INVALID_CACHED_STATEMENT = (
+    "cached statement plan is invalid due to a database schema or configuration change"
+)
+
+
 class InvalidCachedStatementError(FeatureNotSupportedError):
     """A cached statement's result types changed (``cached plan must not change result type``)."""
 

@@ -382,12 +382,48 @@ async def execute_many(
     *,
     parse: bool = False,
 ) -> None:
-    """Execute once per argument tuple, every Bind/Execute pipelined before one Sync."""
-    encoded = [
-        encode(session.codecs, a, types if types else None)[1] for a in executemany_rows(args)
-    ]
+    """Execute once per argument tuple, every Bind/Execute pipelined before one Sync.
+
+    A row that fails on the client (the iterable raises, a value cannot be encoded) ends it
+    as asyncpg's streaming ends: inside a transaction block, the rows asyncpg would already
+    have sent (whole flights of four 32 KiB buffers) are executed and stay in the
+    transaction; outside one, nothing is (asyncpg rolls its implicit transaction back). The
+    client's error is raised then, unless the server failed first.
+    """
+    encoded: list[list[bytes | None]] = []
+    failure: Exception | None = None
+    try:
+        for row in executemany_rows(args):
+            encoded.append(encode(session.codecs, row, types if types else None)[1])
+    except Exception as exc:
+        failure = exc
+    if failure is not None:
+        sent = _sent_before_failure(stmt, encoded) if session.proto.transaction_status != "I" else 0
+        if not sent:
+            raise failure
+        del encoded[sent:]
     parse = parse or not stmt.name
     await session.run(_many, session, stmt, encoded, parse, timeout=timeout)
+    if failure is not None:
+        raise failure
+
+
+_MANY_BUFFER, _MANY_BUFFERS = 32768, 4  # asyncpg's executemany flight: four 32 KiB buffers
+
+
+def _sent_before_failure(stmt: Statement, rows: list[list[bytes | None]]) -> int:
+    """How many of ``rows`` asyncpg would have written before the row that failed: it fills
+    buffers of at least 32 KiB of Bind/Execute messages and writes four at a time."""
+    sent = count = size = buffers = 0
+    execute = len(m.execute("", 0))
+    for values in rows:
+        size += len(m.bind("", stmt.name, values)) + execute
+        count += 1
+        if size >= _MANY_BUFFER:
+            size, buffers = 0, buffers + 1
+            if buffers == _MANY_BUFFERS:
+                sent, buffers = count, 0
+    return sent
 
 
 async def _many(

@@ -27,6 +27,7 @@ from .errors import (
     InterfaceError,
     PostgresError,
     ProtocolError,
+    TransportError,
 )
 from .params import ConnectParams
 from .protocol import NEED_DATA, PGProtocol, State
@@ -41,7 +42,11 @@ __all__ = ["CANCEL_GRACE", "FLUSH_DELAY", "EventHandler", "Session", "is_message
 
 log = logging.getLogger("driver.connection")
 T = TypeVar("T")
-CANCEL_GRACE = 5.0  # seconds to cancel a timed-out query before giving the connection up
+# Seconds a background cancel (after a timeout, a task cancellation or a failing user
+# callback) has to bring the session back to ReadyForQuery before the connection is given up.
+# Nobody waits this long in the foreground: the interrupted caller returns at once, and the
+# next operation waits for the drain only within its own timeout.
+CANCEL_GRACE = 5.0
 # How long queued start-up messages wait for the caller's first operation to join them. Long
 # enough for a caller that queries right after connect() returns (through wait_for, gather or
 # a pool), short next to any network round trip; and joining or not changes no latency, only
@@ -110,6 +115,11 @@ class Session:
         self._startup_deadline: float | None = None  # loop time by which start-up must complete
         self._startup_timeout: tuple[asyncio.Timeout, float | None] | None = None
         self._connect_timeout: float | None = None
+        # the background cancel-and-drain after an interrupted operation (see _start_drain)
+        self._drain: asyncio.Task[None] | None = None
+        # set while no operation runs: close() waits on it for an operation in progress
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # ---- the one place that waits ------------------------------------------------------
 
@@ -228,7 +238,9 @@ class Session:
 
     def lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError:
         return ConnectionLostError(
-            f"connection to {self.params.describe()} was lost: {reason}", unsent=unsent
+            f"connection to {self.params.describe()} was lost, closed in the middle of operation: "
+            f"{reason}",
+            unsent=unsent,
         )
 
     # ---- one operation at a time -------------------------------------------------------
@@ -238,42 +250,84 @@ class Session:
     ) -> T:
         """Run one operation exclusively.
 
-        An exception leaves the session usable only if the core is back to READY with
-        nothing pending (a server error after its ReadyForQuery, a bad argument caught
-        before sending, a COPY source that failed and was aborted); otherwise it is broken.
+        An exception leaves the session usable if the core is back to READY with nothing
+        pending (a server error after its ReadyForQuery, a bad argument caught before
+        sending, a COPY source that failed and was aborted). An interruption in the middle
+        of the conversation (a timeout, a cancelled task, a failing user callback) raises at
+        once and leaves a background cancel-and-drain: the next operation waits for it
+        within its own timeout, or finds the connection closed if it failed. A transport or
+        protocol failure breaks the session.
         """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float)
+        ):
+            raise ValueError(f"invalid timeout value: {timeout!r} (expected a number of seconds)")
         self._begin()
         try:
+            if timeout is None:
+                timeout = self.params.command_timeout
+            if self._drain is not None:
+                timeout = await self._wait_drain(timeout)
             if self._reader is not None:
                 await self.stop_reader()
                 self._check_idle_failure()
-            if timeout is None:
-                timeout = self.params.command_timeout
             if not self.started:
                 return await self._first(fn, *args, timeout=timeout)
             if timeout is None:
                 return await fn(*args)
-            try:
-                async with asyncio.timeout(timeout):
-                    return await fn(*args)
-            except TimeoutError:
-                if self.proto.pending:
-                    await self._cancel_and_drain()
-                raise
+            async with asyncio.timeout(timeout):
+                return await fn(*args)
         except BaseException as exc:
             proto = self.proto
-            clean = proto.state is State.READY and not proto.pending
-            if not clean or (
+            if isinstance(exc, TransportError) or (
                 isinstance(exc, Error) and not isinstance(exc, PostgresError | InterfaceError)
             ):
-                # Mid-conversation (cancelled, timed out, transport or protocol failure):
-                # the stream's position is unknown, so the session cannot be reused.
-                await self._mark_broken(exc)
+                await self._mark_broken(exc)  # transport or protocol: the stream is not trusted
+            elif not (proto.state is State.READY and not proto.pending):
+                if self._can_drain(exc):
+                    self._start_drain(exc)
+                else:
+                    await self._mark_broken(exc)
             raise
         finally:
             self.busy = False
+            self._idle.set()
             if self.listening:
                 self.start_reader()
+
+    def _can_drain(self, exc: BaseException) -> bool:
+        """Whether an interrupted operation can be cancelled and drained instead of breaking
+        the session: the conversation is intact (only the caller stopped listening)."""
+        if self.closed or self.broken is not None or not self.started:
+            return False
+        if self.proto.state is State.CLOSED:
+            return False
+        return isinstance(exc, asyncio.CancelledError | TimeoutError) or (
+            isinstance(exc, Exception) and not isinstance(exc, Error)
+        )
+
+    def _start_drain(self, why: BaseException) -> None:
+        log.debug("cancelling the interrupted operation on %s: %r", self.params.describe(), why)
+        deadline = self.loop.time() + CANCEL_GRACE
+        self._drain = self.loop.create_task(self._cancel_and_drain(deadline))
+
+    async def _wait_drain(self, timeout: float | None) -> float | None:
+        """Wait for a background drain before this operation; returns what is left of
+        ``timeout`` (the wait counts against the operation's deadline, as in asyncpg)."""
+        drain = self._drain
+        if drain is None:
+            return timeout
+        start = self.loop.time()
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(drain)  # a timed-out waiter leaves the drain running
+        if self.broken is not None:
+            raise InterfaceError(
+                f"cannot perform operation: connection is closed ({self.params.describe()}) "
+                f"after an earlier failure: {self.broken!r}"
+            )
+        if timeout is None:
+            return None
+        return max(timeout - (self.loop.time() - start), 0.001)
 
     def _begin(self) -> None:
         if self.busy:
@@ -287,10 +341,13 @@ class Session:
             self._check_idle_failure()  # found by the LISTEN reader: report it once, as it was
         if self.closed or self.broken is not None:
             why = f" after an earlier failure: {self.broken!r}" if self.broken else ""
-            raise InterfaceError(f"connection is closed{why} ({self.params.describe()})")
+            raise InterfaceError(
+                f"cannot perform operation: connection is closed ({self.params.describe()}){why}"
+            )
         if asyncio.get_running_loop() is not self.loop:
             raise InterfaceError("this connection belongs to a different event loop")
         self.busy = True
+        self._idle.clear()
         self.events_in_op = 0
 
     async def cancel_server_query(self) -> bool:
@@ -307,23 +364,33 @@ class Session:
         await cancel(self.params, proto.backend_pid, proto.backend_key)
         return True
 
-    async def _cancel_and_drain(self) -> None:
-        """After a timeout: ask the server to cancel, then read up to ReadyForQuery.
+    async def _cancel_and_drain(self, deadline: float) -> None:
+        """In the background, after an interrupted operation: ask the server to cancel it
+        (abandon a COPY FROM STDIN), read up to its ReadyForQuery and drop what arrives.
 
-        Bounded by CANCEL_GRACE seconds; if that fails the caller marks the session
-        broken, as it would without trying.
+        Until ``deadline`` (loop time); past it, or on any failure, the session is broken
+        and its stream closed, so nothing ever waits on a server that ignores the cancel.
         """
         proto = self.proto
         try:
-            async with asyncio.timeout(CANCEL_GRACE):
-                if not await self.cancel_server_query():
-                    return
+            async with asyncio.timeout_at(deadline):
                 if proto.state is State.COPY_IN:
-                    proto.send_copy_fail("canceled by the client after a timeout")
+                    proto.send_copy_fail("canceled by the client")
+                out = proto.data_to_send()  # what the operation queued goes before the cancel
+                if out:
+                    await self._stream.write(out)
+                await self.cancel_server_query()
                 while proto.pending:  # QueryCanceled and the rest, until ReadyForQuery
                     await self.pump()
-        except (Error, OSError, TimeoutError) as exc:
-            log.debug("cancel after timeout failed on %s: %r", self.params.describe(), exc)
+        except BaseException as exc:
+            log.debug("cancel on %s failed: %r", self.params.describe(), exc)
+            await self._mark_broken(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self._drain = None
+            if self.listening:
+                self.start_reader()
 
     async def _mark_broken(self, exc: BaseException) -> None:
         if self.broken is None:
@@ -344,7 +411,13 @@ class Session:
         return self.closed or self.broken is not None
 
     async def close(self, timeout: float | None) -> None:
-        """Send Terminate and close the stream, within ``timeout`` seconds."""
+        """Send Terminate and close the stream, within ``timeout`` seconds (past it the stream
+        is dropped and ``TimeoutError`` raised, as asyncpg does).
+
+        An operation running in another task is cancelled on the server first (it ends
+        with ``QueryCanceledError``, as with asyncpg) and a background drain is let finish;
+        whatever is still running at the deadline is ended by dropping the stream.
+        """
         if self.closed:
             return
         self.closed = True
@@ -354,13 +427,38 @@ class Session:
         try:
             async with asyncio.timeout(timeout):
                 await self._stop_flush()
+                if self.busy and self.broken is None:
+                    await self.cancel_server_query()
+                    await self._idle.wait()
+                if self._drain is not None:
+                    await asyncio.wait({self._drain})  # never raises; it records a failure
                 if self.broken is None and not self.busy:
                     self.proto.send_terminate()
                     await self._stream.write(self.proto.data_to_send())
                 await self._stream.close()
-        except (Error, OSError, TimeoutError) as exc:
+        except TimeoutError:
+            # As asyncpg: the deadline is reported, and whatever still runs (another task's
+            # operation, a background cancel) ends now, on a dropped stream.
+            self._abort_stream()
+            raise
+        except asyncio.CancelledError:
+            self._abort_stream()
+            raise
+        except (Error, OSError) as exc:
             log.debug("closing connection to %s: %r", self.params.describe(), exc)
-            await self._close_stream()
+            if self.busy or self._drain is not None:
+                self._abort_stream()  # wakes the task still reading
+            else:
+                await self._close_stream()
+
+    def _abort_stream(self) -> None:
+        """Drop the stream at once (a task blocked reading it wakes up with an error)."""
+        abort = getattr(self._stream, "abort", None)
+        if abort is not None:
+            abort()
+            return
+        task = self.loop.create_task(self._close_stream())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def terminate(self) -> None:
         """Close at once without a goodbye (for callers that cannot await)."""
@@ -370,12 +468,7 @@ class Session:
         if self._reader is not None:
             self._reader.cancel()
             self._reader = None
-        abort = getattr(self._stream, "abort", None)
-        if abort is not None:
-            abort()
-            return
-        task = self.loop.create_task(self._close_stream())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._abort_stream()
 
     # ---- start-up, and the pipelined start-up's deferred flush -------------------------
 
@@ -456,8 +549,6 @@ class Session:
                     + (f" after {self._connect_timeout:g} s" if self._connect_timeout else "")
                     + " (start-up not confirmed by the server)"
                 ) from exc
-            if self.proto.pending:
-                await self._cancel_and_drain()
             raise
         finally:
             self._startup_timeout = None
@@ -505,7 +596,7 @@ class Session:
         return self._reader is not None
 
     def start_reader(self) -> None:
-        if self._reader is None and not self.busy and not self.is_closed():
+        if self._reader is None and self._drain is None and not self.busy and not self.is_closed():
             self._reader = self.loop.create_task(self._read_idle())
 
     async def stop_reader(self) -> None:
