@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,8 +93,20 @@ def browser_tls_attempts(sslmode: str, url: str | None) -> tuple[bool, ...] | No
             "connection is encrypted only up to the proxy (wss://); the proxy-to-database hop "
             "is only as private as the proxy's network"
         )
-    warnings.warn(message, ProxyHopWarning, stacklevel=3)
+    warnings.warn(message, ProxyHopWarning, stacklevel=_caller_level())
     return (False,)
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that names the first frame outside the driver (the caller's line of
+    ``connect()``, however deep in the driver the warning is raised), counted for a
+    ``warnings.warn`` made by the function that calls this one."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("driver."):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 @dataclass(frozen=True, slots=True)

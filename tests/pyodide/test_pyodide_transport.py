@@ -370,7 +370,8 @@ def test_other_modes_go_without_tls_and_warn_about_the_proxy_hop(
     monkeypatch: pytest.MonkeyPatch, sslmode: str
 ) -> None:
     monkeypatch.setattr(pt, "tls_available", lambda: False)
-    with pytest.warns(pt.ProxyHopWarning, match="only as private as the proxy's network"):
+    with pytest.warns(pt.ProxyHopWarning, match="only as private as the proxy's network") as w:
         assert pt.browser_tls_attempts(sslmode, "wss://p/v2?address=db:5432") == (False,)
+    assert w[0].filename == __file__  # the warning names the caller's line, not the driver's
     with pytest.warns(pt.ProxyHopWarning, match=r"not encrypted at all: ws://"):
         assert pt.browser_tls_attempts(sslmode, "ws://p/v2?address=db:5432") == (False,)
