@@ -2,7 +2,7 @@
 
 import typing as _typing
 
-from . import errors, exceptions
+from . import errors, exceptions, types
 from .batch import BatchResult
 from .connect import connect
 from .connection import Connection
@@ -20,30 +20,55 @@ from .params import Config, config
 from .prepared import PreparedStatement
 from .record import Record
 from .transaction import Transaction
+from .types import (
+    Attribute,
+    BitString,
+    Box,
+    Circle,
+    Line,
+    LineSegment,
+    Path,
+    Point,
+    Polygon,
+    Range,
+    Type,
+)
 
 if _typing.TYPE_CHECKING:
     from .pool import Pool, create_pool
 
 __all__ = [
+    "Attribute",
     "AuthPolicyError",
     "BatchResult",
+    "BitString",
+    "Box",
+    "Circle",
     "Config",
     "Connection",
     "ConnectionLostError",
     "Error",
     "InterfaceError",
+    "Line",
+    "LineSegment",
+    "Path",
+    "Point",
+    "Polygon",
     "Pool",
     "PostgresError",
     "PreparedStatement",
     "ProtocolError",
+    "Range",
     "Record",
     "Transaction",
     "TransportError",
+    "Type",
     "config",
     "connect",
     "create_pool",
     "errors",
     "exceptions",
+    "types",
 ]
 __all__ += [n for n in exceptions.__all__ if n not in __all__]
 

@@ -14,7 +14,16 @@ from .listen import Listener, Listeners, LogListener
 from .params import ConnectParams
 from .prepared import PreparedStatement
 from .protocol import PGProtocol
-from .query import encode, execute_many, prepare_named, set_type_codec, simple
+from .query import (
+    encode,
+    execute_many,
+    prepare_named,
+    reload_types,
+    reset_type_codec,
+    set_builtin_type_codec,
+    set_type_codec,
+    simple,
+)
 from .query import query as _query
 from .record import Record
 from .session import Session
@@ -256,18 +265,33 @@ class Connection:
         format: str = "text",
         python_type: type | None = None,
     ) -> None:
-        """Use ``decoder(text)`` / ``encoder(value) -> text`` for a type (asyncpg's signature).
+        """Use ``decoder(text)`` / ``encoder(value) -> text`` for a type (asyncpg's signature;
+        ``format='tuple'`` for composite types; ``'binary'`` raises InterfaceError: the
+        driver speaks the text format). Also covers the type's array type; with
+        ``python_type``, bare values of that Python type are sent as this type."""
+        await set_type_codec(self._session, typename, schema, encoder, decoder, python_type, format)
 
-        Also covers the type's array type; with ``python_type``, bare values of that Python
-        type are sent as this type. Cached statements are dropped, since their column
-        decoders were resolved with the old table.
+    async def reset_type_codec(self, typename: str, *, schema: str = "public") -> None:
+        """Give a type back the codec it had before set_type_codec()."""
+        await reset_type_codec(self._session, typename, schema)
 
-        Raises:
-            InterfaceError: the type does not exist, or a format other than "text" was asked.
-        """
-        if format != "text":
-            raise InterfaceError("only format='text' codecs are supported")
-        await set_type_codec(self._session, typename, schema, encoder, decoder, python_type)
+    async def set_builtin_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        codec_name: str,
+        format: str | None = None,
+    ) -> None:
+        """Decode and encode a type with a built-in type's codec (e.g. an extension's type
+        whose text form is a built-in one's)."""
+        if format not in (None, "text"):
+            raise InterfaceError("only the text format is supported by this driver")
+        await set_builtin_type_codec(self._session, typename, schema, codec_name)
+
+    async def reload_schema_state(self) -> None:
+        """Forget introspected types and cached statements, after the schema changed."""
+        reload_types(self._session)
 
     # ---- the rest of the public surface ------------------------------------------------
 

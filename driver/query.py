@@ -12,8 +12,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .argcheck import check_arg_count, executemany_rows
-from .codecs import DecodeError, TypeRegistry
-from .errors import InterfaceError, InvalidCachedStatement, PostgresError
+from .codecs import DecodeError, TypeRegistry, default_registry
+from .codecs.introspection import INTROSPECT, register_types, unknown_oids
+from .errors import (
+    DataError,
+    InterfaceError,
+    InvalidCachedStatement,
+    PostgresError,
+)
 from .protocol import State
 from .protocol import messages as m
 from .record import Record
@@ -30,9 +36,14 @@ __all__ = [
     "prepare",
     "prepare_named",
     "query",
+    "reload_types",
+    "reset_type_codec",
+    "set_builtin_type_codec",
     "set_type_codec",
     "simple",
 ]
+
+_MAX_ARGS = 32767  # Bind counts parameters in an int16
 
 _STALE = ("cached plan must not change result type",)
 # int2/int4/int8/float4/float8: left for the server to infer. Their text form is valid input
@@ -75,16 +86,25 @@ def _is_stale(exc: PostgresError) -> bool:
 
 
 def encode(
-    codecs: TypeRegistry, args: Sequence[Any], oids: Sequence[int] | None = None
+    codecs: TypeRegistry,
+    args: Sequence[Any],
+    oids: Sequence[int] | None = None,
+    seqno: int = -1,
 ) -> tuple[tuple[int, ...], list[bytes | None]]:
     """Encode arguments before anything is queued, so a bad one leaves no trace.
 
     Without known parameter types (``oids``), integer and float types are left for the
     server to infer (see _INFER_ON_SERVER); others are declared from the Python type.
+    ``seqno`` is the row's index in an executemany() sequence (named in errors, as asyncpg).
 
     Raises:
-        InterfaceError: a value its codec refuses, or the wrong number of values.
+        DataError: a value its codec refuses (asyncpg's "invalid input for query argument").
+        InterfaceError: the wrong number of values, or more than 32767.
     """
+    if len(args) > _MAX_ARGS:
+        raise InterfaceError(
+            f"the number of query arguments cannot exceed {_MAX_ARGS} (got {len(args)})"
+        )
     if oids is None:  # the common case first: str, int and float, all left to the server
         untyped = codecs.untyped
         try:
@@ -101,11 +121,23 @@ def encode(
     for i, value in enumerate(args):
         try:
             oid, data = encode_value(value, oids[i] if oids else 0)
-        except (TypeError, ValueError) as exc:
-            raise InterfaceError(f"invalid argument ${i + 1} ({value!r}): {exc}") from exc
+        except InterfaceError as exc:
+            raise type(exc)(f"query argument {_position(i, seqno)}: {exc.args[0]}") from None
+        except Exception as exc:  # any failure of a codec is the value's fault, as asyncpg
+            shown = repr(value)
+            if len(shown) > 40:
+                shown = shown[:40] + "..."
+            raise DataError(
+                f"invalid input for query argument {_position(i, seqno)}: {shown} ({exc})"
+            ) from exc
         types.append(0 if oid in _INFER_ON_SERVER and not oids else oid)
         values.append(data)
     return tuple(types), values
+
+
+def _position(i: int, seqno: int) -> str:
+    pos = f"${i + 1}"
+    return pos if seqno < 0 else f"{pos} in element #{seqno} of executemany() sequence"
 
 
 async def simple(session: Session, sql: str) -> str:
@@ -253,9 +285,29 @@ async def query(
                     ) from exc
             raise
         if fresh:
+            await ensure_types(session, stmt)
             _remember(session, key, stmt)
         return decode(stmt, raw), tag
     raise AssertionError("unreachable")
+
+
+async def ensure_types(session: Session, stmt: Statement, params: Sequence[int] = ()) -> None:
+    """Learn the types of a statement's columns (and ``params``) that have no codec yet, in
+    one catalog query, and resolve the statement's decoders again; statements whose types
+    are all known (the usual case) cost nothing more."""
+    codecs = session.codecs
+    fields = stmt.fields or ()
+    missing = unknown_oids(codecs, [f.type_oid for f in fields] + list(params))
+    if not missing:
+        return
+    rows, _ = await query(session, INTROSPECT, (missing,), 0, None)
+    register_types(codecs, rows)
+    for oid in missing:  # nothing in the catalog (a dropped type): text, not a retry per query
+        if not codecs.knows(oid):
+            codecs.register(oid, encoder=None, decoder=bytes.decode)
+            codecs.derived.add(oid)
+    if stmt.fields is not None:
+        stmt.set_fields(stmt.fields, codecs.decoder)
 
 
 def _remember(session: Session, key: tuple[str, tuple[int, ...]], stmt: Statement) -> None:
@@ -328,7 +380,8 @@ async def execute_many(
 ) -> None:
     """Execute once per argument tuple, every Bind/Execute pipelined before one Sync."""
     encoded = [
-        encode(session.codecs, a, types if types else None)[1] for a in executemany_rows(args)
+        encode(session.codecs, a, types if types else None, seqno)[1]
+        for seqno, a in enumerate(executemany_rows(args))
     ]
     parse = parse or not stmt.name
     await session.run(_many, session, stmt, encoded, parse, timeout=timeout)
@@ -344,40 +397,133 @@ async def _many(
 
 
 _TYPE_QUERY = """
-SELECT t.oid, t.typarray FROM pg_catalog.pg_type t
+SELECT t.oid::pg_catalog.int8, t.typtype::pg_catalog.text FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 WHERE t.typname = $1 AND n.nspname = $2
 """
+
+
+async def _type_oid(session: Session, typename: str, schema: str) -> tuple[int, str]:
+    rows, _ = await query(session, _TYPE_QUERY, (typename, schema), 1, None)
+    if not rows:
+        raise InterfaceError(f"unknown type: {schema}.{typename}")
+    return int(rows[0][0]), rows[0][1]
+
+
+def _drop_cached(session: Session) -> None:
+    """Cached statements resolved their column decoders with the old codecs: drop them."""
+    for stmt in session.cache.clear():
+        forget_statement(session, stmt)
 
 
 async def set_type_codec(
     session: Session,
     typename: str,
     schema: str,
-    encoder: Callable[[Any], str | bytes],
-    decoder: Callable[[str], Any],
+    encoder: Callable[[Any], Any],
+    decoder: Callable[[Any], Any],
     python_type: type | None,
+    format: str = "text",
 ) -> None:
-    """Register a text codec for a named type and its array type; cached statements are
-    dropped, since their column decoders were resolved with the old table.
+    """Register a codec for a named type and its array type (asyncpg's set_type_codec()).
+
+    ``format='text'``: the encoder returns the type's text and the decoder gets it.
+    ``format='tuple'`` (composite types): the decoder gets a tuple of the decoded attribute
+    values and the encoder returns one. ``format='binary'`` needs the binary wire format,
+    which this driver does not speak.
 
     Raises:
-        InterfaceError: the type does not exist.
+        InterfaceError: the type does not exist, or the format is not possible for it.
     """
-    rows, _ = await query(session, _TYPE_QUERY, (typename, schema), 1, None)
-    if not rows:
-        raise InterfaceError(f"type {schema}.{typename} does not exist")
-    row = rows[0]
+    if format == "binary":
+        raise InterfaceError(
+            "format='binary' codecs are not supported: this driver exchanges values in "
+            "the text format only; use format='text'"
+        )
+    if format not in ("text", "tuple"):
+        raise InterfaceError(f"invalid format: {format!r} (expected 'text' or 'tuple')")
+    oid, kind = await _type_oid(session, typename, schema)
+    codecs = session.codecs
+    if format == "tuple":
+        if kind != "c":
+            raise InterfaceError(
+                f"format='tuple' is supported for composite types only in this driver "
+                f"(it needs the binary wire format for the others): {schema}.{typename}"
+            )
+        stmt = Statement("", "", ())
+        await ensure_types(session, stmt, (oid,))
+        base_decode, base_encode = codecs.decoder(oid), codecs.encoder(oid)
+        if base_encode is None:
+            raise InterfaceError(f"no codec to build on for {schema}.{typename}")
+        composite_encode = base_encode
 
-    def decode_text(data: bytes) -> Any:
-        return decoder(data.decode())
+        def decode_tuple(data: bytes) -> Any:
+            return decoder(tuple(base_decode(data)))
 
+        def encode_tuple(value: Any) -> str:
+            return composite_encode(encoder(value))
+
+        codecs.register(oid, encoder=encode_tuple, decoder=decode_tuple, python_type=python_type)
+    else:
+
+        def decode_text(data: bytes) -> Any:
+            return decoder(data.decode())
+
+        rows, _ = await query(
+            session, "SELECT typarray::pg_catalog.int8 FROM pg_catalog.pg_type WHERE oid = $1",
+            (oid,), 1, None,
+        )  # fmt: skip
+        codecs.register(
+            oid, encoder=encoder, decoder=decode_text, array_oid=int(rows[0][0]) or None,
+            python_type=python_type,
+        )  # fmt: skip
+    codecs.custom.add(oid)
+    _drop_cached(session)
+
+
+async def reset_type_codec(session: Session, typename: str, schema: str) -> None:
+    """Undo set_type_codec(): the type gets its built-in codec back (or is introspected
+    again), as asyncpg's reset_type_codec()."""
+    oid, _ = await _type_oid(session, typename, schema)
+    codecs = session.codecs
+    codecs.custom.discard(oid)
+    codecs.forget({oid})
+    if default_registry.knows(oid):
+        codecs.register(
+            oid, encoder=default_registry.encoder(oid), decoder=default_registry.decoder(oid),
+            array_oid=default_registry.array_of(oid),
+        )  # fmt: skip
+    _drop_cached(session)
+
+
+async def set_builtin_type_codec(
+    session: Session, typename: str, schema: str, codec_name: str
+) -> None:
+    """Use a built-in type's codec for another type (an extension's type that has the same
+    text form), as asyncpg's set_builtin_type_codec(); ``codec_name`` names the built-in
+    type (``'int4'``, ``'text'``, ``'pg_catalog.jsonb'``...).
+
+    Raises:
+        InterfaceError: the type, or the codec, is unknown.
+    """
+    oid, _ = await _type_oid(session, typename, schema)
+    name = codec_name.rpartition(".")[2]
+    codec_oid, _ = await _type_oid(session, name, "pg_catalog")
+    if not default_registry.knows(codec_oid):
+        raise InterfaceError(f"unknown built-in codec: {codec_name!r}")
     session.codecs.register(
-        row[0], encoder=encoder, decoder=decode_text, array_oid=row[1] or None,
-        python_type=python_type,
+        oid, encoder=default_registry.encoder(codec_oid),
+        decoder=default_registry.decoder(codec_oid),
     )  # fmt: skip
-    for stmt in session.cache.clear():
-        forget_statement(session, stmt)
+    session.codecs.custom.add(oid)
+    _drop_cached(session)
+
+
+def reload_types(session: Session) -> None:
+    """reload_schema_state(): forget the introspected types (they may have changed) and the
+    statements decoded with them; codecs set with set_type_codec() stay."""
+    session.codecs.drop_derived()
+    _drop_cached(session)
 
 
 async def prepare_named(
@@ -388,6 +534,7 @@ async def prepare_named(
     name = session.cache.new_name()
     stmt = Statement(name, sql, ())
     types = await session.run(prepare, session, stmt, timeout=timeout)
+    await ensure_types(session, stmt, types)
     if not name:
         stmt.param_oids = types
     return stmt, types
