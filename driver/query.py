@@ -25,6 +25,7 @@ from .protocol import messages as m
 from .record import Record
 from .session import Session, is_message
 from .statement import Statement
+from .types import Range
 
 __all__ = [
     "decode",
@@ -257,14 +258,22 @@ async def query(
 ) -> tuple[list[Record], str]:
     """fetch()/execute() with arguments: through the statement cache, re-preparing once a
     statement the server dropped or invalidated (outside a transaction block)."""
-    oids, values = encode(session.codecs, args)
+    codecs = session.codecs
+    oids, values = encode(codecs, args)
     key = (sql, oids)
     cache = session.cache
+    typed = any(type(a) in _CONTAINERS or isinstance(a, Range) for a in args)
     for attempt in (0, 1):
         stmt = cache.get(key) if cache.size else None
         fresh = stmt is None
-        if stmt is None:
+        if stmt is None and typed:
+            stmt, types = await _prepare_typed(session, sql, oids, timeout)
+            values = encode(codecs, args, types)[1]
+            fresh = not stmt.name  # the unnamed statement is parsed again, with its types
+        elif stmt is None:
             stmt = Statement(cache.new_name(), sql, oids)
+        elif typed:
+            values = encode(codecs, args, stmt.param_oids)[1]
         try:
             raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                          timeout=timeout)  # fmt: skip
@@ -284,11 +293,27 @@ async def query(
                         **fields,
                     ) from exc
             raise
-        if fresh:
+        if fresh or typed:
             await ensure_types(session, stmt)
             _remember(session, key, stmt)
         return decode(stmt, raw), tag
     raise AssertionError("unreachable")
+
+
+# Arguments whose type the Python value does not settle (a tuple is an array, a composite or
+# a range; a dict is jsonb or a composite): a first execution prepares the statement, as
+# asyncpg does for every statement, to encode them for the parameter types the server found.
+_CONTAINERS = frozenset({tuple, list, dict})
+
+
+async def _prepare_typed(
+    session: Session, sql: str, oids: tuple[int, ...], timeout: float | None
+) -> tuple[Statement, tuple[int, ...]]:
+    stmt = Statement(session.cache.new_name(), sql, oids)
+    types = await session.run(prepare, session, stmt, timeout=timeout)
+    await ensure_types(session, stmt, types)
+    stmt.param_oids = types
+    return stmt, types
 
 
 async def ensure_types(session: Session, stmt: Statement, params: Sequence[int] = ()) -> None:
