@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .argcheck import check_arg_count, executemany_rows
-from .codecs import DecodeError, TypeRegistry, default_registry
+from .codecs import ArgumentError, DecodeError, TypeRegistry, default_registry
 from .codecs.introspection import INTROSPECT, register_types, unknown_oids
 from .errors import (
-    DataError,
     InterfaceError,
     InvalidCachedStatement,
     PostgresError,
@@ -128,7 +127,7 @@ def encode(
             shown = repr(value)
             if len(shown) > 40:
                 shown = shown[:40] + "..."
-            raise DataError(
+            raise ArgumentError(
                 f"invalid input for query argument {_position(i, seqno)}: {shown} ({exc})"
             ) from exc
         types.append(0 if oid in _INFER_ON_SERVER and not oids else oid)
@@ -421,6 +420,11 @@ async def _many(
     await session.until_ready(query=stmt.sql)
 
 
+class UnknownTypeError(InterfaceError, ValueError):
+    """set_type_codec() & co. named a type the server does not have (asyncpg raises
+    ValueError; earlier versions of this driver InterfaceError: both catch it)."""
+
+
 _TYPE_QUERY = """
 SELECT t.oid::pg_catalog.int8, t.typtype::pg_catalog.text FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
@@ -431,7 +435,7 @@ WHERE t.typname = $1 AND n.nspname = $2
 async def _type_oid(session: Session, typename: str, schema: str) -> tuple[int, str]:
     rows, _ = await query(session, _TYPE_QUERY, (typename, schema), 1, None)
     if not rows:
-        raise InterfaceError(f"unknown type: {schema}.{typename}")
+        raise UnknownTypeError(f"unknown type: {schema}.{typename} (it does not exist)")
     return int(rows[0][0]), rows[0][1]
 
 

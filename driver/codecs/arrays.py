@@ -34,6 +34,12 @@ class DecodeError(DataError, InterfaceError):
     it was before it had a class of its own. The connection stays usable."""
 
 
+class ArgumentError(DataError, InterfaceError):
+    """A query argument its parameter's codec refuses: asyncpg's DataError ("invalid input
+    for query argument $1: ..."), and an InterfaceError, as it was before asyncpg's name.
+    Raised before anything is sent, so the connection stays usable."""
+
+
 _UNESCAPE = re.compile(rb"\\(.)", re.S)
 
 

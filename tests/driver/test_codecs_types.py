@@ -17,6 +17,7 @@ from driver.types import BitString, Box, Circle, Line, LineSegment, Path, Point,
 from tests.driver.conftest import ConnectArgs
 from tools.pgcluster import Cluster
 
+
 @pytest.fixture
 async def con(connect_args: ConnectArgs, transport: str) -> AsyncIterator[driver.Connection]:
     c = await driver.connect(**connect_args("trust_user", transport))
@@ -272,8 +273,8 @@ async def test_bad_parameter_values_raise_data_error_as_asyncpg(
     with pytest.raises(driver.InterfaceError, match="cannot exceed 32767"):
         await con.fetchval("SELECT 1", *range(40000))
     assert await con.fetchval("SELECT 1") == 1  # nothing was sent, the connection is fine
-    with pytest.raises(driver.UnsupportedClientFeatureError,
-                       match=r"query argument \$1: input of anonymous composite types"):  # fmt: skip
+    anonymous = r"query argument \$1: input of anonymous composite types"
+    with pytest.raises(driver.UnsupportedClientFeatureError, match=anonymous):
         await (await con.prepare("SELECT (1, 'foo') = $1")).fetchval((1, "foo"))
 
 
