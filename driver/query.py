@@ -14,10 +14,12 @@ from typing import Any
 from .argcheck import check_arg_count, executemany_rows
 from .codecs import ArgumentError, DecodeError, TypeRegistry, default_registry
 from .codecs.introspection import INTROSPECT, register_types, unknown_oids
+from .codecs.tuples import TUPLE_CODECS
 from .errors import (
     InterfaceError,
     InvalidCachedStatement,
     PostgresError,
+    UnsupportedClientFeatureError,
 )
 from .protocol import State
 from .protocol import messages as m
@@ -258,10 +260,17 @@ async def query(
     """fetch()/execute() with arguments: through the statement cache, re-preparing once a
     statement the server dropped or invalidated (outside a transaction block)."""
     codecs = session.codecs
-    oids, values = encode(codecs, args)
+    typed = any(type(a) in _CONTAINERS or isinstance(a, Range) for a in args)
+    try:
+        oids, values = encode(codecs, args)
+    except ArgumentError as exc:
+        if not isinstance(exc.__cause__, TypeError):
+            raise
+        # no codec infers a type for this Python value (a custom codec's type, say): the
+        # server's parameter types decide; -1 keeps these apart from inferred keys
+        oids, values, typed = (-1,) * len(args), [], True
     key = (sql, oids)
     cache = session.cache
-    typed = any(type(a) in _CONTAINERS or isinstance(a, Range) for a in args)
     for attempt in (0, 1):
         stmt = cache.get(key) if cache.size else None
         fresh = stmt is None
@@ -299,6 +308,18 @@ async def query(
     raise AssertionError("unreachable")
 
 
+async def catalog_query(session: Session, sql: str, *args: str) -> list[Record]:
+    """A query of the catalog for the driver's own use: the unnamed statement (nothing
+    added to the statement cache), text arguments, and the built-in decoders whatever
+    set_type_codec() changed on the connection (a user's codec for oid or text must not
+    break introspection)."""
+    stmt = Statement("", sql, (0,) * len(args))
+    values: list[bytes | None] = [a.encode() for a in args]
+    raw, _ = await session.run(exchange, session, stmt, True, values, 0, timeout=None)
+    stmt.set_fields(stmt.fields or (), default_registry.decoder)
+    return decode(stmt, raw)
+
+
 # Arguments whose type the Python value does not settle (a tuple is an array, a composite or
 # a range; a dict is jsonb or a composite): a first execution prepares the statement, as
 # asyncpg does for every statement, to encode them for the parameter types the server found.
@@ -324,7 +345,8 @@ async def ensure_types(session: Session, stmt: Statement, params: Sequence[int] 
     missing = unknown_oids(codecs, [f.type_oid for f in fields] + list(params))
     if not missing:
         return
-    rows, _ = await query(session, INTROSPECT, (missing,), 0, None)
+    listed = "{" + ",".join(map(str, missing)) + "}"
+    rows = await catalog_query(session, INTROSPECT, listed)
     register_types(codecs, rows)
     for oid in missing:  # nothing in the catalog (a dropped type): text, not a retry per query
         if not codecs.knows(oid):
@@ -428,12 +450,34 @@ class UnknownTypeError(InterfaceError, ValueError):
 _TYPE_QUERY = """
 SELECT t.oid::pg_catalog.int8, t.typtype::pg_catalog.text FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-WHERE t.typname = $1 AND n.nspname = $2
+WHERE t.typname = $1::pg_catalog.text AND n.nspname = $2::pg_catalog.text
 """
 
 
+# The SQL-standard spellings asyncpg accepts for built-in types in set_type_codec()
+_ALIASES = {
+    "smallint": "int2",
+    "int": "int4",
+    "integer": "int4",
+    "bigint": "int8",
+    "decimal": "numeric",
+    "real": "float4",
+    "double precision": "float8",
+    "timestamp with timezone": "timestamptz",
+    "timestamp without timezone": "timestamp",
+    "time with timezone": "timetz",
+    "time without timezone": "time",
+    "char": "bpchar",
+    "character": "bpchar",
+    "character varying": "varchar",
+    "bit varying": "varbit",
+}
+
+
 async def _type_oid(session: Session, typename: str, schema: str) -> tuple[int, str]:
-    rows, _ = await query(session, _TYPE_QUERY, (typename, schema), 1, None)
+    if schema == "pg_catalog":
+        typename = _ALIASES.get(typename.lower(), typename)
+    rows = await catalog_query(session, _TYPE_QUERY, typename, schema)
     if not rows:
         raise UnknownTypeError(f"unknown type: {schema}.{typename} (it does not exist)")
     return int(rows[0][0]), rows[0][1]
@@ -473,12 +517,11 @@ async def set_type_codec(
         raise InterfaceError(f"invalid format: {format!r} (expected 'text' or 'tuple')")
     oid, kind = await _type_oid(session, typename, schema)
     codecs = session.codecs
-    if format == "tuple":
-        if kind != "c":
-            raise InterfaceError(
-                f"format='tuple' is supported for composite types only in this driver "
-                f"(it needs the binary wire format for the others): {schema}.{typename}"
-            )
+    if kind == "c" and format != "tuple":
+        raise UnsupportedClientFeatureError(
+            "only tuple-format codecs can be used on composite types"
+        )
+    if format == "tuple" and kind == "c":
         stmt = Statement("", "", ())
         await ensure_types(session, stmt, (oid,))
         base_decode, base_encode = codecs.decoder(oid), codecs.encoder(oid)
@@ -493,15 +536,35 @@ async def set_type_codec(
             return composite_encode(encoder(value))
 
         codecs.register(oid, encoder=encode_tuple, decoder=decode_tuple, python_type=python_type)
+    elif format == "tuple":
+        pair = TUPLE_CODECS.get(oid)
+        if pair is None:
+            raise UnsupportedClientFeatureError(
+                f"format='tuple' is not supported for {schema}.{typename} by this driver: "
+                "it supports composite types, date, time, timetz, timestamp, timestamptz "
+                "and interval"
+            )
+        from_text, to_text = pair
+
+        def decode_builtin(data: bytes) -> Any:
+            return decoder(from_text(data))
+
+        def encode_builtin(value: Any) -> str:
+            return to_text(encoder(value))
+
+        codecs.register(
+            oid, encoder=encode_builtin, decoder=decode_builtin, python_type=python_type
+        )
     else:
 
         def decode_text(data: bytes) -> Any:
             return decoder(data.decode())
 
-        rows, _ = await query(
-            session, "SELECT typarray::pg_catalog.int8 FROM pg_catalog.pg_type WHERE oid = $1",
-            (oid,), 1, None,
-        )  # fmt: skip
+        rows = await catalog_query(
+            session,
+            "SELECT typarray::pg_catalog.int8 FROM pg_catalog.pg_type WHERE oid = $1",
+            str(oid),
+        )
         codecs.register(
             oid, encoder=encoder, decoder=decode_text, array_oid=int(rows[0][0]) or None,
             python_type=python_type,

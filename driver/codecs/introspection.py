@@ -22,7 +22,7 @@ __all__ = ["INTROSPECT", "register_types", "unknown_oids"]
 
 INTROSPECT = """
 WITH RECURSIVE wanted(oid) AS (
-    SELECT unnest($1::pg_catalog.oid[])
+    SELECT unnest($1::pg_catalog.text::pg_catalog.oid[])
   UNION
     SELECT d.dep FROM wanted w
     JOIN pg_catalog.pg_type t ON t.oid = w.oid

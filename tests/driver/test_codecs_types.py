@@ -301,3 +301,10 @@ async def test_set_type_codec_formats(con: driver.Connection) -> None:
     assert await con.fetchval("SELECT '2'::pg_temp.level") == "2"
     await con.set_builtin_type_codec("level", schema=schema, codec_name="int4")
     assert await con.fetchval("SELECT '2'::pg_temp.level") == 2
+
+
+async def test_domain_over_an_array_takes_a_nested_sequence(con: driver.Connection) -> None:
+    await con.execute("CREATE DOMAIN pg_temp.nums AS numeric[]")
+    await con.execute("CREATE TEMP TABLE dom_t (num pg_temp.nums)")
+    await con.execute("INSERT INTO dom_t (num) VALUES ($1)", ([1, 2],))
+    assert await con.fetchval("SELECT num FROM dom_t") == [[1, 2]]
