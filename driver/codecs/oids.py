@@ -95,6 +95,7 @@ TEXT_LIKE_ARRAYS: dict[int, int] = {
 }
 
 VOID = 2278
+TID = 27
 RECORD = 2249
 RECORD_ARRAY = 2287
 

@@ -308,10 +308,10 @@ def _build_default() -> TypeRegistry:
     }
     encoders: dict[int, TextEncoder] = {
         oids.BOOL: sc.encode_bool,
-        oids.INT2: sc.encode_int,
-        oids.INT4: sc.encode_int,
-        oids.INT8: sc.encode_int,
-        oids.OID: sc.encode_int,
+        oids.INT2: sc.encode_int2,
+        oids.INT4: sc.encode_int4,
+        oids.INT8: sc.encode_int8,
+        oids.OID: sc.encode_uint32,
         oids.XID: sc.encode_int,
         oids.XID8: sc.encode_int,
         oids.CID: sc.encode_int,
@@ -341,6 +341,8 @@ def _build_default() -> TypeRegistry:
         reg.register(oid, encoder=None, decoder=sc.decode_text, array_oid=array_oid)
     for oid, (decode, encode, array_oid, delim) in geo.DECODERS.items():
         reg.register(oid, encoder=encode, decoder=decode, array_oid=array_oid, delimiter=delim)
+    reg.register(oids.TID, encoder=sc.encode_tid, decoder=sc.decode_tid, array_oid=1010)
+    reg.register(oids.VOID, encoder=None, decoder=sc.decode_void)
     reg.register(
         oids.RECORD, encoder=st.refuse_anonymous_record, decoder=st.decode_anonymous_record,
         array_oid=oids.RECORD_ARRAY,
