@@ -13,6 +13,7 @@ from typing import Any
 
 from .argcheck import check_arg_count, executemany_rows
 from .codecs import ArgumentError, DecodeError, TypeRegistry, default_registry
+from .codecs import structured as st
 from .codecs.introspection import INTROSPECT, register_types, unknown_oids
 from .codecs.tuples import TUPLE_CODECS
 from .errors import (
@@ -517,6 +518,11 @@ async def set_type_codec(
         raise InterfaceError(f"invalid format: {format!r} (expected 'text' or 'tuple')")
     oid, kind = await _type_oid(session, typename, schema)
     codecs = session.codecs
+    if kind == "d":
+        raise UnsupportedClientFeatureError(
+            f"custom codecs on domain types are not supported ({schema}.{typename}): "
+            "results of a domain are described with its base type"
+        )
     if kind == "c" and format != "tuple":
         raise UnsupportedClientFeatureError(
             "only tuple-format codecs can be used on composite types"
@@ -600,13 +606,16 @@ async def set_builtin_type_codec(
     """
     oid, _ = await _type_oid(session, typename, schema)
     name = codec_name.rpartition(".")[2]
-    codec_oid, _ = await _type_oid(session, name, "pg_catalog")
-    if not default_registry.knows(codec_oid):
-        raise InterfaceError(f"unknown built-in codec: {codec_name!r}")
-    session.codecs.register(
-        oid, encoder=default_registry.encoder(codec_oid),
-        decoder=default_registry.decoder(codec_oid),
-    )  # fmt: skip
+    encode: Callable[[Any], str] | None
+    decode: Callable[[bytes], Any]
+    if name == "hstore":  # asyncpg's 'pg_contrib.hstore': an extension type, no fixed OID
+        encode, decode = st.encode_hstore, st.decode_hstore
+    else:
+        codec_oid, _ = await _type_oid(session, name, "pg_catalog")
+        if not default_registry.knows(codec_oid):
+            raise InterfaceError(f"unknown built-in codec: {codec_name!r}")
+        encode, decode = default_registry.encoder(codec_oid), default_registry.decoder(codec_oid)
+    session.codecs.register(oid, encoder=encode, decoder=decode, python_type=None)
     session.codecs.custom.add(oid)
     _drop_cached(session)
 

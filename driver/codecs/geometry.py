@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..types import BitString, Box, Circle, Line, LineSegment, Path, Point, Polygon
-from .arrays import CodecError
+from .arrays import CodecError, takes_sequences
 
 __all__ = ["DECODERS", "ENCODERS", "INFERRED"]
 
@@ -142,6 +142,8 @@ DECODERS = {
     BIT: (decode_bits, encode_bits, 1561, ","),
     VARBIT: (decode_bits, encode_bits, 1563, ","),
 }
+for _oid in (POINT, LSEG, PATH, BOX, POLYGON, LINE, CIRCLE):
+    takes_sequences(DECODERS[_oid][1])
 ENCODERS = {oid: entry[1] for oid, entry in DECODERS.items()}
 # Python type -> the OID a bare value of it declares
 INFERRED: dict[type, int] = {

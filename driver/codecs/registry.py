@@ -15,7 +15,15 @@ from . import geometry as geo
 from . import oids
 from . import scalars as sc
 from . import structured as st
-from .arrays import CodecError, Decoder, TextEncoder, array_decoder, array_encoder, format_array
+from .arrays import (
+    CodecError,
+    Decoder,
+    TextEncoder,
+    array_decoder,
+    array_encoder,
+    format_array,
+    takes_sequences,
+)
 
 Encoder = Callable[[Any], bytes | str]
 # value -> (OID to declare, text); used when the parameter's type is not known yet
@@ -231,6 +239,8 @@ def _as_text(encoder: Encoder) -> TextEncoder:
         out = encoder(value)
         return out.decode() if isinstance(out, bytes | bytearray) else out
 
+    if getattr(encoder, "takes_sequences", False):
+        takes_sequences(encode)
     return encode
 
 

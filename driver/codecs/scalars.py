@@ -20,7 +20,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from .arrays import CodecError
+from .arrays import CodecError, takes_sequences
 
 # -- decoders ---------------------------------------------------------------------------------
 
@@ -175,6 +175,7 @@ def decode_tid(data: bytes) -> tuple[int, int]:
     return int(block), int(offset)
 
 
+@takes_sequences
 def encode_tid(value: Any) -> str:
     if isinstance(value, str):
         return value

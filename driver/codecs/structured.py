@@ -10,16 +10,20 @@ decoders get bytes as they do for plain columns.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import UnsupportedClientFeatureError
 from ..types import Range
-from .arrays import CodecError, Decoder, TextEncoder
+from .arrays import CodecError, Decoder, TextEncoder, takes_sequences
 
 __all__ = [
     "composite_decoder",
     "composite_encoder",
+    "decode_anonymous_record",
+    "decode_hstore",
+    "encode_hstore",
     "multirange_decoder",
     "multirange_encoder",
     "parse_range",
@@ -27,6 +31,7 @@ __all__ = [
     "quote_field",
     "range_decoder",
     "range_encoder",
+    "refuse_anonymous_record",
 ]
 
 _SPECIAL_FIELD = frozenset('"\\,()[]{} \t\n\r\v\f')
@@ -200,7 +205,7 @@ def range_encoder(element: TextEncoder) -> TextEncoder:
     def encode(value: Any) -> str:
         return _range_text(value, element)
 
-    return encode
+    return takes_sequences(encode)
 
 
 def multirange_encoder(element: TextEncoder) -> TextEncoder:
@@ -264,4 +269,40 @@ def composite_encoder(names: Sequence[str], fields: Sequence[TextEncoder | None]
             raise CodecError(f"a sequence or a mapping expected (got type {type(value)})")
         return "(" + ",".join(field_text(e, v) for e, v in zip(fields, items, strict=True)) + ")"
 
-    return encode
+    return takes_sequences(encode)
+
+
+_HSTORE_PAIR = re.compile(
+    rb'\s*"((?:[^"\\]|\\.)*)"\s*=>\s*(?:(NULL)|"((?:[^"\\]|\\.)*)")\s*(,|$)', re.S
+)
+_HSTORE_UNESCAPE = re.compile(rb"\\(.)", re.S)
+
+
+def decode_hstore(data: bytes) -> dict[str, str | None]:
+    """hstore's text ('"a"=>"1", "b"=>NULL') -> dict, as asyncpg's pg_contrib.hstore codec."""
+    out: dict[str, str | None] = {}
+    pos = 0
+    while pos < len(data):
+        match = _HSTORE_PAIR.match(data, pos)
+        if match is None:
+            raise CodecError(f"malformed hstore value: {data[:80]!r}")
+        key = _HSTORE_UNESCAPE.sub(rb"\1", match.group(1)).decode()
+        value = match.group(3)
+        out[key] = None if match.group(2) else _HSTORE_UNESCAPE.sub(rb"\1", value).decode()
+        pos = match.end()
+    return out
+
+
+def encode_hstore(value: Any) -> str:
+    """A mapping (or a sequence of pairs) of str -> str/None -> hstore text."""
+    items = value.items() if isinstance(value, Mapping) else value
+
+    def quoted(text: Any) -> str:
+        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    parts = []
+    for key, item in items:
+        if key is None:
+            raise CodecError("null value not allowed in hstore key")
+        parts.append(f"{quoted(key)}=>{'NULL' if item is None else quoted(item)}")
+    return ", ".join(parts)

@@ -308,3 +308,51 @@ async def test_domain_over_an_array_takes_a_nested_sequence(con: driver.Connecti
     await con.execute("CREATE TEMP TABLE dom_t (num pg_temp.nums)")
     await con.execute("INSERT INTO dom_t (num) VALUES ($1)", ([1, 2],))
     assert await con.fetchval("SELECT num FROM dom_t") == [[1, 2]]
+
+
+async def test_arrays_of_tuple_valued_types_and_iterables(
+    con: driver.Connection, apg: asyncpg.Connection
+) -> None:
+    for c in (con, apg):
+        await c.execute("CREATE TYPE pg_temp.kv AS (k text, v int)")
+        # a tuple is an element, not a nesting level, when the element is a composite
+        rows = await c.fetchval("SELECT $1::pg_temp.kv[]", [("a", 1)])
+        assert [tuple(r) for r in rows] == [("a", 1)]
+    points = await con.fetchval("SELECT $1::point[]", [Point(1, 2), (3, 4)])
+    assert points == [Point(1, 2), Point(3, 4)]
+    assert await con.fetchval("SELECT $1::int4[]", range(1, 3)) == [1, 2]
+    assert await apg.fetchval("SELECT $1::int4[]", range(1, 3)) == [1, 2]
+    stmt = await con.prepare("SELECT $1::int2")
+    with pytest.raises(driver.DataError, match=r"\$1: 32768 \(value out of int16 range\)"):
+        await stmt.fetchval(32768)
+    astmt = await apg.prepare("SELECT $1::int2")
+    with pytest.raises(asyncpg.DataError, match="value out of int16 range"):
+        await astmt.fetchval(32768)
+
+
+async def test_hstore_domains_and_builtin_tuple_formats(con: driver.Connection) -> None:
+    await con.execute("CREATE DOMAIN pg_temp.posint AS int CHECK (VALUE > 0)")
+    schema = await con.fetchval("SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema()")
+    with pytest.raises(driver.UnsupportedClientFeatureError, match="domain types"):
+        await con.set_type_codec("posint", schema=schema, encoder=str, decoder=int)
+    await con.execute("CREATE TYPE pg_temp.pair2 AS (a int)")
+    with pytest.raises(driver.UnsupportedClientFeatureError, match="only tuple-format"):
+        await con.set_type_codec("pair2", schema=schema, encoder=str, decoder=str)
+    await con.set_type_codec(
+        "interval", schema="pg_catalog", format="tuple", encoder=tuple, decoder=tuple
+    )
+    assert await con.fetchval("SELECT $1::interval", (2, 3, 1)) == (2, 3, 1)
+    await con.reset_type_codec("interval", schema="pg_catalog")
+    await con.set_type_codec("date", schema="pg_catalog", format="tuple", encoder=tuple,
+                             decoder=tuple)  # fmt: skip
+    assert await con.fetchval("SELECT '2000-01-04'::date") == (3,)
+    assert await con.fetchval("SELECT $1::date::text", (2**31 - 1,)) == "infinity"
+    await con.reset_type_codec("date", schema="pg_catalog")
+    has_hstore = await con.fetchval(
+        "SELECT count(*) FROM pg_available_extensions WHERE name = 'hstore'"
+    )
+    assert has_hstore == 1, "the test cluster ships contrib's hstore"
+    from driver.codecs.structured import decode_hstore, encode_hstore
+
+    text = encode_hstore({"a": "1", "b": None, 'q"': "x\\y"})
+    assert decode_hstore(text.encode()) == {"a": "1", "b": None, 'q"': "x\\y"}
