@@ -261,7 +261,7 @@ async def query(
     """fetch()/execute() with arguments: through the statement cache, re-preparing once a
     statement the server dropped or invalidated (outside a transaction block)."""
     codecs = session.codecs
-    typed = any(type(a) in _CONTAINERS or isinstance(a, Range) for a in args)
+    typed = False  # whether the statement is prepared first, for its parameter types
     try:
         oids, values = encode(codecs, args)
     except ArgumentError as exc:
@@ -275,19 +275,20 @@ async def query(
     for attempt in (0, 1):
         stmt = cache.get(key) if cache.size else None
         fresh = stmt is None
-        if stmt is None and typed:
+        if stmt is None and (typed or _needs_types(args)):
+            typed = True
             stmt, types = await _prepare_typed(session, sql, oids, timeout)
             values = encode(codecs, args, types)[1]
             fresh = not stmt.name  # the unnamed statement is parsed again, with its types
         elif stmt is None:
             stmt = Statement(cache.new_name(), sql, oids)
-        elif typed:
+        elif stmt.param_oids != oids:  # prepared for the server's types: encode for them
             values = encode(codecs, args, stmt.param_oids)[1]
         try:
             raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                          timeout=timeout)  # fmt: skip
         except PostgresError as exc:
-            if fresh:
+            if fresh or typed:
                 _remember(session, key, stmt)
             elif _is_stale(exc):
                 forget_statement(session, stmt, key, close=exc.sqlstate != "26000")
@@ -325,6 +326,10 @@ async def catalog_query(session: Session, sql: str, *args: str) -> list[Record]:
 # a range; a dict is jsonb or a composite): a first execution prepares the statement, as
 # asyncpg does for every statement, to encode them for the parameter types the server found.
 _CONTAINERS = frozenset({tuple, list, dict})
+
+
+def _needs_types(args: Sequence[Any]) -> bool:
+    return any(type(a) in _CONTAINERS or isinstance(a, Range) for a in args)
 
 
 async def _prepare_typed(
