@@ -150,6 +150,23 @@ def array_decoder(decode: Decoder, delimiter: str = ",") -> Decoder:
     return decode_array
 
 
+_MAX_DIMS = 6  # PostgreSQL's MAXDIM
+
+
+def _check_shape(value: Sequence[Any], nests: type | tuple[type, ...], depth: int) -> None:
+    """Refuse what array_in would refuse, before sending it, with asyncpg's messages."""
+    if depth > _MAX_DIMS:
+        raise ValueError(
+            f"number of array dimensions ({depth}) exceed the maximum expected ({_MAX_DIMS})"
+        )
+    inner = [isinstance(item, nests) for item in value if item is not None]
+    if any(inner) and not all(inner):
+        raise ValueError("non-homogeneous array")
+    for item in value:
+        if isinstance(item, nests):
+            _check_shape(cast("Sequence[Any]", item), nests, depth + 1)
+
+
 def takes_sequences(encode: TextEncoder) -> TextEncoder:
     """Mark an element encoder whose values are tuples (composites, ranges, points...): in
     its arrays only lists nest, a tuple is an element."""
@@ -170,9 +187,10 @@ def array_encoder(encode: TextEncoder, delimiter: str = ",") -> TextEncoder:
         if not isinstance(value, list | tuple):
             if isinstance(value, bytes | bytearray | dict) or not isinstance(value, Iterable):
                 raise TypeError(
-                    f"expected a list or tuple for an array, got {type(value).__name__}"
+                    f"a sized iterable container expected (got type {type(value).__name__!r})"
                 )
             value = list(value)
+        _check_shape(value, nests, 1)
         return format_array(value, encode, delimiter, nests)
 
     return encode_array

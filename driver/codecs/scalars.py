@@ -215,7 +215,7 @@ def encode_numeric(value: Any) -> str:
         return value
     if isinstance(value, Decimal):
         if value.is_snan():
-            raise CodecError("numeric cannot hold a signaling NaN")
+            return "NaN"  # numeric has one NaN; asyncpg sends a signaling one as it
         return str(value)  # 'NaN', 'Infinity', '1E+100': numeric_in reads them all (PG 14+)
     if isinstance(value, float):
         return encode_float(value)
