@@ -19,6 +19,7 @@ from .codecs.tuples import TUPLE_CODECS
 from .errors import (
     InterfaceError,
     InvalidCachedStatement,
+    OutdatedSchemaCacheError,
     PostgresError,
     UnsupportedClientFeatureError,
 )
@@ -306,7 +307,19 @@ async def query(
         if fresh or typed:
             await ensure_types(session, stmt)
             _remember(session, key, stmt)
-        return decode(stmt, raw), tag
+        try:
+            return decode(stmt, raw), tag
+        except DecodeError as exc:
+            if not isinstance(exc.__cause__, st.SchemaChanged):
+                raise
+            # a type changed under the codecs learnt for it: forget them (and the statements
+            # resolved with them) so that the next query learns it again; this one fails,
+            # as asyncpg's does
+            reload_types(session)
+            raise OutdatedSchemaCacheError(
+                f"{exc.__cause__}: the type changed since this connection learnt it; "
+                "its codecs are now cleared, run the query again"
+            ) from exc
     raise AssertionError("unreachable")
 
 

@@ -19,6 +19,7 @@ from ..types import Range
 from .arrays import CodecError, Decoder, TextEncoder, takes_sequences
 
 __all__ = [
+    "SchemaChanged",
     "composite_decoder",
     "composite_encoder",
     "decode_anonymous_record",
@@ -217,6 +218,11 @@ def multirange_encoder(element: TextEncoder) -> TextEncoder:
     return encode
 
 
+class SchemaChanged(CodecError):
+    """A composite value with another number of attributes than its type had when this
+    connection introspected it: the type was altered since (asyncpg's message)."""
+
+
 def composite_decoder(
     names: Sequence[str], fields: Sequence[Decoder], make: Callable[[tuple[Any, ...]], Any]
 ) -> Decoder:
@@ -226,7 +232,10 @@ def composite_decoder(
     def decode(data: bytes) -> Any:
         raw = parse_record(data)
         if len(raw) != len(fields):
-            raise CodecError(f"a composite of {len(fields)} attributes came with {len(raw)} values")
+            raise SchemaChanged(
+                f"unexpected number of attributes of composite type: {len(raw)}, "
+                f"expected {len(fields)}"
+            )
         return make(tuple(None if v is None else d(v) for d, v in zip(fields, raw, strict=True)))
 
     return decode

@@ -380,3 +380,23 @@ async def test_hstore_domains_and_builtin_tuple_formats(con: driver.Connection) 
 
     text = encode_hstore({"a": "1", "b": None, 'q"': "x\\y"})
     assert decode_hstore(text.encode()) == {"a": "1", "b": None, 'q"': "x\\y"}
+
+
+async def test_altered_composite_is_relearnt_as_asyncpg(
+    con: driver.Connection, apg: asyncpg.Connection
+) -> None:
+    for c, outdated in ((con, driver.OutdatedSchemaCacheError),
+                        (apg, asyncpg.OutdatedSchemaCacheError)):  # fmt: skip
+        await c.execute("CREATE TYPE pg_temp.t3 AS (x int, y int)")
+        await c.execute("CREATE TEMP TABLE tab3 (a int, b pg_temp.t3)")
+        await c.execute("INSERT INTO tab3 VALUES (1, (2, 3))")
+        assert await c.fetchrow("SELECT * FROM tab3") == (1, (2, 3))
+        await c.execute("ALTER TYPE pg_temp.t3 ADD ATTRIBUTE c text")
+        with pytest.raises(outdated, match="unexpected number of attributes"):
+            await c.fetchrow("SELECT * FROM tab3")
+        assert await c.fetchrow("SELECT * FROM tab3") == (1, (2, 3, None))
+        async with c.transaction():
+            await c.execute("ALTER TYPE pg_temp.t3 ADD ATTRIBUTE d text")
+            with pytest.raises(outdated, match="unexpected number of attributes"):
+                await c.fetchrow("SELECT * FROM tab3")
+            assert await c.fetchrow("SELECT * FROM tab3") == (1, (2, 3, None, None))
