@@ -307,19 +307,7 @@ async def query(
         if fresh or typed:
             await ensure_types(session, stmt)
             _remember(session, key, stmt)
-        try:
-            return decode(stmt, raw), tag
-        except DecodeError as exc:
-            if not isinstance(exc.__cause__, st.SchemaChanged):
-                raise
-            # a type changed under the codecs learnt for it: forget them (and the statements
-            # resolved with them) so that the next query learns it again; this one fails,
-            # as asyncpg's does
-            reload_types(session)
-            raise OutdatedSchemaCacheError(
-                f"{exc.__cause__}: the type changed since this connection learnt it; "
-                "its codecs are now cleared, run the query again"
-            ) from exc
+        return decode_checked(session, stmt, raw), tag
     raise AssertionError("unreachable")
 
 
@@ -353,6 +341,28 @@ async def _prepare_typed(
     await ensure_types(session, stmt, types)
     stmt.param_oids = types
     return stmt, types
+
+
+def decode_checked(
+    session: Session, stmt: Statement, raw: list[tuple[bytes | None, ...]]
+) -> list[Record]:
+    """decode(), and when a composite's shape no longer matches what this connection learnt
+    of its type: asyncpg's OutdatedSchemaCacheError, the type's codecs and the statements
+    resolved with them forgotten, so that the next query learns it again.
+
+    Raises:
+        OutdatedSchemaCacheError: the type was altered since it was introspected.
+    """
+    try:
+        return decode(stmt, raw)
+    except DecodeError as exc:
+        if not isinstance(exc.__cause__, st.SchemaChanged):
+            raise
+        reload_types(session)
+        raise OutdatedSchemaCacheError(
+            f"{exc.__cause__}: the type changed since this connection learnt it; "
+            "its codecs are now cleared, run the query again"
+        ) from exc
 
 
 async def ensure_types(session: Session, stmt: Statement, params: Sequence[int] = ()) -> None:
@@ -431,7 +441,7 @@ async def execute_prepared(
     fresh = not stmt.name
     raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                  timeout=timeout)  # fmt: skip
-    return decode(stmt, raw), tag
+    return decode_checked(session, stmt, raw), tag
 
 
 async def execute_many(
