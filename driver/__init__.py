@@ -2,7 +2,7 @@
 
 import typing as _typing
 
-from . import errors, exceptions
+from . import errors, exceptions, types
 from .batch import BatchResult
 from .connect import connect
 from .connection import Connection
@@ -17,10 +17,23 @@ from .errors import (
 )
 from .exceptions import *  # noqa: F403  (asyncpg's exception names at the top, as asyncpg)
 from .params import Config, config
-from .prepared import Attribute, PreparedStatement, Type
+from .prepared import PreparedStatement
 from .record import Record
 from .serverversion import ServerVersion
 from .transaction import Transaction
+from .types import (
+    Attribute,
+    BitString,
+    Box,
+    Circle,
+    Line,
+    LineSegment,
+    Path,
+    Point,
+    Polygon,
+    Range,
+    Type,
+)
 
 if _typing.TYPE_CHECKING:
     from .pool import Pool, create_pool
@@ -29,15 +42,24 @@ __all__ = [
     "Attribute",
     "AuthPolicyError",
     "BatchResult",
+    "BitString",
+    "Box",
+    "Circle",
     "Config",
     "Connection",
     "ConnectionLostError",
     "Error",
     "InterfaceError",
+    "Line",
+    "LineSegment",
+    "Path",
+    "Point",
+    "Polygon",
     "Pool",
     "PostgresError",
     "PreparedStatement",
     "ProtocolError",
+    "Range",
     "Record",
     "ServerVersion",
     "Transaction",
@@ -48,6 +70,7 @@ __all__ = [
     "create_pool",
     "errors",
     "exceptions",
+    "types",
 ]
 __all__ += [n for n in exceptions.__all__ if n not in __all__]
 

@@ -17,7 +17,16 @@ from .listen import Listener, Listeners, LogListener, QueryLogger, TerminationLi
 from .params import ConnectParams
 from .prepared import PreparedStatement, Type, describe_types
 from .protocol import PGProtocol
-from .query import encode, execute_many, forget_statement, prepare_named, set_type_codec, simple
+from .query import (
+    encode,
+    execute_many,
+    prepare_named,
+    reload_types,
+    reset_type_codec,
+    set_builtin_type_codec,
+    set_type_codec,
+    simple,
+)
 from .query import query as _query
 from .record import Record, check_record_class
 from .serverversion import ServerVersion, parse_server_version
@@ -405,24 +414,35 @@ class Connection:
         typename: str,
         *,
         schema: str = "public",
-        encoder: Callable[[Any], str | bytes],
-        decoder: Callable[[str], Any],
+        encoder: Callable[[Any], Any],
+        decoder: Callable[[Any], Any],
         format: str = "text",
         python_type: type | None = None,
     ) -> None:
-        """Use ``decoder(text)`` / ``encoder(value) -> text`` for a type (asyncpg's signature).
-
-        Also covers the type's array type; with ``python_type``, bare values of that Python
-        type are sent as this type. Cached statements are dropped, since their column
-        decoders were resolved with the old table.
-
-        Raises:
-            InterfaceError: the type does not exist, or a format other than "text" was asked.
-        """
+        """Use ``decoder(text)`` / ``encoder(value) -> text`` for a type (asyncpg's signature;
+        ``format='tuple'`` for composite types; ``'binary'`` raises InterfaceError: the
+        driver speaks the text format). Also covers the type's array type; with
+        ``python_type``, bare values of that Python type are sent as this type."""
         self._check_open()
-        if format != "text":
-            raise InterfaceError("only format='text' codecs are supported")
-        await set_type_codec(self._session, typename, schema, encoder, decoder, python_type)
+        await set_type_codec(self._session, typename, schema, encoder, decoder, python_type, format)
+
+    async def reset_type_codec(self, typename: str, *, schema: str = "public") -> None:
+        """Give a type back the codec it had before set_type_codec()."""
+        await reset_type_codec(self._session, typename, schema)
+
+    async def set_builtin_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        codec_name: str,
+        format: str | None = None,
+    ) -> None:
+        """Decode and encode a type with a built-in type's codec (e.g. an extension's type
+        whose text form is a built-in one's)."""
+        if format not in (None, "text"):
+            raise InterfaceError("only the text format is supported by this driver")
+        await set_builtin_type_codec(self._session, typename, schema, codec_name)
 
     # ---- the rest of the public surface ------------------------------------------------
 
@@ -482,9 +502,7 @@ class Connection:
         """Forget what was learnt about the schema (statements, type descriptions): to call
         after changing a type or table that cached statements use."""
         self._types.clear()
-        session = self._session
-        for stmt in session.cache.clear():
-            forget_statement(session, stmt)
+        reload_types(self._session)  # learnt codecs, and the statements decoded with them
 
     @property
     def server_parameters(self) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import query
 from .argcheck import executemany_rows
@@ -22,25 +22,9 @@ from .record import Record
 from .session import Session
 from .statement import Statement
 from .transaction import Transaction
+from .types import Attribute, Type
 
 __all__ = ["Attribute", "PreparedStatement", "Statement", "Type", "describe_types"]
-
-
-class Type(NamedTuple):
-    """A data type, as asyncpg describes one: ``kind`` is 'scalar', 'array', 'composite',
-    'range' or 'multirange'; an array's name is its element's plus ``[]``."""
-
-    oid: int
-    name: str
-    kind: str
-    schema: str
-
-
-class Attribute(NamedTuple):
-    """A result column: its name and its Type."""
-
-    name: str
-    type: Type
 
 
 def _builtin_types() -> dict[int, Type]:

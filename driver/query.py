@@ -12,13 +12,23 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .argcheck import check_arg_count, executemany_rows
-from .codecs import DecodeError, TypeRegistry
-from .errors import InterfaceError, InvalidCachedStatement, PostgresError
+from .codecs import ArgumentError, DecodeError, TypeRegistry, default_registry
+from .codecs import structured as st
+from .codecs.introspection import INTROSPECT, register_types, unknown_oids
+from .codecs.tuples import TUPLE_CODECS
+from .errors import (
+    InterfaceError,
+    InvalidCachedStatement,
+    OutdatedSchemaCacheError,
+    PostgresError,
+    UnsupportedClientFeatureError,
+)
 from .protocol import State
 from .protocol import messages as m
 from .record import Record, record_class
 from .session import Session, is_message
 from .statement import Key, Statement
+from .types import Range
 
 __all__ = [
     "cached",
@@ -32,10 +42,15 @@ __all__ = [
     "prepare",
     "prepare_named",
     "query",
+    "reload_types",
     "remember",
+    "reset_type_codec",
+    "set_builtin_type_codec",
     "set_type_codec",
     "simple",
 ]
+
+_MAX_ARGS = 32767  # Bind counts parameters in an int16
 
 _STALE = ("cached plan must not change result type",)
 # int2/int4/int8/float4/float8: left for the server to infer. Their text form is valid input
@@ -79,18 +94,25 @@ def _is_stale(exc: PostgresError) -> bool:
 
 
 def encode(
-    codecs: TypeRegistry, args: Sequence[Any], oids: Sequence[int] | None = None
+    codecs: TypeRegistry,
+    args: Sequence[Any],
+    oids: Sequence[int] | None = None,
+    seqno: int = -1,
 ) -> tuple[tuple[int, ...], list[bytes | None]]:
     """Encode arguments before anything is queued, so a bad one leaves no trace.
 
     Without known parameter types (``oids``), integer and float types are left for the
     server to infer (see _INFER_ON_SERVER); others are declared from the Python type.
+    ``seqno`` is the row's index in an executemany() sequence (named in errors, as asyncpg).
 
     Raises:
-        InterfaceError: a value its codec refuses, or the wrong number of values.
+        DataError: a value its codec refuses (asyncpg's "invalid input for query argument").
+        InterfaceError: the wrong number of values, or more than 32767.
     """
     if len(args) > _MAX_ARGS:
-        raise InterfaceError(f"the number of query arguments cannot exceed {_MAX_ARGS}")
+        raise InterfaceError(
+            f"the number of query arguments cannot exceed {_MAX_ARGS} (got {len(args)})"
+        )
     if oids is None:  # the common case first: str, int and float, all left to the server
         untyped = codecs.untyped
         try:
@@ -107,11 +129,23 @@ def encode(
     for i, value in enumerate(args):
         try:
             oid, data = encode_value(value, oids[i] if oids else 0)
-        except (TypeError, ValueError) as exc:
-            raise InterfaceError(f"invalid argument ${i + 1} ({value!r}): {exc}") from exc
+        except InterfaceError as exc:
+            raise type(exc)(f"query argument {_position(i, seqno)}: {exc.args[0]}") from None
+        except Exception as exc:  # any failure of a codec is the value's fault, as asyncpg
+            shown = repr(value)
+            if len(shown) > 40:
+                shown = shown[:40] + "..."
+            raise ArgumentError(
+                f"invalid input for query argument {_position(i, seqno)}: {shown} ({exc})"
+            ) from exc
         types.append(0 if oid in _INFER_ON_SERVER and not oids else oid)
         values.append(data)
     return tuple(types), values
+
+
+def _position(i: int, seqno: int) -> str:
+    pos = f"${i + 1}"
+    return pos if seqno < 0 else f"{pos} in element #{seqno} of executemany() sequence"
 
 
 async def simple(session: Session, sql: str) -> str:
@@ -268,17 +302,33 @@ async def query(
 ) -> tuple[list[Record], str]:
     """fetch()/execute() with arguments: through the statement cache, re-preparing once a
     statement the server dropped or invalidated (outside a transaction block)."""
-    oids, values = encode(session.codecs, args)
+    codecs = session.codecs
+    typed = False  # whether the statement is prepared first, for its parameter types
+    try:
+        oids, values = encode(codecs, args)
+    except ArgumentError as exc:
+        if not isinstance(exc.__cause__, TypeError):
+            raise
+        # no codec infers a type for this Python value (a custom codec's type, say): the
+        # server's parameter types decide; -1 keeps these apart from inferred keys
+        oids, values, typed = (-1,) * len(args), [], True
     key = (sql, oids)
     for attempt in (0, 1):
         stmt, fresh = cached(session, key)
+        if fresh and (typed or _needs_types(args)):
+            typed = True
+            stmt, types = await _prepare_typed(session, sql, oids, timeout)
+            values = encode(codecs, args, types)[1]
+            fresh = not stmt.name  # the unnamed statement is parsed again, with its types
+        elif not fresh and stmt.param_oids != oids:  # prepared for the server's types
+            values = encode(codecs, args, stmt.param_oids)[1]
         if stmt.param_count is not None:
             check_arg_count(stmt.param_count, len(oids))
         try:
             raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                          timeout=timeout)  # fmt: skip
         except PostgresError as exc:
-            if fresh:
+            if fresh or typed:
                 remember(session, key, stmt)
                 if exc.sqlstate == "42P18" and args:  # maybe more values than parameters
                     await _check_count(session, sql, len(args), timeout)
@@ -295,9 +345,10 @@ async def query(
                         **fields,
                     ) from exc
             raise
-        if fresh:
+        if fresh or typed:
+            await ensure_types(session, stmt)
             remember(session, key, stmt)
-        return decode(stmt, raw, base), tag
+        return decode_checked(session, stmt, raw, base), tag
     raise AssertionError("unreachable")
 
 
@@ -310,6 +361,83 @@ async def _check_count(session: Session, sql: str, passed: int, timeout: float |
     except PostgresError:
         return  # the statement is wrong in itself: the caller raises the server's error
     check_arg_count(len(types), passed)
+
+
+async def catalog_query(session: Session, sql: str, *args: str) -> list[Record]:
+    """A query of the catalog for the driver's own use: the unnamed statement (nothing
+    added to the statement cache), text arguments, and the built-in decoders whatever
+    set_type_codec() changed on the connection (a user's codec for oid or text must not
+    break introspection)."""
+    stmt = Statement("", sql, (0,) * len(args))
+    values: list[bytes | None] = [a.encode() for a in args]
+    raw, _ = await session.run(exchange, session, stmt, True, values, 0, timeout=None)
+    stmt.set_fields(stmt.fields or (), default_registry.decoder)
+    return decode(stmt, raw)
+
+
+# Arguments whose type the Python value does not settle (a tuple is an array, a composite or
+# a range; a dict is jsonb or a composite): a first execution prepares the statement, as
+# asyncpg does for every statement, to encode them for the parameter types the server found.
+_CONTAINERS = frozenset({tuple, list, dict})
+
+
+def _needs_types(args: Sequence[Any]) -> bool:
+    return any(type(a) in _CONTAINERS or isinstance(a, Range) for a in args)
+
+
+async def _prepare_typed(
+    session: Session, sql: str, oids: tuple[int, ...], timeout: float | None
+) -> tuple[Statement, tuple[int, ...]]:
+    stmt = Statement(session.cache.new_name(), sql, oids)
+    types = await session.run(prepare, session, stmt, timeout=timeout)
+    await ensure_types(session, stmt, types)
+    stmt.param_oids = types
+    return stmt, types
+
+
+def decode_checked(
+    session: Session,
+    stmt: Statement,
+    raw: list[tuple[bytes | None, ...]],
+    base: type[Record] = Record,
+) -> list[Record]:
+    """decode(), and when a composite's shape no longer matches what this connection learnt
+    of its type: asyncpg's OutdatedSchemaCacheError, the type's codecs and the statements
+    resolved with them forgotten, so that the next query learns it again.
+
+    Raises:
+        OutdatedSchemaCacheError: the type was altered since it was introspected.
+    """
+    try:
+        return decode(stmt, raw, base)
+    except DecodeError as exc:
+        if not isinstance(exc.__cause__, st.SchemaChanged):
+            raise
+        reload_types(session)
+        raise OutdatedSchemaCacheError(
+            f"{exc.__cause__}: the type changed since this connection learnt it; "
+            "its codecs are now cleared, run the query again"
+        ) from exc
+
+
+async def ensure_types(session: Session, stmt: Statement, params: Sequence[int] = ()) -> None:
+    """Learn the types of a statement's columns (and ``params``) that have no codec yet, in
+    one catalog query, and resolve the statement's decoders again; statements whose types
+    are all known (the usual case) cost nothing more."""
+    codecs = session.codecs
+    fields = stmt.fields or ()
+    missing = unknown_oids(codecs, [f.type_oid for f in fields] + list(params))
+    if not missing:
+        return
+    listed = "{" + ",".join(map(str, missing)) + "}"
+    rows = await catalog_query(session, INTROSPECT, listed)
+    register_types(codecs, rows)
+    for oid in missing:  # nothing in the catalog (a dropped type): text, not a retry per query
+        if not codecs.knows(oid):
+            codecs.register(oid, encoder=None, decoder=bytes.decode)
+            codecs.derived.add(oid)
+    if stmt.fields is not None:
+        stmt.set_fields(stmt.fields, codecs.decoder)
 
 
 def remember(session: Session, key: Key, stmt: Statement) -> None:
@@ -370,7 +498,7 @@ async def execute_prepared(
     fresh = not stmt.name
     raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                  timeout=timeout)  # fmt: skip
-    return decode(stmt, raw, base), tag
+    return decode_checked(session, stmt, raw, base), tag
 
 
 async def execute_many(
@@ -393,8 +521,8 @@ async def execute_many(
     encoded: list[list[bytes | None]] = []
     failure: Exception | None = None
     try:
-        for row in executemany_rows(args):
-            encoded.append(encode(session.codecs, row, types if types else None)[1])
+        for seqno, row in enumerate(executemany_rows(args)):
+            encoded.append(encode(session.codecs, row, types if types else None, seqno)[1])
     except Exception as exc:
         failure = exc
     if failure is not None:
@@ -435,41 +563,188 @@ async def _many(
     await session.until_ready(query=stmt.sql)
 
 
+class UnknownTypeError(InterfaceError, ValueError):
+    """set_type_codec() & co. named a type the server does not have (asyncpg raises
+    ValueError; earlier versions of this driver InterfaceError: both catch it)."""
+
+
 _TYPE_QUERY = """
-SELECT t.oid, t.typarray FROM pg_catalog.pg_type t
+SELECT t.oid::pg_catalog.int8, t.typtype::pg_catalog.text FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-WHERE t.typname = $1 AND n.nspname = $2
+WHERE t.typname = $1::pg_catalog.text AND n.nspname = $2::pg_catalog.text
 """
+
+
+# The SQL-standard spellings asyncpg accepts for built-in types in set_type_codec()
+_ALIASES = {
+    "smallint": "int2",
+    "int": "int4",
+    "integer": "int4",
+    "bigint": "int8",
+    "decimal": "numeric",
+    "real": "float4",
+    "double precision": "float8",
+    "timestamp with timezone": "timestamptz",
+    "timestamp without timezone": "timestamp",
+    "time with timezone": "timetz",
+    "time without timezone": "time",
+    "char": "bpchar",
+    "character": "bpchar",
+    "character varying": "varchar",
+    "bit varying": "varbit",
+}
+
+
+async def _type_oid(session: Session, typename: str, schema: str) -> tuple[int, str]:
+    if schema == "pg_catalog":
+        typename = _ALIASES.get(typename.lower(), typename)
+    rows = await catalog_query(session, _TYPE_QUERY, typename, schema)
+    if not rows:
+        raise UnknownTypeError(f"unknown type: {schema}.{typename} (it does not exist)")
+    return int(rows[0][0]), rows[0][1]
+
+
+def _drop_cached(session: Session) -> None:
+    """Cached statements resolved their column decoders with the old codecs: drop them."""
+    for stmt in session.cache.clear():
+        forget_statement(session, stmt)
 
 
 async def set_type_codec(
     session: Session,
     typename: str,
     schema: str,
-    encoder: Callable[[Any], str | bytes],
-    decoder: Callable[[str], Any],
+    encoder: Callable[[Any], Any],
+    decoder: Callable[[Any], Any],
     python_type: type | None,
+    format: str = "text",
 ) -> None:
-    """Register a text codec for a named type and its array type; cached statements are
-    dropped, since their column decoders were resolved with the old table.
+    """Register a codec for a named type and its array type (asyncpg's set_type_codec()).
+
+    ``format='text'``: the encoder returns the type's text and the decoder gets it.
+    ``format='tuple'`` (composite types): the decoder gets a tuple of the decoded attribute
+    values and the encoder returns one. ``format='binary'`` needs the binary wire format,
+    which this driver does not speak.
 
     Raises:
-        InterfaceError: the type does not exist.
+        InterfaceError: the type does not exist, or the format is not possible for it.
     """
-    rows, _ = await query(session, _TYPE_QUERY, (typename, schema), 1, None)
-    if not rows:
-        raise InterfaceError(f"type {schema}.{typename} does not exist")
-    row = rows[0]
+    if format == "binary":
+        raise InterfaceError(
+            "format='binary' codecs are not supported: this driver exchanges values in "
+            "the text format only; use format='text'"
+        )
+    if format not in ("text", "tuple"):
+        raise InterfaceError(f"invalid format: {format!r} (expected 'text' or 'tuple')")
+    oid, kind = await _type_oid(session, typename, schema)
+    codecs = session.codecs
+    if kind == "d":
+        raise UnsupportedClientFeatureError(
+            f"custom codecs on domain types are not supported ({schema}.{typename}): "
+            "results of a domain are described with its base type"
+        )
+    if kind == "c" and format != "tuple":
+        raise UnsupportedClientFeatureError(
+            "only tuple-format codecs can be used on composite types"
+        )
+    if format == "tuple" and kind == "c":
+        stmt = Statement("", "", ())
+        await ensure_types(session, stmt, (oid,))
+        base_decode, base_encode = codecs.decoder(oid), codecs.encoder(oid)
+        if base_encode is None:
+            raise InterfaceError(f"no codec to build on for {schema}.{typename}")
+        composite_encode = base_encode
 
-    def decode_text(data: bytes) -> Any:
-        return decoder(data.decode())
+        def decode_tuple(data: bytes) -> Any:
+            return decoder(tuple(base_decode(data)))
 
-    session.codecs.register(
-        row[0], encoder=encoder, decoder=decode_text, array_oid=row[1] or None,
-        python_type=python_type,
-    )  # fmt: skip
-    for stmt in session.cache.clear():
-        forget_statement(session, stmt)
+        def encode_tuple(value: Any) -> str:
+            return composite_encode(encoder(value))
+
+        codecs.register(oid, encoder=encode_tuple, decoder=decode_tuple, python_type=python_type)
+    elif format == "tuple":
+        pair = TUPLE_CODECS.get(oid)
+        if pair is None:
+            raise UnsupportedClientFeatureError(
+                f"format='tuple' is not supported for {schema}.{typename} by this driver: "
+                "it supports composite types, date, time, timetz, timestamp, timestamptz "
+                "and interval"
+            )
+        from_text, to_text = pair
+
+        def decode_builtin(data: bytes) -> Any:
+            return decoder(from_text(data))
+
+        def encode_builtin(value: Any) -> str:
+            return to_text(encoder(value))
+
+        codecs.register(
+            oid, encoder=encode_builtin, decoder=decode_builtin, python_type=python_type
+        )
+    else:
+
+        def decode_text(data: bytes) -> Any:
+            return decoder(data.decode())
+
+        rows = await catalog_query(
+            session,
+            "SELECT typarray::pg_catalog.int8 FROM pg_catalog.pg_type WHERE oid = $1",
+            str(oid),
+        )
+        codecs.register(
+            oid, encoder=encoder, decoder=decode_text, array_oid=int(rows[0][0]) or None,
+            python_type=python_type,
+        )  # fmt: skip
+    codecs.custom.add(oid)
+    _drop_cached(session)
+
+
+async def reset_type_codec(session: Session, typename: str, schema: str) -> None:
+    """Undo set_type_codec(): the type gets its built-in codec back (or is introspected
+    again), as asyncpg's reset_type_codec()."""
+    oid, _ = await _type_oid(session, typename, schema)
+    codecs = session.codecs
+    codecs.custom.discard(oid)
+    codecs.forget({oid})
+    if default_registry.knows(oid):
+        codecs.register(
+            oid, encoder=default_registry.encoder(oid), decoder=default_registry.decoder(oid),
+            array_oid=default_registry.array_of(oid),
+        )  # fmt: skip
+    _drop_cached(session)
+
+
+async def set_builtin_type_codec(
+    session: Session, typename: str, schema: str, codec_name: str
+) -> None:
+    """Use a built-in type's codec for another type (an extension's type that has the same
+    text form), as asyncpg's set_builtin_type_codec(); ``codec_name`` names the built-in
+    type (``'int4'``, ``'text'``, ``'pg_catalog.jsonb'``...).
+
+    Raises:
+        InterfaceError: the type, or the codec, is unknown.
+    """
+    oid, _ = await _type_oid(session, typename, schema)
+    name = codec_name.rpartition(".")[2]
+    encode: Callable[[Any], str] | None
+    decode: Callable[[bytes], Any]
+    if name == "hstore":  # asyncpg's 'pg_contrib.hstore': an extension type, no fixed OID
+        encode, decode = st.encode_hstore, st.decode_hstore
+    else:
+        codec_oid, _ = await _type_oid(session, name, "pg_catalog")
+        if not default_registry.knows(codec_oid):
+            raise InterfaceError(f"unknown built-in codec: {codec_name!r}")
+        encode, decode = default_registry.encoder(codec_oid), default_registry.decoder(codec_oid)
+    session.codecs.register(oid, encoder=encode, decoder=decode, python_type=None)
+    session.codecs.custom.add(oid)
+    _drop_cached(session)
+
+
+def reload_types(session: Session) -> None:
+    """reload_schema_state(): forget the introspected types (they may have changed) and the
+    statements decoded with them; codecs set with set_type_codec() stay."""
+    session.codecs.drop_derived()
+    _drop_cached(session)
 
 
 async def prepare_named(
@@ -482,6 +757,7 @@ async def prepare_named(
         name = session.cache.new_name()
     stmt = Statement(name, sql, ())
     types = await session.run(prepare, session, stmt, timeout=timeout)
+    await ensure_types(session, stmt, types)
     if not name:
         stmt.param_oids = types
     return stmt, types

@@ -33,10 +33,11 @@ overflows a C int and returns a wrong value). Like asyncpg, BC dates, years past
 
 from __future__ import annotations
 
-from .arrays import CodecError, DecodeError, format_array, parse_array
+from .arrays import ArgumentError, CodecError, DecodeError, format_array, parse_array
 from .registry import Encoder, TypeRegistry, default_registry
 
 __all__ = [
+    "ArgumentError",
     "CodecError",
     "DecodeError",
     "Encoder",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 from ..errors import DataError, InterfaceError
 
@@ -32,6 +32,12 @@ class DecodeError(DataError, InterfaceError):
     """A result value no decoder could turn into Python (a bool column holding 'maybe', a
     number past its type): a DataError, as the value is at fault, and an InterfaceError, which
     it was before it had a class of its own. The connection stays usable."""
+
+
+class ArgumentError(DataError, InterfaceError):
+    """A query argument its parameter's codec refuses: asyncpg's DataError ("invalid input
+    for query argument $1: ..."), and an InterfaceError, as it was before asyncpg's name.
+    Raised before anything is sent, so the connection stays usable."""
 
 
 _UNESCAPE = re.compile(rb"\\(.)", re.S)
@@ -107,7 +113,12 @@ def _parse_nested(data: bytes, decode: Decoder, delimiter: bytes) -> list[Any]:
     return root
 
 
-def format_array(value: Sequence[Any], encode: TextEncoder, delimiter: str = ",") -> str:
+def format_array(
+    value: Sequence[Any],
+    encode: TextEncoder,
+    delimiter: str = ",",
+    nests: type | tuple[type, ...] = (list, tuple),
+) -> str:
     """Write (nested) lists or tuples as an array literal, encoding elements with `encode`.
 
     Elements are quoted when array_in would otherwise misread them (empty strings, 'NULL' in any
@@ -119,8 +130,8 @@ def format_array(value: Sequence[Any], encode: TextEncoder, delimiter: str = ","
     for item in value:
         if item is None:
             parts.append("NULL")
-        elif isinstance(item, list | tuple):
-            parts.append(format_array(item, encode, delimiter))
+        elif isinstance(item, nests):
+            parts.append(format_array(cast("Sequence[Any]", item), encode, delimiter, nests))
         else:
             text = encode(item)
             if not text or needs_quotes.search(text) or text.upper() == "NULL":
@@ -139,14 +150,47 @@ def array_decoder(decode: Decoder, delimiter: str = ",") -> Decoder:
     return decode_array
 
 
+_MAX_DIMS = 6  # PostgreSQL's MAXDIM
+
+
+def _check_shape(value: Sequence[Any], nests: type | tuple[type, ...], depth: int) -> None:
+    """Refuse what array_in would refuse, before sending it, with asyncpg's messages."""
+    if depth > _MAX_DIMS:
+        raise ValueError(
+            f"number of array dimensions ({depth}) exceed the maximum expected ({_MAX_DIMS})"
+        )
+    inner = [isinstance(item, nests) for item in value if item is not None]
+    if any(inner) and not all(inner):
+        raise ValueError("non-homogeneous array")
+    for item in value:
+        if isinstance(item, nests):
+            _check_shape(cast("Sequence[Any]", item), nests, depth + 1)
+
+
+def takes_sequences(encode: TextEncoder) -> TextEncoder:
+    """Mark an element encoder whose values are tuples (composites, ranges, points...): in
+    its arrays only lists nest, a tuple is an element."""
+    encode.takes_sequences = True  # type: ignore[attr-defined]
+    return encode
+
+
 def array_encoder(encode: TextEncoder, delimiter: str = ",") -> TextEncoder:
-    """Build the encoder of an array type from its element encoder; a str is sent as is."""
+    """Build the encoder of an array type from its element encoder; a str is sent as is, any
+    other iterable is read as the array's elements (asyncpg takes any iterable)."""
+    nests: type | tuple[type, ...] = (
+        list if getattr(encode, "takes_sequences", False) else (list, tuple)
+    )
 
     def encode_array(value: Any) -> str:
         if isinstance(value, str):
             return value
         if not isinstance(value, list | tuple):
-            raise TypeError(f"expected a list or tuple for an array, got {type(value).__name__}")
-        return format_array(value, encode, delimiter)
+            if isinstance(value, bytes | bytearray | dict) or not isinstance(value, Iterable):
+                raise TypeError(
+                    f"a sized iterable container expected (got type {type(value).__name__!r})"
+                )
+            value = list(value)
+        _check_shape(value, nests, 1)
+        return format_array(value, encode, delimiter, nests)
 
     return encode_array

@@ -93,3 +93,18 @@ TEXT_LIKE_ARRAYS: dict[int, int] = {
     4096: 4097,  # regrole
     4191: 4192,  # regcollation
 }
+
+VOID = 2278
+TID = 27
+RECORD = 2249
+RECORD_ARRAY = 2287
+
+# range OID -> (subtype, array of the range, its multirange, array of the multirange)
+RANGES: dict[int, tuple[int, int, int, int]] = {
+    3904: (INT4, 3905, 4451, 6150),  # int4range
+    3906: (NUMERIC, 3907, 4532, 6151),  # numrange
+    3908: (TIMESTAMP, 3909, 4533, 6152),  # tsrange
+    3910: (TIMESTAMPTZ, 3911, 4534, 6153),  # tstzrange
+    3912: (DATE, 3913, 4535, 6155),  # daterange
+    3926: (INT8, 3927, 4536, 6157),  # int8range
+}

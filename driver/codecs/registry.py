@@ -9,10 +9,21 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ..types import Range
 from . import datetimes as dt
+from . import geometry as geo
 from . import oids
 from . import scalars as sc
-from .arrays import CodecError, Decoder, TextEncoder, array_decoder, array_encoder, format_array
+from . import structured as st
+from .arrays import (
+    CodecError,
+    Decoder,
+    TextEncoder,
+    array_decoder,
+    array_encoder,
+    format_array,
+    takes_sequences,
+)
 
 Encoder = Callable[[Any], bytes | str]
 # value -> (OID to declare, text); used when the parameter's type is not known yet
@@ -29,7 +40,16 @@ class TypeRegistry:
     calling them. Unknown OIDs decode as str, which costs no catalog round trip.
     """
 
-    __slots__ = ("_array_of", "_decoders", "_delimiters", "_encoders", "_inferrers", "untyped")
+    __slots__ = (
+        "_array_of",
+        "_decoders",
+        "_delimiters",
+        "_encoders",
+        "_inferrers",
+        "custom",
+        "derived",
+        "untyped",
+    )
 
     def __init__(self) -> None:
         self._decoders: dict[int, Decoder] = {}
@@ -41,6 +61,10 @@ class TypeRegistry:
         # the server to infer (str, and int/float: see ExtendedQuery._encode): the common
         # parameters in one call each. None means "not this value": take encode().
         self.untyped: dict[type, Callable[[Any], bytes | None]] = {}
+        # OIDs whose codecs came from introspecting the catalog (dropped by drop_derived()),
+        # and those the user set with set_type_codec() (kept)
+        self.derived: set[int] = set()
+        self.custom: set[int] = set()
 
     def copy(self) -> TypeRegistry:
         """A registry whose register() calls leave this one untouched."""
@@ -51,7 +75,39 @@ class TypeRegistry:
         new._array_of = dict(self._array_of)
         new._delimiters = dict(self._delimiters)
         new.untyped = dict(self.untyped)
+        new.derived = set(self.derived)
+        new.custom = set(self.custom)
         return new
+
+    def knows(self, oid: int) -> bool:
+        """Whether `oid` has a decoder of its own (else it decodes as str until introspected)."""
+        return oid in self._decoders
+
+    def encoder(self, oid: int) -> TextEncoder | None:
+        """The text encoder of `oid`, None when values of it are sent as str."""
+        return self._encoders.get(oid)
+
+    def array_of(self, oid: int) -> int | None:
+        return self._array_of.get(oid)
+
+    def forget(self, oids_: set[int]) -> None:
+        """Drop the codecs of these OIDs (arrays included): they decode as str again."""
+        for oid in oids_:
+            self._decoders.pop(oid, None)
+            self._encoders.pop(oid, None)
+            self._delimiters.pop(oid, None)
+            array = self._array_of.pop(oid, None)
+            if array is not None and array not in self.custom:
+                self._decoders.pop(array, None)
+                self._encoders.pop(array, None)
+        for klass, infer in list(self._inferrers.items()):
+            if getattr(infer, "oid", None) in oids_:
+                del self._inferrers[klass]
+
+    def drop_derived(self) -> None:
+        """Forget what introspection taught (reload_schema_state(): types may have changed)."""
+        self.forget(self.derived - self.custom)
+        self.derived.clear()
 
     def decoder(self, oid: int) -> Decoder:
         """Text-format decoder for a column type OID; unknown OIDs decode as UTF-8 str.
@@ -149,6 +205,11 @@ class TypeRegistry:
             "register a codec for it with set_type_codec()"
         )
 
+    def _infer_range(self, value: Any) -> tuple[int, str]:
+        """A Range's text, its type left for the server to infer (OID 0): a Range of ints
+        fits int4range, int8range and any user range over integers alike."""
+        return 0, st.range_encoder(lambda item: self._infer(item)[1])(value)
+
     def _infer_array(self, value: Any) -> tuple[int, str]:
         """Infer the array type from the elements: one element type gives its array, mixed
         numbers widen to float8 or numeric, anything else (or only str/None) gives 0."""
@@ -178,6 +239,8 @@ def _as_text(encoder: Encoder) -> TextEncoder:
         out = encoder(value)
         return out.decode() if isinstance(out, bytes | bytearray) else out
 
+    if getattr(encoder, "takes_sequences", False):
+        takes_sequences(encode)
     return encode
 
 
@@ -185,6 +248,7 @@ def _fixed(oid: int, encode: TextEncoder) -> Inferrer:
     def infer(value: Any) -> tuple[int, str]:
         return oid, encode(value)
 
+    infer.oid = oid  # type: ignore[attr-defined]  # read by TypeRegistry.forget()
     return infer
 
 
@@ -254,10 +318,10 @@ def _build_default() -> TypeRegistry:
     }
     encoders: dict[int, TextEncoder] = {
         oids.BOOL: sc.encode_bool,
-        oids.INT2: sc.encode_int,
-        oids.INT4: sc.encode_int,
-        oids.INT8: sc.encode_int,
-        oids.OID: sc.encode_int,
+        oids.INT2: sc.encode_int2,
+        oids.INT4: sc.encode_int4,
+        oids.INT8: sc.encode_int8,
+        oids.OID: sc.encode_uint32,
         oids.XID: sc.encode_int,
         oids.XID8: sc.encode_int,
         oids.CID: sc.encode_int,
@@ -285,9 +349,30 @@ def _build_default() -> TypeRegistry:
         reg.register(oid, encoder=encoders.get(oid), decoder=decode, array_oid=oids.ARRAY_OF[oid])
     for oid, array_oid in oids.TEXT_LIKE_ARRAYS.items():
         reg.register(oid, encoder=None, decoder=sc.decode_text, array_oid=array_oid)
+    for oid, (decode, encode, array_oid, delim) in geo.DECODERS.items():
+        reg.register(oid, encoder=encode, decoder=decode, array_oid=array_oid, delimiter=delim)
+    reg.register(oids.TID, encoder=sc.encode_tid, decoder=sc.decode_tid, array_oid=1010)
+    reg.register(oids.VOID, encoder=None, decoder=sc.decode_void)
+    reg.register(
+        oids.RECORD, encoder=st.refuse_anonymous_record, decoder=st.decode_anonymous_record,
+        array_oid=oids.RECORD_ARRAY,
+    )  # fmt: skip
+    for rng, (elem, array_oid, multi, multi_array) in oids.RANGES.items():
+        element_decoder, element_encoder = reg.decoder(elem), reg._encoders[elem]
+        reg.register(
+            rng, encoder=st.range_encoder(element_encoder),
+            decoder=st.range_decoder(element_decoder), array_oid=array_oid,
+        )  # fmt: skip
+        reg.register(
+            multi, encoder=st.multirange_encoder(element_encoder),
+            decoder=st.multirange_decoder(element_decoder), array_oid=multi_array,
+        )  # fmt: skip
     # text-like types have no encoder: encode() sends a str as is and anything else by its
     # Python type, so an int bound to a text parameter becomes its decimal text
     reg._inferrers.update(_default_inferrers())
+    for klass, oid in geo.INFERRED.items():
+        reg._inferrers[klass] = _fixed(oid, geo.ENCODERS[oid])
+    reg._inferrers[Range] = reg._infer_range
     reg.untyped.update({str: str.encode, int: _int_text, float: _float_text})
     return reg
 

@@ -16,10 +16,11 @@ import operator
 import re
 import struct
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from .arrays import CodecError
+from .arrays import CodecError, takes_sequences
 
 # -- decoders ---------------------------------------------------------------------------------
 
@@ -143,6 +144,58 @@ def encode_int(value: Any) -> str:
     return str(operator.index(value))
 
 
+def _bounded_int(bits: int, signed: bool = True) -> Callable[[Any], str]:
+    """encode_int with the type's range checked on the client, with asyncpg's message
+    ("value out of int16 range"); an integral Decimal is taken as asyncpg takes it."""
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    name = f"{'' if signed else 'u'}int{bits}"
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            number = int(value)
+        else:
+            number = operator.index(value)
+        if not low <= number <= high:
+            raise OverflowError(f"value out of {name} range")
+        return str(number)
+
+    return encode
+
+
+encode_int2 = _bounded_int(16)
+encode_int4 = _bounded_int(32)
+encode_int8 = _bounded_int(64)
+encode_uint32 = _bounded_int(32, signed=False)
+
+
+def decode_tid(data: bytes) -> tuple[int, int]:
+    block, _, offset = data.strip(b"()").partition(b",")
+    return int(block), int(offset)
+
+
+@takes_sequences
+def encode_tid(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"list or tuple expected (got type {type(value)})")
+    if len(value) != 2:
+        raise ValueError("invalid number of elements in tid tuple, expecting 2")
+    block, offset = (operator.index(v) for v in value)
+    if not 0 <= block <= 2**32 - 1:
+        raise OverflowError("tuple id block value out of uint32 range")
+    if not 0 <= offset <= 2**16 - 1:
+        raise OverflowError("tuple id offset value out of uint16 range")
+    return f"({block},{offset})"
+
+
+def decode_void(data: bytes) -> None:
+    """void (a function returning nothing) prints as '': None, as asyncpg."""
+    return None
+
+
 def encode_float(value: Any) -> str:
     """repr() is the shortest text that reads back as the same double."""
     if isinstance(value, str):
@@ -162,7 +215,7 @@ def encode_numeric(value: Any) -> str:
         return value
     if isinstance(value, Decimal):
         if value.is_snan():
-            raise CodecError("numeric cannot hold a signaling NaN")
+            return "NaN"  # numeric has one NaN; asyncpg sends a signaling one as it
         return str(value)  # 'NaN', 'Infinity', '1E+100': numeric_in reads them all (PG 14+)
     if isinstance(value, float):
         return encode_float(value)

@@ -308,9 +308,9 @@ def test_encode_for_known_type(value: object, oid: int, expected: bytes | None) 
     ("value", "oid", "error"),
     [
         (1.5, o.INT8, TypeError),
-        (Decimal("1"), o.INT4, TypeError),
+        (Decimal("1.5"), o.INT4, TypeError),  # an integral Decimal is taken, as asyncpg
         (1, o.BOOL, TypeError),
-        (Decimal("sNaN"), o.NUMERIC, CodecError),
+        (Decimal("1.5"), o.INT8, TypeError),
         (b"ab", o.CHAR, CodecError),
         (5, 1007, TypeError),
         (5, o.DATE, AttributeError),

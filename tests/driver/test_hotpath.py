@@ -293,7 +293,7 @@ def test_quick_encoding_is_the_general_one(args: tuple[object, ...]) -> None:
 
 
 def test_a_str_that_is_not_utf8_is_refused_as_before() -> None:
-    with pytest.raises(InterfaceError, match=r"invalid argument \$2"):
+    with pytest.raises(InterfaceError, match=r"invalid input for query argument \$2"):
         encode(default_registry.copy(), ("ok", "\ud800"))
 
 
