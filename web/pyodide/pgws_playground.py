@@ -236,7 +236,7 @@ class Playground:
                     continue
                 return json.dumps({"error": str(exc), "sqlstate": None})
             fields = stmt.get_attributes()
-            geo = {i for i, f in enumerate(fields) if f.type_oid in self._geo_oids}
+            geo = {i for i, f in enumerate(fields) if f.type.oid in self._geo_oids}
             result = _table(records, [f.name for f in fields], geo or {-1}, self.row_limit)
             result["connect_ms"] = (t1 - t0) * 1000 if fresh else None
             result["query_ms"] = (t2 - t1) * 1000
