@@ -176,9 +176,12 @@ class _FetchPoster:
         self, url: str, headers: dict[str, str], body: bytes, timeout: float | None
     ) -> tuple[int, bytes]:
         import asyncio
+        from importlib import import_module
 
-        import js  # type: ignore[import-not-found]
-        from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
+        # Pyodide-only modules, untyped: reached by name, as the Pyodide transport does
+        js: Any = import_module("js")
+        ffi: Any = import_module("pyodide.ffi")
+        JsException, to_js = ffi.JsException, ffi.to_js
 
         options = to_js(
             {"method": "POST", "headers": headers, "body": body.decode()},
