@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 import driver
@@ -69,3 +70,23 @@ def open_proxy() -> Iterator[str]:
     cluster). Its ``ws_proxy`` value."""
     with running_proxy(r"(127\.[0-9.]+|localhost|\[::1\]):[0-9]+") as p:
         yield p.ws_proxy
+
+
+@pytest.fixture
+async def dconn(connect_args: ConnectArgs, transport: str) -> AsyncIterator[driver.Connection]:
+    """The trust role over each transport, for tests that compare with asyncpg (``apg``)."""
+    c = await driver.connect(**connect_args("trust_user", transport))
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+async def apg(pg: Cluster) -> AsyncIterator[asyncpg.Connection]:
+    """asyncpg itself on the same cluster and role, side by side with ``dconn``."""
+    c = await asyncpg.connect(pg.dsn("trust_user"), ssl=False)
+    try:
+        yield c
+    finally:
+        await c.close()

@@ -4,7 +4,6 @@ with asyncpg where both can answer the same question."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -20,25 +19,6 @@ from driver.errors import (
 from driver.listen import LoggedQuery
 from driver.serverversion import ServerVersion, parse_server_version
 from tests.driver.conftest import ConnectArgs
-from tools.pgcluster import Cluster
-
-
-@pytest.fixture
-async def dconn(connect_args: ConnectArgs, transport: str) -> AsyncIterator[driver.Connection]:
-    c = await driver.connect(**connect_args("trust_user", transport))
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest.fixture
-async def apg(pg: Cluster) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(pg.dsn("trust_user"), ssl=False)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 class Collector(list[Any]):

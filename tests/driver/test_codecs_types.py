@@ -8,7 +8,6 @@ once per connection, set_type_codec() formats, and DataError for bad arguments."
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -17,27 +16,13 @@ import pytest
 import driver
 from driver.types import BitString, Box, Circle, Line, LineSegment, Path, Point, Polygon, Range
 from tests.conftest import ProxyProcess
-from tests.driver.conftest import ConnectArgs
 from tools.pgcluster import Cluster
 from tools.relay import CountingRelay
 
 
 @pytest.fixture
-async def con(connect_args: ConnectArgs, transport: str) -> AsyncIterator[driver.Connection]:
-    c = await driver.connect(**connect_args("trust_user", transport))
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest.fixture
-async def apg(pg: Cluster) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(pg.dsn("trust_user"), ssl=False)
-    try:
-        yield c
-    finally:
-        await c.close()
+def con(dconn: driver.Connection) -> driver.Connection:
+    return dconn
 
 
 def test_range_matches_asyncpg_semantics() -> None:

@@ -3,35 +3,14 @@ the same rows as asyncpg on the same queries."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 import driver
 from driver.errors import InterfaceError, NoActiveSQLTransactionError
 from tests.driver.conftest import ConnectArgs
-from tools.pgcluster import Cluster
 
 SERIES = "SELECT generate_series(0, 20) AS n"
-
-
-@pytest.fixture
-async def dconn(connect_args: ConnectArgs, transport: str) -> AsyncIterator[driver.Connection]:
-    c = await driver.connect(**connect_args("trust_user", transport))
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest.fixture
-async def apg(pg: Cluster) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(pg.dsn("trust_user"), ssl=False)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 async def _portals(conn: driver.Connection) -> list[str]:
