@@ -4,10 +4,12 @@
                                             [--modules test_pool,test_cursor] [--json OUT]
 
 Steps: ``pip download`` asyncpg's sdist into ``var/asyncpg-suite/`` (git-ignored, reused),
-unpack it, start the private cluster (tools.pgcluster) with a superuser for asyncpg's tests,
-and the real proxy; then run each of asyncpg's test modules in its own pytest process, once
-per mode: ``asyncpg`` (the installed asyncpg: the reference), ``tcp`` (the driver, through
-the name map in ``child/pgws_apg_plugin.py``) and ``ws`` (the driver through the proxy).
+unpack it, start the real proxy; then, for each mode, start a fresh private cluster
+(tools.pgcluster) with a superuser for asyncpg's tests and run each of asyncpg's test modules
+in its own pytest process (``--tb=native``: CPython 3.11.7's AST constructor can fail
+pytest's own traceback formatting with an INTERNALERROR that ends the module). The modes:
+``asyncpg`` (the installed asyncpg: the reference), ``tcp`` (the driver, through the name map
+in ``child/pgws_apg_plugin.py``) and ``ws`` (the driver through the proxy).
 asyncpg's harness is pointed at our cluster by ``PGHOST``/``PGPORT``/``PGUSER``/
 ``PGPASSWORD``/``PGDATABASE``, which makes it use ``RunningCluster`` instead of starting one.
 
@@ -118,7 +120,7 @@ def run_module(
     argv = [sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(suite),
             "-p", "pgws_apg_plugin", "-p", "no:cacheprovider", "-p", "no:timeout",
             "-p", "no:asyncio", "-q", "--no-header", "-o", "console_output_style=classic",
-            f"tests/{module}"]  # fmt: skip
+            "--tb=native", f"tests/{module}"]  # fmt: skip
     if kexpr:
         argv += ["-k", kexpr]
     # the per-phase deadline bounds each test; this bounds a process that ignores SIGALRM
@@ -144,25 +146,37 @@ def run_module(
     return results
 
 
-def start_env() -> tuple[Cluster, subprocess.Popen[bytes], dict[str, str], str]:
-    cluster = start_temp_cluster()
-    pw = SUPERPASS.replace("'", "''")
-    cluster.psql(f"CREATE ROLE {SUPERUSER} LOGIN SUPERUSER PASSWORD '{pw}'", db="postgres")
+def start_proxy() -> tuple[subprocess.Popen[bytes], str]:
+    """The real proxy (one for the whole run: it may reach any loopback port)."""
     port = free_port()
     penv = {
         "LISTEN_PORT": f"127.0.0.1:{port}",
         "ALLOW_ADDR_REGEX": r"(127\.[0-9.]+|localhost|\[::1\]):[0-9]+",
     }
     proxy, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=penv)
+    return proxy, f"127.0.0.1:{port}/v2"
+
+
+def start_cluster(base_env: dict[str, str]) -> tuple[Cluster, dict[str, str]]:
+    """A fresh private cluster with a superuser for asyncpg's tests, and the environment
+    that points asyncpg's harness at it.
+
+    Each mode gets its own: a test that fails before its tearDown leaves a table, a type or
+    a role behind, and in a shared cluster that would fail the same test in the next mode
+    with "already exists", charging one mode's failure to the other.
+    """
+    cluster = start_temp_cluster()
+    pw = SUPERPASS.replace("'", "''")
+    cluster.psql(f"CREATE ROLE {SUPERUSER} LOGIN SUPERUSER PASSWORD '{pw}'", db="postgres")
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PG")},
+        **{k: v for k, v in base_env.items() if not k.startswith("PG")},  # PGWS_* too
         "PGHOST": "127.0.0.1",
         "PGPORT": str(cluster.port),
         "PGUSER": SUPERUSER,
         "PGPASSWORD": SUPERPASS,
         "PGDATABASE": "postgres",
     }
-    return cluster, proxy, env, f"127.0.0.1:{port}/v2"
+    return cluster, env
 
 
 def _causes(run: Run, keys: list[str]) -> list[tuple[str, list[str]]]:
@@ -261,23 +275,27 @@ def main() -> int:
         wanted = {m if m.endswith(".py") else f"{m}.py" for m in args.modules.split(",")}
         modules = [m for m in modules if m in wanted]
     internals = scan(tests_dir)
-    cluster, proxy, env, ws_proxy = start_env()
-    env["PGWS_APG_WS_PROXY"] = ws_proxy
+    proxy, ws_proxy = start_proxy()
     runs: dict[str, Run] = {}
     try:
         for mode in modes:
             run = runs[mode] = Run(mode)
             t0 = time.monotonic()
-            for module in modules:
-                m0 = time.monotonic()
-                res = run_module(sdist, module, mode, env, args.timeout, args.kexpr)
-                run.results.update(res)
-                c = collections.Counter(r.outcome for r in res.values())
-                print(f"[{mode}] {module}: {dict(c)} in {time.monotonic() - m0:.0f}s", flush=True)
+            cluster, env = start_cluster(dict(os.environ))
+            env["PGWS_APG_WS_PROXY"] = ws_proxy
+            try:
+                for module in modules:
+                    m0 = time.monotonic()
+                    res = run_module(sdist, module, mode, env, args.timeout, args.kexpr)
+                    run.results.update(res)
+                    c = collections.Counter(r.outcome for r in res.values())
+                    print(f"[{mode}] {module}: {dict(c)} in {time.monotonic() - m0:.0f}s",
+                          flush=True)  # fmt: skip
+            finally:
+                destroy(cluster)
             run.seconds = time.monotonic() - t0
     finally:
         stop(proxy)
-        destroy(cluster)
     summary = summarize(runs, internals, modules)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     summary["seconds"] = {m: run.seconds for m, run in runs.items()}
