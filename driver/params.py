@@ -71,6 +71,10 @@ class ConnectParams:
     channel_binding: str = "prefer"
     allow_unencrypted_password: bool = False
     statement_cache_size: int = 100
+    # asyncpg's statement-cache knobs (0 turns each off): longer queries are not cached;
+    # cached statements are re-prepared after this many seconds
+    max_cacheable_statement_size: int = 15 * 1024
+    max_cached_statement_lifetime: float = 300.0
     root_certs: str | None = None
     sslpassword: str | None = None
     ssl_min_protocol_version: str = "TLSv1.2"
@@ -248,6 +252,26 @@ def _positive_seconds(value: Any) -> float | None:
     return seconds
 
 
+_CACHE_KNOBS = (
+    "statement_cache_size", "max_cacheable_statement_size", "max_cached_statement_lifetime",
+)  # fmt: skip
+
+
+def _at_least_zero(name: str, value: Any) -> Any:
+    """A statement-cache knob, checked as asyncpg checks it (an int, or a number of seconds
+    for the lifetime).
+
+    Raises:
+        ClientConfigurationError: None, a boolean, a negative number, or not a number.
+    """
+    number = (int, float) if name == "max_cached_statement_lifetime" else (int,)
+    if isinstance(value, bool) or not isinstance(value, number) or value < 0:
+        raise ClientConfigurationError(
+            f"{name} is expected to be greater or equal to 0, got {value!r}"
+        )
+    return value
+
+
 def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
     """Merge, by priority: keyword arguments, the DSN, PG* environment variables, `config`.
 
@@ -285,11 +309,9 @@ def resolve(dsn: str | None = None, **kwargs: Any) -> ConnectParams:
     except (TypeError, ValueError) as exc:
         raise InterfaceError(f"invalid connect_timeout: {exc}") from exc
     command_timeout = _positive_seconds(merged.pop("command_timeout", None))
-    cache_size = merged.get("statement_cache_size", 100)
-    if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
-        raise ClientConfigurationError(
-            f"statement_cache_size is expected to be greater or equal to 0, got {cache_size!r}"
-        )
+    for knob in _CACHE_KNOBS:
+        if knob in kwargs:  # None given as a keyword is refused too, as asyncpg does
+            merged[knob] = _at_least_zero(knob, kwargs[knob])
     # asyncpg's loop=: accepted for its API; the driver always runs on the running loop.
     merged.pop("loop", None)
     # asyncpg's ssl= (tlsconfig has its meanings): wins over the DSN and PGSSLMODE; an

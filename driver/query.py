@@ -288,7 +288,9 @@ def cached(session: Session, key: Key) -> tuple[Statement, bool]:
     cache = session.cache
     stmt = cache.get(key) if cache.size else None
     if stmt is None:
-        return Statement(cache.new_name(), key[0], key[1]), True
+        while cache.expired:
+            forget_statement(session, cache.expired.pop())
+        return Statement(cache.name_for(key[0]), key[0], key[1]), True
     return stmt, False
 
 
@@ -388,7 +390,7 @@ def _needs_types(args: Sequence[Any]) -> bool:
 async def _prepare_typed(
     session: Session, sql: str, oids: tuple[int, ...], timeout: float | None
 ) -> tuple[Statement, tuple[int, ...]]:
-    stmt = Statement(session.cache.new_name(), sql, oids)
+    stmt = Statement(session.cache.name_for(sql), sql, oids)
     types = await session.run(prepare, session, stmt, timeout=timeout)
     await ensure_types(session, stmt, types)
     stmt.param_oids = types

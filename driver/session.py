@@ -90,7 +90,9 @@ class Session:
         self.proto = proto
         self.params = params
         self.codecs = default_registry.copy()
-        self.cache = StatementCache(cache_size)
+        self.cache = StatementCache(
+            cache_size, params.max_cached_statement_lifetime, params.max_cacheable_statement_size
+        )
         self.loop = asyncio.get_running_loop()
         self.busy = False
         self.closed = False
