@@ -104,7 +104,8 @@ class Connection:
     # ---- queries -----------------------------------------------------------------------
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        """Run a command and return its status tag, e.g. ``"INSERT 0 1"``.
+        """Execute an SQL command (or several) and return its status tag, e.g.
+        ``"INSERT 0 1"``.
 
         Without arguments this is a simple Query: several statements may be separated by
         semicolons and the tag is the last one's. With arguments it is one extended query.
@@ -527,6 +528,11 @@ class Connection:
             False if the server never told its backend key (nothing was sent).
         """
         return await self._session.cancel_server_query()
+
+    def warn_dangling_listeners(self) -> None:
+        """On release to a pool: asyncpg's InterfaceWarning for each kind of listener
+        (notification, log) the borrower left registered; the reset then forgets them."""
+        self._listeners.warn_dangling()
 
     async def reset_session(self, *, timeout: float | None = None) -> None:
         """The pool's default reset: roll back, then undo session state as DISCARD ALL

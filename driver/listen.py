@@ -13,10 +13,11 @@ import asyncio
 import inspect
 import logging
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
-from .errors import PostgresLogMessage
+from .errors import InterfaceWarning, PostgresLogMessage
 from .protocol import messages as m
 from .query import simple
 from .session import Session, log_notice
@@ -162,6 +163,25 @@ class Listeners:
             self._changed()
             session = self._session
             await session.run(simple, session, f"UNLISTEN {_quote_ident(channel)}")
+
+    def warn_dangling(self) -> None:
+        """asyncpg's InterfaceWarning, once per kind, for callbacks a borrower leaves on a
+        connection it gives back to a pool: the pool's reset forgets them, so they would
+        go quiet without a word (a missing remove_listener() is the usual bug)."""
+        counts = (
+            (sum(map(len, self.channels.values())), "notification"),
+            (len(self.log_listeners), "log"),
+        )
+        for count, kind in counts:
+            if count:
+                plural = "s" if count > 1 else ""
+                warnings.warn(
+                    InterfaceWarning(
+                        f"{self._owner!r} is being released to the pool but has {count} "
+                        f"active {kind} listener{plural}"
+                    ),
+                    stacklevel=4,  # the caller of Pool.release() (or of the async with)
+                )
 
     def clear(self) -> None:
         """Forget every callback (the pool's reset: they belonged to the borrower)."""

@@ -348,6 +348,7 @@ class Pool:
         if meta is None or not meta.in_use:
             return  # released already, or closed and dropped: nothing left to give back
         meta.in_use = False
+        conn.warn_dangling_listeners()
         await self._recycle(conn, timeout)
 
     def _release_soon(self, conn: Connection) -> None:

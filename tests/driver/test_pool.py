@@ -8,6 +8,7 @@ import io
 import itertools
 import logging
 import math
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -658,3 +659,44 @@ async def test_copy_shortcuts(make_pool: PoolFactory) -> None:
         assert sorted(out.getvalue().split()) == [b"x", b"y", b"z"]
     finally:
         await pool.execute(f"drop table {table}")
+
+
+@pytest.mark.parametrize("kind", ["notification", "log"])
+async def test_listeners_left_on_release_warn_as_asyncpg(
+    make_pool: PoolFactory, pg: Cluster, kind: str
+) -> None:
+    def callback(*args: Any) -> None:
+        pass
+
+    async def leave_one(con: Any) -> None:
+        if kind == "notification":
+            await con.add_listener("pool_dangling", callback)
+        else:
+            con.add_log_listener(callback)
+
+    mine = await make_pool(min_size=1, max_size=1)
+    theirs = await asyncpg.create_pool(pg.dsn("trust_user"), min_size=1, max_size=1, ssl=False)
+    message = f"Connection.* is being released to the pool but has 1 active {kind} listener$"
+    try:
+        for pool, warning in ((mine, driver.InterfaceWarning), (theirs, asyncpg.InterfaceWarning)):
+            with pytest.warns(warning, match=message):
+                async with pool.acquire() as con:
+                    await leave_one(con)
+            with warnings.catch_warnings():  # the reset forgot it: the next borrower is clean
+                warnings.simplefilter("error")
+                async with pool.acquire() as con:
+                    await con.execute("notify pool_dangling")
+    finally:
+        await theirs.close()
+
+
+async def test_lent_connection_methods_carry_asyncpg_docs(make_pool: PoolFactory) -> None:
+    """asyncpg's test_pool_13: the lent connection's methods are Connection's, docs and all."""
+    pool = await make_pool(min_size=1, max_size=1)
+    async with pool.acquire() as con:
+        assert con.execute.__name__ == "execute"
+        assert con.execute.__doc__ is not None
+        assert con.execute.__doc__.startswith("Execute an SQL command")
+        assert str(inspect.signature(con.execute))[1:] in str(
+            inspect.signature(driver.Connection.execute)
+        )
