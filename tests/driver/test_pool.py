@@ -678,7 +678,11 @@ async def test_listeners_left_on_release_warn_as_asyncpg(
     theirs = await asyncpg.create_pool(pg.dsn("trust_user"), min_size=1, max_size=1, ssl=False)
     message = f"Connection.* is being released to the pool but has 1 active {kind} listener$"
     try:
-        for pool, warning in ((mine, driver.InterfaceWarning), (theirs, asyncpg.InterfaceWarning)):
+        cases: list[tuple[Any, type[Warning]]] = [
+            (mine, driver.InterfaceWarning),
+            (theirs, asyncpg.InterfaceWarning),
+        ]
+        for pool, warning in cases:
             with pytest.warns(warning, match=message):
                 async with pool.acquire() as con:
                     await leave_one(con)
