@@ -679,7 +679,7 @@ async def test_listeners_left_on_release_warn_as_asyncpg(
     message = f"Connection.* is being released to the pool but has 1 active {kind} listener$"
     try:
         cases: list[tuple[Any, type[Warning]]] = [
-            (mine, driver.InterfaceWarning),
+            (mine, driver.errors.InterfaceWarning),
             (theirs, asyncpg.InterfaceWarning),
         ]
         for pool, warning in cases:
