@@ -33,7 +33,7 @@ class Record(tuple[Any, ...]):
         # Only the per-shape subclasses (record_class() below) make rows. They set
         # object.__init__ back, a slot wrapper CPython calls as C: no Python frame per row.
         cls = type(self)
-        raise TypeError(f"cannot create {cls.__module__}.{cls.__qualname__} instances")
+        raise TypeError(f"cannot create '{cls.__module__}.{cls.__qualname__}' instances")
 
     @overload  # type: ignore[override]
     def __getitem__(self, key: int | str) -> Any: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import asyncpg
 import pytest
 
 from driver import Record
@@ -41,8 +42,13 @@ def test_record_classes_follow_asyncpg_rules() -> None:
     class Mine(Record):
         pass
 
-    with pytest.raises(TypeError, match="cannot create"):
+    with pytest.raises(TypeError, match="cannot create") as mine:
         Record()
+    with pytest.raises(TypeError, match="cannot create") as theirs:
+        asyncpg.Record()
+    # asyncpg's message, naming this class instead of asyncpg's
+    where = "asyncpg.protocol.record.Record"
+    assert str(mine.value) == str(theirs.value).replace(where, "driver.record.Record")
     with pytest.raises(TypeError, match="cannot create"):
         Mine((1,))
     row = record_class(("x",), Mine)((5,))
