@@ -231,6 +231,7 @@ class Pool:
                 f"{slots.max_size}: {len(slots.meta) - len(slots.idle)} lent, "
                 f"{slots.opening} being opened)"
             ) from exc
+        self._slots.meta[conn].release_timeout = limit
         if self._setup is not None:
             try:
                 await self._setup(conn)
@@ -336,8 +337,11 @@ class Pool:
         """Give back a connection from ``await pool.acquire()``.
 
         Its session is reset first (open transaction rolled back, settings, LISTENs, advisory
-        locks, cursors and temp tables cleared; prepared statements kept). A connection that
-        is broken, fails its reset or has served ``max_queries`` uses is closed and replaced.
+        locks, cursors and temp tables cleared; prepared statements kept), within ``timeout``
+        seconds: by default, as asyncpg, the timeout of the ``acquire()`` that lent it (the
+        pool's ``acquire_timeout`` when that was not given, else ``reset_timeout``). A
+        connection that is broken, fails its reset or has served ``max_queries`` uses is
+        closed and replaced.
         """
         self._slots.check_loop()
         if conn not in self._mine:
@@ -349,7 +353,7 @@ class Pool:
             return  # released already, or closed and dropped: nothing left to give back
         meta.in_use = False
         conn.warn_dangling_listeners()
-        await self._recycle(conn, timeout)
+        await self._recycle(conn, meta.release_timeout if timeout is None else timeout)
 
     def _release_soon(self, conn: Connection) -> None:
         """Release in the background: a shortcut's caller gets its result a round trip

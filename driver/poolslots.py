@@ -20,10 +20,11 @@ __all__ = ["Meta", "Slots"]
 class Meta:
     """Bookkeeping for one open connection of the pool."""
 
-    __slots__ = ("generation", "in_use", "last_ok", "uses")
+    __slots__ = ("generation", "in_use", "last_ok", "release_timeout", "uses")
 
     def __init__(self, now: float, generation: int) -> None:
         self.in_use = False
+        self.release_timeout: float | None = None  # the lending acquire()'s timeout
         self.last_ok = now  # loop time the connection last proved alive
         self.uses = 0
         self.generation = generation  # the pool's expire_connections() count when it opened

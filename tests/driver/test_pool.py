@@ -704,3 +704,24 @@ async def test_lent_connection_methods_carry_asyncpg_docs(make_pool: PoolFactory
         assert str(inspect.signature(con.execute))[1:] in str(
             inspect.signature(driver.Connection.execute)
         )
+
+
+async def test_release_deadline_is_the_acquire_timeout_as_asyncpg(make_pool: PoolFactory) -> None:
+    """release(timeout=None) bounds the reset by the lending acquire()'s timeout (asyncpg's
+    rule), not by the pool's reset_timeout; an explicit timeout wins."""
+
+    async def slow_reset(conn: driver.Connection) -> None:
+        await conn.execute("select pg_sleep(1.5)")
+
+    pool = await make_pool(min_size=0, max_size=1, reset=slow_reset, reset_timeout=30)
+    loop = asyncio.get_running_loop()
+    conn = await pool.acquire(timeout=0.3)
+    pid = conn.get_server_pid()
+    start = loop.time()
+    await pool.release(conn)  # the reset overruns 0.3 s: the connection is dropped
+    assert loop.time() - start < 1.2 and pool.get_size() == 0  # (closed in the background)
+    conn = await pool.acquire(timeout=0.3)
+    assert conn.get_server_pid() != pid
+    start = loop.time()
+    await pool.release(conn, timeout=10)  # explicit: the reset finishes, the connection stays
+    assert loop.time() - start >= 1.5 and pool.get_size() == 1 and not conn.is_closed()
