@@ -1,13 +1,10 @@
 """Which of asyncpg's tests read its private attributes or internal modules (not counted).
 
 A static scan of each test method's source: an attribute whose name starts with one
-underscore read on anything but ``self``/``cls`` (``con._protocol``, ``pool._holders``), a
+underscore read on anything but ``self``/``cls`` (``con._protocol``, ``pool._holders``), or a
 name from asyncpg's internal modules (``connect_utils``, ``protocol``, ``serverversion``,
-``utils``, the managed ``cluster``), whether imported at the top of the module or inside the
-test, or a class of the module that subclasses one of asyncpg's and overrides its private
-methods (``SlowPrepareConnection._get_statement``), used anywhere in the test, its decorators
-included. Such a test checks how asyncpg is built, not what a user sees, so a driver with
-another inside cannot pass it and need not.
+``utils``, the managed ``cluster``). Such a test checks how asyncpg is built, not what a user
+sees, so a driver with another inside cannot pass it and need not.
 """
 
 from __future__ import annotations
@@ -40,10 +37,11 @@ def scan_module(path: Path) -> dict[str, str]:
     tree = ast.parse(path.read_text())
     internal = dict(_INTERNAL_MODULES)
     for node in tree.body:  # names the module imports from asyncpg's internal modules
-        internal.update(_internal_imports(node))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_INTERNAL_FROM):
+            for alias in node.names:
+                internal[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     out: dict[str, str] = {}
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-    internal.update(_private_overrides(classes))
     for cls in classes.values():
         methods = _methods(cls, classes)
         for name, fn in methods.items():
@@ -56,39 +54,6 @@ def scan_module(path: Path) -> dict[str, str]:
 
 
 Method = ast.FunctionDef | ast.AsyncFunctionDef
-
-
-def _internal_imports(node: ast.AST) -> dict[str, str]:
-    """Names bound by ``from asyncpg.<internal> import X`` (at the top or inside a test)."""
-    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_INTERNAL_FROM):
-        return {a.asname or a.name: f"{node.module}.{a.name}" for a in node.names}
-    return {}
-
-
-def _private_overrides(classes: dict[str, ast.ClassDef]) -> dict[str, str]:
-    """The module's classes that are not test cases and override a private method of the
-    asyncpg class they subclass (``class SlowPrepareConnection(pg_connection.Connection)``
-    with ``_get_statement``): a test using one depends on asyncpg's inner call graph."""
-    out: dict[str, str] = {}
-    for name, cls in classes.items():
-        bases = [ast.unparse(b) for b in cls.bases]
-        if not bases or any(_is_test_case(b, classes) for b in bases):
-            continue
-        private = sorted(
-            f.name
-            for f in cls.body
-            if isinstance(f, Method) and f.name.startswith("_") and not f.name.startswith("__")
-        )
-        if private:
-            out[name] = f"overrides asyncpg's private {bases[0]}.{', '.join(private)}"
-    return out
-
-
-def _is_test_case(base: str, classes: dict[str, ast.ClassDef]) -> bool:
-    if base.endswith(("TestCase", "Case")):
-        return True
-    local = classes.get(base)
-    return local is not None and any(_is_test_case(ast.unparse(b), classes) for b in local.bases)
 
 
 def _methods(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str, Method]:
@@ -151,8 +116,6 @@ def _reasons(fn: ast.AST, internal: dict[str, str]) -> set[str]:
                 found.add("asyncpg's harness-managed cluster or fuzzing proxy")
         elif isinstance(node, ast.Name) and node.id in internal:
             found.add(internal[node.id])
-        elif isinstance(node, ast.ImportFrom):
-            found.update(_internal_imports(node).values())
     return found
 
 
