@@ -58,6 +58,7 @@ INTEGRATION_PATHS = (
     "tests/proxy/test_proxy_refusals.py",
     "tests/proxy/test_sql_http.py",
     "tests/pyodide/",
+    "tests/test_asyncpg_suite.py",
     "tests/test_lint.py",
     "tests/test_readme.py",
 )

@@ -114,7 +114,8 @@ def run_module(
         "PGWS_APG_SDIST": str(sdist),
         "PGWS_APG_RESULTS": str(out),
         "PGWS_APG_TIMEOUT": str(timeout),
-        "PYTHONPATH": str(CHILD),
+        # the driver of this tree, whichever tree the venv's editable install points at
+        "PYTHONPATH": os.pathsep.join((str(CHILD), str(ROOT))),
     }
     suite = CACHE / "suite"
     argv = [sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(suite),
