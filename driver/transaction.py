@@ -6,7 +6,7 @@ import logging
 from types import TracebackType
 
 from .errors import Error, InterfaceError
-from .query import simple
+from .query import catalog_query, simple
 from .session import Session
 
 __all__ = ["ISOLATION_LEVELS", "Transaction", "begin_sql"]
@@ -59,17 +59,34 @@ class Transaction:
             raise InterfaceError(f"cannot start a transaction that is {self._state}")
         session = self._session
         if session.proto.transaction_status != "I":
-            if self._isolation or self._readonly or self._deferrable:
+            if self._readonly or self._deferrable:
                 raise InterfaceError(
-                    "a nested transaction (savepoint) cannot set isolation, readonly or "
-                    "deferrable; set them on the outermost transaction"
+                    "a nested transaction (savepoint) cannot set readonly or deferrable; "
+                    "set them on the outermost transaction"
                 )
+            if self._isolation:
+                await self._check_nested_isolation()
             session.sp_counter += 1
             self._savepoint = f"_drv_sp_{session.sp_counter}"
             await self._execute(f"SAVEPOINT {self._savepoint}")
         else:
             await self._execute(begin_sql(self._isolation, self._readonly, self._deferrable))
         self._state = "started"
+
+    async def _check_nested_isolation(self) -> None:
+        """asyncpg's rule: a savepoint may restate the isolation level of the transaction it
+        is in (the server's, which a session default may have set), not ask for another.
+
+        Raises:
+            InterfaceError: another level than the running transaction's.
+        """
+        rows = await catalog_query(self._session, "SHOW transaction_isolation")
+        outer = str(rows[0][0]).replace(" ", "_")
+        if outer != self._isolation:
+            raise InterfaceError(
+                "nested transaction has a different isolation level: "
+                f"current {self._isolation!r} != outer {outer!r}"
+            )
 
     async def _execute(self, sql: str) -> None:
         await self._session.run(simple, self._session, sql)

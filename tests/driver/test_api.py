@@ -413,3 +413,33 @@ async def test_connection_fetchmany_as_asyncpg(
     assert [tuple(r) for r in mine] == [tuple(r) for r in theirs] == [(2, "a"), (4, None), (6, "c")]
     assert all(isinstance(r, Other) for r in mine)
     assert await dconn.fetchmany(sql, []) == []
+
+
+async def test_nested_transaction_isolation_as_asyncpg(
+    dconn: driver.Connection, apg: asyncpg.Connection
+) -> None:
+    """A savepoint may restate the running transaction's isolation level (explicit, or the
+    session default) but not ask for another: asyncpg's InterfaceError, same message."""
+    for conn, error in ((dconn, InterfaceError), (apg, asyncpg.InterfaceError)):
+        async with conn.transaction(isolation="repeatable_read"):
+            async with conn.transaction(isolation="repeatable_read"):
+                assert await conn.fetchval("show transaction_isolation") == "repeatable read"
+            with pytest.raises(
+                error,
+                match=r"^nested transaction has a different isolation "
+                r"level: current 'serializable' != outer 'repeatable_read'$",
+            ):
+                async with conn.transaction(isolation="serializable"):
+                    pass
+            assert await conn.fetchval("select 1") == 1  # the outer one is still usable
+        await conn.execute("set session characteristics as transaction isolation level "
+                           "serializable")  # fmt: skip
+        try:
+            async with conn.transaction():
+                async with conn.transaction(isolation="serializable"):
+                    pass
+                with pytest.raises(error, match="current 'read_committed' != outer 'serializable'"):
+                    async with conn.transaction(isolation="read_committed"):
+                        pass
+        finally:
+            await conn.execute("reset default_transaction_isolation")
