@@ -27,6 +27,7 @@ class Tally:
 
     ok: list[float] = field(default_factory=list)
     shed: list[float] = field(default_factory=list)  # 503 with Retry-After
+    shed_bodies: dict[bytes, int] = field(default_factory=dict)  # their bodies, counted
     limited: list[float] = field(default_factory=list)  # 429 with Retry-After
     bare_503: int = 0
     other: dict[int, int] = field(default_factory=dict)  # any other status
@@ -86,6 +87,7 @@ async def one_connection(
                 tally.last_ok_body = body
             elif status == 503 and retry_after:
                 tally.shed.append(took)
+                tally.shed_bodies[body] = tally.shed_bodies.get(body, 0) + 1
             elif status == 429 and retry_after:
                 tally.limited.append(took)
             elif status == 503:
