@@ -88,6 +88,10 @@ def report(name: str, t: Tally, seconds: float) -> None:
         f"past 1 s {t.past(1.0)}, past 10 s {t.past(10.0)}, slowest {t.slowest:.1f} s",
         flush=True,
     )
+    print(
+        f"         {len(t.connects)} connects: p99 {percentile(t.connects, 0.99) * ms:.0f} ms, "
+        f"max {max(t.connects, default=float('nan')) * ms:.0f} ms"
+    )
     for kind in sorted({e.split("(", 1)[0] for e in t.errors}):
         print(f"         {sum(e.startswith(kind) for e in t.errors)} x {kind}")
 

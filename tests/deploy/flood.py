@@ -33,6 +33,7 @@ class Tally:
     other: dict[int, int] = field(default_factory=dict)  # any other status
     errors: list[str] = field(default_factory=list)  # refused, reset, past the timeout
     slowest: float = 0.0  # of every request, whatever its outcome
+    connects: list[float] = field(default_factory=list)  # how long each connect took
     last_ok_body: bytes = b""
 
     def took(self, seconds: float) -> None:
@@ -63,6 +64,7 @@ async def one_connection(
     try:
         async with asyncio.timeout(request_timeout_s):
             reader, writer = await asyncio.open_connection(host, port, local_addr=(src, 0))
+        tally.connects.append(time.monotonic() - start)
     except (OSError, TimeoutError) as exc:
         tally.errors.append(f"connect: {exc!r}")
         tally.took(time.monotonic() - start)

@@ -226,7 +226,7 @@ def test_front_sheds_past_the_upstream_bound_with_503_at_once() -> None:
             accepted.pop().sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
             )
-            stalled.setblocking(True)
+            stalled.settimeout(10)
             deadline = time.monotonic() + 10
             for i in range(1000):
                 s = socket.create_connection(
@@ -240,6 +240,8 @@ def test_front_sheds_past_the_upstream_bound_with_503_at_once() -> None:
                 assert s in ready, "neither admitted nor shed in 10 s"
                 assert s.recv(65536).startswith(b"HTTP/1.1 503"), "not admitted, not shed"
                 assert time.monotonic() < deadline, "the finished request's slot stays taken"
+            else:
+                raise AssertionError("1,000 requests shed after a slot was freed")
             accepted.append(stalled.accept()[0])
         finally:
             for s in socks + accepted:
