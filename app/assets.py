@@ -81,7 +81,7 @@ GROUPS: dict[str, Group] = {
             "addon/edit/matchbrackets.js",
         ),
     ),
-    "playground": Group(WEB_DIR, ("playground.js", "playground.css")),
+    "playground": Group(WEB_DIR, ("playground.js", "playground-worker.mjs", "playground.css")),
     "pyodide": Group(
         WEB_DIR / "node_modules" / "pyodide",
         (
