@@ -244,10 +244,10 @@ function outlineLayer(geo, shift) {
   });
 }
 
-async function loadOutlines(scale) {
+async function loadOutlines(file) {
   // world copies either side, so views across the antimeridian stay filled
-  const resp = await fetch(state.worldUrl + `countries-${scale}.json`);
-  if (!resp.ok) throw new Error(`outlines ${scale}: HTTP ${resp.status}`);
+  const resp = await fetch(state.worldUrl + file);
+  if (!resp.ok) throw new Error(`outlines ${file}: HTTP ${resp.status}`);
   const topo = await resp.json();
   const geo = unwrapRings(topojson.feature(topo, topo.objects.countries));
   return L.layerGroup([-360, 0, 360].map((s) => outlineLayer(geo, s)));
@@ -273,11 +273,11 @@ function initMap() {
   }
   state.worldUrl = document.querySelector('meta[name="whc-world"]').content;
   // Coarse outlines first (small, quick), the 1:10m ones once the view is close enough.
-  const coarse = loadOutlines("50m").then((g) => { g.addTo(map); return g; })
+  const coarse = loadOutlines("countries-50m.json").then((g) => { g.addTo(map); return g; })
     .catch(() => null);  // no outlines: markers on a plain sea still work
   const fine = () => {
     if (state.detail || map.getZoom() < 4.5) return;
-    state.detail = loadOutlines("10m").then(async (g) => {
+    state.detail = loadOutlines("countries-10m.json").then(async (g) => {
       g.addTo(map);
       const c = await coarse;
       if (c) map.removeLayer(c);
