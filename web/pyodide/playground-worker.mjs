@@ -25,16 +25,21 @@ let queue = Promise.resolve();  // requests run one after another, as on one con
 let compiled;  // Pyodide's wasm module as the page compiled it, or null: compile it here
 const wasmModule = new Promise((resolve) => { compiled = resolve; });
 
-// Pyodide instantiates its wasm with instantiateStreaming(its own fetch, imports) and has no
-// option taking a compiled module, so that one call is answered with the page's module (the
-// fetch Pyodide started is then only read from the HTTP cache and dropped).
-function usePageModule() {
-  const original = WebAssembly.instantiateStreaming;
+// Pyodide fetches its wasm and instantiates it with instantiateStreaming(response, imports); it
+// has no option taking a compiled module. So, until that one call, this worker answers the wasm
+// URL with an empty response (no second download) and the call with the page's module; when
+// the page could not compile it (null), both go through untouched.
+function usePageModule(wasmUrl) {
+  const realFetch = self.fetch;
+  const realInstantiate = WebAssembly.instantiateStreaming;
+  self.fetch = (input, init) => (String(input) === wasmUrl
+    ? wasmModule.then((m) => (m ? new Response(new Uint8Array(0)) : realFetch(input, init)))
+    : realFetch(input, init));
   WebAssembly.instantiateStreaming = async (source, imports) => {
-    WebAssembly.instantiateStreaming = original;
+    self.fetch = realFetch;
+    WebAssembly.instantiateStreaming = realInstantiate;
     const module = await wasmModule;
-    if (!module) return original(source, imports);
-    Promise.resolve(source).then((r) => r.body && r.body.cancel(), () => {});
+    if (!module) return realInstantiate(source, imports);
     return { module, instance: await WebAssembly.instantiate(module, imports) };
   };
 }
@@ -51,7 +56,7 @@ async function boot(configUrl) {
   });
   const indexURL = new URL(config.pyodide, base).href;
   const { loadPyodide } = await import(indexURL + "pyodide.mjs");
-  usePageModule();
+  usePageModule(indexURL + "pyodide.asm.wasm");
   const pyodide = await loadPyodide({ indexURL });
   mark("pyodide");
   progress(2, "Loading the driver");
