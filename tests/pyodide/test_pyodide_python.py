@@ -5,6 +5,7 @@ test-artifacts/speed-playground.json), plus axe-core and the phone layout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import driver
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, Page, Route
 
     from tests.pyodide.conftest import LoadedPage, PlaygroundDB, Server
 
@@ -225,4 +226,49 @@ async def test_phone_layout_and_accessibility(browser: Browser, playground_serve
         ]
         assert bad == []
     finally:
+        await context.close()
+
+
+async def test_page_works_while_python_starts_in_its_worker(
+    browser: Browser, playground_server: Server
+) -> None:
+    """Python loads in a Web Worker: while it does (the driver bundle is held back here), the
+    examples, the editor and the SQL box answer, a run waits for Python and then completes, and
+    Pyodide's own scripts were never loaded by the page itself."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    try:
+        await page.route("**/driver.zip", hold)
+        await page.goto(playground_server.url)
+        await page.wait_for_selector("#code + .CodeMirror")
+        await page.select_option("#example", "count")
+        code = await page.evaluate("window.playground.editors.py.getValue()")
+        assert "GROUP BY" in code
+        await page.evaluate("window.playground.editors.sql.setValue('select 40 + 2 as answer')")
+        await page.click("#run")
+        await page.wait_for_function(
+            "document.getElementById('status').textContent.includes('Waiting for Python')"
+        )
+        assert await page.get_attribute("#status", "data-state") == "loading"
+        release.set()
+        await page.wait_for_selector("#results tbody tr")
+        assert await page.eval_on_selector_all("#results td", "t => t.map(x => x.textContent)") == [
+            "42"
+        ]
+        own = await page.evaluate(
+            "performance.getEntriesByType('resource').map(e => e.name.split('/').pop())"
+        )
+        assert "pyodide.asm.mjs" not in own and "pyodide.mjs" not in own
+        assert "pyodide.asm.mjs" in [
+            r["name"].split("/").pop()
+            for r in (await page.evaluate("window.playground.ready"))["resources"]
+        ]
+    finally:
+        release.set()
         await context.close()
