@@ -272,3 +272,33 @@ async def test_page_works_while_python_starts_in_its_worker(
     finally:
         release.set()
         await context.close()
+
+
+async def test_second_visit_resumes_python_from_its_snapshot(
+    browser: Browser, playground_server: Server
+) -> None:
+    """The first visit saves a memory snapshot of the started Python (Cache Storage); the next
+    one resumes from it, and that Python still finds the driver's files and queries."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    saved = (
+        "caches.open('pgws-playground-snapshots').then((c) => c.keys())"
+        ".then((keys) => keys.map((k) => k.url))"
+    )
+    try:
+        await page.goto(playground_server.url)
+        first = await page.evaluate("window.playground.ready")
+        assert "snapshot read" not in first["stages"]
+        await page.wait_for_function(f"{saved}.then((urls) => urls.length === 1)")
+        await page.goto(playground_server.url)
+        second = await page.evaluate("window.playground.ready")
+        assert "snapshot read" in second["stages"], second["stages"]
+        assert second["python"] == first["python"]
+        got = await python_run(
+            page, "import driver.transport.pyodide\nprint(await conn.fetchval('select 6 * 7'))"
+        )
+        assert got["error"] is None, got
+        assert got["printed"].strip() == "42"
+        assert len(await page.evaluate(saved)) == 1
+    finally:
+        await context.close()

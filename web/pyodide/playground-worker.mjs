@@ -44,29 +44,79 @@ function usePageModule(wasmUrl) {
   };
 }
 
+// A memory snapshot of Python after start-up with the driver imported, kept in the browser's
+// Cache Storage under the URLs of this Pyodide and this driver bundle (both content-hashed, so a
+// new version never meets an old snapshot). On the next visit Python resumes from it instead of
+// initialising again (several seconds on a slow machine). Pyodide's snapshot options are marked
+// experimental (underscore names): any failure to restore one drops it and starts Python anew.
+const SNAPSHOTS = "pgws-playground-snapshots";
+
+async function openSnapshots() {
+  try {
+    return await caches.open(SNAPSHOTS);
+  } catch (err) {  // no Cache Storage here (not a secure context): start Python every time
+    return null;
+  }
+}
+
+async function startPython(loadPyodide, indexURL, store, key) {
+  const saved = store && await store.match(key);
+  if (saved) {
+    try {
+      const bytes = new Uint8Array(await saved.arrayBuffer());
+      mark("snapshot read");
+      return { pyodide: await loadPyodide({ indexURL, _loadSnapshot: bytes }), fresh: false };
+    } catch (err) {
+      console.warn("playground: the saved Python snapshot did not load, starting anew:", err);
+      await store.delete(key);
+    }
+  }
+  return { pyodide: await loadPyodide({ indexURL, _makeSnapshot: Boolean(store) }), fresh: true };
+}
+
 async function boot(configUrl) {
   mark("worker");
   const config = await (await fetch(configUrl)).json();
   mark("config");
   progress(1, "Downloading and starting Python (Pyodide)");
   const base = new URL(configUrl);
-  const bundle = fetch(new URL(config.bundle, base)).then((r) => {
+  const bundleUrl = new URL(config.bundle, base).href;
+  const bundle = fetch(bundleUrl).then((r) => {
     if (!r.ok) throw new Error(`driver bundle: HTTP ${r.status}`);
     return r.arrayBuffer();
   });
   const indexURL = new URL(config.pyodide, base).href;
   const { loadPyodide } = await import(indexURL + "pyodide.mjs");
   usePageModule(indexURL + "pyodide.asm.wasm");
-  const pyodide = await loadPyodide({ indexURL });
+  const store = await openSnapshots();
+  const key = `${indexURL}python.snapshot?driver=${encodeURIComponent(bundleUrl)}`;
+  const { pyodide, fresh } = await startPython(loadPyodide, indexURL, store, key);
   mark("pyodide");
   progress(2, "Loading the driver");
+  // Files live outside wasm memory, so a restored Python gets them again too.
   pyodide.unpackArchive(await bundle, "zip", { extractDir: "/home/pyodide/pgws" });
-  pyodide.runPython("import sys; sys.path.insert(0, '/home/pyodide/pgws')");
+  // A restored Python also reseeds `random`, which would otherwise replay the snapshot's state.
+  pyodide.runPython(
+    "import random, sys\n" +
+    "random.seed()\n" +
+    "if '/home/pyodide/pgws' not in sys.path: sys.path.insert(0, '/home/pyodide/pgws')\n" +
+    "import pgws_playground");
   const mod = pyodide.pyimport("pgws_playground");
   const session = mod.Playground(JSON.stringify(config));
   const python = session.python_version();
   mark("driver");
-  return { pyodide, session, python };
+  // Taken once the page has heard "ready" and before any request runs (see onmessage): no
+  // JavaScript object has reached Python yet, which a snapshot requires.
+  const snapshot = () => {
+    if (!fresh || !store) return;
+    const bytes = pyodide.makeMemorySnapshot();
+    store.put(key, new Response(bytes))
+      .then(async () => {
+        for (const old of await store.keys()) if (old.url !== key) await store.delete(old);
+      })
+      .catch((err) => console.warn("playground: Python snapshot not saved:", err));
+  };
+  return { pyodide, session, python, snapshot };
 }
 
 // Each request's resource entries are plain data: the page cannot see a worker's fetches.
@@ -99,11 +149,20 @@ self.onmessage = (event) => {
   }
   if (op === "boot") {
     booted = boot(config);
+    // Requests wait on `booted` too, and their callbacks run after this one (registered
+    // first): the snapshot is made before any of them starts.
     booted.then(
-      ({ pyodide, python }) => postMessage({
-        type: "ready", python, pyodide: pyodide.version, stages, clock: clock(),
-        resources: resources(),
-      }),
+      ({ pyodide, python, snapshot }) => {
+        postMessage({
+          type: "ready", python, pyodide: pyodide.version, stages, clock: clock(),
+          resources: resources(),
+        });
+        try {
+          snapshot();
+        } catch (err) {
+          console.warn("playground: no Python snapshot:", err);
+        }
+      },
       (err) => postMessage({ type: "failed", error: String(err) }),
     );
     return;
