@@ -125,6 +125,39 @@ class ReceiveBuffer:
         finally:
             self._pos = pos
 
+    def read_copy_data(self, chunks: list[bytes]) -> None:
+        """Pop every complete CopyData at the head, appending each one's payload to ``chunks``.
+
+        COPY TO STDOUT sends a CopyData per row: this reads a whole input's worth in one
+        call, payloads sliced from the input, with no message object (a tenth of the cost
+        of ``next_message()`` and an event per row). It stops at anything else.
+
+        Raises:
+            ProtocolError: a CopyData's length word is impossible.
+        """
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 5 or buf[pos] != 100:  # 100 == ord("d")
+            return
+        if type(buf) is not bytes:
+            if not self._complete():
+                return
+            buf, pos = self._buf, self._pos
+            if not isinstance(buf, bytes):  # never: _complete() settled it to bytes
+                return
+        size_buf = len(buf)
+        unpack = _LEN.unpack_from
+        add = chunks.append
+        while size_buf - pos >= 5 and buf[pos] == 100:
+            end = pos + 1 + unpack(buf, pos + 1)[0]
+            if end > size_buf or end < pos + 5:
+                if end < pos + 5 or end - pos > MAX_MESSAGE:
+                    self._pos = pos
+                    raise ProtocolError(f"invalid length {end - pos - 1} for a CopyData")
+                break
+            add(buf[pos + 5 : end])
+            pos = end
+        self._pos = pos
+
     def read_result(self, rows: list[tuple[bytes | None, ...]]) -> tuple[str, str] | None:
         """Pop the rest of an extended query's result, if all of it is here.
 

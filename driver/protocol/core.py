@@ -382,6 +382,23 @@ class PGProtocol:
         if len(rows) != before:
             self._replied = True
 
+    def read_copy_data(self, chunks: list[bytes]) -> None:
+        """Append the payloads of the CopyData messages now at the head of the input to
+        ``chunks``: a shortcut past ``next_event()`` for COPY TO STDOUT's rows, as
+        ``read_rows()`` is for a result's. It stops at the first message that is not a
+        complete CopyData, which ``next_event()`` then handles as usual.
+        """
+        if self.state is not State.COPY_OUT or self._held:
+            return
+        before = len(chunks)
+        try:
+            self._buf.read_copy_data(chunks)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        if len(chunks) != before:
+            self._replied = True
+
     def read_result(self, rows: list[tuple[bytes | None, ...]]) -> str | None:
         """Finish the operation in progress at once if the rest of its result is here.
 

@@ -422,3 +422,93 @@ def test_rows_before_something_else_are_popped_by_the_fast_path() -> None:
     assert isinstance(proto.next_event(), m.NoticeResponse)
     assert proto.read_result(rows) == "S"
     assert rows == EXPECTED_ROWS
+
+
+# ---- COPY TO STDOUT: read_copy_data() ----------------------------------------------------
+
+COPY_ROWS = [b"%d\trow %d\n" % (i, i) for i in range(20)]
+COPY_REPLIES = {
+    "rows": b"".join(f.msg(b"d", r) for r in COPY_ROWS),
+    "empty payloads": f.msg(b"d") + f.msg(b"d", b"x") + f.msg(b"d"),
+    "notice inside": b"".join(f.msg(b"d", r) for r in COPY_ROWS[:7])
+    + f.notice("hi")
+    + b"".join(f.msg(b"d", r) for r in COPY_ROWS[7:]),
+    "error inside": b"".join(f.msg(b"d", r) for r in COPY_ROWS[:3]) + f.error(),
+    "nothing": b"",
+}
+
+
+def _copy_core() -> PGProtocol:
+    proto = f.started()
+    proto.send_query("copy t to stdout")
+    proto.data_to_send()
+    return proto
+
+
+def _copy_outcome(chunks: list[bytes], fast: bool) -> tuple[object, ...]:
+    """Drive a COPY TO STDOUT as copy._copy_out does (``fast``), or with next_event() alone."""
+    proto = _copy_core()
+    payloads: list[bytes] = []
+    kinds: list[str] = []
+    feed = iter(chunks)
+    while True:
+        if fast:
+            proto.read_copy_data(payloads)
+        event = proto.next_event()
+        if event is NEED_DATA:
+            proto.receive_data(next(feed))
+            continue
+        if isinstance(event, m.CopyData):
+            payloads.append(event.data)
+        elif isinstance(event, m.ReadyForQuery):
+            break
+        else:
+            kinds.append(type(event).__name__)
+    return payloads, kinds, proto.state, proto.pending
+
+
+def _copy_reply(name: str) -> bytes:
+    end = f.msg(b"c") + f.command_complete("COPY 20")
+    if name == "error inside":
+        end = b""
+    return f.msg(b"H", b"\0\0\0") + COPY_REPLIES[name] + end + f.ready()
+
+
+@pytest.mark.parametrize("name", sorted(COPY_REPLIES))
+def test_copy_data_fast_path_same_as_the_general_path(name: str) -> None:
+    reply = _copy_reply(name)
+    assert _copy_outcome([reply], True) == _copy_outcome([reply], False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(COPY_REPLIES)), st.lists(st.integers(0, 10_000), max_size=6))
+def test_copy_data_split_anywhere_same_as_the_general_path(name: str, cuts: list[int]) -> None:
+    chunks = _chunks(_copy_reply(name), cuts)
+    assert _copy_outcome(chunks, True) == _copy_outcome(chunks, False)
+
+
+def test_copy_data_is_read_in_one_call_and_only_in_copy_out() -> None:
+    proto = _copy_core()
+    rows = b"".join(f.msg(b"d", r) for r in COPY_ROWS)
+    proto.receive_data(f.msg(b"H", b"\0\0\0") + rows)
+    payloads: list[bytes] = []
+    proto.read_copy_data(payloads)
+    assert payloads == []  # not in COPY_OUT yet: CopyOutResponse is next_event()'s
+    assert isinstance(proto.next_event(), m.CopyOutResponse)
+    proto.read_copy_data(payloads)
+    assert payloads == COPY_ROWS
+    assert proto.next_event() is NEED_DATA
+
+
+@pytest.mark.parametrize("length", [0, 3, (1 << 30) + 2000])
+def test_an_impossible_copy_data_length_is_a_protocol_error(length: int) -> None:
+    proto = _copy_core()
+    proto.receive_data(f.msg(b"H", b"\0\0\0"))
+    proto.next_event()
+    proto.receive_data(f.msg(b"d", b"ok") + b"d" + length.to_bytes(4, "big") + b"x" * 8)
+    payloads: list[bytes] = []
+    with pytest.raises(ProtocolError):
+        proto.read_copy_data(payloads)
+    assert payloads == [b"ok"] and proto.state is State.FAILED
+    with pytest.raises(ProtocolError):
+        proto.next_event()
