@@ -591,6 +591,11 @@ def _flights(
     yield flight, True
 
 
+# Flights sent before the replies of the oldest are read: unread, replies pile up in the input
+# buffers until the server, unable to send, stops reading what is sent to it (a deadlock).
+_WINDOW = 4
+
+
 async def _many(
     session: Session,
     stmt: Statement,
@@ -598,8 +603,9 @@ async def _many(
     args: Iterable[Sequence[Any]],
     parse: bool,
 ) -> Exception | None:
-    """Send the flights, then read the reply to its ReadyForQuery, the BindComplete and
-    CommandComplete pairs (one per row) dropped in bulk, without an event each.
+    """Send the flights, reading the replies of older ones as new ones go out, then the rest
+    of the reply to its ReadyForQuery. The server's error stops the sending (the server
+    would skip the rest).
 
     Returns:
         The client's failure, for the caller to raise once the session is ready again.
@@ -609,6 +615,8 @@ async def _many(
     opening, rollback = True, proto.transaction_status == "I"
     first_parse = (stmt.sql, stmt.param_oids) if parse else None
     flights = _flights(session, stmt, types, args)
+    reply = _ManyReply()
+    sent: list[int] = []  # rows sent, after each flight
     try:
         while True:
             try:
@@ -625,30 +633,61 @@ async def _many(
             if last:
                 break
             await session.flush()  # the server works on it while the next is encoded
+            sent.append(len(bound) + (sent[-1] if sent else 0))
+            if len(sent) > _WINDOW:
+                await reply.read(session, sent[-_WINDOW - 1])
+                if proto.error_pending:
+                    proto.send_abandon_flights(False)  # the Sync the failed rows wait for
+                    break
     except BaseException:
         if not opening and failure is None and proto.state is State.BUSY:
             # interrupted (a timeout, a cancel): the background drain needs a Sync to end on
             proto.send_abandon_flights(rollback)
         raise
-    error: m.ErrorResponse | None = None
-    skip, next_event, filter_event = proto.skip_command_results, proto.next_event, session.filter
-    while True:
-        if skip():
-            session.events_in_op += 1
-        event = next_event()
-        if not is_message(event):
-            await session.fill()
-            continue
-        if failure is not None and rollback and _no_transaction_warning(event):
-            continue  # our own ROLLBACK's, outside a transaction block: expected
-        msg = filter_event(event)
-        if isinstance(msg, m.ReadyForQuery):
-            break
-        if isinstance(msg, m.ErrorResponse):
-            error = msg
-    if error is not None:
-        raise PostgresError.from_fields(error.fields, stmt.sql)
+    reply.quiet = failure is not None and rollback
+    await reply.read(session, None)
+    if reply.error is not None:
+        raise PostgresError.from_fields(reply.error.fields, stmt.sql)
     return failure
+
+
+class _ManyReply:
+    """executemany()'s reply as it is read: rows done (their CommandComplete), the server's
+    error. BindComplete/CommandComplete pairs are dropped in bulk, without an event each."""
+
+    __slots__ = ("done", "error", "quiet")
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.error: m.ErrorResponse | None = None
+        self.quiet = False  # drop the warning our own ROLLBACK draws
+
+    async def read(self, session: Session, until: int | None) -> None:
+        """Read until ``until`` rows are done or the server failed; with None, until the
+        ReadyForQuery."""
+        proto = session.proto
+        skip, next_event = proto.skip_command_results, proto.next_event
+        while until is None or (self.done < until and not proto.error_pending):
+            done = skip()
+            if done:
+                self.done += done
+                session.events_in_op += 1
+                continue
+            event = next_event()
+            if not is_message(event):
+                if until is not None and proto.error_pending:
+                    return  # nothing more comes before a Sync
+                await session.fill()
+                continue
+            if self.quiet and _no_transaction_warning(event):
+                continue  # our own ROLLBACK's, outside a transaction block: expected
+            msg = session.filter(event)
+            if isinstance(msg, m.ReadyForQuery):
+                return
+            if isinstance(msg, m.ErrorResponse):
+                self.error = msg
+            elif isinstance(msg, m.CommandComplete | m.EmptyQueryResponse):
+                self.done += 1
 
 
 def _no_transaction_warning(event: m.BackendMessage) -> bool:

@@ -160,7 +160,8 @@ class ReceiveBuffer:
         self._pos = pos
 
     def skip_command_results(self) -> int:
-        """Pop the BindComplete and CommandComplete messages at the head; return how many.
+        """Pop the BindComplete and CommandComplete messages at the head; return how many
+        CommandComplete (rows done) were among them.
 
         They are executemany()'s reply, a pair per row, and it keeps nothing of them. Only
         well-formed ones are popped (a CommandComplete's tag NUL-terminated ASCII): it stops
@@ -183,9 +184,9 @@ class ReceiveBuffer:
                 if end > size_buf or buf[end - 1] != 0 or not buf[pos + 5 : end].isascii():
                     break
                 pos = end
+                count += 1
             else:
                 break
-            count += 1
         self._pos = pos
         return count
 

@@ -144,6 +144,12 @@ class PGProtocol:
         """How many operations still await their ReadyForQuery (parsed but held counts too)."""
         return len(self._pending) + len(self._held)
 
+    @property
+    def error_pending(self) -> bool:
+        """The operation in progress failed: its ErrorResponse is held until its
+        ReadyForQuery, which comes only after a Sync (the server skips the rest until then)."""
+        return self._error is not None
+
     # ---- state transitions -------------------------------------------------------------
 
     def _to(self, state: State) -> None:
@@ -434,16 +440,17 @@ class PGProtocol:
 
     def skip_command_results(self) -> int:
         """Drop the BindComplete and CommandComplete messages now at the head of the input;
-        return how many. A shortcut past ``next_event()`` for a caller that only waits for
-        its operation's end (executemany(): a pair of them per row); it stops at anything
-        else, which ``next_event()`` then handles as usual.
+        return how many CommandComplete were dropped. A shortcut past ``next_event()`` for a
+        caller that only counts the statements done (executemany(): a pair per row); it
+        stops at anything else, which ``next_event()`` then handles as usual.
         """
         if self.state is not State.BUSY or self._error is not None or self._held:
             return 0
-        count = self._buf.skip_command_results()
-        if count:
+        before = len(self._buf)
+        done = self._buf.skip_command_results()
+        if len(self._buf) != before:
             self._replied = True
-        return count
+        return done
 
     def read_result(self, rows: list[tuple[bytes | None, ...]]) -> str | None:
         """Finish the operation in progress at once if the rest of its result is here.

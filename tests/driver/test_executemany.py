@@ -130,3 +130,18 @@ async def test_a_timeout_between_flights_leaves_a_usable_connection(
         assert not conn.is_in_transaction()
     finally:
         await conn.close()
+
+
+async def test_a_server_error_in_an_early_flight_stops_the_sending(connect: Connect) -> None:
+    """A duplicate key in the first flight of 25: the error, and nothing inserted; the later
+    flights, which the server would skip, are not waited for."""
+    conn = await connect()
+    try:
+        await conn.execute("create temp table t_many (a text, b int primary key)")
+        rows = [("a" * 32768, 0 if i < 2 else i) for i in range(100)]
+        with pytest.raises(Exception, match="duplicate key") as caught:
+            await conn.executemany("insert into t_many values ($1, $2)", rows)
+        assert type(caught.value).__name__ == "UniqueViolationError"
+        assert await conn.fetchval("select count(*) from t_many") == 0
+    finally:
+        await conn.close()
