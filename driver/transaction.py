@@ -75,7 +75,7 @@ class Transaction:
         await self._session.run(simple, self._session, sql)
 
     async def commit(self) -> None:
-        self._check_started()
+        self._check_started("commit")
         if self._savepoint:
             await self._execute(f"RELEASE SAVEPOINT {self._savepoint}")
         else:
@@ -83,7 +83,7 @@ class Transaction:
         self._state = "committed"
 
     async def rollback(self) -> None:
-        self._check_started()
+        self._check_started("rollback")
         if self._savepoint:
             sp = self._savepoint
             await self._execute(f"ROLLBACK TO SAVEPOINT {sp}; RELEASE SAVEPOINT {sp}")
@@ -91,9 +91,12 @@ class Transaction:
             await self._execute("ROLLBACK")
         self._state = "rolled back"
 
-    def _check_started(self) -> None:
+    def _check_started(self, operation: str) -> None:
+        # asyncpg's wording, which callers (SQLAlchemy's tests among them) match on
+        if self._state == "new":
+            raise InterfaceError(f"cannot {operation}; the transaction is not yet started")
         if self._state != "started":
-            raise InterfaceError(f"the transaction is {self._state}, not started")
+            raise InterfaceError(f"cannot {operation}; the transaction is already {self._state}")
 
     async def __aenter__(self) -> Transaction:
         await self.start()
