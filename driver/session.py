@@ -240,9 +240,10 @@ class Session:
             raise PostgresError.from_fields(error.fields, query)
 
     def lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError:
+        # asyncpg's words first (callers such as SQLAlchemy's tests match on them), then where
         return ConnectionLostError(
-            f"connection to {self.params.describe()} was lost, closed in the middle of operation: "
-            f"{reason}",
+            f"connection was closed in the middle of operation: {reason} "
+            f"(connection to {self.params.describe()})",
             unsent=unsent,
         )
 
