@@ -13,7 +13,10 @@ Usage::
 
 Each mode is one pytest process with a per-test timeout, its results kept as JUnit XML in
 ``var/sqla-suite/results/``; the summary lists, per module, passed / failed / errors /
-skipped, and every test that passes with asyncpg but not with pgws.
+skipped, and every test that passes with asyncpg but not with pgws. In the pgws modes a small
+harness (``HARNESS_*`` below: a Requirements subclass and a pytest plugin) makes the tests that
+SQLAlchemy selects by driver name answer for ``+pgws`` as for ``+asyncpg``, so that the same
+tests are collected in every mode (STATUS.md lists them).
 """
 
 from __future__ import annotations
