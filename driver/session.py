@@ -243,7 +243,7 @@ class Session:
         # asyncpg's words first (callers such as SQLAlchemy's tests match on them), then where
         return ConnectionLostError(
             f"connection was closed in the middle of operation: {reason} "
-            f"(connection to {self.params.describe()})",
+            f"(connection to {self.params.describe()} lost)",
             unsent=unsent,
         )
 
