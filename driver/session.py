@@ -98,6 +98,9 @@ class Session:
         self.started = False
         self.events_in_op = 0
         self.sp_counter = 0  # savepoint names, unique per session
+        # The Transaction that opened the current block (asyncpg's _top_xact): a block begun
+        # by a plain BEGIN has none, and conn.transaction() refuses to nest in it.
+        self.top_transaction: object | None = None
         # Where notices and notifications go (listen.Listeners replaces these), and whether
         # a reader task should deliver notifications between operations.
         self.on_notice: Callable[[m.NoticeResponse], None] = log_notice
@@ -239,9 +242,10 @@ class Session:
             raise PostgresError.from_fields(error.fields, query)
 
     def lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError:
+        # asyncpg's words first (callers such as SQLAlchemy's tests match on them), then where
         return ConnectionLostError(
-            f"connection to {self.params.describe()} was lost, closed in the middle of operation: "
-            f"{reason}",
+            f"connection was closed in the middle of operation: {reason} "
+            f"(connection to {self.params.describe()} lost)",
             unsent=unsent,
         )
 
