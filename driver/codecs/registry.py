@@ -122,7 +122,8 @@ class TypeRegistry:
 
         With oid=0 the OID comes from the Python type, and 0 (let the server infer) for str,
         None, empty or all-None lists and lists of str. With a known parameter OID the value is
-        converted for that type; a str is always sent as is.
+        converted by that type's encoder, which refuses Python types asyncpg refuses (a str
+        for an integer, say); a type without an encoder takes a str as is.
 
         Raises:
             TypeError: no codec knows this Python type (or it does not fit the parameter type).
@@ -325,9 +326,13 @@ def _build_default() -> TypeRegistry:
         oids.XID: sc.encode_int,
         oids.XID8: sc.encode_int,
         oids.CID: sc.encode_int,
-        oids.FLOAT4: sc.encode_float,
+        oids.FLOAT4: sc.encode_float4,
         oids.FLOAT8: sc.encode_float,
         oids.NUMERIC: sc.encode_numeric,
+        oids.TEXT: sc.encode_text,
+        oids.VARCHAR: sc.encode_text,
+        oids.BPCHAR: sc.encode_text,
+        oids.NAME: sc.encode_text,
         oids.CHAR: sc.encode_char,
         oids.BYTEA: sc.encode_bytea,
         oids.DATE: dt.encode_date,
@@ -336,7 +341,7 @@ def _build_default() -> TypeRegistry:
         oids.TIMESTAMP: dt.encode_timestamp,
         oids.TIMESTAMPTZ: dt.encode_timestamp,
         oids.INTERVAL: dt.encode_interval,
-        oids.UUID: sc.encode_str,
+        oids.UUID: sc.encode_uuid,
         oids.JSON: sc.encode_json,
         oids.JSONB: sc.encode_json,
         oids.INET: sc.encode_str,
@@ -367,8 +372,8 @@ def _build_default() -> TypeRegistry:
             multi, encoder=st.multirange_encoder(element_encoder),
             decoder=st.multirange_decoder(element_decoder), array_oid=multi_array,
         )  # fmt: skip
-    # text-like types have no encoder: encode() sends a str as is and anything else by its
-    # Python type, so an int bound to a text parameter becomes its decimal text
+    # the other text-like types have no encoder: encode() sends a str as is and anything else
+    # by its Python type
     reg._inferrers.update(_default_inferrers())
     for klass, oid in geo.INFERRED.items():
         reg._inferrers[klass] = _fixed(oid, geo.ENCODERS[oid])
