@@ -154,3 +154,24 @@ def test_uuid_like_objects() -> None:
         bytes = uuid.UUID(int=1).bytes
 
     assert default_registry.encode(Like(), 2950)[1] == str(uuid.UUID(int=1)).encode()
+
+
+@pytest.mark.parametrize(
+    ("sql", "value"),
+    [
+        ("select $1::int4range", (1, 9)),
+        ("select $1::int4range", (None, 2)),
+        ("select $1::int4range", (2,)),
+        ("select $1::int4multirange", [(1, 9), (9, 11)]),
+    ],
+)
+async def test_range_from_a_sequence_has_both_bounds_inclusive(
+    dconn: driver.Connection, apg: asyncpg.Connection, sql: str, value: Any
+) -> None:
+    """asyncpg reads ``(1, 9)`` as ``[1, 9]`` (int4range gives ``[1, 10)``), not ``[1, 9)``."""
+    expected = await apg.fetchval(sql, value)
+    got = await dconn.fetchval(sql, value)
+    as_tuples = [(r.lower, r.upper) for r in (got if isinstance(got, list) else [got])]
+    assert as_tuples == [
+        (r.lower, r.upper) for r in (expected if isinstance(expected, list) else [expected])
+    ]
