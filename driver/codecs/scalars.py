@@ -206,18 +206,19 @@ def decode_void(data: bytes) -> None:
 def encode_float(value: Any) -> str:
     """repr() is the shortest text that reads back as the same double; anything with
     __float__ is taken (a str is not: asyncpg's "must be real number, not str")."""
-    if isinstance(value, int):
-        return str(int(value))  # exact decimal text; the server rounds it once
-    if isinstance(value, str | bytes | bytearray) or not (
-        hasattr(type(value), "__float__") or hasattr(type(value), "__index__")
-    ):
-        raise TypeError(f"must be real number, not {type(value).__name__}")
-    number = float(value)
-    if math.isfinite(number):
-        return repr(number)
-    if math.isnan(number):
+    if type(value) is not float:
+        if isinstance(value, int):
+            return str(int(value))  # exact decimal text; the server rounds it once
+        if isinstance(value, str | bytes | bytearray) or not (
+            hasattr(type(value), "__float__") or hasattr(type(value), "__index__")
+        ):
+            raise TypeError(f"must be real number, not {type(value).__name__}")
+        value = float(value)
+    if value - value == 0.0:  # finite
+        return repr(value)
+    if value != value:
         return "NaN"
-    return "Infinity" if number > 0 else "-Infinity"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 _FLOAT4_MAX = 3.4028234663852886e38
