@@ -327,6 +327,8 @@ def _build_default() -> TypeRegistry:
         oids.INT2VECTOR: sc.decode_int_vector,
         oids.OIDVECTOR: sc.decode_int_vector,
         oids.PG_LSN: sc.decode_pg_lsn,
+        oids.TXID_SNAPSHOT: sc.decode_snapshot,
+        oids.PG_SNAPSHOT: sc.decode_snapshot,
     }
     encoders: dict[int, TextEncoder] = {
         oids.BOOL: sc.encode_bool,
@@ -360,6 +362,8 @@ def _build_default() -> TypeRegistry:
         oids.INT2VECTOR: sc.encode_int_vector,
         oids.OIDVECTOR: sc.encode_int_vector,
         oids.PG_LSN: sc.encode_pg_lsn,
+        oids.TXID_SNAPSHOT: sc.encode_snapshot,
+        oids.PG_SNAPSHOT: sc.encode_snapshot,
     }
     _STR_ENCODERS.update(encoders.values())
     _STR_ENCODERS.update(encode for _, encode, _, _ in geo.DECODERS.values())

@@ -48,7 +48,19 @@ def decode_float4(data: bytes) -> float:
 
 
 def decode_numeric(data: bytes) -> Decimal:
-    """Exact at any precision: Decimal() from a string does not round to the context."""
+    """Exact at any precision: Decimal() from a string does not round to the context.
+
+    An integer's trailing groups of four zeros become the exponent, as asyncpg's value has
+    them (``10000`` is ``Decimal('1E+4')``, ``120000`` is ``Decimal('1.2E+5')``): the server
+    stores numbers in base-10000 digits and drops the zero ones at the end, which asyncpg's
+    binary format shows. Equal values either way; ``str()`` and ``as_tuple()`` differ.
+    """
+    if data[-4:] == b"0000" and b"." not in data:
+        digits = data.rstrip(b"0")
+        groups = (len(data) - len(digits)) // 4
+        if groups and digits not in (b"", b"-"):
+            keep = len(data) - 4 * groups
+            return Decimal(f"{data[:keep].decode('ascii')}E+{4 * groups}")
     return Decimal(data.decode("ascii"))
 
 
@@ -114,6 +126,21 @@ def decode_inet(
 
 def decode_cidr(data: bytes) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(data.decode("ascii"))
+
+
+def decode_snapshot(data: bytes) -> tuple[int, int, tuple[int, ...]]:
+    """txid_snapshot / pg_snapshot text ('10:20:10,14') as asyncpg's (xmin, xmax, (xip, ...))."""
+    xmin, xmax, xip = data.split(b":")
+    return int(xmin), int(xmax), tuple(int(x) for x in xip.split(b",") if x)
+
+
+def encode_snapshot(value: Any) -> str:
+    """(xmin, xmax, (xip, ...)) -> 'xmin:xmax:xip,...'; a str is its text already."""
+    if isinstance(value, str):
+        return value
+    xmin, xmax, xip = value
+    ids = ",".join(str(as_integer(x)) for x in xip)
+    return f"{as_integer(xmin)}:{as_integer(xmax)}:{ids}"
 
 
 def decode_int_vector(data: bytes) -> list[int]:

@@ -175,3 +175,36 @@ async def test_range_from_a_sequence_has_both_bounds_inclusive(
     assert as_tuples == [
         (r.lower, r.upper) for r in (expected if isinstance(expected, list) else [expected])
     ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "value"),
+    [
+        ("select $1::txid_snapshot", (100, 1000, (100, 200, 300, 400))),
+        ("select $1::pg_snapshot", (10, 20, ())),
+        ("select $1::varbit", b"\x01"),
+        ("select $1::varbit", bytearray(b"\x02")),
+        ("select $1::path", ((0.0, 0.0), (1.0, 1.0))),
+        ("select $1::path", [(0.0, 0.0), (1.0, 1.0)]),
+        ("select $1::numeric", Decimal("1E1000")),
+        ("select $1::numeric", Decimal("120000")),
+        ("select $1::numeric", Decimal("-10000")),
+        ("select $1::numeric", Decimal("100")),
+        ("select $1::numeric", Decimal("1000000000000000.00000000000000")),
+    ],
+)
+async def test_values_as_asyncpg_reads_and_returns_them(
+    dconn: driver.Connection, apg: asyncpg.Connection, sql: str, value: Any
+) -> None:
+    """Through a prepared statement (the types known): the same value back, in the same
+    form (a Decimal's digits and exponent, a path's closedness)."""
+    expected = await (await apg.prepare(sql)).fetchval(value)
+    got = await (await dconn.prepare(sql)).fetchval(value)
+    if isinstance(expected, Decimal):
+        assert got.as_tuple() == expected.as_tuple()
+    elif "path" in sql:
+        assert (list(got), got.is_closed) == (list(expected), expected.is_closed)
+    elif "varbit" in sql:
+        assert got.as_string() == expected.as_string()
+    else:
+        assert got == expected
