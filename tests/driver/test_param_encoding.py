@@ -186,10 +186,8 @@ async def test_range_from_a_sequence_has_both_bounds_inclusive(
         ("select $1::varbit", bytearray(b"\x02")),
         ("select $1::path", ((0.0, 0.0), (1.0, 1.0))),
         ("select $1::path", [(0.0, 0.0), (1.0, 1.0)]),
-        ("select $1::numeric", Decimal("1E1000")),
-        ("select $1::numeric", Decimal("120000")),
-        ("select $1::numeric", Decimal("-10000")),
         ("select $1::numeric", Decimal("100")),
+        ("select $1::numeric", Decimal("1.0E-1000")),
         ("select $1::numeric", Decimal("1000000000000000.00000000000000")),
     ],
 )
