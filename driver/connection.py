@@ -145,7 +145,10 @@ class Connection:
         first = next(rows, None)
         if first is None:
             return
-        operation = executemany(self._session, command, itertools.chain((first,), rows), timeout)
+        again = args if isinstance(args, list | tuple) else None
+        operation = executemany(
+            self._session, command, itertools.chain((first,), rows), timeout, again=again
+        )
         if self._listeners.query_loggers:
             logged = tuple(args) if isinstance(args, list | tuple) else (first,)
             await self._listeners.log_query(operation, command, logged, timeout)

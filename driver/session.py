@@ -154,8 +154,10 @@ class Session:
         proto.receive_data(data)
 
     async def flush(self) -> None:
-        """Send what the core queued without waiting for an answer (COPY data, in bounded
-        pieces)."""
+        """Send what the core queued without waiting for an answer (COPY data, executemany()
+        flights, in bounded pieces), after a deferred start-up flush (bytes stay in order)."""
+        if self._flushing is not None:
+            await self._settle_flush()
         await self._stream.write(self.proto.data_to_send())
 
     async def _last_words(self) -> str | None:

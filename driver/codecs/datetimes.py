@@ -18,6 +18,9 @@ _UTC = UTC
 _T = TypeVar("_T")
 _MAX_UTC = datetime.max.replace(tzinfo=_UTC)
 _MIN_UTC = datetime.min.replace(tzinfo=_UTC)
+# Only a datetime in these years can equal datetime.max or min, naive or as a UTC instant
+# (a UTC offset is less than a day).
+_EDGE_YEARS = frozenset({datetime.min.year, datetime.max.year})
 _date_fromiso = date.fromisoformat
 _datetime_fromiso = datetime.fromisoformat
 _time_fromiso = time.fromisoformat
@@ -138,15 +141,16 @@ def encode_timestamp(value: Any) -> str:
     offset of an aware value sent to a timestamp parameter.
     """
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            if value == datetime.max:
+        if value.year in _EDGE_YEARS:  # else it cannot be max or min: no comparisons
+            if value.tzinfo is None:
+                if value == datetime.max:
+                    return "infinity"
+                if value == datetime.min:
+                    return "-infinity"
+            elif value == _MAX_UTC:
                 return "infinity"
-            if value == datetime.min:
+            elif value == _MIN_UTC:
                 return "-infinity"
-        elif value == _MAX_UTC:
-            return "infinity"
-        elif value == _MIN_UTC:
-            return "-infinity"
         return value.isoformat(" ")
     if isinstance(value, date):
         return value.isoformat()
