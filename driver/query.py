@@ -8,6 +8,7 @@ format); later ones reuse the cached named statement (Bind + Execute + Sync).
 # ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "exchange",
     "execute_many",
     "execute_prepared",
+    "executemany",
     "forget_statement",
     "prepare",
     "prepare_named",
@@ -249,6 +251,7 @@ async def collect(session: Session, stmt: Statement) -> tuple[list[tuple[bytes |
             error = msg
         elif isinstance(msg, m.ParameterDescription):
             stmt.param_count = len(msg.type_oids)
+            stmt.described = msg.type_oids
     if error is not None:
         if stmt.param_count is not None and stmt.param_count != len(stmt.param_oids):
             # the Bind that followed the Parse had the wrong number of values: say so as
@@ -357,6 +360,8 @@ async def query(
                 remember(session, key, stmt)
                 if exc.sqlstate == "42P18" and args:  # maybe more values than parameters
                     await _check_count(session, sql, len(args), timeout)
+                if not typed:
+                    _refuse_as_asyncpg(codecs, stmt, args, exc)
             elif _is_stale(exc):
                 forget_statement(session, stmt, key, close=exc.sqlstate != "26000")
                 status = session.proto.transaction_status
@@ -375,6 +380,24 @@ async def query(
             remember(session, key, stmt)
         return decode_checked(session, stmt, raw, base), tag
     raise AssertionError("unreachable")
+
+
+def _refuse_as_asyncpg(
+    codecs: TypeRegistry, stmt: Statement, args: Sequence[Any], exc: PostgresError
+) -> None:
+    """The server refused a value of a statement sent in one flight with the types inferred
+    from the Python values (its Bind failed: nothing ran). If asyncpg, which encodes by the
+    parameter types, would have refused it on the client, raise its DataError instead (an
+    int where an array is expected: "sized iterable container expected")."""
+    if exc.sqlstate is None or not exc.sqlstate.startswith("22"):
+        return
+    types = stmt.described
+    if types is None or len(types) != len(args):
+        return
+    try:
+        encode(codecs, args, types)
+    except ArgumentError as client:
+        raise client from exc
 
 
 async def _check_count(session: Session, sql: str, passed: int, timeout: float | None) -> None:
@@ -524,6 +547,47 @@ async def execute_prepared(
     raw, tag = await session.run(exchange, session, stmt, fresh, values, max_rows,
                                  timeout=timeout)  # fmt: skip
     return decode_checked(session, stmt, raw, base), tag
+
+
+async def executemany(
+    session: Session,
+    sql: str,
+    rows: Iterator[Sequence[Any]],
+    timeout: float | None,
+    *,
+    again: Sequence[Sequence[Any]] | None = None,
+) -> None:
+    """Connection.executemany(): every row encoded for the parameter types the server gives
+    the statement, as asyncpg encodes them (``11.0`` for an int4 is 11, ``'bad'`` is a
+    DataError naming the row), not by each value's Python type.
+
+    The types come from a Parse/Describe of the statement, cached like any statement (one
+    round trip the first time a connection runs this command, none after). A cached
+    statement the server dropped (DISCARD ALL) or invalidated is prepared again and the
+    rows sent again once, outside a transaction block, when they can be read again
+    (``again``: the caller's list or tuple; a generator is read once).
+    """
+    first = next(rows, None)
+    if first is None:
+        return
+    key = (sql, (-1,) * len(first))
+    stmt, fresh = cached(session, key)
+    if fresh:
+        stmt, _ = await _prepare_typed(session, sql, key[1], timeout)
+        remember(session, key, stmt)
+    check_arg_count(len(stmt.param_oids), len(first))
+    try:
+        await execute_many(session, stmt, stmt.param_oids, itertools.chain((first,), rows), timeout)
+    except PostgresError as exc:
+        stale = not fresh and _is_stale(exc) and session.proto.transaction_status == "I"
+        if not stale:
+            raise
+        forget_statement(session, stmt, key, close=exc.sqlstate != "26000")
+        if again is None:
+            raise
+        stmt, _ = await _prepare_typed(session, sql, key[1], timeout)
+        remember(session, key, stmt)
+        await execute_many(session, stmt, stmt.param_oids, executemany_rows(again), timeout)
 
 
 async def execute_many(
@@ -702,7 +766,9 @@ class UnknownTypeError(InterfaceError, ValueError):
 
 
 _TYPE_QUERY = """
-SELECT t.oid::pg_catalog.int8, t.typtype::pg_catalog.text FROM pg_catalog.pg_type t
+SELECT t.oid::pg_catalog.int8,
+       CASE WHEN t.typcategory = 'A' THEN 'a' ELSE t.typtype END::pg_catalog.text
+FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 WHERE t.typname = $1::pg_catalog.text AND n.nspname = $2::pg_catalog.text
 """
@@ -771,6 +837,11 @@ async def set_type_codec(
         raise InterfaceError(f"invalid format: {format!r} (expected 'text' or 'tuple')")
     oid, kind = await _type_oid(session, typename, schema)
     codecs = session.codecs
+    if kind == "a":
+        raise InterfaceError(
+            f"cannot use custom codec on type {schema}.{typename}: it is an array type "
+            "(a codec set on its element type is used for its elements)"
+        )
     if kind == "d":
         raise UnsupportedClientFeatureError(
             f"custom codecs on domain types are not supported ({schema}.{typename}): "

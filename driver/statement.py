@@ -20,7 +20,8 @@ class Statement:
     """
 
     __slots__ = (
-        "closed", "decoders", "fields", "name", "param_count", "param_oids", "record_cls", "sql",
+        "closed", "decoders", "described", "fields", "name", "param_count", "param_oids",
+        "record_cls", "sql",
     )  # fmt: skip
 
     def __init__(self, name: str, sql: str, param_oids: tuple[int, ...]) -> None:
@@ -32,6 +33,7 @@ class Statement:
         self.record_cls: type[Record] | None = None
         self.closed = False  # PreparedStatement.close() was called: its cursors refuse
         self.param_count: int | None = None  # as the server's ParameterDescription says
+        self.described: tuple[int, ...] | None = None  # its parameter types, likewise
 
     def __repr__(self) -> str:
         return f"Statement(name={self.name!r}, sql={self.sql!r}, param_oids={self.param_oids!r})"

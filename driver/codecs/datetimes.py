@@ -123,8 +123,8 @@ def decode_interval(data: bytes) -> timedelta:
 
 def encode_date(value: Any) -> str:
     """date.max/min are sent as 'infinity'/'-infinity', the inverse of decoding."""
-    if isinstance(value, str):
-        return value
+    if not isinstance(value, date):
+        raise TypeError(f"expected a datetime.date instance, got {type(value).__name__!r}")
     if type(value) is date:
         if value == date.max:
             return "infinity"
@@ -140,8 +140,6 @@ def encode_timestamp(value: Any) -> str:
     The server reads a naive value for timestamptz in the session's TimeZone, and ignores the
     offset of an aware value sent to a timestamp parameter.
     """
-    if isinstance(value, str):
-        return value
     if isinstance(value, datetime):
         if value.year in _EDGE_YEARS:  # else it cannot be max or min: no comparisons
             if value.tzinfo is None:
@@ -156,25 +154,23 @@ def encode_timestamp(value: Any) -> str:
         return value.isoformat(" ")
     if isinstance(value, date):
         return value.isoformat()
-    raise TypeError(f"expected datetime, got {type(value).__name__}")
+    raise TypeError(
+        f"expected a datetime.date or datetime.datetime instance, got {type(value).__name__!r}"
+    )
 
 
 def encode_time(value: Any) -> str:
     """For time and timetz; an aware time carries its offset, seconds included."""
-    if isinstance(value, str):
-        return value
     if not isinstance(value, time):
-        raise TypeError(f"expected time, got {type(value).__name__}")
+        raise TypeError(f"expected a datetime.time instance, got {type(value).__name__!r}")
     return value.isoformat()
 
 
 def encode_interval(value: Any) -> str:
     """Days and an explicitly signed time part, so no IntervalStyle can spread a sign across
     fields: timedelta(seconds=-1) is '-1 days +23:59:59'."""
-    if isinstance(value, str):
-        return value
     if not isinstance(value, timedelta):
-        raise TypeError(f"expected timedelta, got {type(value).__name__}")
+        raise TypeError(f"expected a datetime.timedelta instance, got {type(value).__name__!r}")
     minutes, secs = divmod(value.seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{value.days} days +{hours:02}:{minutes:02}:{secs:02}.{value.microseconds:06}"

@@ -122,7 +122,8 @@ class TypeRegistry:
 
         With oid=0 the OID comes from the Python type, and 0 (let the server infer) for str,
         None, empty or all-None lists and lists of str. With a known parameter OID the value is
-        converted for that type; a str is always sent as is.
+        converted by that type's encoder, which refuses Python types asyncpg refuses (a str
+        for an integer, say); a type without an encoder takes a str as is.
 
         Raises:
             TypeError: no codec knows this Python type (or it does not fit the parameter type).
@@ -133,6 +134,8 @@ class TypeRegistry:
         if oid:
             encode = self._encoders.get(oid)
             if encode is not None:
+                if encode is _encode_text and type(value) is str:  # the common case, no call
+                    return oid, value.encode()
                 return oid, encode(value).encode()
             if isinstance(value, str):
                 return oid, value.encode()
@@ -254,7 +257,16 @@ class TypeRegistry:
         return self._array_of.get(elem, 0), text
 
 
+_encode_text = sc.encode_text
+# The built-in encoders, which return str already: registered as they are, not wrapped by
+# _as_text (one call per value fewer on every typed parameter).
+_STR_ENCODERS: set[Callable[[Any], Any]] = set()
+
+
 def _as_text(encoder: Encoder) -> TextEncoder:
+    if encoder in _STR_ENCODERS:
+        return encoder  # type: ignore[return-value]  # a built-in: returns str
+
     def encode(value: Any) -> str:
         out = encoder(value)
         return out.decode() if isinstance(out, bytes | bytearray) else out
@@ -335,6 +347,8 @@ def _build_default() -> TypeRegistry:
         oids.INT2VECTOR: sc.decode_int_vector,
         oids.OIDVECTOR: sc.decode_int_vector,
         oids.PG_LSN: sc.decode_pg_lsn,
+        oids.TXID_SNAPSHOT: sc.decode_snapshot,
+        oids.PG_SNAPSHOT: sc.decode_snapshot,
     }
     encoders: dict[int, TextEncoder] = {
         oids.BOOL: sc.encode_bool,
@@ -345,9 +359,13 @@ def _build_default() -> TypeRegistry:
         oids.XID: sc.encode_int,
         oids.XID8: sc.encode_int,
         oids.CID: sc.encode_int,
-        oids.FLOAT4: sc.encode_float,
+        oids.FLOAT4: sc.encode_float4,
         oids.FLOAT8: sc.encode_float,
         oids.NUMERIC: sc.encode_numeric,
+        oids.TEXT: sc.encode_text,
+        oids.VARCHAR: sc.encode_text,
+        oids.BPCHAR: sc.encode_text,
+        oids.NAME: sc.encode_text,
         oids.CHAR: sc.encode_char,
         oids.BYTEA: sc.encode_bytea,
         oids.DATE: dt.encode_date,
@@ -356,7 +374,7 @@ def _build_default() -> TypeRegistry:
         oids.TIMESTAMP: dt.encode_timestamp,
         oids.TIMESTAMPTZ: dt.encode_timestamp,
         oids.INTERVAL: dt.encode_interval,
-        oids.UUID: sc.encode_str,
+        oids.UUID: sc.encode_uuid,
         oids.JSON: sc.encode_json,
         oids.JSONB: sc.encode_json,
         oids.INET: sc.encode_str,
@@ -364,7 +382,12 @@ def _build_default() -> TypeRegistry:
         oids.INT2VECTOR: sc.encode_int_vector,
         oids.OIDVECTOR: sc.encode_int_vector,
         oids.PG_LSN: sc.encode_pg_lsn,
+        oids.TXID_SNAPSHOT: sc.encode_snapshot,
+        oids.PG_SNAPSHOT: sc.encode_snapshot,
     }
+    _STR_ENCODERS.update(encoders.values())
+    _STR_ENCODERS.update(encode for _, encode, _, _ in geo.DECODERS.values())
+    _STR_ENCODERS.add(sc.encode_tid)
     for oid, decode in decoders.items():
         reg.register(oid, encoder=encoders.get(oid), decoder=decode, array_oid=oids.ARRAY_OF[oid])
     reg._encoders.update(encoders)  # these return str already: no _as_text() call per value
@@ -388,8 +411,8 @@ def _build_default() -> TypeRegistry:
             multi, encoder=st.multirange_encoder(element_encoder),
             decoder=st.multirange_decoder(element_decoder), array_oid=multi_array,
         )  # fmt: skip
-    # text-like types have no encoder: encode() sends a str as is and anything else by its
-    # Python type, so an int bound to a text parameter becomes its decimal text
+    # the other text-like types have no encoder: encode() sends a str as is and anything else
+    # by its Python type
     reg._inferrers.update(_default_inferrers())
     for klass, oid in geo.INFERRED.items():
         reg._inferrers[klass] = _fixed(oid, geo.ENCODERS[oid])

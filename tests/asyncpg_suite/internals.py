@@ -3,8 +3,11 @@
 A static scan of each test method's source: an attribute whose name starts with one
 underscore read on anything but ``self``/``cls`` (``con._protocol``, ``pool._holders``), or a
 name from asyncpg's internal modules (``connect_utils``, ``protocol``, ``serverversion``,
-``utils``, the managed ``cluster``). Such a test checks how asyncpg is built, not what a user
-sees, so a driver with another inside cannot pass it and need not.
+``utils``, the managed ``cluster``), imported at the top or inside the test, or a class of the
+test module that subclasses one of asyncpg's classes to override its private methods
+(``_introspect_types``, ``_get_statement``: hooks a driver with another inside never calls).
+Such a test checks how asyncpg is built, not what a user sees, so a driver with another inside
+cannot pass it and need not.
 """
 
 from __future__ import annotations
@@ -42,6 +45,17 @@ def scan_module(path: Path) -> dict[str, str]:
                 internal[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     out: dict[str, str] = {}
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    for cls in classes.values():  # classes overriding asyncpg's private methods
+        private = sorted(
+            f.name
+            for f in cls.body
+            if isinstance(f, Method) and f.name.startswith("_") and not f.name.startswith("__")
+        )
+        if private and any(isinstance(b, ast.Attribute) for b in cls.bases):
+            internal[cls.name] = (
+                f"subclasses asyncpg's {ast.unparse(cls.bases[0])} to override its private "
+                f"method(s) {', '.join(private)}"
+            )
     for cls in classes.values():
         methods = _methods(cls, classes)
         for name, fn in methods.items():
@@ -116,6 +130,8 @@ def _reasons(fn: ast.AST, internal: dict[str, str]) -> set[str]:
                 found.add("asyncpg's harness-managed cluster or fuzzing proxy")
         elif isinstance(node, ast.Name) and node.id in internal:
             found.add(internal[node.id])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_INTERNAL_FROM):
+            found.add(f"{node.module} (imported in the test)")
     return found
 
 
