@@ -31,8 +31,7 @@ COPY --from=npm /build/app/map/node_modules/topojson-client/LICENSE \
 COPY --from=npm /build/app/map/node_modules/topojson-client/dist/topojson-client.min.js \
      /app/map/node_modules/topojson-client/dist/
 COPY --from=npm /build/app/map/node_modules/world-atlas/LICENSE \
-     /build/app/map/node_modules/world-atlas/countries-*.json \
-     /build/app/map/node_modules/world-atlas/land-*.json /app/map/node_modules/world-atlas/
+     /build/app/map/node_modules/world-atlas/countries-*.json /app/map/node_modules/world-atlas/
 COPY --from=npm /build/web/pyodide/node_modules/codemirror/LICENSE \
      /web/pyodide/node_modules/codemirror/
 COPY --from=npm /build/web/pyodide/node_modules/codemirror/lib/codemirror.js \

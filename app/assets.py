@@ -70,7 +70,8 @@ GROUPS: dict[str, Group] = {
     "page": Group(ROOT / "app" / "static", ("*.js", "*.css")),
     "leaflet": Group(MAP_MODULES / "leaflet" / "dist", ("leaflet.js", "leaflet.css", "images/*")),
     "topojson": Group(MAP_MODULES / "topojson-client" / "dist", ("topojson-client.min.js",)),
-    "world": Group(MAP_MODULES / "world-atlas", ("countries-*.json", "land-*.json")),
+    # The two outline scales app.js loads (1:110m is served apart, by app/page.py).
+    "world": Group(MAP_MODULES / "world-atlas", ("countries-50m.json", "countries-10m.json")),
     "codemirror": Group(
         WEB_DIR / "node_modules" / "codemirror",
         (
@@ -81,7 +82,7 @@ GROUPS: dict[str, Group] = {
             "addon/edit/matchbrackets.js",
         ),
     ),
-    "playground": Group(WEB_DIR, ("playground.js", "playground.css")),
+    "playground": Group(WEB_DIR, ("playground.js", "playground-worker.mjs", "playground.css")),
     "pyodide": Group(
         WEB_DIR / "node_modules" / "pyodide",
         (

@@ -1,7 +1,8 @@
 """Driver speed, on demand: this driver (TCP, WebSocket) against asyncpg and psycopg.
 
     .venv/bin/python -m bench.driver_bench [--n 3000] [--connects 150] [--rounds 60] [--uvloop]
-        [--profile] [--hop]
+        [--profile] [--hop] [--only queries|bulk] [--repeats 5] [--loops asyncio,uvloop]
+        [--profile-bulk]
 
 One process, one private Postgres 15 + PostGIS cluster and one proxy process, both started
 here. The UNESCO list (WHC_DATA, default ../shared/data/whc-sites-2021.csv) is loaded into a
@@ -10,6 +11,8 @@ advance. Measured, per client, on an open connection: ``select 1`` and the 10-ne
 KNN query (GiST on geography); and connect + first query. Clients run interleaved, round by
 round, so background noise hits all alike. Round trips of the first KNN query are counted by
 a TCP relay in front of the server. Prints medians, p95 and ratios to asyncpg; asserts nothing.
+Then the bulk paths (``bench/bulk_bench.py``: 200k-row fetch, executemany, COPY out, cursor)
+against asyncpg, on each loop of ``--loops``; ``--only bulk`` runs them alone (~2 min).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import driver
 from tools.pgcluster import Cluster, destroy, free_port, start_temp_cluster
 from tools.procs import start_and_wait, stop
 from tools.relay import CountingRelay
+
+from . import bulk_bench
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "whc-sites-2021.csv"
 ROLE = "scram_user"
@@ -328,6 +333,10 @@ def main() -> None:
     ap.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver's KNN loop")
     ap.add_argument("--hop", action="store_true", help="raw KNN bytes on TCP vs WS streams")
+    ap.add_argument("--only", choices=("queries", "bulk"), help="one section (default: both)")
+    ap.add_argument("--repeats", type=int, default=5, help="bulk: timed runs per operation")
+    ap.add_argument("--loops", default="asyncio,uvloop", help="bulk: event loops, in order")
+    ap.add_argument("--profile-bulk", action="store_true", help="cProfile the bulk paths")
     args = ap.parse_args()
     pg = start_temp_cluster()
     proc = None
@@ -336,12 +345,11 @@ def main() -> None:
         env = {"LISTEN_PORT": f"127.0.0.1:{port}",
                "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:({pg.port}|\d+)"}  # fmt: skip
         proc, _ = start_and_wait([sys.executable, "-m", "proxy"], "listening", env=env)
-        if args.uvloop:
-            import uvloop
-
-            uvloop.run(run(args, pg, port))
-        else:
-            asyncio.run(run(args, pg, port))
+        if args.only != "bulk":
+            bulk_bench.run_loop("uvloop" if args.uvloop else "asyncio", run(args, pg, port))
+        if args.only != "queries":
+            bulk_bench.main(pg.dsn(ROLE), f"127.0.0.1:{port}/v2", args.loops.split(","),
+                            args.repeats, args.profile_bulk)  # fmt: skip
     finally:
         if proc is not None:
             stop(proc)

@@ -40,9 +40,10 @@ def executemany_rows(args: Iterable[Any]) -> Iterator[Sequence[Any]]:
             sequence, got dict``.
     """
     for i, row in enumerate(args):
-        if not isinstance(row, Sequence) or isinstance(row, str | bytes | bytearray):
-            raise DataError(
-                f"invalid input in executemany() argument sequence element #{i}: "
-                f"expected a sequence, got {type(row).__name__}"
-            )
+        if type(row) is not tuple and type(row) is not list:  # those two: no ABC check
+            if not isinstance(row, Sequence) or isinstance(row, str | bytes | bytearray):
+                raise DataError(
+                    f"invalid input in executemany() argument sequence element #{i}: "
+                    f"expected a sequence, got {type(row).__name__}"
+                )
         yield row

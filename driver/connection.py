@@ -18,8 +18,7 @@ from .params import ConnectParams
 from .prepared import PreparedStatement, Type, describe_types
 from .protocol import PGProtocol
 from .query import (
-    encode,
-    execute_many,
+    executemany,
     prepare_named,
     reload_types,
     reset_type_codec,
@@ -31,7 +30,6 @@ from .query import query as _query
 from .record import Record, check_record_class
 from .serverversion import ServerVersion, parse_server_version
 from .session import Session
-from .statement import Statement
 from .transaction import Transaction
 
 if TYPE_CHECKING:
@@ -148,11 +146,9 @@ class Connection:
         first = next(rows, None)
         if first is None:
             return
-        session = self._session
-        oids, _ = encode(session.codecs, first)
-        stmt = Statement("", command, oids)
-        operation = execute_many(
-            session, stmt, oids, itertools.chain((first,), rows), timeout, parse=True
+        again = args if isinstance(args, list | tuple) else None
+        operation = executemany(
+            self._session, command, itertools.chain((first,), rows), timeout, again=again
         )
         if self._listeners.query_loggers:
             logged = tuple(args) if isinstance(args, list | tuple) else (first,)

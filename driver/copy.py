@@ -163,7 +163,11 @@ async def _copy_out(session: Session, sql: str, write: Callable[[bytes], Any]) -
     read of the stream goes in one call (asyncpg's granularity), not one call per row."""
     proto = session.proto
     proto.send_query(sql)
-    next_event, filter_event = proto.next_event, session.filter
+    next_event, filter_event, read_copy_data = (
+        proto.next_event,
+        session.filter,
+        proto.read_copy_data,
+    )
     tag = ""
     error: m.ErrorResponse | None = None
     buffered: list[bytes] = []
@@ -176,6 +180,7 @@ async def _copy_out(session: Session, sql: str, write: Callable[[bytes], Any]) -
             await result
 
     while True:
+        read_copy_data(buffered)  # the rows' CopyData, without an event each
         event = next_event()
         if not is_message(event):
             if buffered:

@@ -13,6 +13,10 @@ cache) drives it unchanged. What differs, and lives here:
   ``connect_args``, with their types restored from the URL's strings;
 - nothing imports asyncpg.
 
+Value types need nothing here: the adapter reaches them through ``dbapi.asyncpg``, which is the
+``driver`` module, so its processors convert SQLAlchemy's ``Range`` / ``MultiRange`` and
+``BitString`` to and from ``driver.Range`` and ``driver.BitString`` as they do asyncpg's.
+
 Registered through the ``sqlalchemy.dialects`` entry point, so after ``pip install
 'pgws[sqlalchemy]'``::
 

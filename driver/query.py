@@ -8,7 +8,8 @@ format); later ones reuse the cached named statement (Bind + Execute + Sync).
 # ruff: noqa: ASYNC109 - asyncpg's public API takes timeout= on every call
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .argcheck import check_arg_count, executemany_rows
@@ -38,6 +39,7 @@ __all__ = [
     "exchange",
     "execute_many",
     "execute_prepared",
+    "executemany",
     "forget_statement",
     "prepare",
     "prepare_named",
@@ -82,6 +84,31 @@ def _row_decoder(n: int) -> RowDecoder:
     decode: RowDecoder = namespace["decode"]
     _row_decoders[n] = decode
     return decode
+
+
+Encoders = Sequence[Callable[[Any], bytes]]
+RowEncoder = Callable[[Sequence[Any], Encoders], list[bytes | None]]
+_row_encoders: dict[int, RowEncoder] = {}
+
+
+def _row_encoder(n: int) -> RowEncoder:
+    """``encode(row, encoders)`` for rows of ``n`` values (executemany()'s): each value through
+    its parameter's encoder, NULLs left None, in a function made for the width (a sixth
+    faster than a comprehension over zip()); a row of another length raises ValueError.
+    """
+    names = [f"v{i}" for i in range(n)]
+    values = "".join(f"None if {v} is None else e{i}({v}), " for i, v in enumerate(names))
+    source = (
+        "def encode(row, encoders):\n"
+        f"    {''.join(f'e{i}, ' for i in range(n))}= encoders\n"
+        f"    {''.join(v + ', ' for v in names)}= row\n"
+        f"    return [{values}]\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # the source is built above from n alone
+    encode: RowEncoder = namespace["encode"]
+    _row_encoders[n] = encode
+    return encode
 
 
 def _is_stale(exc: PostgresError) -> bool:
@@ -224,6 +251,7 @@ async def collect(session: Session, stmt: Statement) -> tuple[list[tuple[bytes |
             error = msg
         elif isinstance(msg, m.ParameterDescription):
             stmt.param_count = len(msg.type_oids)
+            stmt.described = msg.type_oids
     if error is not None:
         if stmt.param_count is not None and stmt.param_count != len(stmt.param_oids):
             # the Bind that followed the Parse had the wrong number of values: say so as
@@ -334,6 +362,8 @@ async def query(
                 remember(session, key, stmt)
                 if exc.sqlstate == "42P18" and args:  # maybe more values than parameters
                     await _check_count(session, sql, len(args), timeout)
+                if not typed:
+                    _refuse_as_asyncpg(codecs, stmt, args, exc)
             elif _is_stale(exc):
                 forget_statement(session, stmt, key, close=exc.sqlstate != "26000")
                 status = session.proto.transaction_status
@@ -352,6 +382,24 @@ async def query(
             remember(session, key, stmt)
         return decode_checked(session, stmt, raw, base), tag
     raise AssertionError("unreachable")
+
+
+def _refuse_as_asyncpg(
+    codecs: TypeRegistry, stmt: Statement, args: Sequence[Any], exc: PostgresError
+) -> None:
+    """The server refused a value of a statement sent in one flight with the types inferred
+    from the Python values (its Bind failed: nothing ran). If asyncpg, which encodes by the
+    parameter types, would have refused it on the client, raise its DataError instead (an
+    int where an array is expected: "sized iterable container expected")."""
+    if exc.sqlstate is None or not exc.sqlstate.startswith("22"):
+        return
+    types = stmt.described
+    if types is None or len(types) != len(args):
+        return
+    try:
+        encode(codecs, args, types)
+    except ArgumentError as client:
+        raise client from exc
 
 
 async def _check_count(session: Session, sql: str, passed: int, timeout: float | None) -> None:
@@ -503,6 +551,47 @@ async def execute_prepared(
     return decode_checked(session, stmt, raw, base), tag
 
 
+async def executemany(
+    session: Session,
+    sql: str,
+    rows: Iterator[Sequence[Any]],
+    timeout: float | None,
+    *,
+    again: Sequence[Sequence[Any]] | None = None,
+) -> None:
+    """Connection.executemany(): every row encoded for the parameter types the server gives
+    the statement, as asyncpg encodes them (``11.0`` for an int4 is 11, ``'bad'`` is a
+    DataError naming the row), not by each value's Python type.
+
+    The types come from a Parse/Describe of the statement, cached like any statement (one
+    round trip the first time a connection runs this command, none after). A cached
+    statement the server dropped (DISCARD ALL) or invalidated is prepared again and the
+    rows sent again once, outside a transaction block, when they can be read again
+    (``again``: the caller's list or tuple; a generator is read once).
+    """
+    first = next(rows, None)
+    if first is None:
+        return
+    key = (sql, (-1,) * len(first))
+    stmt, fresh = cached(session, key)
+    if fresh:
+        stmt, _ = await _prepare_typed(session, sql, key[1], timeout)
+        remember(session, key, stmt)
+    check_arg_count(len(stmt.param_oids), len(first))
+    try:
+        await execute_many(session, stmt, stmt.param_oids, itertools.chain((first,), rows), timeout)
+    except PostgresError as exc:
+        stale = not fresh and _is_stale(exc) and session.proto.transaction_status == "I"
+        if not stale:
+            raise
+        forget_statement(session, stmt, key, close=exc.sqlstate != "26000")
+        if again is None:
+            raise
+        stmt, _ = await _prepare_typed(session, sql, key[1], timeout)
+        remember(session, key, stmt)
+        await execute_many(session, stmt, stmt.param_oids, executemany_rows(again), timeout)
+
+
 async def execute_many(
     session: Session,
     stmt: Statement,
@@ -514,26 +603,15 @@ async def execute_many(
 ) -> None:
     """Execute once per argument tuple, every Bind/Execute pipelined before one Sync.
 
-    A row that fails on the client (the iterable raises, a value cannot be encoded) ends it
-    as asyncpg's streaming ends: inside a transaction block, the rows asyncpg would already
-    have sent (whole flights of four 32 KiB buffers) are executed and stay in the
-    transaction; outside one, nothing is (asyncpg rolls its implicit transaction back). The
+    Rows are encoded and sent in flights, as asyncpg sends them (see ``_flights``), so the
+    server executes one flight while the next is encoded. A row that fails on the client
+    (the iterable raises, a value cannot be encoded) ends it as asyncpg's streaming ends:
+    inside a transaction block, the rows of the flights already sent are executed and stay
+    in the transaction; outside one, none is (a ROLLBACK goes before the Sync). The
     client's error is raised then, unless the server failed first.
     """
-    encoded: list[list[bytes | None]] = []
-    failure: Exception | None = None
-    try:
-        for seqno, row in enumerate(executemany_rows(args)):
-            encoded.append(encode(session.codecs, row, types if types else None, seqno)[1])
-    except Exception as exc:
-        failure = exc
-    if failure is not None:
-        sent = _sent_before_failure(stmt, encoded) if session.proto.transaction_status != "I" else 0
-        if not sent:
-            raise failure
-        del encoded[sent:]
     parse = parse or not stmt.name
-    await session.run(_many, session, stmt, encoded, parse, timeout=timeout)
+    failure = await session.run(_many, session, stmt, types, args, parse, timeout=timeout)
     if failure is not None:
         raise failure
 
@@ -541,28 +619,147 @@ async def execute_many(
 _MANY_BUFFER, _MANY_BUFFERS = 32768, 4  # asyncpg's executemany flight: four 32 KiB buffers
 
 
-def _sent_before_failure(stmt: Statement, rows: list[list[bytes | None]]) -> int:
-    """How many of ``rows`` asyncpg would have written before the row that failed: it fills
-    buffers of at least 32 KiB of Bind/Execute messages and writes four at a time."""
-    sent = count = size = buffers = 0
-    execute = len(m.execute("", 0))
-    for values in rows:
-        size += len(m.bind("", stmt.name, values)) + execute
-        count += 1
+def _flights(
+    session: Session, stmt: Statement, types: tuple[int, ...], args: Iterable[Sequence[Any]]
+) -> Iterator[tuple[list[bytes], bool]]:
+    """The rows' Bind/Execute messages in asyncpg's flights: it fills buffers of at least
+    32 KiB of them and writes four at a time. Yields (messages, last); the last flight is
+    what is left, maybe nothing. A row that fails raises here, and the rows of its flight
+    are never sent, as with asyncpg.
+    """
+    codecs = session.codecs
+    # One encoder per parameter, picked once; a row they refuse (or of the wrong length) goes
+    # through encode(), which raises the error it would have raised.
+    encoders = [codecs.param_encoder(oid) for oid in types]
+    n = len(encoders)
+    encode_row = (_row_encoders.get(n) or _row_encoder(n)) if 0 < n <= _BY_ROW else None
+    bind_execute = m.bind_executor(stmt.name, n)
+    flight: list[bytes] = []
+    size = buffers = 0
+    for seqno, row in enumerate(executemany_rows(args)):
+        try:
+            if encode_row is not None:
+                values = encode_row(row, encoders)
+            elif encoders:
+                values = [None if v is None else e(v) for e, v in zip(encoders, row, strict=True)]
+            else:
+                raise ValueError
+        except Exception:
+            values = encode(codecs, row, types if types else None, seqno)[1]
+        message = bind_execute(values)
+        flight.append(message)
+        size += len(message)
         if size >= _MANY_BUFFER:
             size, buffers = 0, buffers + 1
             if buffers == _MANY_BUFFERS:
-                sent, buffers = count, 0
-    return sent
+                yield flight, False
+                flight, buffers = [], 0
+    yield flight, True
+
+
+# Flights sent before the replies of the oldest are read: unread, replies pile up in the input
+# buffers until the server, unable to send, stops reading what is sent to it (a deadlock).
+_WINDOW = 4
 
 
 async def _many(
-    session: Session, stmt: Statement, rows: list[list[bytes | None]], parse: bool
-) -> None:
-    session.proto.send_execute_many(
-        stmt.name, rows, parse=(stmt.sql, stmt.param_oids) if parse else None
-    )
-    await session.until_ready(query=stmt.sql)
+    session: Session,
+    stmt: Statement,
+    types: tuple[int, ...],
+    args: Iterable[Sequence[Any]],
+    parse: bool,
+) -> Exception | None:
+    """Send the flights, reading the replies of older ones as new ones go out, then the rest
+    of the reply to its ReadyForQuery. The server's error stops the sending (the server
+    would skip the rest).
+
+    Returns:
+        The client's failure, for the caller to raise once the session is ready again.
+    """
+    proto = session.proto
+    failure: Exception | None = None
+    opening, rollback = True, proto.transaction_status == "I"
+    first_parse = (stmt.sql, stmt.param_oids) if parse else None
+    flights = _flights(session, stmt, types, args)
+    reply = _ManyReply()
+    sent: list[int] = []  # rows sent, after each flight
+    try:
+        while True:
+            try:
+                bound, last = next(flights)
+            except Exception as exc:  # a row failed on the client
+                if opening:
+                    return exc  # nothing was sent
+                failure = exc
+                proto.send_abandon_flights(rollback)
+                break
+            parse_now = first_parse if opening else None
+            proto.send_flight(stmt.name, bound, parse=parse_now, opening=opening, sync=last)
+            opening = False
+            if last:
+                break
+            await session.flush()  # the server works on it while the next is encoded
+            sent.append(len(bound) + (sent[-1] if sent else 0))
+            if len(sent) > _WINDOW:
+                await reply.read(session, sent[-_WINDOW - 1])
+                if proto.error_pending:
+                    proto.send_abandon_flights(False)  # the Sync the failed rows wait for
+                    break
+    except BaseException:
+        if not opening and failure is None and proto.state is State.BUSY:
+            # interrupted (a timeout, a cancel): the background drain needs a Sync to end on
+            proto.send_abandon_flights(rollback)
+        raise
+    reply.quiet = failure is not None and rollback
+    await reply.read(session, None)
+    if reply.error is not None:
+        raise PostgresError.from_fields(reply.error.fields, stmt.sql)
+    return failure
+
+
+class _ManyReply:
+    """executemany()'s reply as it is read: rows done (their CommandComplete), the server's
+    error. BindComplete/CommandComplete pairs are dropped in bulk, without an event each."""
+
+    __slots__ = ("done", "error", "quiet")
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.error: m.ErrorResponse | None = None
+        self.quiet = False  # drop the warning our own ROLLBACK draws
+
+    async def read(self, session: Session, until: int | None) -> None:
+        """Read until ``until`` rows are done or the server failed; with None, until the
+        ReadyForQuery."""
+        proto = session.proto
+        skip, next_event = proto.skip_command_results, proto.next_event
+        while until is None or (self.done < until and not proto.error_pending):
+            done = skip()
+            if done:
+                self.done += done
+                session.events_in_op += 1
+                continue
+            event = next_event()
+            if not is_message(event):
+                if until is not None and proto.error_pending:
+                    return  # nothing more comes before a Sync
+                await session.fill()
+                continue
+            if self.quiet and _no_transaction_warning(event):
+                continue  # our own ROLLBACK's, outside a transaction block: expected
+            msg = session.filter(event)
+            if isinstance(msg, m.ReadyForQuery):
+                return
+            if isinstance(msg, m.ErrorResponse):
+                self.error = msg
+            elif isinstance(msg, m.CommandComplete | m.EmptyQueryResponse):
+                self.done += 1
+
+
+def _no_transaction_warning(event: m.BackendMessage) -> bool:
+    """The WARNING "there is no transaction in progress" that a ROLLBACK draws outside a
+    transaction block (25P01)."""
+    return isinstance(event, m.NoticeResponse) and event.fields.get("C") == "25P01"
 
 
 class UnknownTypeError(InterfaceError, ValueError):
@@ -571,7 +768,9 @@ class UnknownTypeError(InterfaceError, ValueError):
 
 
 _TYPE_QUERY = """
-SELECT t.oid::pg_catalog.int8, t.typtype::pg_catalog.text FROM pg_catalog.pg_type t
+SELECT t.oid::pg_catalog.int8,
+       CASE WHEN t.typcategory = 'A' THEN 'a' ELSE t.typtype END::pg_catalog.text
+FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 WHERE t.typname = $1::pg_catalog.text AND n.nspname = $2::pg_catalog.text
 """
@@ -640,6 +839,11 @@ async def set_type_codec(
         raise InterfaceError(f"invalid format: {format!r} (expected 'text' or 'tuple')")
     oid, kind = await _type_oid(session, typename, schema)
     codecs = session.codecs
+    if kind == "a":
+        raise InterfaceError(
+            f"cannot use custom codec on type {schema}.{typename}: it is an array type "
+            "(a codec set on its element type is used for its elements)"
+        )
     if kind == "d":
         raise UnsupportedClientFeatureError(
             f"custom codecs on domain types are not supported ({schema}.{typename}): "

@@ -100,6 +100,9 @@ class Session:
         self.started = False
         self.events_in_op = 0
         self.sp_counter = 0  # savepoint names, unique per session
+        # The Transaction that opened the current block (asyncpg's _top_xact): a block begun
+        # by a plain BEGIN has none, and conn.transaction() refuses to nest in it.
+        self.top_transaction: object | None = None
         # Where notices and notifications go (listen.Listeners replaces these), and whether
         # a reader task should deliver notifications between operations.
         self.on_notice: Callable[[m.NoticeResponse], None] = log_notice
@@ -156,8 +159,10 @@ class Session:
         proto.receive_data(data)
 
     async def flush(self) -> None:
-        """Send what the core queued without waiting for an answer (COPY data, in bounded
-        pieces)."""
+        """Send what the core queued without waiting for an answer (COPY data, executemany()
+        flights, in bounded pieces), after a deferred start-up flush (bytes stay in order)."""
+        if self._flushing is not None:
+            await self._settle_flush()
         await self._stream.write(self.proto.data_to_send())
 
     async def _last_words(self) -> str | None:
@@ -239,9 +244,10 @@ class Session:
             raise PostgresError.from_fields(error.fields, query)
 
     def lost(self, reason: str, *, unsent: bool = False) -> ConnectionLostError:
+        # asyncpg's words first (callers such as SQLAlchemy's tests match on them), then where
         return ConnectionLostError(
-            f"connection to {self.params.describe()} was lost, closed in the middle of operation: "
-            f"{reason}",
+            f"connection was closed in the middle of operation: {reason} "
+            f"(connection to {self.params.describe()} lost)",
             unsent=unsent,
         )
 

@@ -21,8 +21,8 @@ class Statement:
     """
 
     __slots__ = (
-        "closed", "decoders", "expires", "fields", "name", "param_count", "param_oids",
-        "record_cls", "sql",
+        "closed", "decoders", "described", "expires", "fields", "name", "param_count",
+        "param_oids", "record_cls", "sql",
     )  # fmt: skip
 
     def __init__(self, name: str, sql: str, param_oids: tuple[int, ...]) -> None:
@@ -34,6 +34,7 @@ class Statement:
         self.record_cls: type[Record] | None = None
         self.closed = False  # PreparedStatement.close() was called: its cursors refuse
         self.param_count: int | None = None  # as the server's ParameterDescription says
+        self.described: tuple[int, ...] | None = None  # its parameter types, likewise
         self.expires = 0.0  # monotonic time after which the cache lets it go (0: never)
 
     def __repr__(self) -> str:

@@ -59,6 +59,11 @@ class Transaction:
             raise InterfaceError(f"cannot start a transaction that is {self._state}")
         session = self._session
         if session.proto.transaction_status != "I":
+            if session.top_transaction is None:
+                # asyncpg's rule: a savepoint nests only in a block this API opened
+                raise InterfaceError(
+                    "cannot use Connection.transaction() in a manually started transaction"
+                )
             if self._readonly or self._deferrable:
                 raise InterfaceError(
                     "a nested transaction (savepoint) cannot set readonly or deferrable; "
@@ -71,6 +76,7 @@ class Transaction:
             await self._execute(f"SAVEPOINT {self._savepoint}")
         else:
             await self._execute(begin_sql(self._isolation, self._readonly, self._deferrable))
+            session.top_transaction = self  # a stale one (block ended by hand) is replaced
         self._state = "started"
 
     async def _check_nested_isolation(self) -> None:
@@ -92,7 +98,8 @@ class Transaction:
         await self._session.run(simple, self._session, sql)
 
     async def commit(self) -> None:
-        self._check_started()
+        self._check_started("commit")
+        self._end()
         if self._savepoint:
             await self._execute(f"RELEASE SAVEPOINT {self._savepoint}")
         else:
@@ -100,7 +107,8 @@ class Transaction:
         self._state = "committed"
 
     async def rollback(self) -> None:
-        self._check_started()
+        self._check_started("rollback")
+        self._end()
         if self._savepoint:
             sp = self._savepoint
             await self._execute(f"ROLLBACK TO SAVEPOINT {sp}; RELEASE SAVEPOINT {sp}")
@@ -108,9 +116,16 @@ class Transaction:
             await self._execute("ROLLBACK")
         self._state = "rolled back"
 
-    def _check_started(self) -> None:
+    def _end(self) -> None:
+        if self._session.top_transaction is self:
+            self._session.top_transaction = None
+
+    def _check_started(self, operation: str) -> None:
+        # asyncpg's wording, which callers (SQLAlchemy's tests among them) match on
+        if self._state == "new":
+            raise InterfaceError(f"cannot {operation}; the transaction is not yet started")
         if self._state != "started":
-            raise InterfaceError(f"the transaction is {self._state}, not started")
+            raise InterfaceError(f"cannot {operation}; the transaction is already {self._state}")
 
     async def __aenter__(self) -> Transaction:
         await self.start()

@@ -33,6 +33,7 @@ def test_asyncpg_suite_passes_90_percent_in_each_mode(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads(out.read_text())["summary"]["modes"]
     report = run.stdout[run.stdout.find("\nmodule") :]  # the per-module table and the causes
+    print(report)  # shown with -s, and in the failure report
     assert set(summary) == {"tcp", "ws"}, report
     for mode, figures in summary.items():
         assert figures["counted"] > 150, (mode, report)  # the reference run really ran

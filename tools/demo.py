@@ -291,6 +291,7 @@ def _run() -> int:
         proxy, _ = start_and_wait(
             [sys.executable, "-m", "proxy"],
             "wsproxy listening",
+            echo="proxy: ",  # its refusals and errors belong in the demo's output
             env={
                 "LISTEN_PORT": f"127.0.0.1:{ports.proxy}",
                 "SQL_HTTP_LISTEN": f"127.0.0.1:{ports.sql}",

@@ -6,6 +6,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 
@@ -21,12 +22,15 @@ def start_and_wait(
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
     stream: str = "stderr",
+    echo: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], list[str]]:
     """Start `argv` and block until `marker` appears in its output (stderr by default).
 
     Returns the process and the lines read so far. The other stream is inherited so test
     output still shows it. Raises ReadyTimeout (after killing the process) if the marker does
-    not show up in time or the process exits first.
+    not show up in time or the process exits first. With ``echo``, the lines after the marker
+    are copied to our stderr behind that prefix (the demo shows the proxy's refusals that way);
+    without it they are read and dropped, so the child never blocks on a full pipe.
     """
     kwargs: dict[str, object] = (
         {"stderr": subprocess.PIPE} if stream == "stderr" else {"stdout": subprocess.PIPE}
@@ -56,7 +60,7 @@ def start_and_wait(
                     lines.append(line)
                     if marker in line:
                         sel.close()
-                        _drain_in_background(pipe)
+                        _drain_in_background(pipe, echo)
                         return proc, lines
     except BaseException:
         sel.close()
@@ -64,14 +68,19 @@ def start_and_wait(
         raise
 
 
-def _drain_in_background(pipe: object) -> None:
+def _drain_in_background(pipe: object, echo: str | None = None) -> None:
     """Keep reading the pipe so a chatty child never blocks on a full pipe buffer."""
     import threading
 
     def run() -> None:
         os.set_blocking(pipe.fileno(), True)  # type: ignore[attr-defined]
-        for _ in iter(lambda: pipe.read(65536), b""):  # type: ignore[attr-defined]
-            pass
+        if echo is None:
+            for _ in iter(lambda: pipe.read(65536), b""):  # type: ignore[attr-defined]
+                pass
+            return
+        for raw in iter(pipe.readline, b""):  # type: ignore[attr-defined]
+            sys.stderr.write(echo + raw.decode(errors="replace").rstrip("\n") + "\n")
+            sys.stderr.flush()
 
     threading.Thread(target=run, daemon=True).start()
 

@@ -8,7 +8,8 @@ const LIMIT = 10;
 const BACKOFF_S = [1, 2, 4, 8, 15, 30];
 const state = {
   seq: 0, retryTimer: null, tick: null, failures: 0, coords: null, note: "",
-  map: null, markers: [], you: null, selected: -1, detail: null, data: null,
+  map: null, markers: [], homes: [], leaders: null, you: null, selected: -1, detail: null,
+  data: null,
 };
 window.whc = state;
 
@@ -244,10 +245,10 @@ function outlineLayer(geo, shift) {
   });
 }
 
-async function loadOutlines(scale) {
+async function loadOutlines(file) {
   // world copies either side, so views across the antimeridian stay filled
-  const resp = await fetch(state.worldUrl + `countries-${scale}.json`);
-  if (!resp.ok) throw new Error(`outlines ${scale}: HTTP ${resp.status}`);
+  const resp = await fetch(state.worldUrl + file);
+  if (!resp.ok) throw new Error(`outlines ${file}: HTTP ${resp.status}`);
   const topo = await resp.json();
   const geo = unwrapRings(topojson.feature(topo, topo.objects.countries));
   return L.layerGroup([-360, 0, 360].map((s) => outlineLayer(geo, s)));
@@ -273,11 +274,11 @@ function initMap() {
   }
   state.worldUrl = document.querySelector('meta[name="whc-world"]').content;
   // Coarse outlines first (small, quick), the 1:10m ones once the view is close enough.
-  const coarse = loadOutlines("50m").then((g) => { g.addTo(map); return g; })
+  const coarse = loadOutlines("countries-50m.json").then((g) => { g.addTo(map); return g; })
     .catch(() => null);  // no outlines: markers on a plain sea still work
   const fine = () => {
     if (state.detail || map.getZoom() < 4.5) return;
-    state.detail = loadOutlines("10m").then(async (g) => {
+    state.detail = loadOutlines("countries-10m.json").then(async (g) => {
       g.addTo(map);
       const c = await coarse;
       if (c) map.removeLayer(c);
@@ -285,7 +286,9 @@ function initMap() {
       return g;
     }).catch(() => null);
   };
+  state.leaders = L.layerGroup().addTo(map);
   map.on("zoomend", fine);
+  map.on("zoomend resize", () => spread(false));  // before the labels, which avoid markers
   map.on("zoomend moveend", placeLabels);
 }
 
@@ -301,6 +304,7 @@ function renderMap(data, sites) {
   for (const m of state.markers) m.remove();
   if (state.you) state.you.remove();
   state.markers = [];
+  state.homes = [];
   state.selected = -1;
   const here = L.latLng(data.latitude, data.longitude);
   state.you = L.marker(here, {
@@ -325,13 +329,77 @@ function renderMap(data, sites) {
     node.setAttribute("aria-label", `${i + 1}. ${site.name_en}, ${kmText(site.distance)} km`);
     node.dataset.rank = String(i);
     m.on("click", () => select(i, "map"));
+    state.homes.push(ll);
     node.addEventListener("keydown", (ev) => {
       if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(i, "map"); }
     });
     state.markers.push(m);
   });
   map.fitBounds(L.latLngBounds(points), { padding: [36, 36], maxZoom: 11, animate: false });
+  spread(true);
   placeLabels();
+}
+
+// --- markers that keep their own place in dense clusters ------------------------------------
+
+const MARKER_PX = 34;
+const MARKER_GAP = 4;
+
+function separate(points, size, box) {
+  // Push overlapping squares apart along the line joining their centres (a fixed angle per
+  // index when they coincide) until no two are closer than `size` on either axis; `box`, when
+  // given, keeps every centre inside it. Ten markers settle in a few rounds.
+  const clamp = (p) => {
+    if (!box) return;
+    p.x = Math.min(Math.max(p.x, box.min.x), box.max.x);
+    p.y = Math.min(Math.max(p.y, box.min.y), box.max.y);
+  };
+  for (let round = 0; round < 200; round++) {
+    let moved = false;
+    for (let a = 0; a < points.length; a++) {
+      for (let b = a + 1; b < points.length; b++) {
+        const p = points[a], q = points[b];
+        let dx = q.x - p.x, dy = q.y - p.y;
+        if (Math.max(Math.abs(dx), Math.abs(dy)) >= size) continue;
+        if (Math.abs(dx) < 0.01 && Math.abs(dy) < 0.01) {
+          const angle = b * 2.39996;  // the golden angle: coinciding points fan out evenly
+          dx = Math.cos(angle); dy = Math.sin(angle);
+        }
+        const k = (size + 0.5) / Math.max(Math.abs(dx), Math.abs(dy));
+        const ex = (dx * k - (q.x - p.x)) / 2, ey = (dy * k - (q.y - p.y)) / 2;
+        p.x -= ex; p.y -= ey; q.x += ex; q.y += ey;
+        clamp(p); clamp(q);
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  return points;
+}
+
+function spread(inView) {
+  // Sites closer together than a marker's width (a dense cluster, or one coordinate shared by
+  // several sites) would stack their markers, leaving only the top one to tap. Each marker is
+  // moved just enough to stand apart at this zoom, with a thin line back to the true position;
+  // after fitting to the results (`inView`) every marker is also kept inside the map.
+  const map = state.map;
+  if (!state.homes.length) return;
+  state.leaders.clearLayers();
+  const size = map.getSize();
+  const half = MARKER_PX / 2 + 2;
+  const box = inView ? L.bounds([half, half], [size.x - half, size.y - half]) : null;
+  const homes = state.homes.map((ll) => map.latLngToContainerPoint(ll));
+  const placed = separate(homes.map((p) => p.clone()), MARKER_PX + MARKER_GAP, box);
+  placed.forEach((p, i) => {
+    const home = state.homes[i];
+    const moved = p.distanceTo(homes[i]) > 1;
+    state.markers[i].setLatLng(moved ? map.containerPointToLatLng(p) : home);
+    if (!moved) return;
+    const line = { interactive: false, color: "#3b4250", weight: 1.5, opacity: 0.8 };
+    state.leaders.addLayer(L.polyline([home, state.markers[i].getLatLng()], line));
+    state.leaders.addLayer(L.circleMarker(home, { ...line, radius: 3, fillOpacity: 1,
+      fillColor: "#3b4250" }));
+  });
 }
 
 function overlaps(a, b) {

@@ -175,22 +175,27 @@ def takes_sequences(encode: TextEncoder) -> TextEncoder:
 
 
 def array_encoder(encode: TextEncoder, delimiter: str = ",") -> TextEncoder:
-    """Build the encoder of an array type from its element encoder; a str is sent as is, any
-    other iterable is read as the array's elements (asyncpg takes any iterable)."""
+    """Build the encoder of an array type from its element encoder: any sized iterable but a
+    str, bytes or dict is read as the array's elements (as asyncpg); an element its encoder
+    refuses is asyncpg's "invalid array element"."""
     nests: type | tuple[type, ...] = (
         list if getattr(encode, "takes_sequences", False) else (list, tuple)
     )
 
+    def encode_element(item: Any) -> str:
+        try:
+            return encode(item)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid array element: {exc}") from exc
+
     def encode_array(value: Any) -> str:
-        if isinstance(value, str):
-            return value
         if not isinstance(value, list | tuple):
-            if isinstance(value, bytes | bytearray | dict) or not isinstance(value, Iterable):
+            if isinstance(value, str | bytes | bytearray | dict) or not isinstance(value, Iterable):
                 raise TypeError(
                     f"a sized iterable container expected (got type {type(value).__name__!r})"
                 )
             value = list(value)
         _check_shape(value, nests, 1)
-        return format_array(value, encode, delimiter, nests)
+        return format_array(value, encode_element, delimiter, nests)
 
     return encode_array

@@ -18,6 +18,9 @@ _UTC = UTC
 _T = TypeVar("_T")
 _MAX_UTC = datetime.max.replace(tzinfo=_UTC)
 _MIN_UTC = datetime.min.replace(tzinfo=_UTC)
+# Only a datetime in these years can equal datetime.max or min, naive or as a UTC instant
+# (a UTC offset is less than a day).
+_EDGE_YEARS = frozenset({datetime.min.year, datetime.max.year})
 _date_fromiso = date.fromisoformat
 _datetime_fromiso = datetime.fromisoformat
 _time_fromiso = time.fromisoformat
@@ -120,8 +123,8 @@ def decode_interval(data: bytes) -> timedelta:
 
 def encode_date(value: Any) -> str:
     """date.max/min are sent as 'infinity'/'-infinity', the inverse of decoding."""
-    if isinstance(value, str):
-        return value
+    if not isinstance(value, date):
+        raise TypeError(f"expected a datetime.date instance, got {type(value).__name__!r}")
     if type(value) is date:
         if value == date.max:
             return "infinity"
@@ -137,40 +140,37 @@ def encode_timestamp(value: Any) -> str:
     The server reads a naive value for timestamptz in the session's TimeZone, and ignores the
     offset of an aware value sent to a timestamp parameter.
     """
-    if isinstance(value, str):
-        return value
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            if value == datetime.max:
+        if value.year in _EDGE_YEARS:  # else it cannot be max or min: no comparisons
+            if value.tzinfo is None:
+                if value == datetime.max:
+                    return "infinity"
+                if value == datetime.min:
+                    return "-infinity"
+            elif value == _MAX_UTC:
                 return "infinity"
-            if value == datetime.min:
+            elif value == _MIN_UTC:
                 return "-infinity"
-        elif value == _MAX_UTC:
-            return "infinity"
-        elif value == _MIN_UTC:
-            return "-infinity"
         return value.isoformat(" ")
     if isinstance(value, date):
         return value.isoformat()
-    raise TypeError(f"expected datetime, got {type(value).__name__}")
+    raise TypeError(
+        f"expected a datetime.date or datetime.datetime instance, got {type(value).__name__!r}"
+    )
 
 
 def encode_time(value: Any) -> str:
     """For time and timetz; an aware time carries its offset, seconds included."""
-    if isinstance(value, str):
-        return value
     if not isinstance(value, time):
-        raise TypeError(f"expected time, got {type(value).__name__}")
+        raise TypeError(f"expected a datetime.time instance, got {type(value).__name__!r}")
     return value.isoformat()
 
 
 def encode_interval(value: Any) -> str:
     """Days and an explicitly signed time part, so no IntervalStyle can spread a sign across
     fields: timedelta(seconds=-1) is '-1 days +23:59:59'."""
-    if isinstance(value, str):
-        return value
     if not isinstance(value, timedelta):
-        raise TypeError(f"expected timedelta, got {type(value).__name__}")
+        raise TypeError(f"expected a datetime.timedelta instance, got {type(value).__name__!r}")
     minutes, secs = divmod(value.seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{value.days} days +{hours:02}:{minutes:02}:{secs:02}.{value.microseconds:06}"

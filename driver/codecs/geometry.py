@@ -100,7 +100,9 @@ def encode_box(value: Any) -> str:
 
 
 def encode_path(value: Any) -> str:
-    closed = isinstance(value, Path) and value.is_closed
+    """A Path says whether it is closed; otherwise a tuple of points is a closed path and a
+    list an open one, as asyncpg reads them."""
+    closed = value.is_closed if isinstance(value, Path) else isinstance(value, tuple)
     body = ",".join(_pt(p) for p in value)
     return f"({body})" if closed else f"[{body}]"
 
@@ -122,6 +124,8 @@ def encode_circle(value: Any) -> str:
 def encode_bits(value: Any) -> str:
     if isinstance(value, BitString):
         return value.as_string().replace(" ", "")
+    if isinstance(value, bytes | bytearray | memoryview):  # eight bits a byte, as asyncpg
+        return BitString.frombytes(bytes(value)).as_string().replace(" ", "")
     if isinstance(value, str):
         return value
     raise CodecError(f"a BitString expected (got type {type(value)})")

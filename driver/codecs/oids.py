@@ -32,6 +32,8 @@ TIMETZ = 1266
 NUMERIC = 1700
 UUID = 2950
 PG_LSN = 3220
+TXID_SNAPSHOT = 2970
+PG_SNAPSHOT = 5038
 JSONB = 3802
 XID8 = 5069
 
@@ -68,6 +70,8 @@ ARRAY_OF: dict[int, int] = {
     JSONB: 3807,
     XID8: 271,
     PG_LSN: 3221,
+    TXID_SNAPSHOT: 2949,
+    PG_SNAPSHOT: 5039,
 }
 
 # Built-in types that asyncpg also returns as str: listed only so their arrays become lists of

@@ -122,7 +122,8 @@ class TypeRegistry:
 
         With oid=0 the OID comes from the Python type, and 0 (let the server infer) for str,
         None, empty or all-None lists and lists of str. With a known parameter OID the value is
-        converted for that type; a str is always sent as is.
+        converted by that type's encoder, which refuses Python types asyncpg refuses (a str
+        for an integer, say); a type without an encoder takes a str as is.
 
         Raises:
             TypeError: no codec knows this Python type (or it does not fit the parameter type).
@@ -133,12 +134,34 @@ class TypeRegistry:
         if oid:
             encode = self._encoders.get(oid)
             if encode is not None:
+                if encode is _encode_text and type(value) is str:  # the common case, no call
+                    return oid, value.encode()
                 return oid, encode(value).encode()
             if isinstance(value, str):
                 return oid, value.encode()
             return oid, self._infer(value)[1].encode()
         inferred, text = self._infer(value)
         return inferred, text.encode()
+
+    def param_encoder(self, oid: int) -> Callable[[Any], bytes]:
+        """``encode(value, oid)[1]`` for values that are not None, as one function picked once
+        per parameter: the per-value cost of a batch of rows (executemany) is then one call.
+        """
+        untyped, infer = self.untyped, self._infer
+        if oid:
+            encode = self._encoders.get(oid)
+            if encode is not None:
+                return lambda value: encode(value).encode()
+            return lambda value: (
+                value.encode() if isinstance(value, str) else infer(value)[1].encode()
+            )
+
+        def encode_inferred(value: Any) -> bytes:
+            quick = untyped.get(type(value))
+            data = None if quick is None else quick(value)
+            return infer(value)[1].encode() if data is None else data
+
+        return encode_inferred
 
     def register(
         self,
@@ -234,7 +257,16 @@ class TypeRegistry:
         return self._array_of.get(elem, 0), text
 
 
+_encode_text = sc.encode_text
+# The built-in encoders, which return str already: registered as they are, not wrapped by
+# _as_text (one call per value fewer on every typed parameter).
+_STR_ENCODERS: set[Callable[[Any], Any]] = set()
+
+
 def _as_text(encoder: Encoder) -> TextEncoder:
+    if encoder in _STR_ENCODERS:
+        return encoder  # type: ignore[return-value]  # a built-in: returns str
+
     def encode(value: Any) -> str:
         out = encoder(value)
         return out.decode() if isinstance(out, bytes | bytearray) else out
@@ -315,6 +347,8 @@ def _build_default() -> TypeRegistry:
         oids.INT2VECTOR: sc.decode_int_vector,
         oids.OIDVECTOR: sc.decode_int_vector,
         oids.PG_LSN: sc.decode_pg_lsn,
+        oids.TXID_SNAPSHOT: sc.decode_snapshot,
+        oids.PG_SNAPSHOT: sc.decode_snapshot,
     }
     encoders: dict[int, TextEncoder] = {
         oids.BOOL: sc.encode_bool,
@@ -325,9 +359,13 @@ def _build_default() -> TypeRegistry:
         oids.XID: sc.encode_int,
         oids.XID8: sc.encode_int,
         oids.CID: sc.encode_int,
-        oids.FLOAT4: sc.encode_float,
+        oids.FLOAT4: sc.encode_float4,
         oids.FLOAT8: sc.encode_float,
         oids.NUMERIC: sc.encode_numeric,
+        oids.TEXT: sc.encode_text,
+        oids.VARCHAR: sc.encode_text,
+        oids.BPCHAR: sc.encode_text,
+        oids.NAME: sc.encode_text,
         oids.CHAR: sc.encode_char,
         oids.BYTEA: sc.encode_bytea,
         oids.DATE: dt.encode_date,
@@ -336,7 +374,7 @@ def _build_default() -> TypeRegistry:
         oids.TIMESTAMP: dt.encode_timestamp,
         oids.TIMESTAMPTZ: dt.encode_timestamp,
         oids.INTERVAL: dt.encode_interval,
-        oids.UUID: sc.encode_str,
+        oids.UUID: sc.encode_uuid,
         oids.JSON: sc.encode_json,
         oids.JSONB: sc.encode_json,
         oids.INET: sc.encode_str,
@@ -344,9 +382,15 @@ def _build_default() -> TypeRegistry:
         oids.INT2VECTOR: sc.encode_int_vector,
         oids.OIDVECTOR: sc.encode_int_vector,
         oids.PG_LSN: sc.encode_pg_lsn,
+        oids.TXID_SNAPSHOT: sc.encode_snapshot,
+        oids.PG_SNAPSHOT: sc.encode_snapshot,
     }
+    _STR_ENCODERS.update(encoders.values())
+    _STR_ENCODERS.update(encode for _, encode, _, _ in geo.DECODERS.values())
+    _STR_ENCODERS.add(sc.encode_tid)
     for oid, decode in decoders.items():
         reg.register(oid, encoder=encoders.get(oid), decoder=decode, array_oid=oids.ARRAY_OF[oid])
+    reg._encoders.update(encoders)  # these return str already: no _as_text() call per value
     for oid, array_oid in oids.TEXT_LIKE_ARRAYS.items():
         reg.register(oid, encoder=None, decoder=sc.decode_text, array_oid=array_oid)
     for oid, (decode, encode, array_oid, delim) in geo.DECODERS.items():
@@ -367,8 +411,8 @@ def _build_default() -> TypeRegistry:
             multi, encoder=st.multirange_encoder(element_encoder),
             decoder=st.multirange_decoder(element_decoder), array_oid=multi_array,
         )  # fmt: skip
-    # text-like types have no encoder: encode() sends a str as is and anything else by its
-    # Python type, so an int bound to a text parameter becomes its decimal text
+    # the other text-like types have no encoder: encode() sends a str as is and anything else
+    # by its Python type
     reg._inferrers.update(_default_inferrers())
     for klass, oid in geo.INFERRED.items():
         reg._inferrers[klass] = _fixed(oid, geo.ENCODERS[oid])

@@ -2,8 +2,10 @@
 
 Decoders take the column's raw bytes and are plain callables picked once per column, so the
 per-value cost is one call: `int(b"12")` and `float(b"NaN")` parse bytes directly. Encoders
-return the text PostgreSQL's input function accepts; a str is always sent as is, because the
-text protocol makes it the value's literal.
+return the text PostgreSQL's input function accepts for a Python value of the parameter's type,
+and refuse other Python types as asyncpg's encoders do (a str for an integer, a boolean, bytea
+or a date is a TypeError with asyncpg's message; query.encode() makes it a DataError). Types
+whose input asyncpg parses from a str too (numeric, uuid, inet, cidr, JSON text) take one.
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ def decode_float4(data: bytes) -> float:
 
 
 def decode_numeric(data: bytes) -> Decimal:
-    """Exact at any precision: Decimal() from a string does not round to the context."""
+    """Exact at any precision: Decimal() from a string does not round to the context.
+
+    An integer ending in zeros keeps them as digits (``Decimal('10000')``), where asyncpg's
+    binary value has them as the exponent (``Decimal('1E+4')``): equal values, another
+    ``str()``. Matching it costs a third more per value on this hot path, so it is not done.
+    """
     return Decimal(data.decode("ascii"))
 
 
@@ -114,6 +121,21 @@ def decode_cidr(data: bytes) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(data.decode("ascii"))
 
 
+def decode_snapshot(data: bytes) -> tuple[int, int, tuple[int, ...]]:
+    """txid_snapshot / pg_snapshot text ('10:20:10,14') as asyncpg's (xmin, xmax, (xip, ...))."""
+    xmin, xmax, xip = data.split(b":")
+    return int(xmin), int(xmax), tuple(int(x) for x in xip.split(b",") if x)
+
+
+def encode_snapshot(value: Any) -> str:
+    """(xmin, xmax, (xip, ...)) -> 'xmin:xmax:xip,...'; a str is its text already."""
+    if isinstance(value, str):
+        return value
+    xmin, xmax, xip = value
+    ids = ",".join(str(as_integer(x)) for x in xip)
+    return f"{as_integer(xmin)}:{as_integer(xmax)}:{ids}"
+
+
 def decode_int_vector(data: bytes) -> list[int]:
     """int2vector and oidvector print as space-separated numbers ('1 2 3')."""
     return [int(item) for item in data.split()]
@@ -129,19 +151,31 @@ def decode_pg_lsn(data: bytes) -> int:
 
 
 def encode_bool(value: Any) -> str:
-    if isinstance(value, str):
-        return value
     if not isinstance(value, bool):
-        raise TypeError(f"expected bool, got {type(value).__name__}")
+        raise TypeError(f"a boolean is required (got type {type(value).__name__})")
     return "t" if value else "f"
 
 
-def encode_int(value: Any) -> str:
-    """Any object with __index__ (int, bool, IntEnum, numpy ints); floats are refused as asyncpg
-    refuses them, rather than silently truncated."""
-    if isinstance(value, str):
+def as_integer(value: Any) -> int:
+    """asyncpg's integer argument: an int, or anything else with __int__ (a float or a
+    Decimal is truncated, as asyncpg does: ``int(obj)``); a str is refused.
+
+    Raises:
+        TypeError: ``an integer is required (got type str)``.
+    """
+    if type(value) is int:
         return value
-    return str(operator.index(value))
+    if isinstance(value, str | bytes | bytearray) or not hasattr(type(value), "__int__"):
+        if hasattr(type(value), "__index__"):
+            return operator.index(value)
+        raise TypeError(f"an integer is required (got type {type(value).__name__})")
+    return int(value)
+
+
+def encode_int(value: Any) -> str:
+    """Any object with __int__ or __index__ (int, bool, IntEnum, numpy ints, float), as
+    asyncpg's integer encoders take them."""
+    return str(as_integer(value))
 
 
 def _bounded_int(bits: int, signed: bool = True) -> Callable[[Any], str]:
@@ -151,12 +185,7 @@ def _bounded_int(bits: int, signed: bool = True) -> Callable[[Any], str]:
     name = f"{'' if signed else 'u'}int{bits}"
 
     def encode(value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            number = int(value)
-        else:
-            number = operator.index(value)
+        number = as_integer(value)
         if not low <= number <= high:
             raise OverflowError(f"value out of {name} range")
         return str(number)
@@ -177,8 +206,6 @@ def decode_tid(data: bytes) -> tuple[int, int]:
 
 @takes_sequences
 def encode_tid(value: Any) -> str:
-    if isinstance(value, str):
-        return value
     if not isinstance(value, list | tuple):
         raise TypeError(f"list or tuple expected (got type {type(value)})")
     if len(value) != 2:
@@ -197,17 +224,33 @@ def decode_void(data: bytes) -> None:
 
 
 def encode_float(value: Any) -> str:
-    """repr() is the shortest text that reads back as the same double."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(int(value))  # exact decimal text; the server rounds it once
-    number = float(value)
-    if math.isfinite(number):
-        return repr(number)
-    if math.isnan(number):
+    """repr() is the shortest text that reads back as the same double; anything with
+    __float__ is taken (a str is not: asyncpg's "must be real number, not str")."""
+    if type(value) is not float:
+        if isinstance(value, int):
+            return str(int(value))  # exact decimal text; the server rounds it once
+        if isinstance(value, str | bytes | bytearray) or not (
+            hasattr(type(value), "__float__") or hasattr(type(value), "__index__")
+        ):
+            raise TypeError(f"must be real number, not {type(value).__name__}")
+        value = float(value)
+    if value - value == 0.0:  # finite
+        return repr(value)
+    if value != value:
         return "NaN"
-    return "Infinity" if number > 0 else "-Infinity"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+_FLOAT4_MAX = 3.4028234663852886e38
+
+
+def encode_float4(value: Any) -> str:
+    """float4: a finite value beyond float32's range is refused, as asyncpg refuses it."""
+    text = encode_float(value)
+    number = float(value)
+    if math.isfinite(number) and abs(number) > _FLOAT4_MAX:
+        raise OverflowError("value out of float32 range")
+    return text
 
 
 def encode_numeric(value: Any) -> str:
@@ -223,15 +266,19 @@ def encode_numeric(value: Any) -> str:
 
 
 def encode_bytea(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return "\\x" + bytes(value).hex()
+    """Any bytes-like object (buffer protocol), as asyncpg; a str or an int is refused."""
+    if isinstance(value, str | int):
+        raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
+    try:
+        return "\\x" + memoryview(value).tobytes().hex()
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'") from None
 
 
 def encode_char(value: Any) -> str:
     r"""The inverse of decode_char: bytes >= 0x80 as '\ooo', the zero byte as ''."""
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str | int):
+        raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
     raw = bytes(value)
     if len(raw) != 1:
         raise CodecError(f'"char" holds exactly one byte, got {raw!r}')
@@ -244,15 +291,11 @@ def encode_char(value: Any) -> str:
 
 
 def encode_int_vector(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return " ".join(str(operator.index(item)) for item in value)
+    return " ".join(str(as_integer(item)) for item in value)
 
 
 def encode_pg_lsn(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    number = operator.index(value)
+    number = as_integer(value)
     return f"{number >> 32:X}/{number & 0xFFFFFFFF:X}"
 
 
@@ -263,6 +306,24 @@ def encode_json(value: Any) -> str:
     return json.dumps(value)
 
 
+def encode_uuid(value: Any) -> str:
+    """A str (uuid_in checks it), or a UUID-like object with ``.bytes``, as asyncpg."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not hasattr(value, "bytes"):
+        raise TypeError(f"'{type(value).__name__}' object has no attribute 'bytes'")
+    return str(uuid.UUID(bytes=bytes(value.bytes)))
+
+
 def encode_str(value: Any) -> str:
-    """For uuid, inet, cidr and text-like types: their str() is PostgreSQL's input syntax."""
+    """For inet, cidr: their str() is PostgreSQL's input syntax."""
     return value if isinstance(value, str) else str(value)
+
+
+def encode_text(value: Any) -> str:
+    """text, varchar, bpchar, name: a str only, as asyncpg ("expected str, got int")."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected str, got {type(value).__name__}")
+    return value

@@ -192,7 +192,7 @@ def _range_text(value: Any, element: TextEncoder) -> str:
             return "empty"
         lower = value[0]
         upper = value[1] if len(value) == 2 else None
-        lower_inc, upper_inc = True, False
+        lower_inc, upper_inc = True, True  # asyncpg reads (1, 9) as [1, 9]
     else:
         raise CodecError(f"list, tuple or Range object expected (got type {type(value)})")
     low = "" if lower is None else quote_field(element(lower))

@@ -144,6 +144,12 @@ class PGProtocol:
         """How many operations still await their ReadyForQuery (parsed but held counts too)."""
         return len(self._pending) + len(self._held)
 
+    @property
+    def error_pending(self) -> bool:
+        """The operation in progress failed: its ErrorResponse is held until its
+        ReadyForQuery, which comes only after a Sync (the server skips the rest until then)."""
+        return self._error is not None
+
     # ---- state transitions -------------------------------------------------------------
 
     def _to(self, state: State) -> None:
@@ -290,16 +296,49 @@ class PGProtocol:
 
         With ``parse=(sql, param_oids)`` the statement is parsed and described first.
         """
+        bound = [m.bind_execute(statement, values) for values in rows]
+        self.send_flight(statement, bound, parse=parse, opening=True, sync=True)
+
+    def send_flight(
+        self,
+        statement: str,
+        bound: Iterable[bytes],
+        *,
+        parse: tuple[str, Sequence[int]] | None = None,
+        opening: bool,
+        sync: bool,
+    ) -> None:
+        """Part of an executemany() sent in flights, as asyncpg sends it: ``bound`` holds
+        ``m.bind_execute()`` messages. The ``opening`` flight starts the operation (with
+        Parse + Describe first if ``parse=(sql, param_oids)``); the one with ``sync`` ends
+        it. Until then the rows run in one implicit transaction (or the open block).
+        """
         parts: list[bytes] = []
         if parse is not None:
             parts.append(m.parse(statement, parse[0], parse[1]))
             parts.append(m.describe(b"S", statement))
-        execute = m.execute("", 0)
-        for values in rows:
-            parts.append(m.bind("", statement, values))
-            parts.append(execute)
-        parts.append(m.SYNC)
-        self._queue("execute_many" if len(parts) > 1 else _SYNC_ONLY, parts)
+        parts.extend(bound)
+        if sync:
+            parts.append(m.SYNC)
+        if opening:
+            self._queue("execute_many" if len(parts) > 1 else _SYNC_ONLY, parts)
+        else:
+            self._check_can_send()
+            self._out.extend(parts)
+
+    def send_abandon_flights(self, rollback: bool) -> None:
+        """End an executemany() opened by ``send_flight()`` early (the client failed): with
+        ``rollback`` a ROLLBACK first, so that the Sync commits none of the rows sent (outside
+        a transaction block, where they form an implicit one), else just the Sync (inside
+        one, the rows sent stay in it, as asyncpg leaves them).
+
+        ROLLBACK goes as an extended query, which the server skips, as the rest, after an
+        error; the Sync then ends the failed implicit transaction anyway.
+        """
+        self._check_can_send()
+        if rollback:
+            self._out += (m.parse("", "ROLLBACK"), m.bind("", "", ()), m.execute("", 0))
+        self._out.append(m.SYNC)
 
     def send_batch(
         self,
@@ -381,6 +420,37 @@ class PGProtocol:
             raise
         if len(rows) != before:
             self._replied = True
+
+    def read_copy_data(self, chunks: list[bytes]) -> None:
+        """Append the payloads of the CopyData messages now at the head of the input to
+        ``chunks``: a shortcut past ``next_event()`` for COPY TO STDOUT's rows, as
+        ``read_rows()`` is for a result's. It stops at the first message that is not a
+        complete CopyData, which ``next_event()`` then handles as usual.
+        """
+        if self.state is not State.COPY_OUT or self._held:
+            return
+        before = len(chunks)
+        try:
+            self._buf.read_copy_data(chunks)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        if len(chunks) != before:
+            self._replied = True
+
+    def skip_command_results(self) -> int:
+        """Drop the BindComplete and CommandComplete messages now at the head of the input;
+        return how many CommandComplete were dropped. A shortcut past ``next_event()`` for a
+        caller that only counts the statements done (executemany(): a pair per row); it
+        stops at anything else, which ``next_event()`` then handles as usual.
+        """
+        if self.state is not State.BUSY or self._error is not None or self._held:
+            return 0
+        before = len(self._buf)
+        done = self._buf.skip_command_results()
+        if len(self._buf) != before:
+            self._replied = True
+        return done
 
     def read_result(self, rows: list[tuple[bytes | None, ...]]) -> str | None:
         """Finish the operation in progress at once if the rest of its result is here.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from struct import Struct
 
@@ -74,21 +74,11 @@ _NULL = b"\xff\xff\xff\xff"
 _TEXT_RESULTS = b"\0\0"  # no result format codes: every column in text
 
 
-def _add_values(parts: list[bytes], values: Sequence[bytes | None]) -> int:
-    """Append Bind's parameter values (each length-prefixed, -1 for NULL) to ``parts``;
-    return how many bytes they take."""
-    size = 0
+def _values(values: Sequence[bytes | None]) -> bytes:
+    """Bind's parameter values, each length-prefixed (-1 for NULL), as one bytes (a third
+    faster than appending length words and values to a list one by one)."""
     pack = _I.pack
-    for v in values:
-        if v is None:
-            parts.append(_NULL)
-            size += 4
-        else:
-            n = len(v)
-            parts.append(pack(n))
-            parts.append(v)
-            size += 4 + n
-    return size
+    return b"".join([_NULL if v is None else pack(len(v)) + v for v in values])
 
 
 def bind(
@@ -98,36 +88,59 @@ def bind(
     result_formats: Sequence[int] = (),
 ) -> bytes:
     """Bind with text-format parameters (format code list left empty, meaning all text)."""
-    parts = [b"B", b"", _bind_head(portal, statement, len(values))]
-    size = 4 + len(parts[2]) + _add_values(parts, values)
+    head, body = _bind_head(portal, statement, len(values)), _values(values)
     if result_formats:
-        parts.append(_h.pack(len(result_formats)))
-        parts.extend(_h.pack(f) for f in result_formats)
-        size += 2 + 2 * len(result_formats)
+        formats = _h.pack(len(result_formats)) + b"".join(_h.pack(f) for f in result_formats)
     else:
-        parts.append(_TEXT_RESULTS)
-        size += 2
-    parts[1] = _I.pack(size)
-    return b"".join(parts)
+        formats = _TEXT_RESULTS
+    return b"".join((b"B", _I.pack(4 + len(head) + len(body) + len(formats)), head, body, formats))
 
 
 @lru_cache(maxsize=512)
-def _bind_execute_parts(statement: str, n_values: int, max_rows: int) -> tuple[bytes, bytes]:
+def _bind_execute_parts(
+    statement: str, n_values: int, max_rows: int, sync: bool = True
+) -> tuple[bytes, bytes]:
     """What bind_execute_sync() sends around the values, the same for every execution of a
-    cached statement: Bind's head, then its result formats, Execute and Sync."""
-    return _bind_head("", statement, n_values), _TEXT_RESULTS + execute("", max_rows) + SYNC
+    cached statement: Bind's head, then its result formats, Execute and Sync (if ``sync``)."""
+    tail = _TEXT_RESULTS + execute("", max_rows) + (SYNC if sync else b"")
+    return _bind_head("", statement, n_values), tail
 
 
 def bind_execute_sync(statement: str, values: Sequence[bytes | None], max_rows: int = 0) -> bytes:
     """Bind (unnamed portal, text parameters and results) + Execute + Sync, as one bytes: what
     each later execution of a prepared statement sends. Equal to
     ``bind("", statement, values) + execute("", max_rows) + SYNC``."""
-    head, tail = _bind_execute_parts(statement, len(values), max_rows)
-    parts = [b"B", b"", head]
-    # the length word, the head, the values, the result format count
-    parts[1] = _I.pack(6 + len(head) + _add_values(parts, values))
-    parts.append(tail)
-    return b"".join(parts)
+    return _bind_execute(statement, values, max_rows, True)
+
+
+def bind_execute(statement: str, values: Sequence[bytes | None]) -> bytes:
+    """Bind + Execute without Sync: one row of executemany(). Equal to
+    ``bind("", statement, values) + execute("", 0)``."""
+    return _bind_execute(statement, values, 0, False)
+
+
+def bind_executor(statement: str, n_values: int) -> Callable[[Sequence[bytes | None]], bytes]:
+    """``bind_execute(statement, values)`` for rows of ``n_values`` values, the fixed parts
+    looked up once: what executemany() calls per row (a fifth faster)."""
+    head, tail = _bind_execute_parts(statement, n_values, 0, False)
+    fixed, pack = 6 + len(head), _I.pack
+
+    def bind_execute_row(values: Sequence[bytes | None]) -> bytes:
+        if len(values) != n_values:
+            return bind_execute(statement, values)
+        body = b"".join([_NULL if v is None else pack(len(v)) + v for v in values])
+        return b"".join((b"B", pack(fixed + len(body)), head, body, tail))
+
+    return bind_execute_row
+
+
+def _bind_execute(
+    statement: str, values: Sequence[bytes | None], max_rows: int, sync: bool
+) -> bytes:
+    head, tail = _bind_execute_parts(statement, len(values), max_rows, sync)
+    body = _values(values)
+    # the length word, the head, the values, the result format count (in the tail)
+    return b"".join((b"B", _I.pack(6 + len(head) + len(body)), head, body, tail))
 
 
 def describe(kind: bytes, name: str) -> bytes:

@@ -33,6 +33,8 @@ class TCPStream(ChunkQueue, asyncio.BufferedProtocol):
         self._error: BaseException | None = None
         self._write_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
+        # close() waits on its own future: taking _read_waiter would strand a task in read().
+        self._closed_waiter: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()  # made by the loop's protocol factory
         self._view = memoryview(bytearray(_READ_SIZE))
 
@@ -61,9 +63,10 @@ class TCPStream(ChunkQueue, asyncio.BufferedProtocol):
         self._eof = True
         self._error = exc
         self._wake_reader()
-        waiter, self._write_waiter = self._write_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        for waiter in (self._write_waiter, self._closed_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._write_waiter = self._closed_waiter = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -120,7 +123,7 @@ class TCPStream(ChunkQueue, asyncio.BufferedProtocol):
         if not self._eof:
             # Wait (briefly) for connection_lost so the socket is really released.
             waiter = asyncio.get_running_loop().create_future()
-            self._read_waiter = waiter
+            self._closed_waiter = waiter
             try:
                 async with asyncio.timeout(_CLOSE_WAIT):
                     await waiter

@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
 from app.assets import Assets
+from app.sample import CLUSTERS
 from tests.app.conftest import DB
 from tests.app.server import uvicorn_server
 
@@ -41,6 +42,10 @@ PLACES = {
     "pacific": (0.0, -160.0),
 }
 SIZES = {"desktop": (1366, 900), "phone": (390, 844)}
+# Dense places of the invented list (app/sample.py): one of its clusters (dozens of sites within
+# about 20 km) and a coordinate that three sites share exactly.
+DENSE = {"cluster": CLUSTERS[2], "shared": (-33.5, 18.25)}
+OVERLAP_PX = 2.0  # how far two markers' boxes may run into each other
 TIE_M = 1.0  # distances closer than this may come in either order
 DISTANCES = """
 SELECT id_no, ST_Distance(location, ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, false) AS d
@@ -206,6 +211,47 @@ async def test_nearest_sites_markers_and_layout(
         assert first is not None and first["y"] + first["height"] <= SIZES["phone"][1]
     await page.screenshot(path=str(artifacts / f"map-{place}-{size}.png"))
     await page.screenshot(path=str(artifacts / f"map-{place}-{size}-full.png"), full_page=True)
+    assert page.errors == []  # type: ignore[attr-defined]
+    await page.context.close()
+
+
+@pytest.mark.parametrize("place", list(DENSE))
+async def test_dense_sites_each_keep_a_tappable_marker(
+    browser: Browser, base: str, artifacts: Path, place: str
+) -> None:
+    page = await new_page(browser, base, "phone", DENSE[place])
+    await page.goto(base + "/")
+    await page.wait_for_selector("#sites li.card[data-id] >> nth=9")
+    await map_idle(page)
+    box = await page.locator("#map").bounding_box()
+    assert box is not None
+    markers = page.locator("#map .site-marker")
+    assert await markers.count() == 10
+    boxes = []
+    for i in range(10):
+        m = await markers.nth(i).bounding_box()
+        assert m is not None and m["width"] >= 32 and m["height"] >= 32, i
+        cx, cy = m["x"] + m["width"] / 2, m["y"] + m["height"] / 2
+        assert box["x"] <= cx <= box["x"] + box["width"], (i, m, box)
+        assert box["y"] <= cy <= box["y"] + box["height"], (i, m, box)
+        # nothing covers its centre: a tap there reaches this marker
+        on_top = await page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).closest('.site-marker')?.dataset.rank",
+            [cx, cy],
+        )
+        assert on_top == str(i), (i, on_top)
+        boxes.append(m)
+    for i, a in enumerate(boxes):
+        for j, b in enumerate(boxes[i + 1 :], i + 1):
+            wide = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+            high = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+            assert min(wide, high) <= OVERLAP_PX, (i, j, a, b)
+    # the last of them is tapped and selects its own card
+    await markers.nth(9).tap()
+    await page.wait_for_function(
+        "document.querySelectorAll('#sites li.card')[9].classList.contains('selected')"
+    )
+    await page.screenshot(path=str(artifacts / f"map-dense-{place}-phone.png"))
     assert page.errors == []  # type: ignore[attr-defined]
     await page.context.close()
 

@@ -30,8 +30,10 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.asyncpg_suite.internals import scan
 from tools.pgcluster import Cluster, destroy, free_port, start_temp_cluster
@@ -131,11 +133,17 @@ def run_module(
                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     except subprocess.TimeoutExpired:
         pass
-    results: dict[str, Result] = {}
     if not out.exists():
-        return results
-    for raw in out.read_text().splitlines():
-        rec = json.loads(raw)
+        return {}
+    return merge_reports(json.loads(raw) for raw in out.read_text().splitlines())
+
+
+def merge_reports(records: Iterable[dict[str, Any]]) -> dict[str, Result]:
+    """One Result per test from the child's per-phase reports, in their order: a failed
+    setup or teardown fails the test, and so does any failed ``subTest`` (pytest 9 reports
+    each failed subTest, then the test itself as passed)."""
+    results: dict[str, Result] = {}
+    for rec in records:
         key = _test_key(rec["nodeid"])
         prev = results.get(key)
         if rec["when"] == "collect":

@@ -45,6 +45,16 @@ class Front:
         return total
 
 
+def server_params(include: Path) -> str:
+    """The parameters of the `server` line in one of the repo's upstream includes
+    (`max_fails=1 max_conns=64 ...`), so that the tests' upstreams carry the committed limits."""
+    for line in include.read_text().splitlines():
+        words = line.split("#", 1)[0].strip().removesuffix(";").split()
+        if words[:1] == ["server"]:
+            return " ".join(words[2:])
+    raise AssertionError(f"no server line in {include}")
+
+
 def write_conf(
     dest: Path, listen: str, app_servers: Sequence[str], ws_servers: Sequence[str]
 ) -> Path:
@@ -53,10 +63,12 @@ def write_conf(
     for f in CONF_DIR.iterdir():
         shutil.copy(f, dest / f.name)
     (dest / "listen.conf").write_text(f"listen {listen};\n")
-    (dest / "app-servers.conf").write_text(
-        "".join(f"server {s} max_fails=1 fail_timeout=2s;\n" for s in app_servers)
+    app, ws = (
+        server_params(CONF_DIR / "app-servers.conf"),
+        server_params(CONF_DIR / "wsproxy-servers.conf"),
     )
-    (dest / "wsproxy-servers.conf").write_text("".join(f"server {s};\n" for s in ws_servers))
+    (dest / "app-servers.conf").write_text("".join(f"server {s} {app};\n" for s in app_servers))
+    (dest / "wsproxy-servers.conf").write_text("".join(f"server {s} {ws};\n" for s in ws_servers))
     return dest / "nginx.conf"
 
 

@@ -7,6 +7,7 @@ Memory is the RSS of the serving processes, read from /proc; every wait has a de
 from __future__ import annotations
 
 import json
+import select
 import socket
 import sys
 import threading
@@ -19,7 +20,8 @@ import pytest
 
 from tests.app.conftest import DB, ROOT
 from tests.app.server import uvicorn_server
-from tests.deploy.front import Front, running_front
+from tests.deploy.flood import flood, percentile, source_address
+from tests.deploy.front import CONF_DIR, Front, running_front, server_params
 from tools.pgcluster import free_port
 from tools.procs import start_and_wait, stop
 
@@ -177,6 +179,132 @@ def test_front_caps_connections_per_address_with_429() -> None:
             for s in socks:
                 s.close()
             stalled.close()
+
+
+def _max_conns() -> int:
+    params = dict(p.split("=", 1) for p in server_params(CONF_DIR / "app-servers.conf").split())
+    return int(params["max_conns"])
+
+
+def test_front_sheds_past_the_upstream_bound_with_503_at_once() -> None:
+    """With `max_conns` requests in flight to the replica, the next one (from anyone) gets 503
+    + Retry-After at once, and the replica never sees it.
+
+    The upstream holds every request (accepts, never answers); the clients have addresses of
+    their own, so the per-address cap is not what answers.
+    """
+    bound = _max_conns()
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(bound + 16)
+    upstream = f"127.0.0.1:{stalled.getsockname()[1]}"
+    socks: list[socket.socket] = []
+    accepted: list[socket.socket] = []
+    with running_front("127.0.0.1", free_port(), [upstream]) as f:
+        try:
+            for i in range(bound):
+                s = socket.create_connection(
+                    (f.host, f.port), timeout=10, source_address=(source_address(3, i), 0)
+                )
+                s.sendall(b"GET /api/nearest HTTP/1.1\r\nHost: x\r\n\r\n")
+                socks.append(s)
+            stalled.settimeout(10)
+            while len(accepted) < bound:
+                accepted.append(stalled.accept()[0])
+            start = time.monotonic()
+            r = httpx.get(f"{f.url}/api/nearest", timeout=10)
+            assert time.monotonic() - start < 2.0
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["detail"] == "service temporarily unavailable"
+            # nginx answered without connecting: nothing waits in the replica's accept queue
+            stalled.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                accepted.append(stalled.accept()[0])
+            # one request finishes: its slot is free again and a new request is admitted
+            # (nginx frees the slot just after it forwards the answer: ask until it is)
+            accepted.pop().sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            )
+            stalled.settimeout(10)
+            deadline = time.monotonic() + 10
+            for i in range(1000):
+                s = socket.create_connection(
+                    (f.host, f.port), timeout=10, source_address=(source_address(4, i), 0)
+                )
+                socks.append(s)
+                s.sendall(b"GET /api/nearest HTTP/1.1\r\nHost: x\r\n\r\n")
+                ready, _, _ = select.select([stalled, s], [], [], deadline - time.monotonic())
+                if stalled in ready:
+                    break
+                assert s in ready, "neither admitted nor shed in 10 s"
+                assert s.recv(65536).startswith(b"HTTP/1.1 503"), "not admitted, not shed"
+                assert time.monotonic() < deadline, "the finished request's slot stays taken"
+            else:
+                raise AssertionError("1,000 requests shed after a slot was freed")
+            accepted.append(stalled.accept()[0])
+        finally:
+            for s in socks + accepted:
+                s.close()
+            stalled.close()
+
+
+@pytest.fixture
+def flooded_front(sample_db: DB) -> Iterator[Front]:
+    """The real front before `python -m app.serve` with one worker, both as subprocesses."""
+    proc, port = _serve(sample_db, WORKERS="1")
+    try:
+        with running_front("127.0.0.1", free_port(), [f"127.0.0.1:{port}"]) as f:
+            yield f
+    finally:
+        stop(proc)  # type: ignore[arg-type]
+
+
+FLOOD_CONNECTIONS = 300
+FLOOD_SECONDS = 4.0
+# What a client may wait, answered or shed, on this shared 2-core machine (unloaded, the
+# slowest of the flood takes under 1 s; bench/overload_bench.py has the figures). Without the
+# front's bound the replica holds all 300 requests, serves some connections before others, and
+# the unluckiest wait as long as the flood lasts.
+BOUND_S = 2.5
+FRONT_REASON = "the servers are busy or unreachable"  # deploy/nginx/nginx.conf, @unavailable
+
+
+async def test_front_bounds_the_wait_under_a_flood_and_recovers(flooded_front: Front) -> None:
+    """300 clients hammer one cached cell for 4 s: each request is answered or shed with 503 +
+    Retry-After (by the front), none waits past the bound, and right after the flood the app
+    answers normally."""
+    f = flooded_front
+    request = b"GET /api/nearest?lat=37.77&lon=-122.41 HTTP/1.1\r\nHost: x\r\n\r\n"
+    async with httpx.AsyncClient(base_url=f.url, timeout=10) as client:
+        r = await client.get("/api/nearest", params={"lat": 37.77, "lon": -122.41})
+        assert r.status_code == 200, r.text  # the cell is cached: the flood is on the hot path
+        t = await flood(
+            f.host,
+            f.port,
+            request,
+            connections=FLOOD_CONNECTIONS,
+            seconds=FLOOD_SECONDS,
+            request_timeout_s=2 * BOUND_S,
+            net=2,
+        )
+        summary = (
+            f"{len(t.ok)} answered (p99 {percentile(t.ok, 0.99):.2f} s), {len(t.shed)} shed "
+            f"(p99 {percentile(t.shed, 0.99):.2f} s), slowest {t.slowest:.2f} s, "
+            f"{t.bare_503} bare 503, other {t.other}, {len(t.errors)} errors {t.errors[:3]}"
+        )
+        print(f"flood through the front: {summary}")
+        assert not t.errors and not t.other and not t.bare_503 and not t.limited, summary
+        assert t.ok and t.shed, summary  # both happened: the bound was reached and held
+        # the front shed them (its body), before they reached the app
+        assert {json.loads(b)["reason"] for b in t.shed_bodies} == {FRONT_REASON}, summary
+        assert t.slowest < BOUND_S, summary
+        assert json.loads(t.last_ok_body)["nearestSites"][0]["name_en"] == "Invented bay site"
+        # right after: the cached cell, and a new one that reaches the database
+        r = await client.get("/api/nearest", params={"lat": 37.77, "lon": -122.41})
+        assert r.status_code == 200, r.text
+        r = await client.get("/api/nearest", params={"lat": 10.5, "lon": 20.5})
+        assert r.status_code == 200 and r.json()["nearestSites"], r.text
 
 
 # --- uvicorn alone: `python -m app.serve`, the image's command ------------------------------

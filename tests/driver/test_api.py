@@ -88,6 +88,28 @@ async def test_connection_facts_as_asyncpg(
     assert dconn.get_settings().application_name == "changed"  # ParameterStatus kept current
 
 
+async def test_transactions_nest_as_asyncpg(
+    dconn: driver.Connection, apg: asyncpg.Connection
+) -> None:
+    """Savepoints nest in a block transaction() opened, never in a plain BEGIN's; ending a
+    transaction twice fails in asyncpg's words (SQLAlchemy's asyncpg adapter matches them)."""
+    for conn, errors in ((dconn, driver), (apg, asyncpg)):
+        await conn.execute("BEGIN")
+        with pytest.raises(errors.InterfaceError, match="in a manually started transaction"):
+            await conn.transaction().start()
+        await conn.execute("ROLLBACK")
+        outer = conn.transaction()
+        await outer.start()
+        async with conn.transaction():  # a savepoint
+            await conn.execute("SELECT 1")
+        await outer.rollback()
+        with pytest.raises(errors.InterfaceError, match="the transaction is already rolled back"):
+            await outer.rollback()
+        assert not conn.is_in_transaction()
+        async with conn.transaction():  # top-level again
+            assert conn.is_in_transaction()
+
+
 # ---- PreparedStatement -------------------------------------------------------------------
 
 

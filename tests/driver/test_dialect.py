@@ -6,13 +6,26 @@ PgBouncer in transaction mode with the statement cache off from the URL."""
 from __future__ import annotations
 
 import enum
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import ForeignKey, String, exc, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, exc, select, text
+from sqlalchemy.dialects.postgresql import (
+    BIT,
+    CIDR,
+    DATERANGE,
+    INET,
+    INT4MULTIRANGE,
+    INT4RANGE,
+    JSONB,
+    BitString,
+    Range,
+)
+from sqlalchemy.dialects.postgresql.ranges import MultiRange
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
@@ -107,6 +120,41 @@ async def test_orm_round_trip(engine: AsyncEngine) -> None:
             select(Author.name).where(Author.profile["n"].as_integer() == 12)
         )
         assert hit == "author 12"
+
+
+async def test_ranges_bitstrings_and_inet_round_trip(engine: AsyncEngine) -> None:
+    """SQLAlchemy's Range / MultiRange go through the driver's Range (as the asyncpg dialect's
+    go through asyncpg.Range); BIT as SQLAlchemy's BitString; inet/cidr as ipaddress objects."""
+    md = MetaData()
+    t = Table(
+        "typed",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("span", INT4RANGE),
+        Column("spans", INT4MULTIRANGE),
+        Column("days", DATERANGE),
+        Column("flags", BIT(4)),
+        Column("addr", INET),
+        Column("net", CIDR),
+    )
+    row = {
+        "id": 1,
+        "span": Range(1, 10),
+        "spans": MultiRange([Range(1, 3), Range(5, 8, bounds="[]")]),
+        "days": Range(date(2026, 1, 1), None, bounds="[)"),
+        "flags": BitString("1010"),
+        "addr": ipaddress.ip_address("192.0.2.7"),
+        "net": ipaddress.ip_network("2001:db8::/32"),
+    }
+    async with engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+        await conn.execute(t.insert(), row)
+        await conn.execute(t.insert(), {"id": 2, "span": Range(empty=True)})
+        got = (await conn.execute(select(t).order_by(t.c.id))).all()
+        hit = await conn.scalar(select(t.c.id).where(t.c.span.contains(9)))
+    assert got[0]._asdict() == {**row, "spans": MultiRange([Range(1, 3), Range(5, 9)])}
+    assert got[1].span == Range(empty=True) and got[1].spans is None
+    assert hit == 1
 
 
 async def test_exceptions_map_to_dbapi_classes(engine: AsyncEngine) -> None:

@@ -422,3 +422,196 @@ def test_rows_before_something_else_are_popped_by_the_fast_path() -> None:
     assert isinstance(proto.next_event(), m.NoticeResponse)
     assert proto.read_result(rows) == "S"
     assert rows == EXPECTED_ROWS
+
+
+# ---- COPY TO STDOUT: read_copy_data() ----------------------------------------------------
+
+COPY_ROWS = [b"%d\trow %d\n" % (i, i) for i in range(20)]
+COPY_REPLIES = {
+    "rows": b"".join(f.msg(b"d", r) for r in COPY_ROWS),
+    "empty payloads": f.msg(b"d") + f.msg(b"d", b"x") + f.msg(b"d"),
+    "notice inside": b"".join(f.msg(b"d", r) for r in COPY_ROWS[:7])
+    + f.notice("hi")
+    + b"".join(f.msg(b"d", r) for r in COPY_ROWS[7:]),
+    "error inside": b"".join(f.msg(b"d", r) for r in COPY_ROWS[:3]) + f.error(),
+    "nothing": b"",
+}
+
+
+def _copy_core() -> PGProtocol:
+    proto = f.started()
+    proto.send_query("copy t to stdout")
+    proto.data_to_send()
+    return proto
+
+
+def _copy_outcome(chunks: list[bytes], fast: bool) -> tuple[object, ...]:
+    """Drive a COPY TO STDOUT as copy._copy_out does (``fast``), or with next_event() alone."""
+    proto = _copy_core()
+    payloads: list[bytes] = []
+    kinds: list[str] = []
+    feed = iter(chunks)
+    while True:
+        if fast:
+            proto.read_copy_data(payloads)
+        event = proto.next_event()
+        if event is NEED_DATA:
+            proto.receive_data(next(feed))
+            continue
+        if isinstance(event, m.CopyData):
+            payloads.append(event.data)
+        elif isinstance(event, m.ReadyForQuery):
+            break
+        else:
+            kinds.append(type(event).__name__)
+    return payloads, kinds, proto.state, proto.pending
+
+
+def _copy_reply(name: str) -> bytes:
+    end = f.msg(b"c") + f.command_complete("COPY 20")
+    if name == "error inside":
+        end = b""
+    return f.msg(b"H", b"\0\0\0") + COPY_REPLIES[name] + end + f.ready()
+
+
+@pytest.mark.parametrize("name", sorted(COPY_REPLIES))
+def test_copy_data_fast_path_same_as_the_general_path(name: str) -> None:
+    reply = _copy_reply(name)
+    assert _copy_outcome([reply], True) == _copy_outcome([reply], False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(COPY_REPLIES)), st.lists(st.integers(0, 10_000), max_size=6))
+def test_copy_data_split_anywhere_same_as_the_general_path(name: str, cuts: list[int]) -> None:
+    chunks = _chunks(_copy_reply(name), cuts)
+    assert _copy_outcome(chunks, True) == _copy_outcome(chunks, False)
+
+
+def test_copy_data_is_read_in_one_call_and_only_in_copy_out() -> None:
+    proto = _copy_core()
+    rows = b"".join(f.msg(b"d", r) for r in COPY_ROWS)
+    proto.receive_data(f.msg(b"H", b"\0\0\0") + rows)
+    payloads: list[bytes] = []
+    proto.read_copy_data(payloads)
+    assert payloads == []  # not in COPY_OUT yet: CopyOutResponse is next_event()'s
+    assert isinstance(proto.next_event(), m.CopyOutResponse)
+    proto.read_copy_data(payloads)
+    assert payloads == COPY_ROWS
+    assert proto.next_event() is NEED_DATA
+
+
+@pytest.mark.parametrize("length", [0, 3, (1 << 30) + 2000])
+def test_an_impossible_copy_data_length_is_a_protocol_error(length: int) -> None:
+    proto = _copy_core()
+    proto.receive_data(f.msg(b"H", b"\0\0\0"))
+    proto.next_event()
+    proto.receive_data(f.msg(b"d", b"ok") + b"d" + length.to_bytes(4, "big") + b"x" * 8)
+    payloads: list[bytes] = []
+    with pytest.raises(ProtocolError):
+        proto.read_copy_data(payloads)
+    assert payloads == [b"ok"] and proto.state is State.FAILED
+    with pytest.raises(ProtocolError):
+        proto.next_event()
+
+
+# ---- executemany(): rows encoded per parameter, Bind + Execute per row, the reply skipped ----
+
+MANY_VALUES = [[], [b"1"], [None], [b"", None, b"x" * 70_000], [b"\0\xff", b"2"] * 40]
+
+
+@pytest.mark.parametrize("values", MANY_VALUES)
+@pytest.mark.parametrize("statement", ["", "_drv_s1", "é"])
+def test_bind_execute_and_its_executor_are_the_two_messages(
+    values: list[bytes | None], statement: str
+) -> None:
+    expected = m.bind("", statement, values) + m.execute("", 0)
+    assert m.bind_execute(statement, values) == expected
+    assert m.bind_executor(statement, len(values))(values) == expected
+    assert m.bind_executor(statement, len(values) + 1)(values) == expected  # another width
+
+
+def test_bind_with_result_formats_is_spelled_out() -> None:
+    assert m.bind("p", "", [b"7"], [1, 0]) == (b"B\0\0\0\x16p\0\0\0\0\0\1\0\0\0\x017\0\2\0\1\0\0")
+
+
+@pytest.mark.parametrize("args", ARGS, ids=repr)
+@pytest.mark.parametrize("typed", [False, True])
+def test_param_encoders_give_what_encode_gives(args: tuple[object, ...], typed: bool) -> None:
+    """executemany()'s per-parameter encoders: the bytes of encode(), for inferred (OID 0)
+    and for declared parameter types."""
+    codecs = default_registry.copy()
+    oids = [codecs.encode(a, 0)[0] if typed else 0 for a in args]
+    for value, oid in zip(args, oids, strict=True):
+        if value is not None:
+            assert codecs.param_encoder(oid)(value) == codecs.encode(value, oid)[1]
+
+
+def test_row_encoders_of_any_width() -> None:
+    from driver.query import _row_encoder
+
+    for n in (1, 2, 7, 32):
+        row = [None if i % 3 == 0 else i for i in range(n)]
+        encoders = [lambda v: str(v).encode()] * n
+        expected = [None if v is None else str(v).encode() for v in row]
+        assert _row_encoder(n)(row, encoders) == expected
+        with pytest.raises(ValueError):
+            _row_encoder(n)([*row, 1], encoders)
+
+
+def _many_core() -> PGProtocol:
+    proto = f.started()
+    proto.send_execute_many("s", [[b"1"], [b"2"], [b"3"]])
+    proto.data_to_send()
+    return proto
+
+
+PAIR = BIND + f.command_complete("INSERT 0 1")
+MANY_REPLIES = {
+    "pairs": PAIR * 3 + f.ready(),
+    "returning rows": (BIND + f.data_row(b"1") + f.command_complete("INSERT 0 1")) * 3 + f.ready(),
+    "error": PAIR + BIND + f.error() + f.ready("E"),
+    "notice": PAIR + f.notice("hi") + PAIR * 2 + f.ready(),
+    "non-ascii tag": PAIR + BIND + f.command_complete("INSÉRT") + PAIR + f.ready(),
+    "unterminated tag": PAIR + BIND + f.msg(b"C", b"INSERT 0 1") + f.ready(),
+    "bind with a body": PAIR + f.msg(b"2", b"x") + f.ready(),
+}
+
+
+def _many_outcome(chunks: list[bytes], fast: bool) -> tuple[object, ...]:
+    proto = _many_core()
+    kinds: list[str] = []
+    feed = iter(chunks)
+    try:
+        while True:
+            if fast:
+                proto.skip_command_results()
+            event = proto.next_event()
+            if event is NEED_DATA:
+                proto.receive_data(next(feed))
+                continue
+            if isinstance(event, m.ReadyForQuery):
+                break
+            if not isinstance(event, m.BindComplete | m.CommandComplete):
+                kinds.append(type(event).__name__)
+    except ProtocolError as exc:
+        kinds.append(f"ProtocolError: {exc}")
+    return kinds, proto.state, proto.pending
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(MANY_REPLIES)), st.lists(st.integers(0, 10_000), max_size=5))
+def test_skipping_command_results_is_the_general_path(name: str, cuts: list[int]) -> None:
+    """What the skip drops is what executemany() ignores; anything else, malformed or not,
+    reaches next_event() as before."""
+    for chunks in ([MANY_REPLIES[name]], _chunks(MANY_REPLIES[name], cuts)):
+        assert _many_outcome(chunks, True) == _many_outcome(chunks, False)
+
+
+def test_command_results_are_skipped_in_one_call() -> None:
+    proto = _many_core()
+    proto.receive_data(PAIR * 3)
+    assert proto.skip_command_results() == 3
+    assert proto.next_event() is NEED_DATA
+    proto.receive_data(f.ready())
+    assert isinstance(proto.next_event(), m.ReadyForQuery)
+    assert proto.skip_command_results() == 0  # READY: nothing to skip

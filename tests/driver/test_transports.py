@@ -137,3 +137,16 @@ async def test_tcp_read_after_peer_closes_is_eof(tcp_echo: int) -> None:
     stream._transport.write_eof()  # the echo server sees EOF and closes its side
     assert await stream.read(10) == b""
     await stream.close()
+
+
+async def test_tcp_close_wakes_a_task_blocked_in_read(tcp_echo: int) -> None:
+    """close() while another task waits in read(): that task ends (EOF) instead of waiting
+    forever; close() used to take over the reader's waiter and strand it."""
+    stream = await open_stream("127.0.0.1", tcp_echo)
+    assert isinstance(stream, TCPStream)
+    reading = asyncio.create_task(stream.read(10))
+    await asyncio.sleep(0)  # one turn of the loop: the reader runs until it parks
+    assert stream._read_waiter is not None and not reading.done()
+    async with asyncio.timeout(5):
+        await stream.close()
+        assert await reading == b""

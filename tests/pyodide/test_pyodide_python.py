@@ -5,6 +5,7 @@ test-artifacts/speed-playground.json), plus axe-core and the phone layout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import driver
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, Page, Route
 
     from tests.pyodide.conftest import LoadedPage, PlaygroundDB, Server
 
@@ -140,11 +141,14 @@ async def test_real_python_version_is_shown(loaded_page: LoadedPage) -> None:
 
 
 async def resources(page: Page) -> dict[str, list[int]]:
+    """What the page and its Python worker fetched (a worker's fetches are in its own
+    timeline, which it reports when Python is ready): name -> [transferred, encoded, decoded]."""
     return dict(
         await page.evaluate(
-            "performance.getEntriesByType('resource').reduce((a, e) => {"
+            "window.playground.ready.then((boot) => [...boot.resources,"
+            " ...performance.getEntriesByType('resource')].reduce((a, e) => {"
             " a[e.name.split('?')[0].split('/').pop()] = [e.transferSize, e.encodedBodySize,"
-            " e.decodedBodySize]; return a; }, {})"
+            " e.decodedBodySize]; return a; }, {}))"
         )
     )
 
@@ -170,7 +174,7 @@ async def test_first_load_compressed_second_from_cache(
                 "editor usable (s)": round(usable, 3),
                 "Python ready (s)": round(ready, 3),
                 "Python ready, page's own clock (s)": round(boot["loadMs"] / 1000, 3),
-                "stages, ms since the script started": boot["stages"],
+                "stages, ms since navigation start": boot["stages"],
                 "editors ready, page's own clock (s)": round(
                     await page.evaluate(
                         "performance.getEntriesByName('playground-editors-ready')[0].startTime"
@@ -221,5 +225,80 @@ async def test_phone_layout_and_accessibility(browser: Browser, playground_serve
             if v["impact"] in ("serious", "critical")
         ]
         assert bad == []
+    finally:
+        await context.close()
+
+
+async def test_page_works_while_python_starts_in_its_worker(
+    browser: Browser, playground_server: Server
+) -> None:
+    """Python loads in a Web Worker: while it does (the driver bundle is held back here), the
+    examples, the editor and the SQL box answer, a run waits for Python and then completes, and
+    Pyodide's own scripts were never loaded by the page itself."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    try:
+        await page.route("**/driver.zip", hold)
+        await page.goto(playground_server.url)
+        await page.wait_for_selector("#code + .CodeMirror")
+        await page.select_option("#example", "count")
+        code = await page.evaluate("window.playground.editors.py.getValue()")
+        assert "GROUP BY" in code
+        await page.evaluate("window.playground.editors.sql.setValue('select 40 + 2 as answer')")
+        await page.click("#run")
+        await page.wait_for_function(
+            "document.getElementById('status').textContent.includes('Waiting for Python')"
+        )
+        assert await page.get_attribute("#status", "data-state") == "loading"
+        release.set()
+        await page.wait_for_selector("#results tbody tr")
+        assert await page.eval_on_selector_all("#results td", "t => t.map(x => x.textContent)") == [
+            "42"
+        ]
+        own = await page.evaluate(
+            "performance.getEntriesByType('resource').map(e => e.name.split('/').pop())"
+        )
+        assert "pyodide.asm.mjs" not in own and "pyodide.mjs" not in own
+        assert "pyodide.asm.mjs" in [
+            r["name"].split("/").pop()
+            for r in (await page.evaluate("window.playground.ready"))["resources"]
+        ]
+    finally:
+        release.set()
+        await context.close()
+
+
+async def test_second_visit_resumes_python_from_its_snapshot(
+    browser: Browser, playground_server: Server
+) -> None:
+    """The first visit saves a memory snapshot of the started Python (Cache Storage); the next
+    one resumes from it, and that Python still finds the driver's files and queries."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    saved = (
+        "caches.open('pgws-playground-snapshots').then((c) => c.keys())"
+        ".then((keys) => keys.map((k) => k.url))"
+    )
+    try:
+        await page.goto(playground_server.url)
+        first = await page.evaluate("window.playground.ready")
+        assert "snapshot read" not in first["stages"]
+        await page.wait_for_function(f"{saved}.then((urls) => urls.length === 1)")
+        await page.goto(playground_server.url)
+        second = await page.evaluate("window.playground.ready")
+        assert "snapshot read" in second["stages"], second["stages"]
+        assert second["python"] == first["python"]
+        got = await python_run(
+            page, "import driver.transport.pyodide\nprint(await conn.fetchval('select 6 * 7'))"
+        )
+        assert got["error"] is None, got
+        assert got["printed"].strip() == "42"
+        assert len(await page.evaluate(saved)) == 1
     finally:
         await context.close()

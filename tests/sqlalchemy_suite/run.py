@@ -13,7 +13,10 @@ Usage::
 
 Each mode is one pytest process with a per-test timeout, its results kept as JUnit XML in
 ``var/sqla-suite/results/``; the summary lists, per module, passed / failed / errors /
-skipped, and every test that passes with asyncpg but not with pgws.
+skipped, and every test that passes with asyncpg but not with pgws. In the pgws modes a small
+harness (``HARNESS_*`` below: a Requirements subclass and a pytest plugin) makes the tests that
+SQLAlchemy selects by driver name answer for ``+pgws`` as for ``+asyncpg``, so that the same
+tests are collected in every mode (STATUS.md lists them).
 """
 
 from __future__ import annotations
@@ -115,6 +118,130 @@ def url_for(mode: str, pg: Cluster, ws_proxy: str) -> str:
     return f"postgresql+pgws://{base}?ws_proxy={ws_proxy}&use_secure_websocket=false"
 
 
+# SQLAlchemy's tests choose some tests by driver name, listing asyncpg but not us. For the pgws
+# modes the runner writes these two modules into var/sqla-suite/harness/ (they import
+# SQLAlchemy's test tree, which exists only there) and loads the plugin with `-p`; the plugin sets
+# the requirements class (SQLAlchemy's own `--requirements` option is overridden by setup.cfg).
+# postgresql+pgws is SQLAlchemy's asyncpg adapter over a driver with asyncpg's API and value
+# types, so each gate answers for +pgws what it answers for +asyncpg; nothing else changes.
+HARNESS_REQUIREMENTS = '''"""test/requirements.py for +pgws: the properties gated by driver name."""
+
+from sqlalchemy.testing import exclusions
+from test.requirements import DefaultRequirements
+
+
+class PgwsRequirements(DefaultRequirements):
+    @property
+    def range_types(self):
+        # upstream: only_on(["+psycopg2", "+psycopg", "+asyncpg", "+pg8000"])
+        return exclusions.only_on(["+psycopg2", "+psycopg", "+asyncpg", "+pg8000", "+pgws"])
+
+    @property
+    def multirange_types(self):
+        # upstream: only_on(["+psycopg", "+asyncpg", "+pg8000"]) + only_on("postgresql >= 14")
+        return exclusions.only_on(["+psycopg", "+asyncpg", "+pg8000", "+pgws"]) + (
+            exclusions.only_on("postgresql >= 14")
+        )
+
+    @property
+    def infinity_floats(self):
+        # upstream: expected to fail except on sqlite, psycopg2, asyncpg and psycopg
+        return exclusions.fails_on_everything_except(
+            "sqlite",
+            "postgresql+psycopg2",
+            "postgresql+asyncpg",
+            "postgresql+psycopg",
+            "postgresql+pgws",
+        ) + exclusions.skip_if("postgresql+pg8000", "seems to work on pg14 only, not earlier?")
+'''
+
+HARNESS_PLUGIN = '''"""pytest plugin: SQLAlchemy's asyncpg-only tests run for +pgws as for +asyncpg.
+
+These tests exercise SQLAlchemy's asyncpg adapter (AsyncAdapt_asyncpg_connection, its
+terminate(), transactional ping, codec hooks, multi-host URL handling, native inet values),
+which postgresql+pgws is built on; upstream names the driver where it means the adapter.
+"""
+
+import sys
+
+import pytest
+
+# tests whose `+asyncpg` predicates (only_on / only_if / testing.against) also match +pgws
+ASYNCPG_ADAPTER_TESTS = {
+    "test_asyncpg_terminate_catch",
+    "test_asyncpg_transactional_ping",
+    "test_expression_positional",
+    "test_default_native_inet_types",
+    "test_multiple_host_real_connect",
+}
+_alias = False
+
+
+def _install():
+    from sqlalchemy.testing import exclusions
+    from sqlalchemy.testing.suite import test_results
+
+    spec_call = exclusions.SpecPredicate.__call__
+
+    def call(self, config):
+        if _alias and config is not None and self.op is None and "+" in self.db:
+            name, driver = self.db.split("+")
+            if driver == "asyncpg" and config.db.driver == "pgws":
+                return name in ("", config.db.name)
+        return spec_call(self, config)
+
+    exclusions.SpecPredicate.__call__ = call
+
+    # upstream's _is_server_side() knows drivers by name ("a huge issue ... for third party
+    # dialects", its comment says) and answers False for any other
+    ss_test = test_results.ServerSideCursorsTest
+    is_server_side = ss_test._is_server_side
+
+    def _is_server_side(self, cursor):
+        if self.engine.dialect.driver == "pgws":
+            return cursor.server_side
+        return is_server_side(self, cursor)
+
+    ss_test._is_server_side = _is_server_side
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    # SQLAlchemy's --requirements option would be overridden: its session start re-reads
+    # setup.cfg's requirement_cls after the command line; so set the class after that
+    plugin_base = sys.modules["sqla_plugin_base"]  # as test/conftest.py bootstraps it
+    plugin_base._setup_requirements("pgws_requirements:PgwsRequirements")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    _install()
+    for item in items:
+        cls = getattr(item, "cls", None)
+        if cls is not None and cls.__name__ == "AsyncPgTest":
+            cls.__only_on__ = ["postgresql+asyncpg", "postgresql+pgws"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    global _alias
+    _alias = getattr(item, "originalname", item.name) in ASYNCPG_ADAPTER_TESTS
+    try:
+        yield
+    finally:
+        _alias = False
+'''
+
+
+def write_harness() -> list[str]:
+    """Writes the pgws harness modules; returns the pytest arguments that load them."""
+    harness = WORK / "harness"
+    harness.mkdir(parents=True, exist_ok=True)
+    (harness / "pgws_requirements.py").write_text(HARNESS_REQUIREMENTS)
+    (harness / "pgws_plugin.py").write_text(HARNESS_PLUGIN)
+    return ["-p", "pgws_plugin"]
+
+
 @dataclass
 class Outcome:
     status: str  # passed | failed | error | skipped
@@ -142,11 +269,12 @@ def run_mode(tree: Path, mode: str, url: str, extra: list[str], timeout: int) ->
         f"--junitxml={xml}",
         "-o",
         "junit_family=xunit1",
+        *(write_harness() if mode != "asyncpg" else []),
         *extra,
     ]
     log = out_dir / f"{mode}.log"
     print(f"[{mode}] {' '.join(argv[3:6])} ... (log: {log})", flush=True)
-    env = {**os.environ, "PYTHONPATH": ""}
+    env = {**os.environ, "PYTHONPATH": str(WORK / "harness") if mode != "asyncpg" else ""}
     with open(log, "w") as f:
         subprocess.run(argv, cwd=tree, stdout=f, stderr=subprocess.STDOUT, env=env)
     return read_junit(xml)

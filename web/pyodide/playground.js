@@ -1,7 +1,8 @@
-// Loads Pyodide from this server (never a CDN), unpacks the driver bundle into it, and wires the
-// page to the Python side (pgws_playground.py). The editors and buttons work at once: a run
-// asked for before Python is ready waits for it. `window.playground` is the same API for
-// scripts and the browser tests: each call returns the Python side's JSON text.
+// Wires the page to the Python side (pgws_playground.py), which runs with Pyodide and the driver
+// in a Web Worker (playground-worker.mjs), all from this server (never a CDN). The editors and
+// buttons work at once: a run asked for before Python is ready waits for it. `window.playground`
+// is the same API for scripts and the browser tests: each call returns the Python side's JSON
+// text, `ready` what was loaded and how long it took.
 const $ = (id) => document.getElementById(id);
 const STEPS = 4;
 const status = (state, text) => {
@@ -51,53 +52,49 @@ rows
 `,
 };
 
-async function boot() {
-  const t0 = performance.now();
-  const stages = {};
-  const mark = (name) => { stages[name] = Math.round(performance.now() - t0); };
-  step(0, "Fetching the configuration");
-  const config = await (await fetch("config.json")).json();
-  mark("config");
-  step(1, "Downloading and starting Python (Pyodide)");
-  const bundle = fetch(config.bundle).then((r) => {
-    if (!r.ok) throw new Error(`driver bundle: HTTP ${r.status}`);
-    return r.arrayBuffer();
+// Python lives in a Web Worker (playground-worker.mjs), started by the page's head before this
+// script runs; the messages it sent meanwhile wait in `pgwsBoot.early`. Times are in ms since
+// the navigation started (the worker's clock is turned into the page's).
+const { worker, early } = window.pgwsBoot;
+const since = (clock) => Math.round(clock - performance.timeOrigin);
+const pending = new Map();
+let nextId = 1;
+let bootDone, bootFailed;
+const booted = new Promise((resolve, reject) => { bootDone = resolve; bootFailed = reject; });
+
+function onWorkerMessage(msg) {
+  if (msg.type === "progress") step(msg.step, msg.text);
+  else if (msg.type === "ready") {
+    const stages = Object.fromEntries(Object.entries(msg.stages).map(([k, v]) => [k, since(v)]));
+    performance.mark("playground-python-ready");
+    bootDone({ loadMs: since(msg.clock), python: msg.python, pyodide: msg.pyodide, stages,
+      resources: msg.resources });
+  } else if (msg.type === "failed") bootFailed(new Error(msg.error));
+  else if (msg.type === "result") {
+    const { resolve, reject } = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (msg.ok) resolve(msg.value); else reject(new Error(msg.error));
+  }
+}
+worker.onmessage = (event) => onWorkerMessage(event.data);
+worker.onerror = (event) => bootFailed(new Error(event.message || "the Python worker failed"));
+for (const msg of early.splice(0)) onWorkerMessage(msg);
+if ($("progress").value === 0) step(0, "Fetching the configuration");
+
+function ask(op, ...args) {
+  return new Promise((resolve, reject) => {
+    const id = nextId++;
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, op, args });
   });
-  const { loadPyodide } = await import(config.pyodide + "pyodide.mjs");
-  const pyodide = await loadPyodide({ indexURL: new URL(config.pyodide, location.href).href });
-  mark("pyodide");
-  step(2, "Loading the driver");
-  pyodide.unpackArchive(await bundle, "zip", { extractDir: "/home/pyodide/pgws" });
-  pyodide.runPython("import sys; sys.path.insert(0, '/home/pyodide/pgws')");
-  const mod = pyodide.pyimport("pgws_playground");
-  const session = mod.Playground(JSON.stringify(config));
-  const python = session.python_version();
-  mark("driver");
-  const loadMs = performance.now() - t0;
-  return { pyodide, session, loadMs, python, stages };
 }
 
-const booted = boot();
-
 window.playground = {
-  ready: booted.then(({ pyodide, loadMs, python, stages }) =>
-    ({ loadMs, python, pyodide: pyodide.version, stages })),
-  async run(sql, args = []) {
-    const { session } = await booted;
-    return session.run(sql, JSON.stringify(args));
-  },
-  async nearest(lon, lat, limit = 10) {
-    const { session } = await booted;
-    return session.nearest(lon, lat, limit);
-  },
-  async runPython(code) {
-    const { session } = await booted;
-    return session.run_python(code);
-  },
-  async python(code) {
-    const { pyodide } = await booted;
-    return String(await pyodide.runPythonAsync(code));
-  },
+  ready: booted,
+  run: (sql, args = []) => ask("run", sql, JSON.stringify(args)),
+  nearest: (lon, lat, limit = 10) => ask("nearest", lon, lat, limit),
+  runPython: (code) => ask("runPython", code),
+  python: (code) => ask("python", code),
 };
 
 function cellText(v) {
