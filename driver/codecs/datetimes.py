@@ -45,10 +45,13 @@ def decode_timestamp(data: bytes) -> datetime:
 def decode_timestamptz(data: bytes) -> datetime:
     """An aware datetime in UTC, as asyncpg returns it whatever the session's TimeZone.
 
-    The infinities come back as naive datetime.max/min, again as asyncpg does.
+    The infinities come back as naive datetime.max/min, again as asyncpg does. A session in
+    UTC prints "+00", which fromisoformat() already reads as the ``UTC`` singleton: skipping
+    astimezone() then saves a third of the call.
     """
     try:
-        return _datetime_fromiso(data.decode("ascii")).astimezone(_UTC)
+        value = _datetime_fromiso(data.decode("ascii"))
+        return value if value.tzinfo is _UTC else value.astimezone(_UTC)
     except (ValueError, OverflowError):
         return _special(data, datetime.max, datetime.min, "timestamptz")
 
