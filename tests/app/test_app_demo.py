@@ -16,8 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ import pytest
 from app.serve import uvicorn_options as serve_options
 from app.settings import Settings
 from tests.app.conftest import ROOT, whc_csv_path
+from tests.hugeheader import HUGE, send_huge_header
 from tools.demo import cluster_base, uvicorn_options
 from tools.pgcluster import PG_BIN, _pg_user, free_port
 from tools.procs import start_and_wait, stop
@@ -301,50 +300,6 @@ def test_demo_serves_with_app_serves_limits() -> None:
     assert demo["limit_concurrency"] == 7 and demo["timeout_keep_alive"] == 3
 
 
-HUGE = 64 * 1024 * 1024
-
-
-def _send_huge_header(port: int) -> tuple[bytes, int, float]:
-    """Stream a 64 MiB header value while reading; returns the response head, the bytes sent
-    before the server stopped reading, and the seconds until the response came."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sent = 0
-    done = threading.Event()
-
-    def pump() -> None:
-        nonlocal sent
-        chunk = b"a" * 65536
-        try:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
-            while sent < HUGE and not done.is_set():
-                sock.sendall(chunk)
-                sent += len(chunk)
-            sock.sendall(b"\r\n\r\n")
-        except OSError:
-            pass  # the server closed the connection: what we want
-
-    start = time.monotonic()
-    writer = threading.Thread(target=pump, daemon=True)
-    writer.start()
-    head = b""
-    try:
-        while b"\r\n\r\n" not in head:
-            sock.settimeout(max(0.01, start + 30 - time.monotonic()))
-            try:
-                data = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not data:
-                break
-            head += data
-        took = time.monotonic() - start
-    finally:
-        done.set()
-        sock.close()
-        writer.join(10)
-    return head, sent, took
-
-
 def test_demo_refuses_a_64_mib_header_quickly(demo_dir: Path) -> None:
     ports = ("DEMO_PORT", "DEMO_PG_PORT", "DEMO_PROXY_PORT", "DEMO_SQL_PORT")
     proc, _, port = _start(
@@ -352,7 +307,7 @@ def test_demo_refuses_a_64_mib_header_quickly(demo_dir: Path) -> None:
     )
     try:
         for _ in range(2):
-            head, sent, took = _send_huge_header(port)
+            head, sent, took = send_huge_header("127.0.0.1", port)
             assert head.startswith(b"HTTP/1.1 400"), head[:200]
             assert took < 3.0 and sent < HUGE, (took, sent)
         assert json.loads(_get(f"http://127.0.0.1:{port}/healthz")) == {"status": "ok"}

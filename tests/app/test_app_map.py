@@ -22,18 +22,8 @@ from app.assets import Assets
 from app.sample import CLUSTERS
 from tests.app.conftest import DB
 from tests.app.server import uvicorn_server
+from tests.chromium import launch
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 AXE = Path(__file__).resolve().parents[1] / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 PLACES = {
     "paris": (48.8566, 2.3522),
@@ -62,7 +52,7 @@ PNG = bytes.fromhex(
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = await launch(pw)
         try:
             yield b
         finally:

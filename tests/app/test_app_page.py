@@ -17,18 +17,8 @@ from app.geo import Point
 from app.sites import nearest_exact
 from tests.app.conftest import DB
 from tests.app.server import uvicorn_server
+from tests.chromium import launch
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROME: Geolocation = {"latitude": 41.8902, "longitude": 12.4922}
 
 
@@ -52,7 +42,7 @@ def _png(rgb: tuple[int, int, int]) -> bytes:
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = await launch(pw)
         try:
             yield b
         finally:

@@ -10,7 +10,6 @@ import json
 import select
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +21,9 @@ from tests.app.conftest import DB, ROOT
 from tests.app.server import uvicorn_server
 from tests.deploy.flood import flood, percentile, source_address
 from tests.deploy.front import CONF_DIR, Front, running_front, server_params
+from tests.hugeheader import HUGE, send_huge_header
 from tools.pgcluster import free_port
 from tools.procs import start_and_wait, stop
-
-HUGE = 64 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -41,50 +39,6 @@ def front(app_base: str) -> Iterator[Front]:
         yield f
 
 
-def _status_line(sock: socket.socket, deadline: float) -> bytes:
-    """Read until the end of the response head (or EOF) before `deadline`."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def _send_huge_header(host: str, port: int) -> tuple[bytes, int, float]:
-    """Stream a 64 MiB header value; returns the response head, bytes sent and seconds taken."""
-    sock = socket.create_connection((host, port), timeout=10)
-    sent = 0
-    stop_sending = threading.Event()
-
-    def pump() -> None:
-        nonlocal sent
-        chunk = b"a" * 65536
-        try:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
-            while sent < HUGE and not stop_sending.is_set():
-                sock.sendall(chunk)
-                sent += len(chunk)
-            sock.sendall(b"\r\n\r\n")
-        except OSError:
-            pass  # the server closed: what we want
-
-    start = time.monotonic()
-    t = threading.Thread(target=pump, daemon=True)
-    t.start()
-    head = _status_line(sock, start + 30)
-    took = time.monotonic() - start
-    stop_sending.set()
-    sock.close()
-    t.join(10)
-    return head, sent, took
-
-
 def test_front_serves_the_app(front: Front) -> None:
     r = httpx.get(f"{front.url}/api/nearest", params={"lat": 37.77, "lon": -122.41}, timeout=10)
     assert r.status_code == 200, r.text
@@ -98,11 +52,11 @@ def test_front_serves_the_app(front: Front) -> None:
 
 def test_front_refuses_a_64_mib_header_quickly_with_bounded_memory(front: Front) -> None:
     # the first one warms a fresh worker (about 4 MiB touched once, whatever the request)
-    head, _, _ = _send_huge_header(front.host, front.port)
+    head, _, _ = send_huge_header(front.host, front.port)
     assert head.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), head[:200]
     before = front.rss_kib()
     for _ in range(3):
-        head, sent, took = _send_huge_header(front.host, front.port)
+        head, sent, took = send_huge_header(front.host, front.port)
         assert head.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), head[:200]
         assert took < 3.0, took
         assert sent < HUGE  # refused long before the header ended
@@ -340,11 +294,11 @@ def test_uvicorn_alone_refuses_a_64_mib_header_with_bounded_memory(sample_db: DB
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
         pid = proc.pid  # type: ignore[attr-defined]
-        head, _, _ = _send_huge_header("127.0.0.1", port)  # warm-up, as for nginx
+        head, _, _ = send_huge_header("127.0.0.1", port)  # warm-up, as for nginx
         assert head.startswith(b"HTTP/1.1 400"), head[:200]
         before = _rss_kib(pid)
         for _ in range(3):
-            head, sent, took = _send_huge_header("127.0.0.1", port)
+            head, sent, took = send_huge_header("127.0.0.1", port)
             assert head.startswith(b"HTTP/1.1 400"), head[:200]
             assert took < 3.0 and sent < HUGE
         grown = _rss_kib(pid) - before

@@ -29,6 +29,7 @@ from app.docs import _FILES as DOCS_FILES
 from app.docs import SWAGGER_DIST
 from app.page import MAP_DATA
 from tests.app.conftest import DB
+from tests.chromium import launch
 from tests.deploy.imagetree import (
     ROOT,
     Image,
@@ -38,7 +39,6 @@ from tests.deploy.imagetree import (
     ignore_rules,
     plan,
 )
-from tests.pyodide.conftest import CHROMIUM_ARGS
 from tools.pgcluster import free_port
 from tools.procs import start_and_wait, stop
 
@@ -258,7 +258,7 @@ def test_image_cmd_serves_the_page_and_the_api(image: Image, served: Running) ->
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        b = await launch(p)
         try:
             yield b
         finally:

@@ -16,21 +16,12 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from app.assets import Assets
+from tests.chromium import launch
 from tools.pgcluster import Cluster, free_port
 from tools.procs import start_and_wait, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 DB = "playground_test"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A synthetic grid of sites (never rows of the real UNESCO list), enough for a KNN query to
 # have a well-defined order: distinct distances from the probe points used by the tests.
 SITES_SQL = """
@@ -111,7 +102,7 @@ def playground_server(playground_db: PlaygroundDB, proxy: Any) -> Iterator[Serve
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        b = await launch(p)
         try:
             yield b
         finally:
