@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -16,6 +16,7 @@ ROLES = ("trust_user", "clear_user", "md5_user", "scram_user")
 TRANSPORTS = ("tcp", "ws")
 
 ConnectArgs = Callable[..., dict[str, Any]]
+Connect = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +91,13 @@ async def apg(pg: Cluster) -> AsyncIterator[asyncpg.Connection]:
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture(params=["tcp", "ws", "asyncpg"])
+def connect(request: pytest.FixtureRequest, connect_args: ConnectArgs, pg: Cluster) -> Connect:
+    """The driver over each transport, and asyncpg itself on the same cluster (the reference):
+    one test body, run against all three, for behaviour that must match asyncpg's."""
+    mode = str(request.param)
+    if mode == "asyncpg":
+        return lambda **kw: asyncpg.connect(pg.dsn("trust_user"), ssl=False, **kw)
+    return lambda **kw: driver.connect(**connect_args("trust_user", mode, **kw))

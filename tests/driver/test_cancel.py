@@ -13,7 +13,7 @@ import os
 import signal
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,10 @@ import pytest
 
 import driver
 import driver.session
-from tests.driver.conftest import ConnectArgs
+from tests.driver.conftest import Connect, ConnectArgs
 from tests.driver.fakes import AUTH_OK, backend_key, ready
-from tools.pgcluster import Cluster
 
 CANCEL_REQUEST_CODE = 80877102
-Connect = Callable[..., Awaitable[Any]]
 
 
 async def until(cond: Callable[[], bool], what: str, deadline: float = 10.0) -> None:
@@ -37,15 +35,6 @@ async def until(cond: Callable[[], bool], what: str, deadline: float = 10.0) -> 
         if time.monotonic() > end:
             raise AssertionError(f"not within {deadline} s: {what}")
         await asyncio.sleep(0.01)
-
-
-@pytest.fixture(params=["tcp", "ws", "asyncpg"])
-def connect(request: pytest.FixtureRequest, connect_args: ConnectArgs, pg: Cluster) -> Connect:
-    """The driver over each transport, and asyncpg itself on the same cluster (the reference)."""
-    mode = str(request.param)
-    if mode == "asyncpg":
-        return lambda **kw: asyncpg.connect(pg.dsn("trust_user"), ssl=False, **kw)
-    return lambda **kw: driver.connect(**connect_args("trust_user", mode, **kw))
 
 
 def _canceled(mod_conn: Any) -> type[BaseException]:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
 import driver
-from tests.driver.conftest import ConnectArgs
-from tools.pgcluster import Cluster
-
-Connect = Callable[..., Awaitable[Any]]
-
-
-@pytest.fixture(params=["tcp", "ws", "asyncpg"])
-def connect(request: pytest.FixtureRequest, connect_args: ConnectArgs, pg: Cluster) -> Connect:
-    mode = str(request.param)
-    if mode == "asyncpg":
-        return lambda **kw: asyncpg.connect(pg.dsn("trust_user"), ssl=False, **kw)
-    return lambda **kw: driver.connect(**connect_args("trust_user", mode, **kw))
+from tests.driver.conftest import Connect, ConnectArgs
 
 
 def rows_failing_at_zero() -> Iterator[tuple[str, int]]:
