@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,27 +312,25 @@ class Cluster:
             f"GRANT ALL ON DATABASE {DBNAME} TO PUBLIC"
         )
 
-    def start(self) -> None:
-        prefix, _, _ = _pg_user()
+    def start(
+        self,
+        options: str | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
+        """``pg_ctl start``; ``options`` are the server's (``pg_ctl -o``), and ``wrap`` turns
+        the command into the one to run (e.g. inside a network namespace)."""
+        prefix, uid, gid = _pg_user()
         log = self.base / "postgres.log"
         if not log.exists():
             log.touch()
-            _, uid, gid = _pg_user()
             if uid is not None and gid is not None:
                 os.chown(log, uid, gid)
+        argv = [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-l", str(log)]
+        if options is not None:
+            argv += ["-o", options]
+        argv += ["-w", "-t", "60", "start"]
         subprocess.run(
-            [
-                *prefix,
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-l",
-                str(log),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
+            wrap(argv) if wrap is not None else argv,
             check=True,
             capture_output=True,
             timeout=90,

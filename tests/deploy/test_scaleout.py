@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
 import selectors
 import shutil
@@ -33,7 +32,7 @@ import pytest
 from tests.deploy.conftest import SITES_SQL
 from tests.deploy.front import nginx_argv, write_conf
 from tests.deploy.netns import Network
-from tools.pgcluster import PG_BIN, ROLES, Cluster, free_port
+from tools.pgcluster import PG_BIN, ROLES, Cluster, _chown_tree, _pg_user, free_port
 from tools.procs import start_and_wait, stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,18 +43,6 @@ pytestmark = [
 REPLICATOR_PW = "repl pass"
 TOTAL = 1500
 POOL_SIZE = 4
-
-
-def _runuser() -> list[str]:
-    return ["runuser", "-u", "postgres", "--"]
-
-
-def _chown(path: Path) -> None:
-    pw = pwd.getpwnam("postgres")
-    for root, dirs, files in os.walk(path):
-        os.chown(root, pw.pw_uid, pw.pw_gid)
-        for n in dirs + files:
-            os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
 
 
 class Lines:
@@ -142,38 +129,18 @@ def test_scale_out_survives_a_proxy_and_a_replica_stopping() -> None:
                 f"host all all {subnet} scram-sha-256\n"
                 f"host replication replicator {subnet} scram-sha-256\n"
             )
-        log1 = str(primary.base / "postgres.log")
-        subprocess.run(
-            net.exec_argv(
-                "db1",
-                [
-                    *_runuser(),
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(primary.datadir),
-                    "-l",
-                    log1,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-            ),
-            check=True,
-            capture_output=True,
-            timeout=90,
-        )
+        primary.start(wrap=lambda argv: net.exec_argv("db1", argv))
         stack.callback(primary.stop, "immediate")
 
         replica = Cluster(base=work / "db2", port=port)
         replica.base.mkdir()
         replica.sockdir.mkdir()
-        _chown(replica.base)
+        _chown_tree(replica.base, *_pg_user()[1:])
         subprocess.run(
             net.exec_argv(
                 "db2",
                 [
-                    *_runuser(),
+                    *_pg_user()[0],
                     "env",
                     f"PGPASSWORD={REPLICATOR_PW}",
                     str(PG_BIN / "pg_basebackup"),
@@ -197,28 +164,7 @@ def test_scale_out_survives_a_proxy_and_a_replica_stopping() -> None:
             timeout=120,
         )
         opts = f"-c listen_addresses={addr['db2']} -c unix_socket_directories={replica.sockdir}"
-        subprocess.run(
-            net.exec_argv(
-                "db2",
-                [
-                    *_runuser(),
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(replica.datadir),
-                    "-l",
-                    str(replica.base / "postgres.log"),
-                    "-o",
-                    opts,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-            ),
-            check=True,
-            capture_output=True,
-            timeout=90,
-        )
+        replica.start(opts, wrap=lambda argv: net.exec_argv("db2", argv))
         stack.callback(replica.stop, "immediate")
         assert replica.psql("SELECT pg_is_in_recovery()") == "t"
 
@@ -236,7 +182,7 @@ def test_scale_out_survives_a_proxy_and_a_replica_stopping() -> None:
             "default_pool_size = 10\nmax_client_conn = 200\n"
             "ignore_startup_parameters = extra_float_digits\nuser = postgres\n"
         )
-        _chown(bdir)
+        _chown_tree(bdir, *_pg_user()[1:])
         p, _ = start_and_wait(
             net.exec_argv("bouncer", ["/usr/sbin/pgbouncer", str(bdir / "pgbouncer.ini")]),
             "process up",
