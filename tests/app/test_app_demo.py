@@ -247,35 +247,26 @@ def test_demo_in_a_private_folder_moves_its_cluster(tmp_path: Path) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_environment_problems_are_one_message_without_traceback(demo_dir: Path) -> None:
-    r = subprocess.run(
+def _run_demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m tools.demo` to its end (these runs fail before anything starts)."""
+    return subprocess.run(
         [sys.executable, "-m", "tools.demo"],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
-        env=_env(demo_dir, PG_BIN="/nonexistent/bin"),
+        env=env,
     )
+
+
+def test_environment_problems_are_one_message_without_traceback(demo_dir: Path) -> None:
+    r = _run_demo(_env(demo_dir, PG_BIN="/nonexistent/bin"))
     assert r.returncode == 1
     assert "PostgreSQL 15 is not installed" in r.stderr and "make bootstrap" in r.stderr
     assert "Traceback" not in r.stderr
-    r = subprocess.run(
-        [sys.executable, "-m", "tools.demo"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env=_env(demo_dir, WHC_DATA="/nonexistent.csv"),
-    )
+    r = _run_demo(_env(demo_dir, WHC_DATA="/nonexistent.csv"))
     assert r.returncode == 1 and "no such file" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run(
-        [sys.executable, "-m", "tools.demo"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env=_env(demo_dir, DEMO_PG_PORT="fifty"),
-    )
+    r = _run_demo(_env(demo_dir, DEMO_PG_PORT="fifty"))
     assert r.returncode == 1 and "not a port number" in r.stderr and "Traceback" not in r.stderr
 
 
