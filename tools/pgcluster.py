@@ -15,7 +15,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,20 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def refused_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port whose connects are refused for as long as the block runs.
+
+    A port from free_port() is free only at the moment it is picked: over a long suite another
+    server may listen on it, or a client's own ephemeral port may land on it (a TCP
+    self-connect, which succeeds). A socket bound and never listening keeps the port taken,
+    so nothing else can have it, and the kernel answers every connect with a reset.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        yield int(s.getsockname()[1])
 
 
 @dataclass

@@ -15,7 +15,7 @@ import driver.exceptions as dx
 from driver import errors
 from tests.driver.conftest import ConnectArgs
 from tools.gen_sqlstates import class_name, read_table
-from tools.pgcluster import Cluster, free_port
+from tools.pgcluster import Cluster, refused_port
 from tools.relay import CountingRelay
 
 ERRCODES = Path("/usr/share/postgresql/15/errcodes.txt")
@@ -133,8 +133,7 @@ async def test_a_server_error_carries_asyncpg_attributes(
 
 
 async def test_a_refused_connect_is_an_oserror(connect_args: ConnectArgs) -> None:
-    port = free_port()  # nobody listens here
-    with pytest.raises(OSError) as info:
+    with refused_port() as port, pytest.raises(OSError) as info:
         await driver.connect(**connect_args("trust_user", port=port, connect_timeout=10))
     assert isinstance(info.value, driver.Error)
 

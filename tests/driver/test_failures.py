@@ -13,7 +13,7 @@ import driver
 from driver import errors
 from tests.conftest import ProxyProcess
 from tests.driver.conftest import ConnectArgs
-from tools.pgcluster import Cluster, free_port
+from tools.pgcluster import Cluster, refused_port
 
 
 @pytest.fixture
@@ -62,10 +62,10 @@ async def test_unknown_database(connect_args: ConnectArgs, transport: str) -> No
 
 
 async def test_closed_port_is_a_transport_error_naming_the_target() -> None:
-    port = free_port()
-    start = time.monotonic()
-    with pytest.raises(driver.TransportError, match=f"127.0.0.1:{port}"):
-        await driver.connect(host="127.0.0.1", port=port, user="x", sslmode="disable")
+    with refused_port() as port:
+        start = time.monotonic()
+        with pytest.raises(driver.TransportError, match=f"127.0.0.1:{port}"):
+            await driver.connect(host="127.0.0.1", port=port, user="x", sslmode="disable")
     assert time.monotonic() - start < 5
 
 
@@ -80,8 +80,10 @@ async def test_unresponsive_host_times_out_within_connect_timeout(silent_server:
 
 async def test_proxy_refusing_the_address(proxy: ProxyProcess, pg: Cluster) -> None:
     # The proxy's allow-list admits only the cluster's port.
-    port = free_port()
-    with pytest.raises(driver.TransportError, match=r"proxy refused .*address=127.0.0.1:\d+"):
+    with (
+        refused_port() as port,
+        pytest.raises(driver.TransportError, match=r"proxy refused .*address=127.0.0.1:\d+"),
+    ):
         await driver.connect(
             host="127.0.0.1", port=port, user="x", sslmode="disable", connect_timeout=5,
             ws_proxy=proxy.ws_proxy, use_secure_websocket=False,
@@ -89,8 +91,10 @@ async def test_proxy_refusing_the_address(proxy: ProxyProcess, pg: Cluster) -> N
 
 
 async def test_proxy_not_listening(pg: Cluster) -> None:
-    port = free_port()
-    with pytest.raises(driver.TransportError, match=f"ws://127.0.0.1:{port}"):
+    with (
+        refused_port() as port,
+        pytest.raises(driver.TransportError, match=f"ws://127.0.0.1:{port}"),
+    ):
         await driver.connect(
             pg.dsn("trust_user"), sslmode="disable", ws_proxy=f"127.0.0.1:{port}/v2",
             use_secure_websocket=False,

@@ -181,12 +181,13 @@ async def test_closed_client_refuses(sqlp: SQLProxy, pg: Cluster) -> None:
 
 
 async def test_unreachable_endpoint_is_a_transport_error(pg: Cluster) -> None:
-    from tools.pgcluster import free_port
+    from tools.pgcluster import refused_port
 
-    url = f"http://127.0.0.1:{free_port()}/sql"
-    async with driver.http.connect(pg.dsn(), endpoint=url) as client:
-        with pytest.raises(driver.TransportError):
-            await client.fetch("select 1")
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}/sql"
+        async with driver.http.connect(pg.dsn(), endpoint=url) as client:
+            with pytest.raises(driver.TransportError):
+                await client.fetch("select 1")
 
 
 @pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
@@ -203,11 +204,12 @@ async def test_both_cpython_http_clients(http_client: str, sqlp: SQLProxy, pg: C
             await client.fetchval("select 1/0")
         poster = type(client._poster).__name__
     assert poster == {"aiohttp": "_AiohttpPoster", "httpx": "_HTTPXPoster"}[http_client]
-    from tools.pgcluster import free_port
+    from tools.pgcluster import refused_port
 
-    url = f"http://127.0.0.1:{free_port()}/sql"
-    async with driver.http.connect(pg.dsn(), endpoint=url, http_client=http_client) as client:
-        with pytest.raises(driver.TransportError):
-            await client.fetch("select 1")
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}/sql"
+        async with driver.http.connect(pg.dsn(), endpoint=url, http_client=http_client) as c:
+            with pytest.raises(driver.TransportError):
+                await c.fetch("select 1")
     with pytest.raises(driver.InterfaceError, match="http_client"):
         driver.http.connect(pg.dsn(), endpoint=url, http_client="curl")

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 import driver
-from tools.pgcluster import DBNAME, ROLES, Cluster, destroy, free_port, start_replica
+from tools.pgcluster import DBNAME, ROLES, Cluster, destroy, refused_port, start_replica
 
 ROLE = "scram_user"
 PASSWORD = ROLES[ROLE][0] or ""
@@ -30,9 +30,10 @@ def standby(pg: Cluster) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def dead_port() -> int:
+def dead_port() -> Iterator[int]:
     """A loopback port nobody listens on (connection refused)."""
-    return free_port()
+    with refused_port() as port:
+        yield port
 
 
 def dsn(ports: list[int], **query: str) -> str:
@@ -118,8 +119,7 @@ async def test_no_host_fits_names_each_reason(
     assert f"127.0.0.1:{dead_port}" in text and f"127.0.0.1:{standby.port}: is a standby" in text
     assert "'primary'" in text
 
-    other = free_port()
-    with pytest.raises(OSError) as lost:  # a TransportError: also driver.Error
+    with refused_port() as other, pytest.raises(OSError) as lost:  # also driver.Error
         await driver.connect(dsn([dead_port, other]), **via)
     assert isinstance(lost.value, driver.Error)
     assert f"127.0.0.1:{dead_port}" in str(lost.value) and f"127.0.0.1:{other}" in str(lost.value)

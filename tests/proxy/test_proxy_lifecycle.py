@@ -16,15 +16,22 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from tests.proxy.conftest import ProxyProc, RawWS, Target
-from tools.pgcluster import free_port
+from tools.pgcluster import free_port, refused_port
 
 
 @pytest.fixture(scope="module")
-def lp(tgt: Target) -> Iterator[ProxyProc]:
+def dead_port() -> Iterator[int]:
+    """Held for the module: a port picked at import could be someone's listener by now."""
+    with refused_port() as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def lp(tgt: Target, dead_port: int) -> Iterator[ProxyProc]:
     """A proxy with small limits and metrics on."""
     p = ProxyProc(
         {
-            "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:({tgt.port}|{DEAD_PORT})",
+            "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:({tgt.port}|{dead_port})",
             "MAX_MESSAGE_SIZE": "64KiB",
             "PROMETHEUS_BIND": f"127.0.0.1:{METRICS_PORT}",
             "CONNECT_TIMEOUT": "2s",
@@ -34,7 +41,6 @@ def lp(tgt: Target) -> Iterator[ProxyProc]:
     p.stop()
 
 
-DEAD_PORT = free_port()  # nothing listens here: connects are refused by the kernel
 METRICS_PORT = free_port()
 
 
@@ -74,9 +80,9 @@ async def test_upstream_reset_closes_1011_with_a_reason(lp: ProxyProc, tgt: Targ
         assert ws.close_code == 1011 and "upstream error" in (ws.close_reason or "")
 
 
-async def test_upstream_connect_failure_closes_1011(lp: ProxyProc) -> None:
+async def test_upstream_connect_failure_closes_1011(lp: ProxyProc, dead_port: int) -> None:
     mark = lp.mark()
-    async with connect(lp.url(f"127.0.0.1:{DEAD_PORT}")) as ws:
+    async with connect(lp.url(f"127.0.0.1:{dead_port}")) as ws:
         with pytest.raises(ConnectionClosed):
             await ws.recv()
     assert ws.close_code == 1011 and "upstream connect failed" in (ws.close_reason or "")
