@@ -33,15 +33,12 @@ def lp(tgt: Target, dead_port: int) -> Iterator[ProxyProc]:
         {
             "ALLOW_ADDR_REGEX": rf"127\.0\.0\.1:({tgt.port}|{dead_port})",
             "MAX_MESSAGE_SIZE": "64KiB",
-            "PROMETHEUS_BIND": f"127.0.0.1:{METRICS_PORT}",
+            "PROMETHEUS_BIND": f"127.0.0.1:{free_port()}",  # picked as the proxy starts
             "CONNECT_TIMEOUT": "2s",
         }
     )
     yield p
     p.stop()
-
-
-METRICS_PORT = free_port()
 
 
 async def test_tcp_end_closes_1000_after_every_byte(lp: ProxyProc, tgt: Target) -> None:
@@ -137,7 +134,7 @@ async def test_metrics_use_wsproxy_names(lp: ProxyProc, tgt: Target) -> None:
         writer.write(b"pong")
         assert await ws.recv() == b"pong"
         async with httpx.AsyncClient() as client:
-            text = (await client.get(f"http://127.0.0.1:{METRICS_PORT}/metrics")).text
+            text = (await client.get(f"http://{lp.env['PROMETHEUS_BIND']}/metrics")).text
         assert "wsproxy_active_connections 1.0" in text
     writer.close()
     with pytest.raises(Exception):  # noqa: B017 - any refusal
@@ -149,7 +146,7 @@ async def test_metrics_use_wsproxy_names(lp: ProxyProc, tgt: Target) -> None:
         return float(line.split()[-1])
 
     async with httpx.AsyncClient() as client:
-        text = (await client.get(f"http://127.0.0.1:{METRICS_PORT}/metrics")).text
+        text = (await client.get(f"http://{lp.env['PROMETHEUS_BIND']}/metrics")).text
     assert value("wsproxy_connections_total") >= 1
     assert value('wsproxy_bytes_total{source="ws"}') >= 4
     assert value('wsproxy_bytes_total{source="tcp"}') >= 4
