@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from . import speedups
 from .argcheck import check_arg_count, executemany_rows
 from .codecs import ArgumentError, DecodeError, TypeRegistry, default_registry
 from .codecs import structured as st
@@ -281,8 +282,11 @@ def decode(
     if base is not Record:
         cls = record_class(cls._names, base)
     n = len(decoders)
-    if 0 < n <= _BY_ROW:
+    fast = speedups.decode_rows
+    if fast is not None or 0 < n <= _BY_ROW:
         try:
+            if fast is not None:
+                return fast(raw, cls, tuple(decoders))
             return (_row_decoders.get(n) or _row_decoder(n))(raw, cls, decoders)
         except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
             if any(len(row) != n for row in raw):

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(postgresql-15 postgresql-15-postgis-3 redis-server pgbouncer chromium iproute2 nginx-light)
+# gcc: builds the driver's optional C loops (driver/_speedups.c), which the suite tests
+APT_PKGS=(postgresql-15 postgresql-15-postgis-3 redis-server pgbouncer chromium iproute2 nginx-light gcc)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,7 +24,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.pgws-installed
-want=$(sha256sum pyproject.toml | cut -c1-64)
+want=$(cat pyproject.toml driver/_speedups.c | sha256sum | cut -c1-64)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing the project into .venv"
   .venv/bin/python -m pip install -q --upgrade pip

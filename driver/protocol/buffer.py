@@ -7,6 +7,7 @@ from struct import Struct
 from struct import error as StructError
 from typing import Any
 
+from .. import speedups
 from ..errors import ProtocolError
 
 __all__ = ["MAX_MESSAGE", "ReceiveBuffer"]
@@ -117,10 +118,13 @@ class ReceiveBuffer:
             buf, pos = self._buf, self._pos
             if not isinstance(buf, bytes):  # never: _complete() settled it to bytes
                 return
+        read = speedups.read_rows
         try:
-            pos = _rows(buf, pos, len(buf), rows.append)
+            pos = _rows(buf, pos, len(buf), rows.append) if read is None else read(buf, pos, rows)
         except ProtocolError:
             raise
+        except ValueError as exc:  # the C loop's: the same words as _rows's ProtocolError
+            raise ProtocolError(str(exc)) from None
         except Exception as exc:  # struct.error when a length word runs off the end
             raise ProtocolError(f"malformed DataRow: {exc}") from exc
         finally:
@@ -219,7 +223,12 @@ class ReceiveBuffer:
             status: str | None = None
             try:
                 if buf[pos] == 68:  # 68 == ord("D")
-                    pos = _rows(buf, pos, size_buf, rows.append)
+                    read = speedups.read_rows
+                    pos = (
+                        _rows(buf, pos, size_buf, rows.append)
+                        if read is None
+                        else read(buf, pos, rows)
+                    )
                 end = pos + 5
                 if buf[pos] == 67:  # 67 == ord("C"): CommandComplete
                     end = pos + 1 + _LEN.unpack_from(buf, pos + 1)[0]
