@@ -1,16 +1,18 @@
-/* The row path's two loops in C: an optional accelerator, built when a C compiler is there.
+/* The row path's loops in C: an optional accelerator, built when a C compiler is there.
  *
  * driver/protocol/buffer.py (_rows) and driver/query.py (decode) hold the same loops in
  * Python, and the driver runs on them where this module is not built (Pyodide, a machine
  * without a compiler) or when PGWS_PURE_PYTHON is set. Both forms give the same rows and
  * the same errors; the suite runs them side by side (tests/driver/test_speedups.py).
- * Only what costs per value lives here: the DataRow framing and the loop that calls each
- * column's decoder and makes the Record. The protocol, the codecs and every decision about
+ * Only what costs per value lives here: the DataRow framing, the loop that calls each
+ * column's decoder and makes the Record, and executemany()'s loop that calls each
+ * parameter's encoder and frames the row's Bind. The protocol, the codecs and every decision about
  * what a value means stay in Python. bench/rows_bench.py measures both forms.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 /* driver/protocol/buffer.py MAX_MESSAGE: the server never sends a message this large */
 #define MAX_MESSAGE ((1LL << 30) + 1024)
@@ -196,15 +198,136 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(bind_row_doc,
+"bind_row(fixed, head, tail, encoders, row) -> bytes\n\n"
+"One executemany() row's Bind + Execute: b'B', the length word (``fixed`` plus the values'\n"
+"bytes), ``head``, each value of the sequence ``row`` as a length word and its encoder's\n"
+"str (sent as UTF-8) or bytes (None as NULL), then ``tail``: what\n"
+"driver.protocol.frontend.bind_executor() makes of the encoded row. ValueError for a row\n"
+"of another length, TypeError for an encoder's result of another type; an encoder's own\n"
+"exception propagates as raised.");
+
+static PyObject *
+bind_row(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyBytes_CheckExact(args[1]) || !PyBytes_CheckExact(args[2])
+        || !PyTuple_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bind_row(fixed: int, head: bytes, tail: bytes, encoders: tuple, row)");
+        return NULL;
+    }
+    Py_ssize_t fixed = PyLong_AsSsize_t(args[0]);
+    if (fixed == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *head = args[1], *tail = args[2], *encoders = args[3];
+    PyObject *seq = PySequence_Fast(args[4], "a row must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(encoders);
+    if (PySequence_Fast_GET_SIZE(seq) != n) {
+        PyErr_Format(PyExc_ValueError, "a row of %zd values for %zd parameters",
+                     PySequence_Fast_GET_SIZE(seq), n);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    PyObject *small[16];
+    PyObject **encoded = n <= 16 ? small : PyMem_New(PyObject *, n);
+    if (encoded == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    Py_ssize_t k = 0, body = 0;
+    for (; k < n; k++) {
+        PyObject *v = PySequence_Fast_GET_ITEM(seq, k);
+        if (v == Py_None) {
+            encoded[k] = NULL;
+            body += 4;
+            continue;
+        }
+        PyObject *e = PyObject_CallOneArg(PyTuple_GET_ITEM(encoders, k), v);
+        if (e == NULL)
+            goto done;
+        Py_ssize_t size;
+        if (PyUnicode_CheckExact(e)) {
+            if (PyUnicode_AsUTF8AndSize(e, &size) == NULL) {
+                Py_DECREF(e);
+                goto done;
+            }
+        }
+        else if (PyBytes_CheckExact(e)) {
+            size = PyBytes_GET_SIZE(e);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "an encoder returned %.100s, not str or bytes",
+                         Py_TYPE(e)->tp_name);
+            Py_DECREF(e);
+            goto done;
+        }
+        if (size > INT32_MAX - 4) {
+            PyErr_SetString(PyExc_ValueError, "a parameter value over 2 GiB");
+            Py_DECREF(e);
+            goto done;
+        }
+        encoded[k] = e;
+        body += 4 + size;
+    }
+    Py_ssize_t hsize = PyBytes_GET_SIZE(head), tsize = PyBytes_GET_SIZE(tail);
+    if (fixed + body > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a Bind message over 4 GiB");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, 5 + hsize + body + tsize);
+    if (result == NULL)
+        goto done;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    uint32_t length = (uint32_t)(fixed + body);
+    out[0] = 'B';
+    out[1] = length >> 24; out[2] = length >> 16; out[3] = length >> 8; out[4] = length;
+    out += 5;
+    memcpy(out, PyBytes_AS_STRING(head), hsize);
+    out += hsize;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = encoded[i];
+        const char *data;
+        Py_ssize_t size;
+        if (e == NULL) {
+            memset(out, 0xff, 4); /* -1: NULL */
+            out += 4;
+            continue;
+        }
+        if (PyUnicode_CheckExact(e))
+            data = PyUnicode_AsUTF8AndSize(e, &size); /* made above: cannot fail now */
+        else {
+            data = PyBytes_AS_STRING(e);
+            size = PyBytes_GET_SIZE(e);
+        }
+        out[0] = (uint32_t)size >> 24; out[1] = (uint32_t)size >> 16;
+        out[2] = (uint32_t)size >> 8; out[3] = (uint32_t)size;
+        memcpy(out + 4, data, size);
+        out += 4 + size;
+    }
+    memcpy(out, PyBytes_AS_STRING(tail), tsize);
+done:
+    while (k-- > 0)
+        Py_XDECREF(encoded[k]);
+    if (encoded != small)
+        PyMem_Free(encoded);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"read_rows", (PyCFunction)(void (*)(void))read_rows, METH_FASTCALL, read_rows_doc},
     {"decode_rows", (PyCFunction)(void (*)(void))decode_rows, METH_FASTCALL, decode_rows_doc},
+    {"bind_row", (PyCFunction)(void (*)(void))bind_row, METH_FASTCALL, bind_row_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "driver._speedups",
     "The row path's per-value loops in C (see driver/_speedups.c).", 0, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC

@@ -163,6 +163,13 @@ class TypeRegistry:
 
         return encode_inferred
 
+    def param_text_encoder(self, oid: int) -> Callable[[Any], str | bytes]:
+        """param_encoder(oid), or where the type's encoder gives text, that encoder itself: its
+        str is sent as UTF-8 by the caller (the C loop of executemany(), which spares a call
+        per value; driver/_speedups.c bind_row)."""
+        encode = self._encoders.get(oid) if oid else None
+        return self.param_encoder(oid) if encode is None else encode
+
     def register(
         self,
         oid: int,

@@ -119,11 +119,19 @@ def bind_execute(statement: str, values: Sequence[bytes | None]) -> bytes:
     return _bind_execute(statement, values, 0, False)
 
 
+def bind_execute_frame(statement: str, n_values: int) -> tuple[int, bytes, bytes]:
+    """``(fixed, head, tail)``: a bind_execute() message of ``n_values`` values is b"B", the
+    length word ``fixed`` + the values' bytes, ``head``, the values, ``tail`` (for the C
+    form of bind_executor(), driver/_speedups.c bind_row)."""
+    head, tail = _bind_execute_parts(statement, n_values, 0, False)
+    return 6 + len(head), head, tail
+
+
 def bind_executor(statement: str, n_values: int) -> Callable[[Sequence[bytes | None]], bytes]:
     """``bind_execute(statement, values)`` for rows of ``n_values`` values, the fixed parts
     looked up once: what executemany() calls per row (a fifth faster)."""
-    head, tail = _bind_execute_parts(statement, n_values, 0, False)
-    fixed, pack = 6 + len(head), _I.pack
+    fixed, head, tail = bind_execute_frame(statement, n_values)
+    pack = _I.pack
 
     def bind_execute_row(values: Sequence[bytes | None]) -> bytes:
         if len(values) != n_values:

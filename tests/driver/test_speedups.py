@@ -13,6 +13,7 @@ import struct
 import sys
 import weakref
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,9 @@ from hypothesis import strategies as st
 
 import driver
 from driver import speedups
-from driver.errors import ProtocolError
+from driver.codecs import default_registry, oids
+from driver.errors import DataError, ProtocolError
+from driver.protocol import messages as m
 from driver.protocol.backend import Field
 from driver.protocol.buffer import ReceiveBuffer, _rows
 from driver.query import _row_decoder, decode
@@ -246,6 +249,17 @@ def test_no_reference_is_leaked() -> None:
     assert marker == b"text"
 
 
+@pytest.fixture(params=["c", "python"])
+def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the C loops, then with the Python loops."""
+    if request.param == "python":
+        for name in ("read_rows", "decode_rows", "bind_row"):
+            monkeypatch.setattr(speedups, name, None)
+    elif PURE:
+        pytest.skip("PGWS_PURE_PYTHON is set: the C loops are not loaded")
+    return str(request.param)
+
+
 QUERY = """
 select i, 'row ' || i as t, i * 1.25::float8 as f,
        timestamptz '2020-01-01 00:00:00+00' + i * interval '1.5 s' as ts,
@@ -290,3 +304,74 @@ async def test_a_fetch_gives_the_same_rows_either_way(
     )  # fmt: skip
     assert rows[0]["a"] == [1, 2] and rows[0]["r"][1] == "x" and rows[0]["j"] == {"i": 1}
     assert [tuple(r) for r in fast[2]] == [tuple(i + k for k in range(40)) for i in range(1, 501)]
+
+
+def _encoders_for(oids_: list[int]) -> tuple[tuple[Any, ...], list[Callable[[Any], bytes]]]:
+    codecs = default_registry.copy()
+    return (
+        tuple(codecs.param_text_encoder(o) for o in oids_),
+        [codecs.param_encoder(o) for o in oids_],
+    )
+
+
+PARAMS = [  # (parameter OID, values of it, some of them refused by its encoder)
+    (oids.INT4, st.one_of(st.integers(-(2**31), 2**31 - 1), st.integers(2**31, 2**40))),
+    (oids.TEXT, st.text(max_size=20)),
+    (oids.FLOAT8, st.floats(allow_nan=False)),
+    (oids.NUMERIC, st.decimals(allow_nan=False, places=3)),
+    (oids.BOOL, st.booleans()),
+    (oids.TIMESTAMPTZ, st.datetimes(timezones=st.just(UTC))),
+    (oids.JSONB, st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
+    (0, st.one_of(st.integers(), st.text(max_size=5), st.booleans())),  # inferred
+    (oids.INT4, st.text(max_size=3)),  # a str for an int4: refused
+]
+
+
+@c
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), name=st.sampled_from(["", "__pgws_7"]))
+def test_bind_rows_are_the_same(data: st.DataObject, name: str) -> None:
+    """bind_row() gives bind_executor()'s bytes for the row the Python encoders make, and
+    fails where they fail."""
+    picked = data.draw(st.lists(st.sampled_from(PARAMS), min_size=1, max_size=8))
+    row = data.draw(st.tuples(*[st.one_of(st.none(), values) for _, values in picked]))
+    text_encoders, encoders = _encoders_for([oid for oid, _ in picked])
+    fixed, head, tail = m.bind_execute_frame(name, len(picked))
+    assert speedups.bind_row is not None
+    try:
+        expected: Any = m.bind_executor(name, len(picked))(
+            [None if v is None else e(v) for e, v in zip(encoders, row, strict=True)]
+        )
+    except Exception as exc:  # whatever the encoder raises
+        expected = type(exc)
+    try:
+        got: Any = speedups.bind_row(fixed, head, tail, text_encoders, row)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected
+    with pytest.raises(ValueError, match="a row of"):
+        speedups.bind_row(fixed, head, tail, text_encoders, (*row, None))
+
+
+async def test_executemany_gives_the_same_rows_and_errors_either_way(
+    loops: str, connect_args: ConnectArgs, transport: str
+) -> None:
+    rows = [
+        (i, f"row {i} é", i * 1.25, datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
+         Decimal(i) / 100, i % 3 == 0, None if i % 5 else {"i": i})
+        for i in range(3000)
+    ]  # fmt: skip
+    conn = await driver.connect(**connect_args("scram_user", transport))
+    try:
+        await conn.execute(
+            "create temp table many (i int4, t text, f float8, ts timestamptz, n numeric,"
+            " b bool, j jsonb)"
+        )
+        await conn.executemany("insert into many values ($1, $2, $3, $4, $5, $6, $7)", rows)
+        back = await conn.fetch("select * from many order by i")
+        with pytest.raises(DataError, match="element #3 of executemany"):  # a str for an int4
+            await conn.executemany("insert into many (i) values ($1)", [(1,), (2,), (3,), ("x",)])
+        assert await conn.fetchval("select count(*) from many") == 3000
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in back] == rows
