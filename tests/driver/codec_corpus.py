@@ -102,6 +102,13 @@ CASES: list[Case] = [
     _c("9223372036854775808::numeric"),
     _c("'123456789012345678901234567890.123456789'::numeric"),
     _c("repeat('9', 1000)::numeric"),
+    # integers ending in whole zero groups: asyncpg's exponent (Decimal('1E+4')), not digits
+    _c("10000::numeric"),
+    _c("'-20000'::numeric"),
+    _c("120000000::numeric"),
+    _c("'1e1000'::numeric"),
+    _c("'10000.0000'::numeric"),
+    _c("'{100000,0,1000}'::numeric[]"),
     _c("('0.' || repeat('1', 16383))::numeric"),
     _c("'{1.5,NaN,NULL,-Infinity}'::numeric[]"),
     # strings
@@ -272,6 +279,8 @@ def same(ours: Any, theirs: Any) -> bool:
         return bool(ours == theirs and math.copysign(1, ours) == math.copysign(1, theirs))
     if isinstance(theirs, Decimal) and theirs.is_nan():
         return bool(ours.is_nan())
+    if isinstance(theirs, Decimal):  # the same digits and exponent: the same str()
+        return bool(ours.as_tuple() == theirs.as_tuple())
     if isinstance(theirs, dt.datetime | dt.time):
         return bool(ours == theirs and ours.utcoffset() == theirs.utcoffset())
     if isinstance(theirs, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
