@@ -6,8 +6,9 @@
 client's share of it into what can be changed one piece at a time. It writes the bulk
 bench's rows (int4, text, float8, timestamptz, numeric, bool) as the DataRow bytes a UTC
 server sends, cuts them in the 64 KiB reads the TCP transport makes, and times, in CPU
-milliseconds (the best of ``--repeats``): framing (``ReceiveBuffer.read_data_rows``),
-decoding into Records (``query.decode``), each column's decoder alone, and the Records
+milliseconds (the best of ``--repeats``): framing (``ReceiveBuffer.read_data_rows``) and
+decoding into Records (``query.decode``), each with the driver's C loops (driver/_speedups.c,
+when built) and with its Python loops; then each column's decoder alone, and the Records
 alone. ``--profile`` adds cProfile's view of the two stages. Asserts nothing but that
 every row arrived.
 """
@@ -27,7 +28,7 @@ from functools import partial
 from struct import Struct
 from typing import Any
 
-from driver import query
+from driver import query, speedups
 from driver.codecs import default_registry, oids
 from driver.protocol.backend import Field
 from driver.protocol.buffer import ReceiveBuffer
@@ -97,12 +98,21 @@ def main() -> None:
             raise AssertionError(f"{len(rows)} rows framed, {args.rows} sent")
         return rows
 
-    framing, raw = best(frame, args.repeats)
-    decoding, _ = best(lambda: query.decode(stmt, raw), args.repeats)
     print(f"{args.rows} rows in {len(chunks)} reads, CPU ms, best of {args.repeats} "
           f"(Python {sys.version.split()[0]})")  # fmt: skip
-    print(f"  framing {framing:8.1f}\n  decoding{decoding:8.1f}")
-    print(f"  total   {framing + decoding:8.1f}")
+    c_loops = speedups.read_rows, speedups.decode_rows
+    forms = [("C loops", c_loops), ("Python loops", (None, None))]
+    if None in c_loops:
+        print("  (driver/_speedups.c is not built or PGWS_PURE_PYTHON is set: Python loops only)")
+        forms = forms[1:]
+    raw: Raw = []
+    print(f"  {'':14}{'framing':>9}{'decoding':>9}{'total':>9}")
+    for label, (read_rows, decode_rows) in forms:
+        speedups.read_rows, speedups.decode_rows = read_rows, decode_rows
+        framing, raw = best(frame, args.repeats)
+        decoding, _ = best(partial(query.decode, stmt, raw), args.repeats)
+        print(f"  {label:14}{framing:9.1f}{decoding:9.1f}{framing + decoding:9.1f}")
+    speedups.read_rows, speedups.decode_rows = c_loops
     columns = list(zip(*raw, strict=True))
     for (name, _oid), decode, column in zip(COLUMNS, stmt.decoders, columns, strict=True):
         took, _ = best(partial(_decode_all, decode, column), args.repeats)
