@@ -24,7 +24,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.pgws-installed
-want=$(cat pyproject.toml driver/_speedups.c | sha256sum | cut -c1-64)
+want=$(cat pyproject.toml setup.py driver/_speedups.c | sha256sum | cut -c1-64)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing the project into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
