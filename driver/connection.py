@@ -547,7 +547,7 @@ class Connection(metaclass=_ConnectionType):
         """
         return await self._session.cancel_server_query()
 
-    def _lend(self, face: object | None, on_end: Callable[[], None] | None = None) -> None:
+    def lend(self, face: object | None, on_end: Callable[[], None] | None = None) -> None:
         """For the pool: while lent, callbacks receive ``face`` (the borrower's proxy, as
         asyncpg's do) and ``on_end`` runs if the connection ends; ``None`` when given back."""
         self._listeners.lend(self if face is None else face, on_end)

@@ -236,7 +236,7 @@ class Pool:
         meta = self._slots.meta[conn]
         meta.release_timeout = limit
         meta.proxy = proxy = PoolConnectionProxy(self, conn)
-        conn._lend(proxy, functools.partial(self._lost_while_lent, conn, proxy))
+        conn.lend(proxy, functools.partial(self._lost_while_lent, conn, proxy))
         if self._setup is not None:
             try:
                 await self._setup(proxy)
@@ -253,7 +253,7 @@ class Pool:
         if meta is not None and meta.proxy is not None:
             meta.proxy._detach()
             meta.proxy = None
-        conn._lend(None)
+        conn.lend(None)
 
     def _lost_while_lent(self, conn: Connection, proxy: PoolConnectionProxy) -> None:
         """A lent connection ended (closed through the proxy, lost, terminated): as in
@@ -372,12 +372,13 @@ class Pool:
             InterfaceError: ``connection`` is not a proxy this pool lent (asyncpg's message);
                 one released already is ignored, as asyncpg does.
         """
-        if type(connection) is not PoolConnectionProxy or connection._pool is not self:
+        proxy = connection  # the pool's own lending object, whose insides are the pool's
+        if type(proxy) is not PoolConnectionProxy or proxy._pool is not self:
             raise InterfaceError(
-                f"Pool.release() received invalid connection: {connection!r} is not a member "
+                f"Pool.release() received invalid connection: {proxy!r} is not a member "
                 "of this pool"
             )
-        conn = connection._con
+        conn = proxy._con
         if conn is None:
             return  # released already, or closed and taken back: nothing left to give back
         self._slots.check_loop()
