@@ -18,9 +18,10 @@ from .errors import InterfaceError
 __all__ = ["PoolConnectionProxy"]
 
 if TYPE_CHECKING:
-    # For type checkers the proxy is a Connection (asyncpg's stubs say the same), so code
-    # written as ``con: Connection = await pool.acquire()`` type-checks; at run time it
-    # holds one instead, and isinstance() agrees through Connection's metaclass.
+    # For type checkers the proxy is a Connection, so code written as ``con: Connection =
+    # await pool.acquire()`` type-checks (asyncpg-stubs give the proxy Connection's methods
+    # but not its type: what they accept, this accepts too); at run time it holds one
+    # instead, and isinstance() agrees through Connection's metaclass.
     _Face = Connection
 else:
     _Face = object
@@ -78,7 +79,11 @@ def _forward(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
             )
         return getattr(con, name)(*args, **kwargs)
 
-    return functools.update_wrapper(call, method)
+    functools.update_wrapper(call, method)
+    mark = getattr(inspect, "markcoroutinefunction", None)  # Python 3.12+, as asyncpg's
+    if mark is not None and inspect.iscoroutinefunction(method):
+        mark(call)
+    return call
 
 
 def _forwarded_names() -> list[str]:
