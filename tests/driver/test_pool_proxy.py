@@ -280,6 +280,8 @@ async def test_connection_ended_while_lent_is_taken_back(
 ) -> None:
     pool = await make_pool(min_size=0, max_size=1)
     con = await pool.acquire()
+    ended = asyncio.get_running_loop().create_future()
+    con.add_termination_listener(lambda c: ended.set_result(c is con))
     if how == "close":
         await con.close()
     elif how == "terminate":
@@ -288,6 +290,8 @@ async def test_connection_ended_while_lent_is_taken_back(
         pool.terminate()
     exc = await _raised(lambda: con.is_closed())
     assert type(exc) is lib.InterfaceError and str(exc) == RELEASED.format("is_closed")
+    async with asyncio.timeout(5):
+        assert await ended  # the termination listener was handed the proxy, as asyncpg's
     assert re.fullmatch(r"<PoolConnectionProxy \[released\] 0x[0-9a-f]+>", repr(con))
     assert await pool.release(con) is None  # harmless
     if how != "pool.terminate":
