@@ -241,9 +241,15 @@ class Pool:
             try:
                 await self._setup(proxy)
             except BaseException:
-                # as asyncpg: whatever setup left half-done, the connection is not reused
-                self._take_back(conn)
-                self._slots.drop(conn)
+                # as asyncpg: whatever setup left half-done, the connection is not reused;
+                # it is closed before the error reaches the caller, and the proxy setup was
+                # given stays on it (so ``is_closed()`` through it says True)
+                conn.lend(None)
+                meta.proxy = None
+                try:
+                    await self._close_conn(conn)
+                finally:
+                    self._slots.drop(conn)
                 raise
         return proxy
 

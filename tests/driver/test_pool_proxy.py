@@ -317,3 +317,24 @@ async def _typed_use(pool: driver.Pool) -> int:
 async def test_annotated_as_connection(connect_args: ConnectArgs) -> None:
     async with driver.create_pool(**connect_args("trust_user", "tcp"), min_size=1) as pool:
         assert await _typed_use(pool) == 8
+
+
+async def test_failed_setup_closes_the_connection_first(
+    make_pool: PoolFactory, lib: types.ModuleType
+) -> None:
+    """asyncpg's test_pool_exception_in_setup_and_init: the connection whose setup failed
+    is closed by the time acquire() raises; the proxy setup saw still answers is_closed()."""
+    given: list[Any] = []
+
+    async def setup(con: Any) -> None:
+        given.append(con)
+        if len(given) == 1:
+            raise RuntimeError("setup refused")
+
+    pool = await make_pool(min_size=1, max_size=1, setup=setup)
+    with pytest.raises(RuntimeError, match="setup refused"):
+        await pool.acquire()
+    assert type(given[0]) is lib.pool.PoolConnectionProxy and given[0].is_closed()
+    async with asyncio.timeout(10), pool.acquire() as con:
+        assert given == [given[0], con]
+        assert await con.fetchval("select 1") == 1
