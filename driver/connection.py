@@ -549,7 +549,10 @@ class Connection(metaclass=_ConnectionType):
 
     def lend(self, face: object | None, on_end: Callable[[], None] | None = None) -> None:
         """For the pool: while lent, callbacks receive ``face`` (the borrower's proxy, as
-        asyncpg's do) and ``on_end`` runs if the connection ends; ``None`` when given back."""
+        asyncpg's do) and ``on_end`` runs if the connection ends; ``None`` when given back,
+        which also retires the statements, cursors and transactions the borrower made."""
+        if face is None:
+            self._session.returned += 1
         self._listeners.lend(self if face is None else face, on_end)
 
     def warn_dangling_listeners(self) -> None:

@@ -338,3 +338,44 @@ async def test_failed_setup_closes_the_connection_first(
     async with asyncio.timeout(10), pool.acquire() as con:
         assert given == [given[0], con]
         assert await con.fetchval("select 1") == 1
+
+
+async def test_objects_made_through_a_released_proxy_refuse(
+    make_pool: PoolFactory, lib: types.ModuleType
+) -> None:
+    """asyncpg's test_pool_11: statements, cursors and transactions made while the
+    connection was lent refuse to run once it is given back (they would run in the next
+    borrower's session). asyncpg raises at the call, the driver when it is awaited."""
+    pool = await make_pool(min_size=1, max_size=1)
+    async with pool.acquire() as con:
+        ps = await con.prepare("select 1")
+        txn = con.transaction()
+        async with con.transaction():
+            cur = await con.cursor("select 1")
+            ps_cur = await ps.cursor()
+        factory = con.cursor("select 1")
+    released = "cannot call {}(): the underlying connection has been released back to the pool"
+    calls: list[tuple[str, Callable[[], Any]]] = [
+        (f"PreparedStatement.{m}", lambda m=m: getattr(ps, m)())  # type: ignore[misc]
+        for m in ("fetchval", "fetchrow", "fetch", "explain", "get_query", "get_statusmsg",
+                  "get_parameters", "get_attributes")
+    ]  # fmt: skip
+    for c in (cur, ps_cur):
+        calls += [
+            ("Cursor.fetch", lambda c=c: c.fetch(1)),  # type: ignore[misc]
+            ("Cursor.fetchrow", lambda c=c: c.fetchrow()),  # type: ignore[misc]
+            ("Cursor.forward", lambda c=c: c.forward(1)),  # type: ignore[misc]
+        ]
+    calls += [(f"Transaction.{m}", lambda m=m: getattr(txn, m)())  # type: ignore[misc]
+              for m in ("start", "commit", "rollback")]  # fmt: skip
+    for what, call in calls:
+        exc = await _raised(call)
+        assert type(exc) is lib.InterfaceError, (what, exc)
+        assert str(exc) == released.format(what)
+    exc = await _raised(lambda: factory.__aiter__().__anext__())
+    assert type(exc) is lib.InterfaceError and "has been released back to the pool" in str(exc)
+    async with pool.acquire() as con:  # the next borrower's own objects work
+        ps = await con.prepare("select 1")
+        assert await ps.fetchval() == 1
+        async with con.transaction():
+            assert await (await con.cursor("select 2")).fetchrow() == (2,)
