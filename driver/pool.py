@@ -345,7 +345,11 @@ class Pool:
             if self._init is not None:
                 await self._init(conn)
         except BaseException:
-            slots.drop(conn)
+            # as asyncpg: closed before the error reaches the caller (init may hold it)
+            try:
+                await self._close_conn(conn)
+            finally:
+                slots.drop(conn)
             raise
         return conn
 

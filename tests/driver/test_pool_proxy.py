@@ -322,8 +322,9 @@ async def test_annotated_as_connection(connect_args: ConnectArgs) -> None:
 async def test_failed_setup_closes_the_connection_first(
     make_pool: PoolFactory, lib: types.ModuleType
 ) -> None:
-    """asyncpg's test_pool_exception_in_setup_and_init: the connection whose setup failed
-    is closed by the time acquire() raises; the proxy setup saw still answers is_closed()."""
+    """asyncpg's test_pool_exception_in_setup_and_init: the connection whose setup (or
+    init) failed is closed by the time acquire() raises; the proxy setup saw still answers
+    is_closed()."""
     given: list[Any] = []
 
     async def setup(con: Any) -> None:
@@ -337,6 +338,14 @@ async def test_failed_setup_closes_the_connection_first(
     assert type(given[0]) is lib.pool.PoolConnectionProxy and given[0].is_closed()
     async with asyncio.timeout(10), pool.acquire() as con:
         assert given == [given[0], con]
+        assert await con.fetchval("select 1") == 1
+    # the same for init, which is given the connection itself
+    given.clear()
+    pool = await make_pool(min_size=0, max_size=1, init=setup)
+    with pytest.raises(RuntimeError, match="setup refused"):
+        await pool.acquire()
+    assert type(given[0]) is not lib.pool.PoolConnectionProxy and given[0].is_closed()
+    async with asyncio.timeout(10), pool.acquire() as con:
         assert await con.fetchval("select 1") == 1
 
 
