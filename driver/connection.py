@@ -35,7 +35,7 @@ from .transaction import Transaction
 if TYPE_CHECKING:
     from .transport.base import Stream
 
-__all__ = ["RESET_QUERY", "Connection", "ConnectionSettings"]
+__all__ = ["RESET_QUERY", "Connection", "ConnectionProxy", "ConnectionSettings"]
 
 # What DISCARD ALL does, minus DEALLOCATE ALL and DISCARD PLANS: the connection's statement
 # cache stays valid, so a pooled connection keeps its prepared statements across borrowers.
@@ -64,7 +64,29 @@ class ConnectionSettings:
         return f"<ConnectionSettings {self._parameters!r}>"
 
 
-class Connection:
+class ConnectionProxy:
+    """Base of objects that stand for a connection of some class (a pool's
+    ``PoolConnectionProxy``): ``isinstance(proxy, Connection)`` holds for them, as for
+    asyncpg's proxies, so code that checks for a Connection accepts what a pool lends.
+    """
+
+    __slots__ = ("_connection_class",)
+
+    def __init__(self, connection_class: type[Connection]) -> None:
+        self._connection_class = connection_class
+
+
+class _ConnectionType(type):
+    """Connection's metaclass: a ConnectionProxy is an instance of the connection class it
+    stands for (and of that class's bases), as asyncpg's ``ConnectionMeta`` makes it."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        if type.__instancecheck__(cls, instance):
+            return True
+        return isinstance(instance, ConnectionProxy) and issubclass(instance._connection_class, cls)
+
+
+class Connection(metaclass=_ConnectionType):
     """A connection to one database, used by one task at a time (use a Pool to share).
 
     Every operation runs on the connection's Session (``driver/session.py``), which owns
@@ -524,6 +546,14 @@ class Connection:
             False if the server never told its backend key (nothing was sent).
         """
         return await self._session.cancel_server_query()
+
+    def lend(self, face: object | None, on_end: Callable[[], None] | None = None) -> None:
+        """For the pool: while lent, callbacks receive ``face`` (the borrower's proxy, as
+        asyncpg's do) and ``on_end`` runs if the connection ends; ``None`` when given back,
+        which also retires the statements, cursors and transactions the borrower made."""
+        if face is None:
+            self._session.returned += 1
+        self._listeners.lend(self if face is None else face, on_end)
 
     def warn_dangling_listeners(self) -> None:
         """On release to a pool: asyncpg's InterfaceWarning for each kind of listener

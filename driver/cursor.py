@@ -80,7 +80,7 @@ class CursorFactory:
     """What ``Connection.cursor()`` and ``PreparedStatement.cursor()`` return: iterate it
     (``async for``) or await it (a ``Cursor``)."""
 
-    __slots__ = ("_prefetch", "_record_class", "_session", "_source", "_timeout")
+    __slots__ = ("_prefetch", "_record_class", "_returned", "_session", "_source", "_timeout")
 
     def __init__(
         self,
@@ -95,14 +95,17 @@ class CursorFactory:
         self._prefetch = prefetch
         self._timeout = timeout
         self._record_class = record_class
+        self._returned = session.returned
 
     def __aiter__(self) -> CursorIterator:
+        self._session.check_same_lending(self._returned, "CursorFactory.__aiter__")
         prefetch = 50 if self._prefetch is None else self._prefetch
         return CursorIterator(
             self._session, self._source, self._record_class, prefetch, self._timeout
         )
 
     def __await__(self) -> Generator[Any, None, Cursor]:
+        self._session.check_same_lending(self._returned, "CursorFactory.__await__")
         if self._prefetch is not None:
             raise InterfaceError("prefetch argument can only be specified for iterable cursor")
         cursor = Cursor(self._session, self._source, self._record_class)
@@ -113,7 +116,9 @@ class BaseCursor:
     """One portal: opened by the first step, read by Execute, closed by Close or by the end
     of its transaction."""
 
-    __slots__ = ("_exhausted", "_portal", "_record_class", "_session", "_source", "_stmt")
+    __slots__ = (
+        "_exhausted", "_portal", "_record_class", "_returned", "_session", "_source", "_stmt"
+    )  # fmt: skip
 
     def __init__(self, session: Session, source: Source, record_class: type[Record]) -> None:
         self._session = session
@@ -122,8 +127,10 @@ class BaseCursor:
         self._record_class = record_class
         self._portal: str | None = None
         self._exhausted = False
+        self._returned = session.returned
 
-    def _check_ready(self) -> None:
+    def _check_ready(self, method: str = "fetch") -> None:
+        self._session.check_same_lending(self._returned, f"Cursor.{method}")
         stmt = self._source.stmt
         if stmt is not None and stmt.closed:
             raise InterfaceError("cursor: the prepared statement is closed")
@@ -215,6 +222,7 @@ class CursorIterator(BaseCursor):
         return self
 
     async def __anext__(self) -> Record:
+        self._session.check_same_lending(self._returned, "CursorIterator.__anext__")
         if self._portal is None and not self._exhausted:
             self._buffer.extend(await self._open(self._prefetch, self._timeout))
         if not self._buffer and not self._exhausted:
@@ -249,7 +257,7 @@ class Cursor(BaseCursor):
 
     async def fetchrow(self, *, timeout: float | None = None) -> Record | None:
         """The next row, or None once exhausted."""
-        self._check_ready()
+        self._check_ready("fetchrow")
         if self._exhausted:
             return None
         rows = await self._exec(1, timeout)
@@ -260,7 +268,7 @@ class Cursor(BaseCursor):
 
     async def forward(self, n: int, *, timeout: float | None = None) -> int:
         """Skip ``n`` rows (MOVE FORWARD); returns how many were skipped (fewer at the end)."""
-        self._check_ready()
+        self._check_ready("forward")
         if n <= 0:
             raise InterfaceError("n must be greater than zero")
         session = self._session

@@ -89,7 +89,9 @@ class Listeners:
 
     def __init__(self, session: Session, owner: object) -> None:
         self._session = session
-        self._owner = owner  # passed to every callback: the Connection
+        self._owner = owner  # the Connection
+        self._face = owner  # passed to every callback: the Connection, or its pool proxy
+        self._on_lent_end: Callable[[], None] | None = None
         self.log_listeners: list[LogListener] = []
         self.channels: dict[str, list[Listener]] = {}
         self.termination: list[TerminationListener] = []
@@ -104,20 +106,29 @@ class Listeners:
             return
         notice = PostgresLogMessage.from_fields(msg.fields)
         for callback in list(self.log_listeners):
-            _call(callback, self._owner, notice)
+            _call(callback, self._face, notice)
 
     def _on_notification(self, msg: m.NotificationResponse) -> None:
         for callback in list(self.channels.get(msg.channel, ())):
-            _call(callback, self._owner, msg.pid, msg.channel, msg.payload)
+            _call(callback, self._face, msg.pid, msg.channel, msg.payload)
 
     def _on_end(self) -> None:
-        """The session ended: termination listeners run soon after (never inside close())."""
+        """The session ended: termination listeners run soon after (never inside close()),
+        and a pool that lent the connection hears of it at once."""
         callbacks, self.termination = self.termination, []
+        face, on_lent_end = self._face, self._on_lent_end
+        if on_lent_end is not None:
+            self.lend(self._owner, None)
+            on_lent_end()
         loop = self._session.loop
         if not callbacks or loop.is_closed():  # terminate() at interpreter exit, say
             return
         for callback in callbacks:
-            loop.call_soon(_call, callback, self._owner)
+            loop.call_soon(_call, callback, face)
+
+    def lend(self, face: object, on_end: Callable[[], None] | None) -> None:
+        """Callbacks receive ``face`` from now on; ``on_end`` runs if the session ends."""
+        self._face, self._on_lent_end = face, on_end
 
     async def log_query(
         self, operation: Awaitable[T], sql: str, args: tuple[Any, ...], timeout: float | None

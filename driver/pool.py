@@ -5,8 +5,8 @@ its Slots decide."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -15,12 +15,14 @@ from .connect import check_connection_class, connect
 from .connection import Connection
 from .errors import ClientConfigurationError, ConnectionLostError, Error, InterfaceError
 from .params import resolve
+from .poolproxy import PoolConnectionProxy
 from .poolslots import Slots
 from .record import Record
 
-__all__ = ["Acquire", "Pool", "create_pool"]
+__all__ = ["Acquire", "Pool", "PoolConnectionProxy", "create_pool"]
 
 log = logging.getLogger(__name__)
+# setup gets the borrower's PoolConnectionProxy, init and reset the Connection (as asyncpg)
 Hook = Callable[[Connection], Awaitable[Any]]
 Connector = Callable[..., Awaitable[Connection]]
 T = TypeVar("T")
@@ -87,7 +89,6 @@ class Pool:
         self._min_size = min_size
         self._init_size = init_size
         self._connect = connect
-        self._mine: weakref.WeakSet[Connection] = weakref.WeakSet()  # every connection it opened
         # reopens connections below min_size (asyncpg's name: its test harness reads it)
         self._maintenance_task: asyncio.Task[None] | None = None
         self._explicit_start = False  # awaited (asyncpg's contract) rather than started lazily
@@ -209,7 +210,8 @@ class Pool:
         """
         return Acquire(self, timeout)
 
-    async def _acquire(self, timeout: float | None) -> Connection:
+    async def _acquire(self, timeout: float | None) -> PoolConnectionProxy:
+        """Check a connection out and lend it through a proxy, after the ``setup`` hook."""
         slots = self._slots
         slots.check()
         if self._started is None:
@@ -231,15 +233,45 @@ class Pool:
                 f"{slots.max_size}: {len(slots.meta) - len(slots.idle)} lent, "
                 f"{slots.opening} being opened)"
             ) from exc
-        self._slots.meta[conn].release_timeout = limit
+        meta = self._slots.meta[conn]
+        meta.release_timeout = limit
+        meta.proxy = proxy = PoolConnectionProxy(self, conn)
+        conn.lend(proxy, functools.partial(self._lost_while_lent, conn, proxy))
         if self._setup is not None:
             try:
-                await self._setup(conn)
+                await self._setup(proxy)
             except BaseException:
-                # as asyncpg: whatever setup left half-done, the connection is not reused
-                self._slots.drop(conn)
+                # as asyncpg: whatever setup left half-done, the connection is not reused;
+                # it is closed before the error reaches the caller, and the proxy setup was
+                # given stays on it (so ``is_closed()`` through it says True)
+                conn.lend(None)
+                meta.proxy = None
+                try:
+                    await self._close_conn(conn)
+                finally:
+                    self._slots.drop(conn)
                 raise
-        return conn
+        return proxy
+
+    def _take_back(self, conn: Connection) -> None:
+        """Cut the borrower's proxy off ``conn``: from now on the proxy only raises."""
+        meta = self._slots.meta.get(conn)
+        if meta is not None and meta.proxy is not None:
+            meta.proxy._detach()
+            meta.proxy = None
+        conn.lend(None)
+
+    def _lost_while_lent(self, conn: Connection, proxy: PoolConnectionProxy) -> None:
+        """A lent connection ended (closed through the proxy, lost, terminated): as in
+        asyncpg, the pool takes it back at once; its slot is freed for a new connection."""
+        proxy._detach()
+        slots = self._slots
+        meta = slots.meta.get(conn)
+        if meta is not None:
+            meta.proxy = None
+            # its siblings may have died with it (a server restart): ping them before use
+            self._suspect_before = slots.loop.time() if slots.loop else 0.0
+            slots.drop(conn)
 
     async def _checkout(self) -> Connection:
         """Take an idle connection, open one in a free slot, or wait for either.
@@ -300,7 +332,6 @@ class Pool:
         except BaseException:
             slots.opened(None, generation)
             raise
-        self._mine.add(conn)
         slots.opened(conn, generation)
         if slots.closing:
             slots.drop(conn)
@@ -314,7 +345,11 @@ class Pool:
             if self._init is not None:
                 await self._init(conn)
         except BaseException:
-            slots.drop(conn)
+            # as asyncpg: closed before the error reaches the caller (init may hold it)
+            try:
+                await self._close_conn(conn)
+            finally:
+                slots.drop(conn)
             raise
         return conn
 
@@ -333,7 +368,7 @@ class Pool:
 
     # ---- release -----------------------------------------------------------------------
 
-    async def release(self, conn: Connection, *, timeout: float | None = None) -> None:
+    async def release(self, connection: Connection, *, timeout: float | None = None) -> None:
         """Give back a connection from ``await pool.acquire()``.
 
         Its session is reset first (open transaction rolled back, settings, LISTENs, advisory
@@ -342,15 +377,25 @@ class Pool:
         pool's ``acquire_timeout`` when that was not given, else ``reset_timeout``). A
         connection that is broken, fails its reset or has served ``max_queries`` uses is
         closed and replaced.
+
+        Raises:
+            InterfaceError: ``connection`` is not a proxy this pool lent (asyncpg's message);
+                one released already is ignored, as asyncpg does.
         """
-        self._slots.check_loop()
-        if conn not in self._mine:
+        proxy = connection  # the pool's own lending object, whose insides are the pool's
+        if type(proxy) is not PoolConnectionProxy or proxy._pool is not self:
             raise InterfaceError(
-                f"Pool.release() received invalid connection: {conn!r} is not a member of this pool"
+                f"Pool.release() received invalid connection: {proxy!r} is not a member "
+                "of this pool"
             )
+        conn = proxy._con
+        if conn is None:
+            return  # released already, or closed and taken back: nothing left to give back
+        self._slots.check_loop()
+        self._take_back(conn)
         meta = self._slots.meta.get(conn)
         if meta is None or not meta.in_use:
-            return  # released already, or closed and dropped: nothing left to give back
+            return  # terminated by the pool meanwhile
         meta.in_use = False
         conn.warn_dangling_listeners()
         await self._recycle(conn, meta.release_timeout if timeout is None else timeout)
@@ -358,6 +403,7 @@ class Pool:
     def _release_soon(self, conn: Connection) -> None:
         """Release in the background: a shortcut's caller gets its result a round trip
         sooner, and the connection rejoins the idle stack once its reset is done."""
+        self._take_back(conn)
         meta = self._slots.meta.get(conn)
         if meta is None or not meta.in_use:
             return
@@ -523,7 +569,10 @@ class Pool:
         retried once on a connection proven alive (pinged, or new).
         """
         for attempt in (0, 1):
-            conn = await self._acquire(None)
+            proxy = await self._acquire(None)
+            conn = proxy._con
+            if conn is None:  # setup closed it: the call raises, as through asyncpg's proxy
+                conn = proxy
             try:
                 result = await call(conn)
             except ConnectionLostError as exc:
@@ -638,21 +687,21 @@ class Acquire:
     def __init__(self, pool: Pool, timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
-        self._conn: Connection | None = None
+        self._conn: PoolConnectionProxy | None = None
 
-    def __await__(self) -> Generator[Any, None, Connection]:
+    def __await__(self) -> Generator[Any, None, PoolConnectionProxy]:
         return self._pool._acquire(self._timeout).__await__()
 
-    async def __aenter__(self) -> Connection:
+    async def __aenter__(self) -> PoolConnectionProxy:
         if self._conn is not None:
             raise InterfaceError("a connection is already acquired")
         self._conn = await self._pool._acquire(self._timeout)
         return self._conn
 
     async def __aexit__(self, *exc: object) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and self._pool._slots.is_lent(conn):  # not released by hand
-            await self._pool.release(conn)
+        proxy, self._conn = self._conn, None
+        if proxy is not None and proxy._con is not None:  # not released by hand
+            await self._pool.release(proxy)
 
 
 def _check_sizes(

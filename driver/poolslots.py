@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .connection import Connection
 from .errors import InterfaceError
+
+if TYPE_CHECKING:
+    from .poolproxy import PoolConnectionProxy
 
 __all__ = ["Meta", "Slots"]
 
@@ -20,10 +24,11 @@ __all__ = ["Meta", "Slots"]
 class Meta:
     """Bookkeeping for one open connection of the pool."""
 
-    __slots__ = ("generation", "in_use", "last_ok", "release_timeout", "uses")
+    __slots__ = ("generation", "in_use", "last_ok", "proxy", "release_timeout", "uses")
 
     def __init__(self, now: float, generation: int) -> None:
         self.in_use = False
+        self.proxy: PoolConnectionProxy | None = None  # the borrower's, while lent
         self.release_timeout: float | None = None  # the lending acquire()'s timeout
         self.last_ok = now  # loop time the connection last proved alive
         self.uses = 0
@@ -192,7 +197,3 @@ class Slots:
         self.check_loop()
         if self.closing:
             raise InterfaceError("the pool is closed")
-
-    def is_lent(self, conn: Connection) -> bool:
-        meta = self.meta.get(conn)
-        return meta is not None and meta.in_use

@@ -109,8 +109,10 @@ class PreparedStatement:
         self._record_class = record_class
         self._types = {} if types is None else types
         self._last_status: str | None = None
+        self._returned = session.returned
 
     def _check(self, method: str) -> None:
+        self._session.check_same_lending(self._returned, f"PreparedStatement.{method}")
         if self._stmt.closed:
             raise InterfaceError(
                 f"cannot call PreparedStmt.{method}(): the prepared statement is closed"
@@ -123,18 +125,22 @@ class PreparedStatement:
         return self._stmt.name
 
     def get_query(self) -> str:
+        self._session.check_same_lending(self._returned, "PreparedStatement.get_query")
         return self._stmt.sql
 
     def get_statusmsg(self) -> str | None:
         """The command tag of the last execution (e.g. "CREATE TABLE"), None before one."""
+        self._session.check_same_lending(self._returned, "PreparedStatement.get_statusmsg")
         return self._last_status
 
     def get_parameters(self) -> tuple[Type, ...]:
         """The parameters' types, as the server resolved them."""
+        self._session.check_same_lending(self._returned, "PreparedStatement.get_parameters")
         return tuple(type_of(self._types, oid) for oid in self._param_types)
 
     def get_attributes(self) -> tuple[Attribute, ...]:
         """The result columns (name and Type); empty for statements that return no rows."""
+        self._session.check_same_lending(self._returned, "PreparedStatement.get_attributes")
         return tuple(
             Attribute(f.name, type_of(self._types, f.type_oid)) for f in self._stmt.fields or ()
         )
@@ -166,8 +172,10 @@ class PreparedStatement:
         data = rows[0][0]
         return json.loads(data) if isinstance(data, str | bytes) else data
 
-    async def _run(self, args: Sequence[Any], max_rows: int, timeout: float | None) -> list[Record]:
-        self._check("fetch")
+    async def _run(
+        self, args: Sequence[Any], max_rows: int, timeout: float | None, method: str
+    ) -> list[Record]:
+        self._check(method)
         rows, tag = await query.execute_prepared(
             self._session, self._stmt, self._param_types, args, max_rows, timeout,
             self._record_class,
@@ -176,19 +184,19 @@ class PreparedStatement:
         return rows
 
     async def fetch(self, *args: Any, timeout: float | None = None) -> list[Record]:
-        return await self._run(args, 0, timeout)
+        return await self._run(args, 0, timeout, "fetch")
 
     async def fetchrow(self, *args: Any, timeout: float | None = None) -> Record | None:
-        rows = await self._run(args, 1, timeout)
+        rows = await self._run(args, 1, timeout, "fetchrow")
         return rows[0] if rows else None
 
     async def fetchval(self, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
-        rows = await self._run(args, 1, timeout)
+        rows = await self._run(args, 1, timeout, "fetchval")
         return rows[0][column] if rows else None
 
     async def execute(self, *args: Any, timeout: float | None = None) -> str:
         """Run it and return the command tag."""
-        await self._run(args, 0, timeout)
+        await self._run(args, 0, timeout, "execute")
         return self._last_status or ""
 
     async def fetchmany(

@@ -100,6 +100,9 @@ class Session:
         self.started = False
         self.events_in_op = 0
         self.sp_counter = 0  # savepoint names, unique per session
+        # How many times a pool took the connection back: statements, cursors and
+        # transactions made before the latest time refuse to run (check_same_lending).
+        self.returned = 0
         # The Transaction that opened the current block (asyncpg's _top_xact): a block begun
         # by a plain BEGIN has none, and conn.transaction() refuses to nest in it.
         self.top_transaction: object | None = None
@@ -417,6 +420,16 @@ class Session:
 
     def is_closed(self) -> bool:
         return self.closed or self.broken is not None
+
+    def check_same_lending(self, returned: int, what: str) -> None:
+        """Refuse ``what`` for an object made while the connection was lent to a borrower
+        who has since given it back (``returned`` is the count when it was made): it would
+        run in the session of whoever holds the connection now. asyncpg's message."""
+        if returned != self.returned:
+            raise InterfaceError(
+                f"cannot call {what}(): the underlying connection has been released back to "
+                "the pool"
+            )
 
     async def close(self, timeout: float | None) -> None:
         """Send Terminate and close the stream, within ``timeout`` seconds (past it the stream

@@ -53,8 +53,10 @@ class Transaction:
         self._deferrable = deferrable
         self._savepoint: str | None = None
         self._state = "new"
+        self._returned = session.returned
 
     async def start(self) -> None:
+        self._session.check_same_lending(self._returned, "Transaction.start")
         if self._state != "new":
             raise InterfaceError(f"cannot start a transaction that is {self._state}")
         session = self._session
@@ -121,6 +123,7 @@ class Transaction:
             self._session.top_transaction = None
 
     def _check_started(self, operation: str) -> None:
+        self._session.check_same_lending(self._returned, f"Transaction.{operation}")
         # asyncpg's wording, which callers (SQLAlchemy's tests among them) match on
         if self._state == "new":
             raise InterfaceError(f"cannot {operation}; the transaction is not yet started")

@@ -19,6 +19,7 @@ from driver.protocol import messages as m
 NOT_ON_IMPORT = (
     "driver.pool",
     "driver.poolslots",
+    "driver.poolproxy",
     "driver.auth.scram",
     "driver.auth.pbkdf2",
     "hashlib",
@@ -49,7 +50,7 @@ def test_pool_loads_on_first_use() -> None:
         "import driver; from driver import Pool; "
         "assert driver.create_pool.__module__ == 'driver.pool' and Pool.__module__ == 'driver.pool'"
     )
-    assert {"driver.pool", "driver.poolslots"} <= loaded
+    assert {"driver.pool", "driver.poolslots", "driver.poolproxy"} <= loaded
 
 
 def test_unknown_attribute_still_raises() -> None:

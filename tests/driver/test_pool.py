@@ -127,12 +127,14 @@ async def test_acquire_forms_and_lifo(make_pool: PoolFactory) -> None:
         assert await a.fetchval("select 1") == 1
         b = await pool.acquire()
         assert b is not a and pool.get_size() == 2
+    b_pid = b.get_server_pid()
     await pool.release(b)
     await pool.release(b)  # asyncpg: releasing twice is harmless
     assert (pool.get_size(), pool.get_idle_size()) == (2, 2)
-    # The one released last comes out first (LIFO keeps a warm connection busy).
+    # The one released last comes out first (LIFO keeps a warm connection busy), through
+    # a new proxy: the released one stays cut off.
     c = await pool.acquire()
-    assert c is b
+    assert c is not b and c.get_server_pid() == b_pid
     await pool.release(c)
     assert pool.get_idle_size() == 2
 
@@ -319,7 +321,10 @@ async def test_broken_connection_is_replaced(make_pool: PoolFactory, pg: Cluster
         assert kill(pg, pool) == 1
         with pytest.raises(driver.ConnectionLostError, match="lost"):
             await conn.fetchval("select 1")
-        assert conn.is_closed()
+        # as asyncpg: the pool took the dead connection back at once
+        with pytest.raises(driver.InterfaceError, match="released back to the pool"):
+            conn.is_closed()
+        assert pool.get_size() == pool.get_idle_size()  # none lent (the floor may refill)
     async with pool.acquire(timeout=10) as fresh:
         assert fresh is not conn and not fresh.is_closed()
         assert await fresh.fetchval("select 4") == 4
@@ -447,6 +452,8 @@ async def test_failing_hooks_leak_nothing(make_pool: PoolFactory) -> None:
 async def test_close_wakes_waiters(make_pool: PoolFactory) -> None:
     pool = await make_pool(min_size=1, max_size=1)
     held = await pool.acquire()
+    behind = held._con  # the connection behind the proxy
+    assert behind is not None
     waiter = asyncio.create_task(_take(pool))
     await _until_waiting(pool, waiter)
     closing = asyncio.create_task(pool.close(timeout=10))
@@ -454,7 +461,7 @@ async def test_close_wakes_waiters(make_pool: PoolFactory) -> None:
         await waiter
     await pool.release(held)  # the holder returns it: close() finishes without terminating
     await closing
-    assert pool.get_size() == 0 and held.is_closed()
+    assert pool.get_size() == 0 and behind.is_closed()
 
 
 async def test_refused_connections_fail_at_open_and_leak_nothing(
@@ -637,9 +644,13 @@ async def test_init_races(connect_args: ConnectArgs, transport: str) -> None:
 async def test_close_cut_short_terminates(make_pool: PoolFactory) -> None:
     pool = await make_pool(min_size=1, max_size=1)
     held = await pool.acquire()
+    behind = held._con  # the connection behind the proxy
+    assert behind is not None
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(pool.close(timeout=None), 0.1)
-    assert pool.is_closing() and held.is_closed() and pool.get_size() == 0
+    assert pool.is_closing() and behind.is_closed() and pool.get_size() == 0
+    with pytest.raises(driver.InterfaceError, match="released back to the pool"):
+        held.is_closed()  # as asyncpg: a terminated pool takes its lent connections back
     await pool.release(held)  # harmless after terminate
 
 
@@ -722,6 +733,8 @@ async def test_release_deadline_is_the_acquire_timeout_as_asyncpg(make_pool: Poo
     assert loop.time() - start < 1.2 and pool.get_size() == 0  # (closed in the background)
     conn = await pool.acquire(timeout=0.3)
     assert conn.get_server_pid() != pid
+    behind = conn._con  # the connection behind the proxy
+    assert behind is not None
     start = loop.time()
     await pool.release(conn, timeout=10)  # explicit: the reset finishes, the connection stays
-    assert loop.time() - start >= 1.5 and pool.get_size() == 1 and not conn.is_closed()
+    assert loop.time() - start >= 1.5 and pool.get_size() == 1 and not behind.is_closed()

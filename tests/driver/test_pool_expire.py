@@ -39,12 +39,14 @@ async def test_expire_closes_idle_now_and_lent_on_release(
 ) -> None:
     pool = await make_pool(init_size=2, min_size=0, max_size=2)
     lent, idle = await pool.acquire(), await pool.acquire()
+    idle_pid, behind_idle, behind_lent = idle.get_server_pid(), idle._con, lent._con
+    assert behind_idle is not None and behind_lent is not None  # the connections behind
     await pool.release(idle)
     old = await backends(monitor, pool)
-    assert old == {lent.get_server_pid(), idle.get_server_pid()}
+    assert old == {lent.get_server_pid(), idle_pid}
 
     await pool.expire_connections()
-    assert idle.is_closed()  # closed before expire_connections() returned
+    assert behind_idle.is_closed()  # closed before expire_connections() returned
     assert (pool.get_size(), pool.get_idle_size()) == (1, 0)
     assert await lent.fetchval("select 7") == 7  # its holder keeps using it until release
     await pool.release(lent)
@@ -54,7 +56,7 @@ async def test_expire_closes_idle_now_and_lent_on_release(
     assert len(new) == 2 and not new & old
     assert await pool.fetchval("select 8") == 8
     await until(lambda: _gone(monitor, old), "the expired backends have exited")
-    assert lent.is_closed()
+    assert behind_lent.is_closed()
     assert await backends(monitor, pool) == new
 
 
@@ -113,13 +115,14 @@ async def test_set_connect_args_applies_to_new_connections_only(
         **connect_args("scram_user", transport, server_settings={"application_name": new_name})
     )
     second = await pool.acquire()  # opened now: the new arguments
-    assert await first.fetchrow(show) == (old_name, first.get_server_pid())
+    first_pid = first.get_server_pid()
+    assert await first.fetchrow(show) == (old_name, first_pid)
     assert await second.fetchrow(show) == (new_name, second.get_server_pid())
     await pool.release(second)
     await pool.release(first)
 
     async with pool.acquire() as conn:  # the LIFO's top: the one opened before, unaffected
-        assert conn is first
+        assert conn.get_server_pid() == first_pid
         assert await conn.fetchval(show) == old_name
     await pool.expire_connections()
     names = await asyncio.gather(*(pool.fetchval(show) for _ in range(4)))
