@@ -639,35 +639,27 @@ def _flights(
     encode_row = (_row_encoders.get(n) or _row_encoder(n)) if 0 < n <= _BY_ROW else None
     bind_execute = m.bind_executor(stmt.name, n)
     bind_row = speedups.bind_row if n else None
-    if bind_row is not None:  # the C loop: encoders called and the Bind framed in one call
+    if bind_row is not None:
         fixed, head, tail = m.bind_execute_frame(stmt.name, n)
         text_encoders = tuple(codecs.param_text_encoder(oid) for oid in types)
     flight: list[bytes] = []
     size = buffers = 0
     for seqno, row in enumerate(executemany_rows(args)):
-        if bind_row is not None:
-            try:
-                message = bind_row(fixed, head, tail, text_encoders, row)
-            except Exception:
-                message = bind_execute(encode(codecs, row, types if types else None, seqno)[1])
-            flight.append(message)
-            size += len(message)
-            if size >= _MANY_BUFFER:
-                size, buffers = 0, buffers + 1
-                if buffers == _MANY_BUFFERS:
-                    yield flight, False
-                    flight, buffers = [], 0
-            continue
         try:
-            if encode_row is not None:
-                values = encode_row(row, encoders)
-            elif encoders:
-                values = [None if v is None else e(v) for e, v in zip(encoders, row, strict=True)]
+            if bind_row is not None:  # the C loop: encoders called, the Bind framed, one call
+                message = bind_row(fixed, head, tail, text_encoders, row)
             else:
-                raise ValueError
+                if encode_row is not None:
+                    values = encode_row(row, encoders)
+                elif encoders:
+                    values = [
+                        None if v is None else e(v) for e, v in zip(encoders, row, strict=True)
+                    ]
+                else:
+                    raise ValueError
+                message = bind_execute(values)
         except Exception:
-            values = encode(codecs, row, types if types else None, seqno)[1]
-        message = bind_execute(values)
+            message = bind_execute(encode(codecs, row, types if types else None, seqno)[1])
         flight.append(message)
         size += len(message)
         if size >= _MANY_BUFFER:
