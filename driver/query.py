@@ -286,7 +286,7 @@ def decode(
     if fast is not None or 0 < n <= _BY_ROW:
         try:
             if fast is not None:
-                return fast(raw, cls, tuple(decoders))
+                return fast(raw, cls, decoders)
             return (_row_decoders.get(n) or _row_decoder(n))(raw, cls, decoders)
         except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
             if any(len(row) != n for row in raw):

@@ -4,7 +4,7 @@ The Python loops they replace (``_rows`` in driver/protocol/buffer.py, ``decode`
 executemany()'s ``_flights`` in driver/query.py) stay the reference and run where the C ones
 are absent: on Pyodide, on a machine without a compiler, or when the environment variable
 ``PGWS_PURE_PYTHON`` is set to anything but "" or "0" at import (the suite uses it to run both
-forms). Fetching 200k rows costs less than half the CPU with them (bench/rows_bench.py,
+forms). Fetching 200k rows costs about half the CPU with them (bench/rows_bench.py,
 bench/bulk_bench.py).
 """
 

@@ -30,7 +30,7 @@ class Statement:
         self.sql = sql
         self.param_oids = param_oids
         self.fields: tuple[Field, ...] | None = None
-        self.decoders: list[Callable[[bytes], Any]] = []
+        self.decoders: tuple[Callable[[bytes], Any], ...] = ()
         self.record_cls: type[Record] | None = None
         self.closed = False  # PreparedStatement.close() was called: its cursors refuse
         self.param_count: int | None = None  # as the server's ParameterDescription says
@@ -43,7 +43,7 @@ class Statement:
     def set_fields(self, fields: tuple[Field, ...], decoder: Callable[[int], Any]) -> None:
         """Remember the row shape and resolve one decoder per column, once."""
         self.fields = fields
-        self.decoders = [decoder(f.type_oid) for f in fields]
+        self.decoders = tuple(decoder(f.type_oid) for f in fields)
         self.record_cls = record_class(tuple(f.name for f in fields))
 
 

@@ -76,6 +76,20 @@ class ReceiveBuffer:
             end -= pos
         return int(end)
 
+    def _head(self, tag: int, least: int) -> tuple[bytes, int] | None:
+        """The input as bytes and the head's offset, if a message of ``tag`` is there with
+        at least ``least`` bytes (a whole one, if the input is still a bytearray)."""
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < least or buf[pos] != tag:
+            return None
+        if type(buf) is not bytes:
+            if not self._complete():
+                return None
+            buf, pos = self._buf, self._pos
+            if not isinstance(buf, bytes):  # never: _complete() settled it to bytes
+                return None
+        return buf, pos
+
     def next_message(self) -> tuple[bytes, bytes] | None:
         """Pop one message.
 
@@ -109,18 +123,12 @@ class ReceiveBuffer:
         Raises:
             ProtocolError: a DataRow is malformed.
         """
-        buf, pos = self._buf, self._pos
-        if len(buf) - pos < 7 or buf[pos] != 68:  # 68 == ord("D"): most calls stop right here
+        head = self._head(68, 7)  # 68 == ord("D"): most calls stop right here
+        if head is None:
             return
-        if type(buf) is not bytes:
-            if not self._complete():
-                return
-            buf, pos = self._buf, self._pos
-            if not isinstance(buf, bytes):  # never: _complete() settled it to bytes
-                return
-        read = speedups.read_rows
+        buf, pos = head
         try:
-            pos = _rows(buf, pos, len(buf), rows.append) if read is None else read(buf, pos, rows)
+            pos = _read_rows(buf, pos, rows)
         except ProtocolError:
             raise
         except ValueError as exc:  # the C loop's: the same words as _rows's ProtocolError
@@ -140,15 +148,10 @@ class ReceiveBuffer:
         Raises:
             ProtocolError: a CopyData's length word is impossible.
         """
-        buf, pos = self._buf, self._pos
-        if len(buf) - pos < 5 or buf[pos] != 100:  # 100 == ord("d")
+        head = self._head(100, 5)  # 100 == ord("d")
+        if head is None:
             return
-        if type(buf) is not bytes:
-            if not self._complete():
-                return
-            buf, pos = self._buf, self._pos
-            if not isinstance(buf, bytes):  # never: _complete() settled it to bytes
-                return
+        buf, pos = head
         size_buf = len(buf)
         unpack = _LEN.unpack_from
         add = chunks.append
@@ -223,12 +226,7 @@ class ReceiveBuffer:
             status: str | None = None
             try:
                 if buf[pos] == 68:  # 68 == ord("D")
-                    read = speedups.read_rows
-                    pos = (
-                        _rows(buf, pos, size_buf, rows.append)
-                        if read is None
-                        else read(buf, pos, rows)
-                    )
+                    pos = _read_rows(buf, pos, rows)
                 end = pos + 5
                 if buf[pos] == 67:  # 67 == ord("C"): CommandComplete
                     end = pos + 1 + _LEN.unpack_from(buf, pos + 1)[0]
@@ -247,6 +245,13 @@ class ReceiveBuffer:
         if body == start:
             self.read_data_rows(rows)
         return None
+
+
+def _read_rows(buf: bytes, pos: int, rows: list[Row]) -> int:
+    """_rows(), by the C loop where it is loaded (driver/speedups.py: same rows, and the
+    same errors as ValueError)."""
+    read = speedups.read_rows
+    return _rows(buf, pos, len(buf), rows.append) if read is None else read(buf, pos, rows)
 
 
 def _rows(buf: bytes, pos: int, size_buf: int, add_row: Callable[[Row], None]) -> int:

@@ -12,7 +12,7 @@ import driver
 import driver.http
 from tests.driver.codec_corpus import CASES, TIMEZONES, same
 from tests.proxy.test_sql_http import SQLProxy, start_sql_proxy
-from tools.pgcluster import Cluster
+from tools.pgcluster import Cluster, refused_port
 
 INFERRED = [c for c in CASES if c.roundtrip and c.infer]
 
@@ -185,8 +185,6 @@ async def test_closed_client_refuses(sqlp: SQLProxy, pg: Cluster) -> None:
 
 
 async def test_unreachable_endpoint_is_a_transport_error(pg: Cluster) -> None:
-    from tools.pgcluster import refused_port
-
     with refused_port() as port:
         url = f"http://127.0.0.1:{port}/sql"
         async with driver.http.connect(pg.dsn(), endpoint=url) as client:
@@ -208,8 +206,6 @@ async def test_both_cpython_http_clients(http_client: str, sqlp: SQLProxy, pg: C
             await client.fetchval("select 1/0")
         poster = type(client._poster).__name__
     assert poster == {"aiohttp": "_AiohttpPoster", "httpx": "_HTTPXPoster"}[http_client]
-    from tools.pgcluster import refused_port
-
     with refused_port() as port:
         url = f"http://127.0.0.1:{port}/sql"
         async with driver.http.connect(pg.dsn(), endpoint=url, http_client=http_client) as c:

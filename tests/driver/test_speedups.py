@@ -75,12 +75,13 @@ rows_strategy = st.lists(st.lists(values, max_size=40).map(tuple), max_size=30)
 @settings(max_examples=300, deadline=None)
 @given(rows=rows_strategy, tail=st.binary(max_size=12), cut=st.integers(0, 10_000))
 def test_framing_is_the_same(rows: Raw, tail: bytes, cut: int) -> None:
-    """Whole rows, then anything (another message, a row cut short): same rows, same end."""
-    wire = b"".join(f.data_row(*r) for r in rows) + tail
-    wire = wire[: max(cut, len(wire) - len(tail))]
+    """Whole rows, then anything (another message), cut anywhere (a row not all here): same
+    rows, same end."""
+    full = b"".join(f.data_row(*r) for r in rows) + tail
+    wire = full[:cut]
     got, expected = _c_read(wire), _py_read(wire)
     assert got == expected
-    if isinstance(expected[1], int) and not tail:
+    if isinstance(expected[1], int) and not tail and wire == full:
         assert got[0] == rows
 
 
@@ -229,7 +230,6 @@ def test_no_reference_is_leaked() -> None:
     wire = b"".join(f.data_row(b"%d" % i, None, b"text") for i in range(1000))
     cls = record_class(("a", "b", "c"))
     decoders = (int, bytes.decode, bytes.decode)
-    marker = b"text"
 
     def once() -> None:
         raw: Raw = []
@@ -246,7 +246,6 @@ def test_no_reference_is_leaked() -> None:
         once()
     assert (sys.getrefcount(cls), sys.getrefcount(None), sys.getrefcount(int)) == counts
     assert sys.getallocatedblocks() - blocks < 200  # not 20 x 1000 rows kept
-    assert marker == b"text"
 
 
 @pytest.fixture(params=["c", "python"])
@@ -293,9 +292,7 @@ async def test_a_fetch_gives_the_same_rows_either_way(
     monkeypatch.setattr(speedups, "decode_rows", None)
     slow = await _fetch_all(connect_args, transport)
     for a, b in zip(fast, slow, strict=True):
-        assert [(type(r), r.keys() and list(r.items())) for r in a] == [
-            (type(r), r.keys() and list(r.items())) for r in b
-        ]
+        assert [(type(r), list(r.items())) for r in a] == [(type(r), list(r.items())) for r in b]
     rows = fast[0]
     assert len(rows) == 3000 and fast[1] == rows and fast[3] == rows
     seventh = rows[6]
